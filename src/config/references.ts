@@ -1,0 +1,67 @@
+import type { WardenConfig } from './schema.js'
+import { policyProblems } from '../policy/cel-policy.js'
+import { schemaProblems, paramNames } from '../policy/param-schemas.js'
+
+/** A configuration problem found after the schema passed: a dangling reference, a bad rule. */
+export interface Problem {
+  path: PropertyKey[]
+  message: string
+}
+
+/** Cross-checks the schema cannot express: names that must exist, ids that must be unique. */
+export function checkReferences(config: WardenConfig): Problem[] {
+  const problems: Problem[] = []
+  const tools = new Map(config.tools.map((t) => [t.name, t]))
+  unique(config.agents.map((a) => a.id), ['agents'], 'agent id', problems)
+  unique(config.tools.map((t) => t.name), ['tools'], 'tool name', problems)
+  unique(config.policy.rules.map((r) => r.id), ['policy', 'rules'], 'rule id', problems)
+  unique(config.approvals.approvers.map((a) => a.id), ['approvals', 'approvers'], 'approver id', problems)
+
+  config.tools.forEach((tool, i) => {
+    for (const message of schemaProblems(tool.params)) problems.push({ path: ['tools', i, 'params'], message })
+    const names = paramNames(tool.params)
+    tool.taint?.params.forEach((p, j) => {
+      if (!names.has(p)) problems.push({ path: ['tools', i, 'taint', 'params', j], message: `unknown parameter \`${p}\`` })
+    })
+  })
+  config.agents.forEach((agent, i) => {
+    agent.tools.forEach((t, j) => {
+      if (!tools.has(t)) problems.push({ path: ['agents', i, 'tools', j], message: `unknown tool \`${t}\`` })
+    })
+    for (const t of Object.keys(agent.tool_rate_limits)) {
+      if (!agent.tools.includes(t)) {
+        problems.push({ path: ['agents', i, 'tool_rate_limits', t], message: `tool \`${t}\` is not in the agent's tools` })
+      }
+    }
+  })
+  config.guards.forEach((guard, i) => {
+    const tool = tools.get(guard.tool)
+    if (!tool) problems.push({ path: ['guards', i, 'tool'], message: `unknown tool \`${guard.tool}\`` })
+    else if (!paramNames(tool.params).has(guard.param)) {
+      problems.push({ path: ['guards', i, 'param'], message: `tool \`${guard.tool}\` has no parameter \`${guard.param}\`` })
+    }
+    if (guard.kind === 'amount_threshold' && guard.hold_up_to < guard.allow_up_to) {
+      problems.push({ path: ['guards', i, 'hold_up_to'], message: 'must be at least allow_up_to' })
+    }
+  })
+  config.sequence.rules.forEach((rule, i) => {
+    for (const [key, name] of [['tool', rule.tool], ['after', rule.after.tool]] as const) {
+      if (!tools.has(name)) problems.push({ path: ['sequence', 'rules', i, key], message: `unknown tool \`${name}\`` })
+    }
+    const after = tools.get(rule.after.tool)
+    const distinct = rule.after.distinct_param
+    if (after && distinct !== undefined && !paramNames(after.params).has(distinct)) {
+      problems.push({ path: ['sequence', 'rules', i, 'after', 'distinct_param'], message: `unknown parameter \`${distinct}\`` })
+    }
+  })
+  problems.push(...policyProblems(config))
+  return problems
+}
+
+function unique(values: string[], path: PropertyKey[], what: string, problems: Problem[]): void {
+  const seen = new Set<string>()
+  values.forEach((v, i) => {
+    if (seen.has(v)) problems.push({ path: [...path, i], message: `duplicate ${what} \`${v}\`` })
+    seen.add(v)
+  })
+}

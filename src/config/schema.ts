@@ -1,0 +1,153 @@
+import { z } from 'zod'
+
+/** Identifiers used for agents, roles, approvers, rules: plain and stable. */
+const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be a plain identifier')
+/** Tool names follow the MCP naming rule (SEP-986): letters, digits, `_ . - /`, no `..`. */
+export const TOOL_NAME = /^(?!.*\.\.)[A-Za-z0-9_.\-/]{1,64}$/
+const toolName = z.string().regex(TOOL_NAME, 'must match ^[A-Za-z0-9_.-/]{1,64}$ without ..')
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters')
+const seconds = z.number().int().positive()
+
+export const RISK_LEVELS = ['low', 'medium', 'high', 'critical'] as const
+export const CLASSIFICATIONS = ['public', 'internal', 'confidential', 'restricted'] as const
+
+const rateLimit = z.strictObject({ limit: z.number().int().positive(), window_seconds: seconds })
+
+const agent = z.strictObject({
+  id,
+  role: id,
+  description: z.string().default(''),
+  clearance: z.enum(CLASSIFICATIONS),
+  key_sha256: sha256Hex,
+  tools: z.array(toolName),
+  rate_limit: rateLimit,
+  tool_rate_limits: z.record(toolName, rateLimit).default({}),
+})
+
+const approver = z.strictObject({
+  id,
+  name: z.string().default(''),
+  token_sha256: sha256Hex,
+  roles: z.array(id).min(1),
+})
+
+const executor = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('demo') }),
+  z.strictObject({
+    type: z.literal('http'),
+    method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']),
+    url: z.url({ protocol: /^https?$/ }),
+    timeout_ms: z.number().int().positive().max(120_000).default(10_000),
+    headers: z.record(z.string(), z.string()).default({}),
+  }),
+])
+
+const tool = z.strictObject({
+  name: toolName,
+  description: z.string().min(1),
+  risk: z.enum(RISK_LEVELS),
+  classification: z.enum(CLASSIFICATIONS),
+  output_trust: z.enum(['trusted', 'untrusted']).default('trusted'),
+  idempotent: z.boolean().default(false),
+  executor,
+  // JSON Schema of the parameters; compiled (and checked for strictness) by the params layer.
+  params: z.record(z.string(), z.unknown()),
+  approval: z.enum(['never', 'always']).default('never'),
+  taint: z
+    .strictObject({ params: z.array(z.string()).min(1), action: z.enum(['hold', 'deny']) })
+    .optional(),
+})
+
+const policyRule = z.strictObject({
+  id,
+  effect: z.enum(['permit', 'forbid']),
+  tools: z.array(toolName).optional(),
+  roles: z.array(id).optional(),
+  agents: z.array(id).optional(),
+  when: z.string().min(1).max(4096),
+  reason: z.string().min(1),
+})
+
+const guard = z.discriminatedUnion('kind', [
+  z.strictObject({
+    id,
+    kind: z.literal('amount_threshold'),
+    tool: toolName,
+    param: z.string(),
+    allow_up_to: z.number().nonnegative(),
+    hold_up_to: z.number().nonnegative(),
+  }),
+  z.strictObject({
+    id,
+    kind: z.literal('value_allowlist'),
+    tool: toolName,
+    param: z.string(),
+    optional: z.boolean().default(false),
+    values: z.record(z.string(), z.enum(['allow', 'hold'])),
+  }),
+])
+
+const sequenceRule = z.strictObject({
+  id,
+  description: z.string().default(''),
+  tool: toolName,
+  after: z.strictObject({
+    tool: toolName,
+    at_least: z.number().int().positive(),
+    distinct_param: z.string().optional(),
+    within_seconds: seconds,
+  }),
+  action: z.enum(['hold', 'deny']),
+})
+
+/** The whole configuration, after includes are merged. One schema, validated once at start. */
+export const configSchema = z.strictObject({
+  version: z.string().min(1).max(64),
+  demo: z.boolean().default(false),
+  include: z.array(z.string()).default([]),
+  server: z
+    .strictObject({
+      host: z.string().default('0.0.0.0'),
+      port: z.number().int().min(0).max(65535).default(8004),
+      body_limit_bytes: z.number().int().positive().default(1_048_576),
+      max_depth: z.number().int().positive().max(256).default(32),
+      max_items: z.number().int().positive().default(10_000),
+      max_string_bytes: z.number().int().positive().default(65_536),
+    })
+    .prefault({}),
+  store: z.strictObject({ sqlite_path: z.string().default('data/warden.db') }).prefault({}),
+  agents: z.array(agent).min(1),
+  tools: z.array(tool).min(1),
+  policy: z.strictObject({ rules: z.array(policyRule).min(1) }),
+  guards: z.array(guard).default([]),
+  injection: z
+    .strictObject({
+      hold_at: z.number().min(0).max(1).default(0.5),
+      deny_at: z.number().min(0).max(1).default(0.8),
+    })
+    .prefault({}),
+  taint: z.strictObject({ min_match_length: z.number().int().min(1).default(4) }).prefault({}),
+  approval: z.strictObject({ hold_at_risk: z.number().min(0).max(100).default(85) }).prefault({}),
+  approvals: z
+    .strictObject({ ttl_seconds: seconds.default(900), approvers: z.array(approver).default([]) })
+    .prefault({}),
+  sequence: z
+    .strictObject({
+      history_limit: z.number().int().positive().max(10_000).default(200),
+      rules: z.array(sequenceRule).default([]),
+      quarantine: z
+        .strictObject({ denials: z.number().int().positive(), within_seconds: seconds, duration_seconds: seconds })
+        .optional(),
+    })
+    .prefault({}),
+})
+
+export type WardenConfig = z.infer<typeof configSchema>
+export type AgentConfig = WardenConfig['agents'][number]
+export type ToolConfig = WardenConfig['tools'][number]
+export type PolicyRuleConfig = WardenConfig['policy']['rules'][number]
+export type GuardConfig = WardenConfig['guards'][number]
+export type SequenceRuleConfig = WardenConfig['sequence']['rules'][number]
+export type ApproverConfig = WardenConfig['approvals']['approvers'][number]
+export type RiskLevel = (typeof RISK_LEVELS)[number]
+export type Classification = (typeof CLASSIFICATIONS)[number]

@@ -1,0 +1,65 @@
+/**
+ * Normalization of untrusted text for matching. The original text is never changed; detectors
+ * match on these copies so that spacing, width, case, invisible characters and lookalike letters
+ * do not hide a known phrase.
+ */
+
+/** Unicode tag characters (U+E0000–U+E007F): invisible, and they can spell ASCII. */
+const TAGS = /[\u{E0000}-\u{E007F}]/gu
+const HAS_TAGS = /[\u{E0000}-\u{E007F}]/u
+/** Bidirectional overrides and isolates, used to make text read differently than it is stored. */
+const BIDI = /[\u202A-\u202E\u2066-\u2069]/g
+const HAS_BIDI = /[\u202A-\u202E\u2066-\u2069]/
+/** Other invisible format characters: zero-width spaces and joiners, soft hyphen, BOM, etc. */
+const FORMAT = /[\p{Cf}\u034F\u115F\u1160\u3164]/gu
+
+/** Cyrillic and Greek letters that look like Latin ones (TR39 confusables, the common subset). */
+const CONFUSABLES: Record<string, string> = {
+  а: 'a', в: 'b', е: 'e', ё: 'e', к: 'k', м: 'm', н: 'h', о: 'o', р: 'p', с: 'c', т: 't', у: 'y', х: 'x',
+  і: 'i', ј: 'j', ѕ: 's', ԁ: 'd', ԛ: 'q', ԝ: 'w', ɡ: 'g', ӏ: 'l',
+  α: 'a', β: 'b', ε: 'e', η: 'n', ι: 'i', κ: 'k', ν: 'v', ο: 'o', ρ: 'p', τ: 't', υ: 'u', χ: 'x',
+}
+const LEET: Record<string, string> = { '0': 'o', '1': 'i', '3': 'e', '4': 'a', '5': 's', '7': 't', '@': 'a', $: 's', '!': 'i' }
+
+export interface NormalizedText {
+  /** NFKC, invisible characters removed, lowercased, spacing collapsed (scripts kept). */
+  plain: string
+  /** NFKC, invisible characters removed, lowercased, lookalikes folded, spacing collapsed. */
+  folded: string
+  /** `folded` with leetspeak digits and symbols read as letters. */
+  unleet: string
+  /** Text spelled with Unicode tag characters, decoded to ASCII ('' if none). */
+  tagPayload: string
+  flags: { tags: boolean; bidi: boolean; invisible: boolean; confusables: boolean }
+}
+
+/** Normalize `text` for matching. */
+export function normalizeForMatch(text: string): NormalizedText {
+  let tagPayload = ''
+  const tags = HAS_TAGS.test(text)
+  if (tags) {
+    for (const ch of text) {
+      const cp = ch.codePointAt(0) ?? 0
+      if (cp >= 0xe0020 && cp <= 0xe007e) tagPayload += String.fromCharCode(cp - 0xe0000)
+    }
+  }
+  const bidi = HAS_BIDI.test(text)
+  const stripped = text.normalize('NFKC').replace(TAGS, '').replace(BIDI, '')
+  const visible = stripped.replace(FORMAT, '')
+  const lower = visible.toLowerCase().replace(/\s+/g, ' ').trim()
+  let confusables = false
+  let folded = ''
+  for (const ch of lower) {
+    const latin = CONFUSABLES[ch]
+    if (latin) confusables = true
+    folded += latin ?? ch
+  }
+  let unleet = ''
+  for (const ch of folded) unleet += LEET[ch] ?? ch
+  return { plain: lower, folded, unleet, tagPayload, flags: { tags, bidi, invisible: visible.length !== stripped.length, confusables } }
+}
+
+/** Letters only, no spaces: catches `i g n o r e` and `i.g.n.o.r.e` style splitting. */
+export function squeeze(text: string): string {
+  return text.replace(/[^\p{L}\p{N}]+/gu, '')
+}

@@ -1,0 +1,74 @@
+/**
+ * PII and secret masking for tool results and stored parameters. Returns a masked copy and the
+ * JSON Pointer paths that were changed, so the audit can say what was hidden (OPA's `masked`).
+ */
+export interface Masked<T> {
+  value: T
+  masked: string[]
+}
+
+const EMAIL = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/g
+const PHONE = /(?<![\w+])\+?\d{1,3}[ .-]?\(?\d{2,4}\)?[ .-]?\d{3,4}[ .-]?\d{3,4}(?!\w)/g
+const CARD = /(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)/g
+const SSN = /(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)/g
+const IBAN = /\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b/g
+/** Keys whose values are secrets whatever they look like. */
+const SECRET_KEY = /(pass(word)?|secret|token|api[_-]?key|authorization|card[_-]?number|cvv|ssn)$/i
+
+/** True when a digit string passes the Luhn checksum (card numbers). */
+export function luhn(digits: string): boolean {
+  let sum = 0
+  for (let i = 0; i < digits.length; i++) {
+    let d = digits.charCodeAt(digits.length - 1 - i) - 48
+    if (i % 2 === 1) {
+      d *= 2
+      if (d > 9) d -= 9
+    }
+    sum += d
+  }
+  return sum % 10 === 0
+}
+
+/** Mask PII inside one string; returns the same string when nothing matched. */
+export function maskText(text: string): string {
+  if (text.length < 7) return text
+  return text
+    .replace(EMAIL, (m) => `${m[0]}***@${m.slice(m.indexOf('@') + 1)}`)
+    .replace(CARD, (m) => {
+      const digits = m.replace(/\D/g, '')
+      return digits.length >= 13 && luhn(digits) ? `[card ****${digits.slice(-4)}]` : m
+    })
+    .replace(SSN, '[national id]')
+    .replace(IBAN, (m) => `[iban ${m.slice(0, 2)}****]`)
+    .replace(PHONE, (m) => (m.replace(/\D/g, '').length >= 9 ? `[phone ***${m.replace(/\D/g, '').slice(-2)}]` : m))
+}
+
+/** Mask every string leaf of `value` and every value under a secret-looking key. */
+export function maskPii<T>(value: T, base = ''): Masked<T> {
+  const masked: string[] = []
+  const walk = (node: unknown, path: string, key: string): unknown => {
+    if (typeof node === 'string') {
+      if (SECRET_KEY.test(key)) {
+        masked.push(path)
+        return '[redacted]'
+      }
+      const out = maskText(node)
+      if (out !== node) masked.push(path)
+      return out
+    }
+    if (Array.isArray(node)) return node.map((v, i) => walk(v, `${path}/${i}`, key))
+    if (node !== null && typeof node === 'object') {
+      const out: Record<string, unknown> = {}
+      for (const [k, v] of Object.entries(node)) out[k] = walk(v, `${path}/${escapePointer(k)}`, k)
+      return out
+    }
+    if (typeof node === 'number' && SECRET_KEY.test(key)) {
+      masked.push(path)
+      return '[redacted]'
+    }
+    return node
+  }
+  return { value: walk(value, base, '') as T, masked }
+}
+
+const escapePointer = (k: string) => k.replace(/~/g, '~0').replace(/\//g, '~1')

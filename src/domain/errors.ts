@@ -1,0 +1,74 @@
+/**
+ * The one catalog of error codes Warden puts on the wire. Every code maps to one HTTP status;
+ * `docs/errors.md` documents each (a test keeps the two in sync).
+ */
+export const ERROR_CATALOG = {
+  // 400: rejected before any policy runs
+  invalid_json: { status: 400, summary: 'the body is not valid JSON' },
+  duplicate_key: { status: 400, summary: 'an object in the body repeats a key' },
+  forbidden_key: { status: 400, summary: 'a key such as `__proto__`, `constructor` or `prototype`' },
+  max_depth: { status: 400, summary: 'the body nests deeper than the limit' },
+  max_items: { status: 400, summary: 'an object or array has more members than the limit' },
+  invalid_encoding: { status: 400, summary: 'invalid UTF-8 or a lone surrogate in a string' },
+  invalid_tool_name: { status: 400, summary: 'the tool name is not a plain identifier' },
+  invalid_request: { status: 400, summary: 'the body does not have the documented shape' },
+  unsupported_media_type: { status: 415, summary: 'the body is not `application/json`' },
+  payload_too_large: { status: 413, summary: 'the body is larger than the limit' },
+  not_found: { status: 404, summary: 'no such route or resource' },
+  method_not_allowed: { status: 405, summary: 'the route does not accept this method' },
+
+  // 401 / 403 / 422 / 429: decisions
+  unauthenticated: { status: 401, summary: 'missing or unknown credential, or one for another id' },
+  tool_not_allowed: { status: 403, summary: 'the tool is not on the agent allowlist (or unknown)' },
+  policy_denied: { status: 403, summary: 'a policy rule forbids the call or none permits it' },
+  param_invalid: { status: 422, summary: 'the parameters do not match the tool schema' },
+  injection_detected: { status: 403, summary: 'the call carries a prompt injection' },
+  taint_violation: { status: 403, summary: 'a sensitive parameter comes from untrusted text' },
+  guard_denied: { status: 403, summary: 'a business guard (threshold, environment) forbids it' },
+  approval_denied: { status: 403, summary: 'the call needs approval and policy forbids holding it' },
+  sequence_anomaly: { status: 403, summary: 'a session rule over recent calls forbids it' },
+  agent_quarantined: { status: 403, summary: 'the agent is quarantined after repeated denials' },
+  rate_limited: { status: 429, summary: 'a per-agent or per-tool rate limit is exhausted' },
+
+  // approvals
+  approver_unauthenticated: { status: 401, summary: 'missing or unknown approver token' },
+  approver_not_authorized: { status: 403, summary: 'the approver may not decide this approval' },
+  approval_not_found: { status: 404, summary: 'no approval with that id' },
+  approval_already_decided: { status: 409, summary: 'the approval was already resolved' },
+  approval_expired: { status: 409, summary: 'the approval expired before it was decided' },
+
+  // 5xx: could not decide or could not execute; never a silent allow
+  layer_failed: { status: 503, summary: 'a pipeline layer failed; the call was denied' },
+  audit_unavailable: { status: 503, summary: 'the audit store could not record the decision' },
+  approval_store_unavailable: { status: 503, summary: 'the approval store failed' },
+  upstream_error: { status: 502, summary: 'the tool failed or answered with an error' },
+  upstream_timeout: { status: 504, summary: 'the tool did not answer within its deadline' },
+  internal_error: { status: 500, summary: 'an unexpected error; details are in the log' },
+} as const satisfies Record<string, { status: number; summary: string }>
+
+export type ErrorCode = keyof typeof ERROR_CATALOG
+
+/** Status for a code from the catalog. */
+export function statusOf(code: ErrorCode): number {
+  return ERROR_CATALOG[code].status
+}
+
+/** An error that maps to a catalog code; anything else thrown becomes `internal_error`. */
+export class WardenError extends Error {
+  readonly code: ErrorCode
+  readonly status: number
+
+  constructor(code: ErrorCode, message: string) {
+    super(message)
+    this.name = 'WardenError'
+    this.code = code
+    this.status = statusOf(code)
+  }
+}
+
+/** Wire body for an error: `{ "error": { "code", "message" } }`. */
+export function errorBody(code: ErrorCode, message: string, requestId?: string) {
+  return requestId
+    ? { error: { code, message }, request_id: requestId }
+    : { error: { code, message } }
+}

@@ -1,0 +1,28 @@
+import type { Layer } from './layer.js'
+import type { Runtime } from './runtime.js'
+import { approval } from './layers/approval.js'
+import { guards } from './layers/guards.js'
+import { identity } from './layers/identity.js'
+import { injection } from './layers/injection.js'
+import { params } from './layers/params.js'
+import { policy } from './layers/policy.js'
+import { rateLimit } from './layers/rate-limit.js'
+import { sequence } from './layers/sequence.js'
+import { taint } from './layers/taint.js'
+import { toolAllowlist } from './layers/tool-allowlist.js'
+
+/** The seed's ten layers, in order. The order is the design: change it here and only here. */
+export function layers(rt: Runtime): Layer[] {
+  return [
+    identity(rt), //       who is calling; everything below trusts `ctx.agent`
+    toolAllowlist(rt), //  cheapest authorization, and resolves `ctx.tool` for the rest
+    policy(rt), //         attribute rules (CEL) before we spend any rate-limit budget
+    rateLimit(rt), //      counts only calls the agent is entitled to make
+    params(rt), //         schema before any layer reads parameter values
+    injection(rt), //      scans the validated parameters and the untrusted context
+    taint(rt), //          provenance of sensitive values; records this call's user input
+    guards(rt), //         business thresholds on values known to be well-typed
+    approval(rt), //       tool-level and risk-level holds, after all risk signals above
+    sequence(rt), //       history rules last: they need the call to be otherwise acceptable
+  ]
+}

@@ -1,0 +1,32 @@
+import { createHash } from 'node:crypto'
+import type { Layer } from '../layer.js'
+import type { Runtime } from '../runtime.js'
+
+/** Hash of a presented secret; configuration stores only this. */
+export function sha256Hex(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('hex')
+}
+
+/**
+ * Layer 1: the bearer key names the agent; the claimed `agent_id` must be that agent. Keys are
+ * high-entropy random strings, so a plain SHA-256 lookup is safe (no password stretching needed).
+ */
+export function identity(rt: Runtime): Layer {
+  return {
+    name: 'identity',
+    check(ctx) {
+      const { credential, agentId } = ctx.call
+      const agent = credential ? rt.agentsByKeyHash.get(sha256Hex(credential)) : undefined
+      if (!agent) {
+        const reason = credential ? 'unknown credential' : 'missing bearer credential'
+        return { outcome: 'deny', code: 'unauthenticated', reason, risk: 40 }
+      }
+      if (agent.id !== agentId) {
+        // Impersonation attempt: the key is valid but for someone else.
+        return { outcome: 'deny', code: 'unauthenticated', reason: `credential does not belong to agent \`${agentId}\``, risk: 60 }
+      }
+      ctx.agent = agent
+      return { outcome: 'pass', reason: `authenticated as \`${agent.id}\`` }
+    },
+  }
+}

@@ -1,0 +1,63 @@
+import { normalizeForMatch } from '../../detect/normalize.js'
+import type { TaintEntry } from '../../state/types.js'
+import { resolved, type Layer } from '../layer.js'
+import type { Runtime } from '../runtime.js'
+
+/** The text form taint matching compares: NFKC, invisible characters gone, lowercase, one space. */
+export function taintForm(text: string): string {
+  return normalizeForMatch(text).folded
+}
+
+/** Session key for taint: scoped to the agent so one agent cannot taint another's session. */
+export function taintSession(agentId: string, sessionId: string): string {
+  return `${agentId}:${sessionId}`
+}
+
+/**
+ * Layer 7: a sensitive parameter whose value appears in untrusted text of this session (the
+ * user's input, an untrusted tool's output) gets the tool's configured action (hold or deny).
+ */
+export function taint(rt: Runtime): Layer {
+  const minLength = rt.config.taint.min_match_length
+  return {
+    name: 'taint',
+    async check(ctx) {
+      const { agent, tool } = resolved(ctx)
+      const { sessionId, context } = ctx.call
+      const current: TaintEntry[] = []
+      if (typeof context.user_input === 'string' && context.user_input.length > 0) {
+        current.push({ source: 'context.user_input', text: taintForm(context.user_input), at: ctx.now })
+      }
+      let sources: readonly TaintEntry[] = current
+      if (sessionId !== undefined) {
+        const key = taintSession(agent.id, sessionId)
+        for (const entry of current) await rt.state.addTaint(key, entry)
+        sources = await rt.state.taints(key)
+      }
+      if (!tool.taint || sources.length === 0) return { outcome: 'pass' }
+      for (const param of tool.taint.params) {
+        const value = ctx.call.params[param]
+        const source = sources.find((e) => derivedFrom(value, e.text, minLength))
+        if (!source) continue
+        const path = `${source.source} → params.${param}`
+        const reason = `sensitive parameter \`${param}\` comes from untrusted text (${path})`
+        const details = { path: [source.source, `params.${param}`] }
+        return tool.taint.action === 'deny'
+          ? { outcome: 'deny', code: 'taint_violation', reason, risk: 35, details }
+          : { outcome: 'hold', reason, risk: 25, details }
+      }
+      return { outcome: 'pass' }
+    },
+  }
+}
+
+function derivedFrom(value: unknown, text: string, minLength: number): boolean {
+  if (typeof value === 'number') return numbersIn(text).includes(value)
+  if (typeof value !== 'string') return false
+  const v = taintForm(value)
+  return v.length >= minLength && text.includes(v)
+}
+
+function numbersIn(text: string): number[] {
+  return [...text.matchAll(/\d[\d,]*(?:\.\d+)?/g)].map((m) => Number(m[0].replace(/,/g, '')))
+}

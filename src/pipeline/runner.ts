@@ -1,0 +1,105 @@
+import type { Check, Decision, LayerName, ToolCall, Verdict } from '../domain/types.js'
+import type { ErrorCode } from '../domain/errors.js'
+import { layers as defaultLayers } from './index.js'
+import type { DecisionContext, Layer } from './layer.js'
+import { riskOf } from './risk.js'
+import type { Runtime } from './runtime.js'
+
+/** Runs the layers for each call and keeps the per-agent history the sequence layer reads. */
+export interface Pipeline {
+  readonly runtime: Runtime
+  decide(call: ToolCall): Promise<Decision>
+}
+
+export interface PipelineOptions {
+  layers?: Layer[]
+  /** Told about every layer that threw (the call was denied); used for logs and metrics. */
+  onLayerError?: (layer: LayerName, err: unknown) => void
+}
+
+/** Denials that do not count towards quarantine: throttling is not misbehaviour. */
+const NOT_MISCONDUCT = new Set<ErrorCode>(['rate_limited', 'agent_quarantined'])
+
+/** Build the pipeline for a runtime. */
+export function pipeline(rt: Runtime, options: PipelineOptions = {}): Pipeline {
+  const list = options.layers ?? defaultLayers(rt)
+  return {
+    runtime: rt,
+    async decide(call) {
+      const ctx: DecisionContext = { call, now: call.receivedAt, risk: 0 }
+      const checks: Check[] = []
+      let denied: { layer: LayerName; verdict: Extract<Verdict, { outcome: 'deny' }> } | undefined
+      let held: { layer: LayerName; reason: string } | undefined
+      for (const layer of list) {
+        const started = performance.now()
+        const verdict = await runLayer(layer, ctx, options.onLayerError)
+        ctx.risk += verdict.risk ?? 0
+        checks.push(toCheck(layer.name, verdict, performance.now() - started))
+        if (verdict.outcome === 'deny') {
+          denied = { layer: layer.name, verdict }
+          break
+        }
+        if (verdict.outcome === 'hold') held ??= { layer: layer.name, reason: verdict.reason }
+      }
+      const decision: Decision = denied
+        ? {
+            requestId: call.requestId,
+            decision: 'deny',
+            layer: denied.layer,
+            code: denied.verdict.code,
+            reason: denied.verdict.reason,
+            risk: riskOf(ctx.risk),
+            checks,
+            policyVersion: rt.policyVersion,
+            ...(denied.verdict.retryAfterSeconds !== undefined && { retryAfterSeconds: denied.verdict.retryAfterSeconds }),
+          }
+        : {
+            requestId: call.requestId,
+            decision: held ? 'approval_required' : 'allow',
+            layer: held?.layer ?? null,
+            code: null,
+            reason: held?.reason ?? 'all layers passed',
+            risk: riskOf(ctx.risk),
+            checks,
+            policyVersion: rt.policyVersion,
+          }
+      await remember(rt, ctx, decision)
+      return decision
+    },
+  }
+}
+
+async function runLayer(layer: Layer, ctx: DecisionContext, onError: PipelineOptions['onLayerError']): Promise<Verdict> {
+  try {
+    const result = layer.check(ctx)
+    // Most layers are synchronous; skip the extra microtask when there is nothing to wait for.
+    return result instanceof Promise ? await result : result
+  } catch (err) {
+    onError?.(layer.name, err)
+    // INVARIANT: a broken layer never lets a call through.
+    return { outcome: 'deny', code: 'layer_failed', reason: `layer \`${layer.name}\` failed; the call is denied` }
+  }
+}
+
+function toCheck(layer: LayerName, v: Verdict, ms: number): Check {
+  const check: Check = { layer, outcome: v.outcome, reason: v.reason ?? 'ok', duration_us: Math.round(ms * 1000) }
+  if (v.outcome === 'deny') check.code = v.code
+  if (v.risk) check.risk = v.risk
+  if (v.details) check.details = v.details
+  return check
+}
+
+/** Keep the agent's history and denial count for the sequence layer. */
+async function remember(rt: Runtime, ctx: DecisionContext, decision: Decision): Promise<void> {
+  const { agent, call } = ctx
+  if (!agent) return
+  const params: Record<string, string | number | boolean> = {}
+  for (const [k, v] of Object.entries(call.params)) {
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') params[k] = v
+  }
+  await rt.state.recordCall(agent.id, { tool: call.tool, decision: decision.decision, at: ctx.now, params }, rt.config.sequence.history_limit)
+  const quarantine = rt.config.sequence.quarantine
+  if (decision.decision !== 'deny' || !quarantine || (decision.code && NOT_MISCONDUCT.has(decision.code))) return
+  const count = await rt.state.recordDenial(agent.id, ctx.now, quarantine.within_seconds * 1000)
+  if (count >= quarantine.denials) await rt.state.quarantine(agent.id, ctx.now + quarantine.duration_seconds * 1000)
+}

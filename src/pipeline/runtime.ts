@@ -1,0 +1,33 @@
+import type { ValidateFunction } from 'ajv'
+import type { LoadedConfig } from '../config/loader.js'
+import type { AgentConfig, ApproverConfig, ToolConfig, WardenConfig } from '../config/schema.js'
+import { compilePolicy, type CompiledPolicy } from '../policy/cel-policy.js'
+import { compileToolSchemas } from '../policy/param-schemas.js'
+import type { StateStore } from '../state/types.js'
+
+/** Everything compiled once from a configuration that the layers read on every call. */
+export interface Runtime {
+  readonly config: WardenConfig
+  readonly policyVersion: string
+  readonly agentsByKeyHash: ReadonlyMap<string, AgentConfig>
+  readonly approversByTokenHash: ReadonlyMap<string, ApproverConfig>
+  readonly tools: ReadonlyMap<string, ToolConfig>
+  readonly schemas: ReadonlyMap<string, ValidateFunction>
+  readonly policy: CompiledPolicy
+  readonly state: StateStore
+}
+
+/** Compile a loaded configuration against a state store. */
+export function buildRuntime(loaded: LoadedConfig, state: StateStore): Runtime {
+  const { config } = loaded
+  return {
+    config,
+    policyVersion: loaded.policyVersion,
+    agentsByKeyHash: new Map(config.agents.map((a) => [a.key_sha256, a])),
+    approversByTokenHash: new Map(config.approvals.approvers.map((a) => [a.token_sha256, a])),
+    tools: new Map(config.tools.map((t) => [t.name, t])),
+    schemas: compileToolSchemas(config.tools),
+    policy: compilePolicy(config),
+    state,
+  }
+}
