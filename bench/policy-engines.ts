@@ -97,7 +97,12 @@ const mix: MixEntry[] = [
     params: { order_id: 'ORD-1002', amount: 80, currency: 'USD', reason: 'no' },
     expect: 'deny',
   },
-  { agent: 'refund-agent', tool: 'lookup_order', params: { order_id: 'ORD-1001' }, expect: 'allow' },
+  {
+    agent: 'refund-agent',
+    tool: 'lookup_order',
+    params: { order_id: 'ORD-1001' },
+    expect: 'allow',
+  },
   {
     agent: 'refund-agent',
     tool: 'search_knowledge_base',
@@ -533,7 +538,7 @@ function median(xs: number[]): number {
 }
 
 console.log(
-  `\ntiming: warm-up ${'n/4'} then ${ROUNDS} rounds of n decisions (mix of ${prepared.length} calls); µs per decision`,
+  `\ntiming: warm-up n/4 then ${ROUNDS} rounds of n decisions (mix of ${prepared.length} calls); µs per decision`,
 )
 const results: { name: string; n: number; median: number; min: number; max: number }[] = []
 for (const engine of engines) {
@@ -561,6 +566,31 @@ for (const r of results) {
   )
 }
 
+// The fixed cost of one call into cedar-wasm: a one-permit preparsed set, no entities, no context.
+{
+  const ok = cedar.preparsePolicySet('floor', {
+    staticPolicies: 'permit (principal, action, resource);',
+  })
+  if (ok.type !== 'success') throw new Error('preparse floor')
+  const req = {
+    principal: { type: 'Agent', id: 'a' },
+    action: ACTION,
+    resource: { type: 'Tool', id: 't' },
+    context: {},
+    entities: [],
+    preparsedPolicySetId: 'floor',
+  }
+  const floor = {
+    name: 'floor',
+    n: CEDAR_N,
+    decide: () => cedarDecision(cedar.statefulIsAuthorized(req)),
+  }
+  run(floor, Math.floor(CEDAR_N / 4))
+  console.log(
+    `  cedar-wasm floor (preparsed one-permit set, empty request): ${run(floor, CEDAR_N).us.toFixed(3)} µs`,
+  )
+}
+
 // ---------------------------------------------------------------------------------------------
 // Error handling: a refund whose `reason` is missing, so `refund-needs-reason` cannot evaluate.
 // (The schema layer rejects this call first in the gateway; here it stands for any rule that
@@ -568,7 +598,12 @@ for (const r of results) {
 
 console.log('\nrule that errors: refund-agent issue_refund {order_id, amount} (no reason)')
 const broken = toCall('refund-agent', 'issue_refund', { order_id: 'ORD-1003', amount: 30 })
-const brokenActivation = { agent: broken.agent, tool: broken.tool, params: broken.params, context: {} }
+const brokenActivation = {
+  agent: broken.agent,
+  tool: broken.tool,
+  params: broken.params,
+  context: {},
+}
 const brokenCedar = toCedarRequest(broken)
 console.log(`  cel-js:   ${JSON.stringify(decideCel(celJsRules, broken, brokenActivation))}`)
 console.log(`  bufbuild: ${JSON.stringify(decideCel(bufRules, broken, brokenActivation))}`)

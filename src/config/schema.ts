@@ -112,7 +112,6 @@ export const configSchema = z.strictObject({
       body_limit_bytes: z.number().int().positive().default(1_048_576),
       max_depth: z.number().int().positive().max(256).default(32),
       max_items: z.number().int().positive().default(10_000),
-      max_string_bytes: z.number().int().positive().default(65_536),
     })
     .prefault({}),
   store: z.strictObject({ sqlite_path: z.string().default('data/warden.db') }).prefault({}),

@@ -1,0 +1,221 @@
+import { randomUUID } from 'node:crypto'
+import websocket from '@fastify/websocket'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify'
+import type { AuditEvent } from './audit/event.js'
+import { SCENARIOS } from './demo/scenarios.js'
+import { errorBody, statusOf, WardenError } from './domain/errors.js'
+import type { EventBus } from './events/bus.js'
+import { Stats } from './events/stats.js'
+import type { Gateway, Reply } from './gateway/service.js'
+import { parseApproveBody, parseExecuteBody } from './http/execute-body.js'
+import { Metrics } from './http/metrics.js'
+import { parseStrictJson } from './http/safe-json.js'
+import type { AuditQuery, Store } from './store/types.js'
+
+export interface AppDeps {
+  gateway: Gateway
+  store: Store
+  bus: EventBus
+  logger: FastifyBaseLogger
+  metrics?: Metrics
+}
+
+const FASTIFY_ERRORS: Record<string, WardenError['code']> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'invalid_request',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid_json',
+}
+
+/** Build the gateway HTTP app from injected parts; nothing here reads the environment. */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { gateway, store, bus } = deps
+  const metrics = deps.metrics ?? new Metrics()
+  const { server } = gateway.runtime.config
+  const stats = new Stats(await store.counts(), bus)
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    bodyLimit: server.body_limit_bytes,
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    // Decisions are logged and audited by the gateway; per-request access logs would double them.
+    logController: new LogController({ disableRequestLogging: true }),
+  })
+  await app.register(websocket, { options: { maxPayload: 4096 } })
+
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
+    try {
+      done(null, parseStrictJson(body as Buffer, { maxDepth: server.max_depth, maxItems: server.max_items }))
+    } catch (err) {
+      done(err as Error, undefined)
+    }
+  })
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err instanceof WardenError) return reply.code(err.status).send(errorBody(err.code, err.message, req.id))
+    const code = (err.code && FASTIFY_ERRORS[err.code]) || (err.statusCode && err.statusCode < 500 ? 'invalid_request' : 'internal_error')
+    if (code === 'internal_error') req.log.error({ err }, 'unhandled error')
+    const status = statusOf(code)
+    const message = code === 'internal_error' ? 'internal error; see the gateway log' : err.message
+    return reply.code(status).send(errorBody(code, message, req.id))
+  })
+  app.setNotFoundHandler((req, reply) => reply.code(404).send(errorBody('not_found', `no route ${req.method} ${req.url.split('?')[0]}`, req.id)))
+
+  const send = (reply: FastifyReply, r: Reply) => reply.code(r.status).headers(r.headers ?? {}).send(r.body)
+
+  app.post('/gateway/execute', async (req, reply) => {
+    const body = parseExecuteBody(req.body)
+    const call = {
+      requestId: req.id,
+      agentId: body.agent_id,
+      tool: body.tool,
+      params: body.params,
+      sessionId: body.session_id,
+      context: body.context ?? {},
+      credential: bearer(req.headers.authorization),
+      receivedAt: Date.now(),
+    }
+    const result = await gateway.execute(call)
+    if (result.status === 503) metrics.storeFailures.inc()
+    return send(reply, result)
+  })
+
+  app.post('/gateway/approve', async (req, reply) => {
+    const body = parseApproveBody(req.body)
+    return send(reply, await gateway.resolve(body.approval_id, bearer(req.headers.authorization), body.decision, body.comment ?? null))
+  })
+
+  app.get('/gateway/pending-approvals', async () => {
+    const pending = await gateway.pendingApprovals()
+    metrics.approvalsPending.set(pending.length)
+    return { approvals: pending, count: pending.length }
+  })
+
+  app.get<{ Params: { id: string }; Querystring: { wait?: string } }>('/gateway/approvals/:id', async (req, reply) => {
+    const credential = bearer(req.headers.authorization)
+    const waitMs = Math.min(Math.max(Number(req.query.wait ?? 0) || 0, 0), 60) * 1000
+    const deadline = Date.now() + waitMs
+    for (;;) {
+      const r = await gateway.readApproval(req.params.id, credential)
+      const approval = r.body.approval as { status?: string; executed_at?: string | null } | undefined
+      const settled = !approval || (approval.status !== 'pending' && (approval.status !== 'approved' || approval.executed_at))
+      if (settled || Date.now() >= deadline || req.raw.destroyed) return send(reply, r)
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+  })
+
+  app.get('/stats', async () => stats.snapshot())
+
+  app.get<{ Querystring: Record<string, string | undefined> }>('/events/recent', async (req) => {
+    const events = await store.query({ ...auditFilter(req.query), limit: clampLimit(req.query.limit, 50) })
+    return { events: events.map(publicEvent), count: events.length }
+  })
+
+  app.get<{ Querystring: Record<string, string | undefined> }>('/events/timeline', async (req) => {
+    const events = (await store.query({ ...auditFilter(req.query), limit: clampLimit(req.query.limit, 500) })).reverse()
+    return timeline(events.map(publicEvent))
+  })
+
+  app.get('/config/agents', async () => ({
+    agents: gateway.runtime.config.agents.map(({ key_sha256: _secret, ...agent }) => agent),
+  }))
+  app.get('/config/tools', async () => ({
+    tools: gateway.runtime.config.tools.map((t) => ({ ...t, executor: { type: t.executor.type } })),
+  }))
+
+  app.get('/demo/scenarios', async () => ({ scenarios: SCENARIOS }))
+  app.post<{ Params: { id: string } }>('/demo/run-scenario/:id', async (req, reply) => {
+    const scenario = SCENARIOS.find((s) => s.id === req.params.id)
+    if (!scenario) return reply.code(404).send(errorBody('not_found', `no scenario \`${req.params.id}\``, req.id))
+    const result = await gateway.execute({
+      requestId: req.id,
+      agentId: scenario.call.agent_id,
+      tool: scenario.call.tool,
+      params: scenario.call.params,
+      sessionId: `demo-${req.id}`,
+      context: scenario.call.context ?? {},
+      credential: `demo-${scenario.call.agent_id}-key`,
+      receivedAt: Date.now(),
+    })
+    const decision = (result.body.decision as string | undefined) ?? 'error'
+    return { scenario: scenario.id, expected: scenario.expected, decision, passed: decision === scenario.expected, status: result.status, response: result.body }
+  })
+
+  app.get('/health', async (_req, reply) => {
+    const storeHealth = await store.health()
+    const body = {
+      status: storeHealth.ok ? 'ok' : 'unavailable',
+      policy_version: gateway.runtime.policyVersion,
+      demo_credentials: gateway.runtime.config.demo,
+      checks: { store: storeHealth, state: { ok: true, detail: 'memory' }, policy: { ok: true, detail: gateway.runtime.policyVersion } },
+    }
+    return reply.code(storeHealth.ok ? 200 : 503).send(body)
+  })
+
+  app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()))
+
+  app.get<{ Querystring: { last_seq?: string } }>('/ws/events', { websocket: true }, (socket, req) => {
+    const lastSeq = Number(req.query.last_seq)
+    // Subscribe first and buffer, so nothing committed between the catch-up read and live is lost.
+    let backlog: AuditEvent[] | null = []
+    let sentUpTo = 0
+    const deliver = (e: AuditEvent) => {
+      if (e.seq <= sentUpTo) return
+      if (socket.bufferedAmount > 4 * 1024 * 1024) return socket.close(1013, 'client too slow')
+      sentUpTo = e.seq
+      socket.send(JSON.stringify(publicEvent(e)))
+    }
+    const unsubscribe = bus.subscribe((e) => (backlog ? backlog.push(e) : deliver(e)))
+    socket.on('close', unsubscribe)
+    const catchUp = Number.isSafeInteger(lastSeq) && lastSeq >= 0 ? store.query({ after_seq: lastSeq, order: 'asc', limit: 10_000 }) : Promise.resolve([])
+    catchUp
+      .then((missed) => {
+        for (const e of missed) deliver(e)
+        for (const e of backlog ?? []) deliver(e)
+        backlog = null
+      })
+      .catch((err) => {
+        req.log.error({ err }, 'websocket catch-up failed')
+        socket.close(1011, 'catch-up failed')
+      })
+  })
+
+  return app
+}
+
+function bearer(header: string | undefined): string | undefined {
+  const m = header?.match(/^Bearer\s+(\S+)\s*$/i)
+  return m?.[1]
+}
+
+function clampLimit(raw: string | undefined, fallback: number): number {
+  const n = Number(raw ?? fallback)
+  return Number.isInteger(n) && n > 0 ? Math.min(n, 1000) : fallback
+}
+
+function auditFilter(q: Record<string, string | undefined>): AuditQuery {
+  const { agent_id, tool, decision, type, session_id, risk_level, from, to, text } = q
+  return { agent_id, tool, decision, type, session_id, risk_level, from, to, text }
+}
+
+/** The stored event as the API shows it: the contract's fields first, the full record kept. */
+export function publicEvent(e: AuditEvent) {
+  return { ...e, id: e.id, type: e.type, timestamp: e.timestamp, agent_id: e.agent_id, tool: e.tool, decision: e.decision, risk: e.risk, reason: e.reason, request_id: e.request_id }
+}
+
+function timeline(events: ReturnType<typeof publicEvent>[]) {
+  const group = (key: (e: (typeof events)[number]) => string | null) => {
+    const map = new Map<string, typeof events>()
+    for (const e of events) {
+      const k = key(e)
+      if (k !== null) map.set(k, [...(map.get(k) ?? []), e])
+    }
+    return map
+  }
+  return {
+    agents: [...group((e) => e.agent_id)].map(([agent_id, list]) => ({ agent_id, events: list })),
+    sessions: [...group((e) => e.session_id)].map(([session_id, list]) => ({ session_id, agent_id: list[0]?.agent_id, events: list })),
+    count: events.length,
+  }
+}

@@ -1,0 +1,69 @@
+import type { AuditEvent } from './event.js'
+
+export type ExportFormat = 'jsonl' | 'csv'
+
+const CSV_COLUMNS = [
+  'seq',
+  'id',
+  'timestamp',
+  'type',
+  'request_id',
+  'agent_id',
+  'principal',
+  'tool',
+  'session_id',
+  'decision',
+  'layer',
+  'code',
+  'reason',
+  'risk_score',
+  'risk_level',
+  'policy_version',
+  'args_hash',
+  'approval_id',
+  'approver',
+  'outcome',
+  'hash',
+] as const
+
+/** Header line for a format (CSV only). */
+export function exportHeader(format: ExportFormat): string | null {
+  return format === 'csv' ? CSV_COLUMNS.join(',') : null
+}
+
+/** One event as one line of the export. JSONL keeps the whole record, hashes included. */
+export function exportLine(e: AuditEvent, format: ExportFormat): string {
+  if (format === 'jsonl') return JSON.stringify(e)
+  const row: Record<(typeof CSV_COLUMNS)[number], unknown> = {
+    seq: e.seq,
+    id: e.id,
+    timestamp: e.timestamp,
+    type: e.type,
+    request_id: e.request_id,
+    agent_id: e.agent_id,
+    principal: e.principal,
+    tool: e.tool,
+    session_id: e.session_id,
+    decision: e.decision,
+    layer: e.layer,
+    code: e.code,
+    reason: e.reason,
+    risk_score: e.risk.score,
+    risk_level: e.risk.level,
+    policy_version: e.policy_version,
+    args_hash: e.args_hash,
+    approval_id: e.approval_id,
+    approver: e.approver,
+    outcome: e.outcome,
+    hash: e.hash,
+  }
+  return CSV_COLUMNS.map((c) => csvField(row[c])).join(',')
+}
+
+/** RFC 4180 quoting, plus a leading quote mark on formula-like cells so spreadsheets do not run them. */
+function csvField(value: unknown): string {
+  if (value === undefined || value === null) return ''
+  let s = String(value)
+  if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s
+}

@@ -1,0 +1,97 @@
+import { randomBytes } from 'node:crypto'
+import { createWriteStream } from 'node:fs'
+import { once } from 'node:events'
+import { exportHeader, exportLine, type ExportFormat } from '../audit/export.js'
+import { verifyChain } from '../audit/verify.js'
+import { loadConfig } from '../config/loader.js'
+import { sha256Hex } from '../pipeline/layers/identity.js'
+import { runScenarioFile, scenarioFiles } from '../policy/scenario-runner.js'
+import { sqliteStore } from '../store/sqlite.js'
+
+/** Where commands print; injected so tests can read the output. */
+export interface Io {
+  out: (line: string) => void
+  err: (line: string) => void
+}
+
+/** `warden keys create --agent ID`: a new random key and the line to paste into agents.yaml. */
+export function keysCreate(agentId: string, json: boolean, io: Io): number {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(agentId)) {
+    io.err(`invalid agent id \`${agentId}\``)
+    return 2
+  }
+  const key = `wk_${randomBytes(32).toString('base64url')}`
+  const hash = sha256Hex(key)
+  if (json) io.out(JSON.stringify({ agent_id: agentId, key, key_sha256: hash }))
+  else {
+    io.out(`key for ${agentId} (shown once; give it to the agent):\n  ${key}`)
+    io.out(`put this in the agent's entry in agents.yaml:\n    key_sha256: ${hash}`)
+  }
+  return 0
+}
+
+/** `warden audit verify`: walk the chain; exit 1 naming the first bad event. */
+export async function auditVerify(dbPath: string, json: boolean, io: Io): Promise<number> {
+  const store = sqliteStore(dbPath)
+  try {
+    const result = await verifyChain(store)
+    if (json) io.out(JSON.stringify(result))
+    else if (result.ok) io.out(`ok: ${result.checked} events verified; head ${result.head}`)
+    else io.out(`FAILED at event seq ${result.firstBad?.seq}: ${result.firstBad?.problem} (${result.checked - 1} events before it verified)`)
+    return result.ok ? 0 : 1
+  } finally {
+    await store.close()
+  }
+}
+
+/** `warden audit export`: every event, in order, as JSONL or CSV. */
+export async function auditExport(dbPath: string, format: ExportFormat, outFile: string | undefined, io: Io): Promise<number> {
+  const store = sqliteStore(dbPath)
+  const file = outFile ? createWriteStream(outFile) : undefined
+  const write = async (line: string) => {
+    if (!file) return io.out(line)
+    if (!file.write(`${line}\n`)) await once(file, 'drain')
+  }
+  try {
+    let n = 0
+    const header = exportHeader(format)
+    if (header) await write(header)
+    for await (const page of store.scan()) {
+      for (const e of page) await write(exportLine(e, format))
+      n += page.length
+    }
+    if (file) {
+      file.end()
+      await once(file, 'finish')
+      io.err(`exported ${n} events to ${outFile}`)
+    }
+    return 0
+  } finally {
+    await store.close()
+  }
+}
+
+/** `warden policy test <dir>`: run scenario files; exit 1 if any case fails. */
+export async function policyTest(dir: string, configOverride: string | undefined, json: boolean, io: Io): Promise<number> {
+  let failed = 0
+  let total = 0
+  for (const file of scenarioFiles(dir)) {
+    for (const r of await runScenarioFile(file, configOverride)) {
+      total++
+      if (!r.passed) failed++
+      if (json) io.out(JSON.stringify(r))
+      else if (!r.passed) {
+        io.out(`FAIL ${r.file} :: ${r.name}\n  expected ${JSON.stringify(r.expected)}\n  got      ${JSON.stringify(r.actual)}`)
+      }
+    }
+  }
+  if (!json) io.out(`${total - failed} passed, ${failed} failed`)
+  return failed === 0 && total > 0 ? 0 : 1
+}
+
+/** Validate a configuration and print its policy version. */
+export function configCheck(file: string, io: Io): number {
+  const loaded = loadConfig(file)
+  io.out(`ok: ${loaded.file} (policy version ${loaded.policyVersion})`)
+  return 0
+}

@@ -1,0 +1,59 @@
+import type { AuditEvent } from '../audit/event.js'
+import type { AuditCounts } from '../store/types.js'
+import type { EventBus } from './bus.js'
+
+type Tally = { allowed: number; denied: number; approval_required: number }
+const tally = (): Tally => ({ allowed: 0, denied: 0, approval_required: 0 })
+const KEY: Record<string, keyof Tally | undefined> = { allow: 'allowed', deny: 'denied', approval_required: 'approval_required' }
+
+/** Live counters for `/stats`: seeded from the store at start, then kept current from the bus. */
+export class Stats {
+  private totals = tally()
+  private byAgent = new Map<string, Tally>()
+  private byTool = new Map<string, Tally>()
+  private byRisk = new Map<string, number>()
+  private byType = new Map<string, number>()
+  private reasons = new Map<string, number>()
+
+  constructor(seed: AuditCounts, bus: EventBus) {
+    for (const r of seed.rows) this.add(r.type, r.decision, r.agent_id, r.tool, r.risk_level, r.n)
+    for (const r of seed.denyReasons) this.reasons.set(r.reason, r.n)
+    bus.subscribe((e: AuditEvent) => {
+      this.add(e.type, e.decision, e.agent_id, e.tool, e.risk.level, 1)
+      if (e.decision === 'deny') this.reasons.set(e.reason, (this.reasons.get(e.reason) ?? 0) + 1)
+    })
+  }
+
+  private add(type: string, decision: string, agent: string, tool: string, risk: string, n: number): void {
+    this.byType.set(type, (this.byType.get(type) ?? 0) + n)
+    const key = KEY[decision]
+    if (!key) return // approvals and executions are not decisions
+    this.totals[key] += n
+    bump(this.byAgent, agent, key, n)
+    bump(this.byTool, tool, key, n)
+    this.byRisk.set(risk, (this.byRisk.get(risk) ?? 0) + n)
+  }
+
+  snapshot() {
+    const decided = this.totals.allowed + this.totals.denied + this.totals.approval_required
+    return {
+      total_requests: decided,
+      ...this.totals,
+      block_rate: decided === 0 ? 0 : Math.round((this.totals.denied / decided) * 10_000) / 10_000,
+      by_agent: Object.fromEntries(this.byAgent),
+      by_tool: Object.fromEntries(this.byTool),
+      by_risk_level: { low: 0, medium: 0, high: 0, critical: 0, ...Object.fromEntries(this.byRisk) },
+      by_event_type: Object.fromEntries(this.byType),
+      top_block_reasons: [...this.reasons]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 10)
+        .map(([reason, count]) => ({ reason, count })),
+    }
+  }
+}
+
+function bump(map: Map<string, Tally>, key: string, field: keyof Tally, n: number): void {
+  const t = map.get(key) ?? tally()
+  t[field] += n
+  map.set(key, t)
+}

@@ -1,0 +1,122 @@
+import { randomUUID } from 'node:crypto'
+import type { AuditEventInput, EventType } from '../audit/event.js'
+import { canonicalHash } from '../domain/canonical.js'
+import type { Decision, LayerName, ToolCall } from '../domain/types.js'
+import { maskPii } from '../detect/pii.js'
+import type { ApprovalRecord } from '../store/types.js'
+
+/** Deny events get the seed's specific type when a detection layer decided. */
+const DENY_TYPE: Partial<Record<LayerName, EventType>> = {
+  injection: 'prompt_injection_detected',
+  rate_limit: 'rate_limit_exceeded',
+  taint: 'taint_detected',
+  sequence: 'anomaly_detected',
+}
+
+export function eventTypeOf(d: Decision): EventType {
+  if (d.decision === 'allow') return 'tool_call_allowed'
+  if (d.decision === 'approval_required') return 'approval_required'
+  return (d.layer && DENY_TYPE[d.layer]) || 'tool_call_denied'
+}
+
+/** Hash that binds an approval and an execution to exactly these parameters. */
+export function argsHash(params: unknown): string {
+  return canonicalHash(params)
+}
+
+/** The decision record written (durably) before anything runs. */
+export function decisionEvent(call: ToolCall, d: Decision, principal: string | null, approvalId?: string): AuditEventInput {
+  const { value, masked } = maskPii(call.params, '/params')
+  return {
+    version: 1,
+    id: randomUUID(),
+    type: eventTypeOf(d),
+    timestamp: new Date(call.receivedAt).toISOString(),
+    request_id: call.requestId,
+    agent_id: call.agentId,
+    principal: principal ?? 'anonymous',
+    tool: call.tool,
+    session_id: call.sessionId ?? null,
+    decision: d.decision,
+    layer: d.layer,
+    code: d.code,
+    reason: d.reason,
+    risk: d.risk,
+    policy_version: d.policyVersion,
+    args_hash: argsHash(call.params),
+    params: value,
+    masked,
+    checks: d.checks,
+    ...(approvalId && { approval_id: approvalId }),
+  }
+}
+
+const MAX_STORED_RESULT = 8192
+
+/** The record of what a tool did (or that its outcome is unknown). Results are stored masked. */
+export function executionEvent(
+  base: Pick<AuditEventInput, 'request_id' | 'agent_id' | 'principal' | 'tool' | 'session_id' | 'risk' | 'policy_version' | 'args_hash'>,
+  outcome: 'ok' | 'error' | 'unknown',
+  result: unknown,
+  latencyMs: number,
+  approvalId?: string,
+): AuditEventInput {
+  const { value, masked } = maskPii(result, '/result')
+  const text = JSON.stringify(value) ?? 'null'
+  return {
+    ...base,
+    version: 1,
+    id: randomUUID(),
+    type: 'tool_call_executed',
+    timestamp: new Date().toISOString(),
+    decision: 'executed',
+    layer: null,
+    code: null,
+    reason: outcome === 'ok' ? 'tool call completed' : outcome === 'unknown' ? 'tool call timed out; outcome unknown' : 'tool call failed',
+    params: null,
+    masked,
+    checks: [],
+    outcome,
+    result: text.length > MAX_STORED_RESULT ? { truncated: true, bytes: text.length } : value,
+    latency_ms: Math.round(latencyMs * 10) / 10,
+    ...(approvalId && { approval_id: approvalId }),
+  }
+}
+
+/** The record of a person (or the timeout) resolving an approval. */
+export function approvalEvent(
+  a: ApprovalRecord,
+  type: 'approval_granted' | 'approval_denied' | 'approval_expired',
+  approver: string | null,
+  comment: string | null,
+): AuditEventInput {
+  const { value, masked } = maskPii(a.params, '/params')
+  const reason =
+    type === 'approval_expired'
+      ? 'approval timed out: denied by timeout, not by a person'
+      : `${type === 'approval_granted' ? 'approved' : 'denied'} by \`${approver}\``
+  return {
+    version: 1,
+    id: randomUUID(),
+    type,
+    timestamp: new Date().toISOString(),
+    request_id: a.request_id,
+    agent_id: a.agent_id,
+    principal: a.agent_id,
+    tool: a.tool,
+    session_id: a.session_id,
+    decision: type === 'approval_granted' ? 'approved' : type === 'approval_denied' ? 'denied' : 'expired',
+    layer: a.layer,
+    code: null,
+    reason,
+    risk: a.risk as AuditEventInput['risk'],
+    policy_version: a.policy_version,
+    args_hash: a.args_hash,
+    params: value,
+    masked,
+    checks: [],
+    approval_id: a.id,
+    ...(approver && { approver }),
+    ...(comment && { comment }),
+  }
+}

@@ -1,0 +1,37 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { Check, Decision } from '../domain/types.js'
+
+/** Prometheus metrics for one gateway instance (its own registry, so tests stay isolated). */
+export class Metrics {
+  readonly registry = new Registry()
+  private decisions = new Counter({
+    name: 'warden_decisions_total',
+    help: 'Decisions by outcome, deciding layer and agent',
+    labelNames: ['decision', 'layer', 'agent'],
+    registers: [this.registry],
+  })
+  private layerSeconds = new Histogram({
+    name: 'warden_layer_duration_seconds',
+    help: 'Time spent in each pipeline layer',
+    labelNames: ['layer'],
+    buckets: [0.000_005, 0.000_02, 0.000_1, 0.000_5, 0.002, 0.01, 0.05],
+    registers: [this.registry],
+  })
+  readonly layerFailures = new Counter({
+    name: 'warden_layer_failures_total',
+    help: 'Layers that threw (each failure denied its call)',
+    labelNames: ['layer'],
+    registers: [this.registry],
+  })
+  readonly storeFailures = new Counter({
+    name: 'warden_store_failures_total',
+    help: 'Audit or approval store operations that failed (the call got 503)',
+    registers: [this.registry],
+  })
+  readonly approvalsPending = new Gauge({ name: 'warden_approvals_pending', help: 'Approvals waiting for a person', registers: [this.registry] })
+
+  observe(d: Decision): void {
+    this.decisions.inc({ decision: d.decision, layer: d.layer ?? 'none', agent: d.checks[0]?.outcome === 'pass' ? 'known' : 'unknown' })
+    for (const c of d.checks as Check[]) this.layerSeconds.observe({ layer: c.layer }, c.duration_us / 1e6)
+  }
+}

@@ -1,0 +1,91 @@
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { pino } from 'pino'
+import { auditExport, auditVerify, configCheck, keysCreate, policyTest, type Io } from './cli/commands.js'
+import { ConfigError, loadConfig } from './config/loader.js'
+import { createWarden } from './warden.js'
+
+const DEFAULT_CONFIG = fileURLToPath(new URL('../config/demo/warden.yaml', import.meta.url))
+
+const USAGE = `usage: warden <command>
+  start                         run the gateway (port 8004) with WARDEN_CONFIG or the demo configuration
+  gateway                       run the gateway alone
+  keys create --agent ID        print a new agent key and the hash line for agents.yaml
+  audit verify [--db FILE]      check the audit hash chain; names the first bad event
+  audit export [--format jsonl|csv] [--db FILE] [--out FILE]
+  policy test <dir> [--config FILE]   run scenario files through the pipeline
+  config check [--config FILE]  validate a configuration
+  every command takes --json for machine-readable output`
+
+const io: Io = { out: (l) => console.log(l), err: (l) => console.error(l) }
+
+/** The only place that reads the environment and argv, opens ports and handles signals. */
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      agent: { type: 'string' },
+      db: { type: 'string' },
+      format: { type: 'string', default: 'jsonl' },
+      out: { type: 'string' },
+      config: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  })
+  const configFile = values.config ?? env.WARDEN_CONFIG ?? DEFAULT_CONFIG
+  const dbPath = () => values.db ?? loadConfig(configFile).config.store.sqlite_path
+  const [command, sub, arg] = positionals
+  try {
+    switch (`${command ?? ''} ${sub ?? ''}`.trim()) {
+      case 'start':
+      case 'gateway':
+        return await serve(configFile, env)
+      case 'keys create':
+        if (!values.agent) return usage('keys create needs --agent ID')
+        return keysCreate(values.agent, values.json, io)
+      case 'audit verify':
+        return await auditVerify(dbPath(), values.json, io)
+      case 'audit export':
+        if (values.format !== 'jsonl' && values.format !== 'csv') return usage('--format must be jsonl or csv')
+        return await auditExport(dbPath(), values.format, values.out, io)
+      case 'config check':
+        return configCheck(configFile, io)
+      default:
+        if (command === 'policy' && sub === 'test' && arg) return await policyTest(arg, values.config, values.json, io)
+        return usage(values.help || !command ? null : `unknown command \`${positionals.join(' ')}\``)
+    }
+  } catch (err) {
+    io.err(err instanceof ConfigError ? `invalid configuration:\n${err.message}` : `error: ${(err as Error).message}`)
+    return 1
+  }
+}
+
+function usage(problem: string | null): number {
+  if (problem) io.err(problem)
+  io.out(USAGE)
+  return problem ? 2 : 0
+}
+
+async function serve(configFile: string, env: NodeJS.ProcessEnv): Promise<number> {
+  const logger = pino({ level: env.LOG_LEVEL?.toLowerCase() ?? 'info' })
+  const loaded = loadConfig(configFile)
+  if (loaded.config.demo) {
+    logger.warn('demo credentials are active (demo-<agent>-key, demo-approver-token): do not expose this gateway')
+  }
+  const warden = await createWarden({ config: loaded, logger })
+  const port = env.PORT ? Number(env.PORT) : loaded.config.server.port
+  await warden.app.listen({ host: loaded.config.server.host, port })
+  logger.info({ port, policy_version: loaded.policyVersion, config: loaded.file }, 'warden gateway listening')
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'shutting down')
+      resolve()
+    }
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+  })
+  await warden.close()
+  return 0
+}

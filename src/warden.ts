@@ -1,0 +1,85 @@
+import type { FastifyInstance } from 'fastify'
+import { pino, type Logger } from 'pino'
+import { buildApp } from './app.js'
+import { loadConfig, type LoadedConfig } from './config/loader.js'
+import { DemoBackend } from './demo/backend.js'
+import { memoryBus, type EventBus } from './events/bus.js'
+import { demoExecutor } from './executors/demo.js'
+import { httpExecutor } from './executors/http.js'
+import { Gateway } from './gateway/service.js'
+import { Metrics } from './http/metrics.js'
+import { buildRuntime } from './pipeline/runtime.js'
+import { pipeline } from './pipeline/runner.js'
+import { memoryState } from './state/memory.js'
+import type { StateStore } from './state/types.js'
+import { sqliteStore } from './store/sqlite.js'
+import type { Store } from './store/types.js'
+
+export interface WardenOptions {
+  /** A loaded configuration, or the file to load. */
+  config: LoadedConfig | string
+  /** Overrides `store.sqlite_path` (tests use a temp file). */
+  sqlitePath?: string
+  store?: Store
+  state?: StateStore
+  logger?: Logger
+  demoBackend?: DemoBackend
+  /** How often pending approvals are checked for expiry; 0 disables the sweeper. */
+  sweepIntervalMs?: number
+}
+
+/** A wired gateway: the HTTP app and the parts behind it. */
+export interface Warden {
+  app: FastifyInstance
+  gateway: Gateway
+  store: Store
+  bus: EventBus
+  loaded: LoadedConfig
+  close(): Promise<void>
+}
+
+/** Wire a gateway from a configuration. Nothing here reads the environment or opens a port. */
+export async function createWarden(opts: WardenOptions): Promise<Warden> {
+  const loaded = typeof opts.config === 'string' ? loadConfig(opts.config) : opts.config
+  const logger = opts.logger ?? pino({ level: 'silent' })
+  const metrics = new Metrics()
+  const store = opts.store ?? sqliteStore(opts.sqlitePath ?? loaded.config.store.sqlite_path)
+  const state = opts.state ?? memoryState()
+  const bus = memoryBus((err) => logger.error({ err }, 'event listener failed'))
+  const runtime = buildRuntime(loaded, state)
+  const decide = pipeline(runtime, {
+    onLayerError: (layer, err) => {
+      metrics.layerFailures.inc({ layer })
+      logger.error({ err, layer }, 'pipeline layer failed; call denied')
+    },
+  })
+  const gateway = new Gateway({
+    pipeline: decide,
+    onDecision: (d) => metrics.observe(d),
+    store,
+    bus,
+    executors: { demo: demoExecutor(opts.demoBackend ?? new DemoBackend()), http: httpExecutor() },
+    onError: (err, where) => logger.error({ err, where }, 'gateway error'),
+  })
+  const app = await buildApp({ gateway, store, bus, logger, metrics })
+  const interval = opts.sweepIntervalMs ?? 5000
+  const sweeper =
+    interval > 0
+      ? setInterval(() => {
+          gateway.sweepExpired().catch((err) => logger.error({ err }, 'approval expiry sweep failed'))
+        }, interval).unref()
+      : undefined
+  return {
+    app,
+    gateway,
+    store,
+    bus,
+    loaded,
+    async close() {
+      if (sweeper) clearInterval(sweeper)
+      await app.close()
+      await state.close()
+      await store.close()
+    },
+  }
+}
