@@ -25,8 +25,10 @@ export interface CompiledPolicy {
 
 function celEnvironment(): Environment {
   return new Environment({ unlistedVariablesAreDyn: false, limits: { maxAstNodes: 2000, maxDepth: 64 } })
-    .registerVariable('agent', 'map')
-    .registerVariable('tool', 'map')
+    // Typed records, so a misspelt field (`agent.rol`) or a type mismatch (`agent.role == 1`)
+    // is a load error instead of a rule that silently never matches.
+    .registerVariable({ name: 'agent', schema: { id: 'string', role: 'string', clearance: 'string', clearance_rank: 'double' } })
+    .registerVariable({ name: 'tool', schema: { name: 'string', risk: 'string', classification: 'string', classification_rank: 'double' } })
     .registerVariable('params', 'map')
     .registerVariable('context', 'map')
 }

@@ -1,0 +1,39 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { createWarden, type Warden, type WardenOptions } from '../src/warden.js'
+
+export const DEMO_CONFIG = fileURLToPath(new URL('../config/demo/warden.yaml', import.meta.url))
+export const APPROVER = 'demo-approver-token'
+export const keyOf = (agent: string) => `demo-${agent}-key`
+
+/** A gateway on the demo configuration with its own temp SQLite file; `close()` removes it. */
+export async function startWarden(opts: Partial<WardenOptions> = {}): Promise<Warden & { dbPath: string; dir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-test-'))
+  const dbPath = join(dir, 'audit.db')
+  const warden = await createWarden({ config: DEMO_CONFIG, sqlitePath: dbPath, sweepIntervalMs: 0, ...opts })
+  return {
+    ...warden,
+    dbPath,
+    dir,
+    async close() {
+      await warden.close()
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+/** POST /gateway/execute as `agent` with its demo key. */
+export function execute(
+  warden: Warden,
+  agent: string,
+  tool: string,
+  params: Record<string, unknown>,
+  extra: { session_id?: string; context?: Record<string, unknown>; key?: string | null } = {},
+) {
+  const { key, ...rest } = extra
+  const headers: Record<string, string> = { 'content-type': 'application/json' }
+  if (key !== null) headers.authorization = `Bearer ${key ?? keyOf(agent)}`
+  return warden.app.inject({ method: 'POST', url: '/gateway/execute', headers, payload: { agent_id: agent, tool, params, ...rest } })
+}
