@@ -15,7 +15,6 @@ export const ERROR_CATALOG = {
   unsupported_media_type: { status: 415, summary: 'the body is not `application/json`' },
   payload_too_large: { status: 413, summary: 'the body is larger than the limit' },
   not_found: { status: 404, summary: 'no such route or resource' },
-  method_not_allowed: { status: 405, summary: 'the route does not accept this method' },
 
   // 401 / 403 / 422 / 429: decisions
   unauthenticated: { status: 401, summary: 'missing or unknown credential, or one for another id' },
@@ -25,7 +24,6 @@ export const ERROR_CATALOG = {
   injection_detected: { status: 403, summary: 'the call carries a prompt injection' },
   taint_violation: { status: 403, summary: 'a sensitive parameter comes from untrusted text' },
   guard_denied: { status: 403, summary: 'a business guard (threshold, environment) forbids it' },
-  approval_denied: { status: 403, summary: 'the call needs approval and policy forbids holding it' },
   sequence_anomaly: { status: 403, summary: 'a session rule over recent calls forbids it' },
   agent_quarantined: { status: 403, summary: 'the agent is quarantined after repeated denials' },
   rate_limited: { status: 429, summary: 'a per-agent or per-tool rate limit is exhausted' },

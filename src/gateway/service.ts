@@ -100,9 +100,14 @@ export class Gateway {
     try {
       // Write-ahead: the hold is in the log before the approval exists.
       await this.record([decisionEvent(call, decision, call.agentId, approval.id)])
-      await this.deps.store.createApproval(approval)
     } catch (err) {
       return this.unavailable(err, call.requestId)
+    }
+    try {
+      await this.deps.store.createApproval(approval)
+    } catch (err) {
+      this.deps.onError?.(err, 'store:approval')
+      return { status: 503, body: errorBody('approval_store_unavailable', 'the approval could not be stored; the call was not executed', call.requestId) }
     }
     return {
       status: 202,
