@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto'
 import websocket from '@fastify/websocket'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify'
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+} from 'fastify'
 import type { AuditEvent } from './audit/event.js'
 import { SCENARIOS } from './demo/scenarios.js'
 import { errorBody, statusOf, WardenError } from './domain/errors.js'
@@ -46,23 +52,37 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
     try {
-      done(null, parseStrictJson(body as Buffer, { maxDepth: server.max_depth, maxItems: server.max_items }))
+      done(
+        null,
+        parseStrictJson(body as Buffer, { maxDepth: server.max_depth, maxItems: server.max_items }),
+      )
     } catch (err) {
       done(err as Error, undefined)
     }
   })
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
-    if (err instanceof WardenError) return reply.code(err.status).send(errorBody(err.code, err.message, req.id))
-    const code = (err.code && FASTIFY_ERRORS[err.code]) || (err.statusCode && err.statusCode < 500 ? 'invalid_request' : 'internal_error')
+    if (err instanceof WardenError)
+      return reply.code(err.status).send(errorBody(err.code, err.message, req.id))
+    const code =
+      (err.code && FASTIFY_ERRORS[err.code]) ||
+      (err.statusCode && err.statusCode < 500 ? 'invalid_request' : 'internal_error')
     if (code === 'internal_error') req.log.error({ err }, 'unhandled error')
     const status = statusOf(code)
     const message = code === 'internal_error' ? 'internal error; see the gateway log' : err.message
     return reply.code(status).send(errorBody(code, message, req.id))
   })
-  app.setNotFoundHandler((req, reply) => reply.code(404).send(errorBody('not_found', `no route ${req.method} ${req.url.split('?')[0]}`, req.id)))
+  app.setNotFoundHandler((req, reply) =>
+    reply
+      .code(404)
+      .send(errorBody('not_found', `no route ${req.method} ${req.url.split('?')[0]}`, req.id)),
+  )
 
-  const send = (reply: FastifyReply, r: Reply) => reply.code(r.status).headers(r.headers ?? {}).send(r.body)
+  const send = (reply: FastifyReply, r: Reply) =>
+    reply
+      .code(r.status)
+      .headers(r.headers ?? {})
+      .send(r.body)
 
   app.post('/gateway/execute', async (req, reply) => {
     const body = parseExecuteBody(req.body)
@@ -83,7 +103,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.post('/gateway/approve', async (req, reply) => {
     const body = parseApproveBody(req.body)
-    return send(reply, await gateway.resolve(body.approval_id, bearer(req.headers.authorization), body.decision, body.comment ?? null))
+    return send(
+      reply,
+      await gateway.resolve(
+        body.approval_id,
+        bearer(req.headers.authorization),
+        body.decision,
+        body.comment ?? null,
+      ),
+    )
   })
 
   app.get('/gateway/pending-approvals', async () => {
@@ -92,28 +120,40 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return { approvals: pending, count: pending.length }
   })
 
-  app.get<{ Params: { id: string }; Querystring: { wait?: string } }>('/gateway/approvals/:id', async (req, reply) => {
-    const credential = bearer(req.headers.authorization)
-    const waitMs = Math.min(Math.max(Number(req.query.wait ?? 0) || 0, 0), 60) * 1000
-    const deadline = Date.now() + waitMs
-    for (;;) {
-      const r = await gateway.readApproval(req.params.id, credential)
-      const approval = r.body.approval as { status?: string; executed_at?: string | null } | undefined
-      const settled = !approval || (approval.status !== 'pending' && (approval.status !== 'approved' || approval.executed_at))
-      if (settled || Date.now() >= deadline || req.raw.destroyed) return send(reply, r)
-      await new Promise((resolve) => setTimeout(resolve, 200))
-    }
-  })
+  app.get<{ Params: { id: string }; Querystring: { wait?: string } }>(
+    '/gateway/approvals/:id',
+    async (req, reply) => {
+      const credential = bearer(req.headers.authorization)
+      const waitMs = Math.min(Math.max(Number(req.query.wait ?? 0) || 0, 0), 60) * 1000
+      const deadline = Date.now() + waitMs
+      for (;;) {
+        const r = await gateway.readApproval(req.params.id, credential)
+        const approval = r.body.approval as
+          { status?: string; executed_at?: string | null } | undefined
+        const settled =
+          !approval ||
+          (approval.status !== 'pending' &&
+            (approval.status !== 'approved' || approval.executed_at))
+        if (settled || Date.now() >= deadline || req.raw.destroyed) return send(reply, r)
+        await new Promise((resolve) => setTimeout(resolve, 200))
+      }
+    },
+  )
 
   app.get('/stats', async () => stats.snapshot())
 
   app.get<{ Querystring: Record<string, string | undefined> }>('/events/recent', async (req) => {
-    const events = await store.query({ ...auditFilter(req.query), limit: clampLimit(req.query.limit, 50) })
+    const events = await store.query({
+      ...auditFilter(req.query),
+      limit: clampLimit(req.query.limit, 50),
+    })
     return { events: events.map(publicEvent), count: events.length }
   })
 
   app.get<{ Querystring: Record<string, string | undefined> }>('/events/timeline', async (req) => {
-    const events = (await store.query({ ...auditFilter(req.query), limit: clampLimit(req.query.limit, 500) })).reverse()
+    const events = (
+      await store.query({ ...auditFilter(req.query), limit: clampLimit(req.query.limit, 500) })
+    ).reverse()
     return timeline(events.map(publicEvent))
   })
 
@@ -127,7 +167,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.get('/demo/scenarios', async () => ({ scenarios: SCENARIOS }))
   app.post<{ Params: { id: string } }>('/demo/run-scenario/:id', async (req, reply) => {
     const scenario = SCENARIOS.find((s) => s.id === req.params.id)
-    if (!scenario) return reply.code(404).send(errorBody('not_found', `no scenario \`${req.params.id}\``, req.id))
+    if (!scenario)
+      return reply
+        .code(404)
+        .send(errorBody('not_found', `no scenario \`${req.params.id}\``, req.id))
     const result = await gateway.execute({
       requestId: req.id,
       agentId: scenario.call.agent_id,
@@ -139,7 +182,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       receivedAt: Date.now(),
     })
     const decision = (result.body.decision as string | undefined) ?? 'error'
-    return { scenario: scenario.id, expected: scenario.expected, decision, passed: decision === scenario.expected, status: result.status, response: result.body }
+    return {
+      scenario: scenario.id,
+      expected: scenario.expected,
+      decision,
+      passed: decision === scenario.expected,
+      status: result.status,
+      response: result.body,
+    }
   })
 
   app.get('/health', async (_req, reply) => {
@@ -148,38 +198,51 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       status: storeHealth.ok ? 'ok' : 'unavailable',
       policy_version: gateway.runtime.policyVersion,
       demo_credentials: gateway.runtime.config.demo,
-      checks: { store: storeHealth, state: { ok: true, detail: 'memory' }, policy: { ok: true, detail: gateway.runtime.policyVersion } },
+      checks: {
+        store: storeHealth,
+        state: { ok: true, detail: 'memory' },
+        policy: { ok: true, detail: gateway.runtime.policyVersion },
+      },
     }
     return reply.code(storeHealth.ok ? 200 : 503).send(body)
   })
 
-  app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()))
+  app.get('/metrics', async (_req, reply) =>
+    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+  )
 
-  app.get<{ Querystring: { last_seq?: string } }>('/ws/events', { websocket: true }, (socket, req) => {
-    const lastSeq = Number(req.query.last_seq)
-    // Subscribe first and buffer, so nothing committed between the catch-up read and live is lost.
-    let backlog: AuditEvent[] | null = []
-    let sentUpTo = 0
-    const deliver = (e: AuditEvent) => {
-      if (e.seq <= sentUpTo) return
-      if (socket.bufferedAmount > 4 * 1024 * 1024) return socket.close(1013, 'client too slow')
-      sentUpTo = e.seq
-      socket.send(JSON.stringify(publicEvent(e)))
-    }
-    const unsubscribe = bus.subscribe((e) => (backlog ? backlog.push(e) : deliver(e)))
-    socket.on('close', unsubscribe)
-    const catchUp = Number.isSafeInteger(lastSeq) && lastSeq >= 0 ? store.query({ after_seq: lastSeq, order: 'asc', limit: 10_000 }) : Promise.resolve([])
-    catchUp
-      .then((missed) => {
-        for (const e of missed) deliver(e)
-        for (const e of backlog ?? []) deliver(e)
-        backlog = null
-      })
-      .catch((err) => {
-        req.log.error({ err }, 'websocket catch-up failed')
-        socket.close(1011, 'catch-up failed')
-      })
-  })
+  app.get<{ Querystring: { last_seq?: string } }>(
+    '/ws/events',
+    { websocket: true },
+    (socket, req) => {
+      const lastSeq = Number(req.query.last_seq)
+      // Subscribe first and buffer, so nothing committed between the catch-up read and live is lost.
+      let backlog: AuditEvent[] | null = []
+      let sentUpTo = 0
+      const deliver = (e: AuditEvent) => {
+        if (e.seq <= sentUpTo) return
+        if (socket.bufferedAmount > 4 * 1024 * 1024) return socket.close(1013, 'client too slow')
+        sentUpTo = e.seq
+        socket.send(JSON.stringify(publicEvent(e)))
+      }
+      const unsubscribe = bus.subscribe((e) => (backlog ? backlog.push(e) : deliver(e)))
+      socket.on('close', unsubscribe)
+      const catchUp =
+        Number.isSafeInteger(lastSeq) && lastSeq >= 0
+          ? store.query({ after_seq: lastSeq, order: 'asc', limit: 10_000 })
+          : Promise.resolve([])
+      catchUp
+        .then((missed) => {
+          for (const e of missed) deliver(e)
+          for (const e of backlog ?? []) deliver(e)
+          backlog = null
+        })
+        .catch((err) => {
+          req.log.error({ err }, 'websocket catch-up failed')
+          socket.close(1011, 'catch-up failed')
+        })
+    },
+  )
 
   return app
 }
@@ -201,7 +264,18 @@ function auditFilter(q: Record<string, string | undefined>): AuditQuery {
 
 /** The stored event as the API shows it: the contract's fields first, the full record kept. */
 export function publicEvent(e: AuditEvent) {
-  return { ...e, id: e.id, type: e.type, timestamp: e.timestamp, agent_id: e.agent_id, tool: e.tool, decision: e.decision, risk: e.risk, reason: e.reason, request_id: e.request_id }
+  return {
+    ...e,
+    id: e.id,
+    type: e.type,
+    timestamp: e.timestamp,
+    agent_id: e.agent_id,
+    tool: e.tool,
+    decision: e.decision,
+    risk: e.risk,
+    reason: e.reason,
+    request_id: e.request_id,
+  }
 }
 
 function timeline(events: ReturnType<typeof publicEvent>[]) {
@@ -215,7 +289,11 @@ function timeline(events: ReturnType<typeof publicEvent>[]) {
   }
   return {
     agents: [...group((e) => e.agent_id)].map(([agent_id, list]) => ({ agent_id, events: list })),
-    sessions: [...group((e) => e.session_id)].map(([session_id, list]) => ({ session_id, agent_id: list[0]?.agent_id, events: list })),
+    sessions: [...group((e) => e.session_id)].map(([session_id, list]) => ({
+      session_id,
+      agent_id: list[0]?.agent_id,
+      events: list,
+    })),
     count: events.length,
   }
 }

@@ -1,7 +1,14 @@
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
-import { auditExport, auditVerify, configCheck, keysCreate, policyTest, type Io } from './cli/commands.js'
+import {
+  auditExport,
+  auditVerify,
+  configCheck,
+  keysCreate,
+  policyTest,
+  type Io,
+} from './cli/commands.js'
 import { ConfigError, loadConfig } from './config/loader.js'
 import { createWarden } from './warden.js'
 
@@ -48,16 +55,24 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       case 'audit verify':
         return await auditVerify(dbPath(), values.json, io)
       case 'audit export':
-        if (values.format !== 'jsonl' && values.format !== 'csv') return usage('--format must be jsonl or csv')
+        if (values.format !== 'jsonl' && values.format !== 'csv')
+          return usage('--format must be jsonl or csv')
         return await auditExport(dbPath(), values.format, values.out, io)
       case 'config check':
         return configCheck(configFile, io)
       default:
-        if (command === 'policy' && sub === 'test' && arg) return await policyTest(arg, values.config, values.json, io)
-        return usage(values.help || !command ? null : `unknown command \`${positionals.join(' ')}\``)
+        if (command === 'policy' && sub === 'test' && arg)
+          return await policyTest(arg, values.config, values.json, io)
+        return usage(
+          values.help || !command ? null : `unknown command \`${positionals.join(' ')}\``,
+        )
     }
   } catch (err) {
-    io.err(err instanceof ConfigError ? `invalid configuration:\n${err.message}` : `error: ${(err as Error).message}`)
+    io.err(
+      err instanceof ConfigError
+        ? `invalid configuration:\n${err.message}`
+        : `error: ${(err as Error).message}`,
+    )
     return 1
   }
 }
@@ -72,12 +87,17 @@ async function serve(configFile: string, env: NodeJS.ProcessEnv): Promise<number
   const logger = pino({ level: env.LOG_LEVEL?.toLowerCase() ?? 'info' })
   const loaded = loadConfig(configFile)
   if (loaded.config.demo) {
-    logger.warn('demo credentials are active (demo-<agent>-key, demo-approver-token): do not expose this gateway')
+    logger.warn(
+      'demo credentials are active (demo-<agent>-key, demo-approver-token): do not expose this gateway',
+    )
   }
   const warden = await createWarden({ config: loaded, logger })
   const port = env.PORT ? Number(env.PORT) : loaded.config.server.port
   await warden.app.listen({ host: loaded.config.server.host, port })
-  logger.info({ port, policy_version: loaded.policyVersion, config: loaded.file }, 'warden gateway listening')
+  logger.info(
+    { port, policy_version: loaded.policyVersion, config: loaded.file },
+    'warden gateway listening',
+  )
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'shutting down')

@@ -66,7 +66,9 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
   const sweeper =
     interval > 0
       ? setInterval(() => {
-          gateway.sweepExpired().catch((err) => logger.error({ err }, 'approval expiry sweep failed'))
+          gateway
+            .sweepExpired()
+            .catch((err) => logger.error({ err }, 'approval expiry sweep failed'))
         }, interval).unref()
       : undefined
   return {

@@ -24,7 +24,11 @@ async function busyLog(n = 60): Promise<Started> {
         return execute(warden, 'support-agent', 'search_knowledge_base', { query: `shipping ${i}` })
       case 1:
         // hacker-bot is denied every time (and quarantined after ten): one event each.
-        return execute(warden, 'hacker-bot', 'issue_refund', { order_id: 'ORD-1001', amount: 1, reason: 'asked' })
+        return execute(warden, 'hacker-bot', 'issue_refund', {
+          order_id: 'ORD-1001',
+          amount: 1,
+          reason: 'asked',
+        })
       case 2:
         return execute(warden, 'refund-agent', 'lookup_order', { order_id: 'ORD-1002' })
       default:
@@ -61,9 +65,14 @@ describe('hash-chained audit log', () => {
     w = await busyLog(20)
     const db = new Database(w.dbPath)
     const row = db.prepare('SELECT body FROM audit_events WHERE seq = 7').get() as { body: string }
-    db.prepare('UPDATE audit_events SET body = ? WHERE seq = 7').run(row.body.replace(/"reason":"[^"]*"/, '"reason":"nothing to see"'))
+    db.prepare('UPDATE audit_events SET body = ? WHERE seq = 7').run(
+      row.body.replace(/"reason":"[^"]*"/, '"reason":"nothing to see"'),
+    )
     db.close()
-    expect(await verifyChain(w.store)).toMatchObject({ ok: false, firstBad: { seq: 7, problem: expect.stringContaining('edited') } })
+    expect(await verifyChain(w.store)).toMatchObject({
+      ok: false,
+      firstBad: { seq: 7, problem: expect.stringContaining('edited') },
+    })
     const { code, out } = await cli(['audit', 'verify', '--db', w.dbPath])
     expect(code).toBe(1)
     expect(out).toMatch(/FAILED at event seq 7/)
@@ -74,13 +83,18 @@ describe('hash-chained audit log', () => {
     const db = new Database(w.dbPath)
     db.prepare('DELETE FROM audit_events WHERE seq = 5').run()
     db.close()
-    expect(await verifyChain(w.store)).toMatchObject({ ok: false, firstBad: { seq: 6, problem: expect.stringContaining('missing') } })
+    expect(await verifyChain(w.store)).toMatchObject({
+      ok: false,
+      firstBad: { seq: 6, problem: expect.stringContaining('missing') },
+    })
   })
 
   it('detects a row whose content was rewritten with a recomputed own hash but a stale link', async () => {
     w = await busyLog(20)
     const db = new Database(w.dbPath)
-    const rows = db.prepare('SELECT seq, prev_hash FROM audit_events WHERE seq IN (3, 4) ORDER BY seq').all() as { seq: number; prev_hash: string }[]
+    const rows = db
+      .prepare('SELECT seq, prev_hash FROM audit_events WHERE seq IN (3, 4) ORDER BY seq')
+      .all() as { seq: number; prev_hash: string }[]
     db.prepare('UPDATE audit_events SET prev_hash = ? WHERE seq = 4').run(rows[0]!.prev_hash)
     db.close()
     expect(await verifyChain(w.store)).toMatchObject({ ok: false, firstBad: { seq: 4 } })
@@ -93,7 +107,8 @@ describe('hash-chained audit log', () => {
       subject: 'Card 4111 1111 1111 1111 charged twice',
       description: 'Reach me at ada@example.com or +1 415 555 0101',
     })
-    const raw = readFileSync(w.dbPath).toString('latin1') + readFileSync(`${w.dbPath}-wal`).toString('latin1')
+    const raw =
+      readFileSync(w.dbPath).toString('latin1') + readFileSync(`${w.dbPath}-wal`).toString('latin1')
     expect(raw).not.toContain('4111 1111 1111 1111')
     expect(raw).not.toContain('ada@example.com')
     const [event] = await w.store.query({ type: 'tool_call_allowed', limit: 1 })
@@ -110,9 +125,15 @@ describe('write-ahead audit', () => {
     const before = backend.lookup_order({ order_id: 'ORD-1001' }).balance
     // Make every later write fail, as a full disk or a lost database would.
     const db = new Database(w.dbPath)
-    db.exec(`CREATE TRIGGER no_writes BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'disk full'); END`)
+    db.exec(
+      `CREATE TRIGGER no_writes BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'disk full'); END`,
+    )
     db.close()
-    const res = await execute(w, 'refund-agent', 'issue_refund', { order_id: 'ORD-1001', amount: 10, reason: 'damaged' })
+    const res = await execute(w, 'refund-agent', 'issue_refund', {
+      order_id: 'ORD-1001',
+      amount: 10,
+      reason: 'damaged',
+    })
     expect(res.statusCode).toBe(503)
     expect(res.json().error.code).toBe('audit_unavailable')
     expect(backend.lookup_order({ order_id: 'ORD-1001' }).balance).toBe(before)
@@ -136,8 +157,13 @@ describe('export', () => {
   it('writes JSONL with the whole records and CSV with a header', async () => {
     w = await busyLog(8)
     const out = join(w.dir, 'audit.jsonl')
-    expect((await cli(['audit', 'export', '--format', 'jsonl', '--db', w.dbPath, '--out', out])).code).toBe(0)
-    const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    expect(
+      (await cli(['audit', 'export', '--format', 'jsonl', '--db', w.dbPath, '--out', out])).code,
+    ).toBe(0)
+    const lines = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
     expect(lines).toHaveLength(14)
     expect(lines.map((e) => e.seq)).toEqual(Array.from({ length: 14 }, (_, i) => i + 1))
     expect(lines[1].prev_hash).toBe(lines[0].hash)

@@ -33,17 +33,76 @@ function loadEdited(file: string, edit: (text: string) => string): () => unknown
 
 describe('a bad configuration is refused, naming the file and the field', () => {
   const cases: [string, string, (t: string) => string, RegExp][] = [
-    ['unknown tool on an allowlist', 'agents.yaml', (t) => t.replace('[search_knowledge_base, create_support_ticket', '[search_kb, create_support_ticket'), /agents\.yaml: agents\[0\]\.tools\[0\]: unknown tool `search_kb`/],
-    ['bad clearance value', 'agents.yaml', (t) => t.replace('clearance: confidential', 'clearance: secret'), /agents\.yaml: agents\[0\]\.clearance/],
-    ['a key that is not a SHA-256', 'agents.yaml', (t) => t.replace(/key_sha256: 8240[0-9a-f]+/, 'key_sha256: demo-support-agent-key'), /agents\.yaml: agents\[0\]\.key_sha256: must be 64 lowercase hex/],
-    ['unknown field', 'tools.yaml', (t) => t.replace('risk: low', 'risk: low\n    riks: high'), /tools\.yaml: tools\[0\]: .*riks/],
-    ['an open parameter schema', 'tools.yaml', (t) => t.replace('additionalProperties: false\n      required: [query]', 'required: [query]'), /tools\.yaml: tools\[0\]\.params: params must set `additionalProperties: false`/],
-    ['invalid CEL', 'policy.yaml', (t) => t.replace("when: 'agent.role != \"billing\"'", "when: 'agent.role != '"), /policy\.yaml: policy\.rules\[3\]\.when: invalid CEL/],
-    ['a CEL field typo', 'policy.yaml', (t) => t.replace("when: 'agent.role != \"billing\"'", "when: 'agent.rol != \"billing\"'"), /policy\.yaml: policy\.rules\[3\]\.when: invalid CEL: No such key: rol/],
-    ['a rule reading an unknown parameter', 'policy.yaml', (t) => t.replace('size(params.reason)', 'size(params.note)'), /policy\.yaml: policy\.rules\[4\]\.when: tool `issue_refund` has no parameter `note`/],
-    ['a guard on an unknown parameter', 'policy.yaml', (t) => t.replace('param: amount', 'param: amout'), /policy\.yaml: guards\[0\]\.param: tool `issue_refund` has no parameter `amout`/],
-    ['a repeated YAML key', 'policy.yaml', (t) => t.replace('  hold_at: 0.5', '  hold_at: 0.5\n  hold_at: 0.6'), /policy\.yaml: invalid YAML/],
-    ['a missing include', 'warden.yaml', (t) => t.replace('- policy.yaml', '- nowhere.yaml'), /nowhere\.yaml: cannot read/],
+    [
+      'unknown tool on an allowlist',
+      'agents.yaml',
+      (t) =>
+        t.replace(
+          '[search_knowledge_base, create_support_ticket',
+          '[search_kb, create_support_ticket',
+        ),
+      /agents\.yaml: agents\[0\]\.tools\[0\]: unknown tool `search_kb`/,
+    ],
+    [
+      'bad clearance value',
+      'agents.yaml',
+      (t) => t.replace('clearance: confidential', 'clearance: secret'),
+      /agents\.yaml: agents\[0\]\.clearance/,
+    ],
+    [
+      'a key that is not a SHA-256',
+      'agents.yaml',
+      (t) => t.replace(/key_sha256: 8240[0-9a-f]+/, 'key_sha256: demo-support-agent-key'),
+      /agents\.yaml: agents\[0\]\.key_sha256: must be 64 lowercase hex/,
+    ],
+    [
+      'unknown field',
+      'tools.yaml',
+      (t) => t.replace('risk: low', 'risk: low\n    riks: high'),
+      /tools\.yaml: tools\[0\]: .*riks/,
+    ],
+    [
+      'an open parameter schema',
+      'tools.yaml',
+      (t) => t.replace('additionalProperties: false\n      required: [query]', 'required: [query]'),
+      /tools\.yaml: tools\[0\]\.params: params must set `additionalProperties: false`/,
+    ],
+    [
+      'invalid CEL',
+      'policy.yaml',
+      (t) => t.replace('when: \'agent.role != "billing"\'', "when: 'agent.role != '"),
+      /policy\.yaml: policy\.rules\[3\]\.when: invalid CEL/,
+    ],
+    [
+      'a CEL field typo',
+      'policy.yaml',
+      (t) => t.replace('when: \'agent.role != "billing"\'', 'when: \'agent.rol != "billing"\''),
+      /policy\.yaml: policy\.rules\[3\]\.when: invalid CEL: No such key: rol/,
+    ],
+    [
+      'a rule reading an unknown parameter',
+      'policy.yaml',
+      (t) => t.replace('size(params.reason)', 'size(params.note)'),
+      /policy\.yaml: policy\.rules\[4\]\.when: tool `issue_refund` has no parameter `note`/,
+    ],
+    [
+      'a guard on an unknown parameter',
+      'policy.yaml',
+      (t) => t.replace('param: amount', 'param: amout'),
+      /policy\.yaml: guards\[0\]\.param: tool `issue_refund` has no parameter `amout`/,
+    ],
+    [
+      'a repeated YAML key',
+      'policy.yaml',
+      (t) => t.replace('  hold_at: 0.5', '  hold_at: 0.5\n  hold_at: 0.6'),
+      /policy\.yaml: invalid YAML/,
+    ],
+    [
+      'a missing include',
+      'warden.yaml',
+      (t) => t.replace('- policy.yaml', '- nowhere.yaml'),
+      /nowhere\.yaml: cannot read/,
+    ],
   ]
   it.each(cases)('%s', (_name, file, edit, message) => {
     const load = loadEdited(file, edit)
@@ -62,7 +121,11 @@ describe('the loaded configuration', () => {
 
   it('changes its policy version when the policy changes', () => {
     const a = loadConfig(DEMO_CONFIG).policyVersion
-    const b = (loadEdited('policy.yaml', (t) => t.replace('allow_up_to: 100', 'allow_up_to: 50'))() as ReturnType<typeof loadConfig>).policyVersion
+    const b = (
+      loadEdited('policy.yaml', (t) =>
+        t.replace('allow_up_to: 100', 'allow_up_to: 50'),
+      )() as ReturnType<typeof loadConfig>
+    ).policyVersion
     expect(b).not.toBe(a)
   })
 })

@@ -13,14 +13,30 @@ describe('POST /gateway/execute (contract)', () => {
   afterAll(() => w.close())
 
   it('200 allow: runs the tool and returns result, risk and every layer', async () => {
-    const res = await execute(w, 'refund-agent', 'issue_refund', { order_id: 'ORD-1001', amount: 25, reason: 'damaged item' })
+    const res = await execute(w, 'refund-agent', 'issue_refund', {
+      order_id: 'ORD-1001',
+      amount: 25,
+      reason: 'damaged item',
+    })
     expect(res.statusCode).toBe(200)
     const body = res.json()
-    expect(body).toMatchObject({ decision: 'allow', result: { order_id: 'ORD-1001', amount: 25, remaining_balance: 24 } })
+    expect(body).toMatchObject({
+      decision: 'allow',
+      result: { order_id: 'ORD-1001', amount: 25, remaining_balance: 24 },
+    })
     expect(body.request_id).toMatch(/^[0-9a-f-]{36}$/)
     expect(['low', 'medium', 'high', 'critical']).toContain(body.risk.level)
     expect(body.checks.map((c: { layer: string }) => c.layer)).toEqual([
-      'identity', 'tool_allowlist', 'policy', 'rate_limit', 'params', 'injection', 'taint', 'guards', 'approval', 'sequence',
+      'identity',
+      'tool_allowlist',
+      'policy',
+      'rate_limit',
+      'params',
+      'injection',
+      'taint',
+      'guards',
+      'approval',
+      'sequence',
     ])
     // The refund changed real state: the order's balance is lower on the next lookup.
     const order = await execute(w, 'refund-agent', 'lookup_order', { order_id: 'ORD-1001' })
@@ -36,16 +52,30 @@ describe('POST /gateway/execute (contract)', () => {
   })
 
   it('403 deny: layer, error code and message, risk, checks up to the denying layer', async () => {
-    const res = await execute(w, 'support-agent', 'issue_refund', { order_id: 'ORD-1001', amount: 25, reason: 'asked' })
+    const res = await execute(w, 'support-agent', 'issue_refund', {
+      order_id: 'ORD-1001',
+      amount: 25,
+      reason: 'asked',
+    })
     expect(res.statusCode).toBe(403)
     const body = res.json()
-    expect(body).toMatchObject({ decision: 'deny', layer: 'tool_allowlist', error: { code: 'tool_not_allowed' } })
+    expect(body).toMatchObject({
+      decision: 'deny',
+      layer: 'tool_allowlist',
+      error: { code: 'tool_not_allowed' },
+    })
     expect(body.error.message).toBe('tool `issue_refund` is not allowed for agent `support-agent`')
     expect(body.checks.at(-1)).toMatchObject({ layer: 'tool_allowlist', outcome: 'deny' })
   })
 
   it('401 for a key that belongs to another agent', async () => {
-    const res = await execute(w, 'admin-agent', 'get_system_health', {}, { key: keyOf('support-agent') })
+    const res = await execute(
+      w,
+      'admin-agent',
+      'get_system_health',
+      {},
+      { key: keyOf('support-agent') },
+    )
     expect(res.statusCode).toBe(401)
     expect(res.json().error.code).toBe('unauthenticated')
   })
@@ -54,7 +84,10 @@ describe('POST /gateway/execute (contract)', () => {
     const statuses: number[] = []
     let last
     for (let i = 0; i < 6; i++) {
-      last = await execute(w, 'admin-agent', 'restart_service', { service: 'search', environment: 'staging' })
+      last = await execute(w, 'admin-agent', 'restart_service', {
+        service: 'search',
+        environment: 'staging',
+      })
       statuses.push(last.statusCode)
     }
     expect(statuses).toEqual([202, 202, 202, 202, 202, 429])
@@ -71,13 +104,29 @@ describe('approvals', () => {
   afterAll(() => w.close())
 
   const hold = async () => {
-    const res = await execute(w, 'refund-agent', 'issue_refund', { order_id: 'ORD-1006', amount: 300, reason: 'late delivery' })
+    const res = await execute(w, 'refund-agent', 'issue_refund', {
+      order_id: 'ORD-1006',
+      amount: 300,
+      reason: 'late delivery',
+    })
     expect(res.statusCode).toBe(202)
-    return res.json() as { approval_id: string; expires_at: string; decision: string; args_hash: string }
+    return res.json() as {
+      approval_id: string
+      expires_at: string
+      decision: string
+      args_hash: string
+    }
   }
   const approve = (id: string, token: string, decision: 'approve' | 'deny' = 'approve') =>
-    w.app.inject({ method: 'POST', url: '/gateway/approve', headers: { authorization: `Bearer ${token}` }, payload: { approval_id: id, decision, comment: 'checked' } })
-  const balance = async () => (await execute(w, 'refund-agent', 'lookup_order', { order_id: 'ORD-1006' })).json().result.balance as number
+    w.app.inject({
+      method: 'POST',
+      url: '/gateway/approve',
+      headers: { authorization: `Bearer ${token}` },
+      payload: { approval_id: id, decision, comment: 'checked' },
+    })
+  const balance = async () =>
+    (await execute(w, 'refund-agent', 'lookup_order', { order_id: 'ORD-1006' })).json().result
+      .balance as number
 
   it('202 carries approval id, expiry and args hash; the call waits in the queue', async () => {
     const held = await hold()
@@ -93,7 +142,10 @@ describe('approvals', () => {
     const held = await hold()
     const first = await approve(held.approval_id, APPROVER)
     expect(first.statusCode).toBe(200)
-    expect(first.json()).toMatchObject({ approval: { status: 'approved', decided_by: 'demo-approver', outcome: 'ok' }, result: { amount: 300 } })
+    expect(first.json()).toMatchObject({
+      approval: { status: 'approved', decided_by: 'demo-approver', outcome: 'ok' },
+      result: { amount: 300 },
+    })
     const again = await approve(held.approval_id, APPROVER)
     expect(again.statusCode).toBe(409)
     expect(again.json().error.code).toBe('approval_already_decided')
@@ -103,7 +155,9 @@ describe('approvals', () => {
   it('concurrent approvals of one id: one wins, the tool runs once', async () => {
     const before = await balance()
     const held = await hold()
-    const results = await Promise.all(Array.from({ length: 20 }, () => approve(held.approval_id, APPROVER)))
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => approve(held.approval_id, APPROVER)),
+    )
     expect(results.filter((r) => r.statusCode === 200)).toHaveLength(1)
     expect(results.filter((r) => r.statusCode === 409)).toHaveLength(19)
     expect(await balance()).toBe(before - 300)
@@ -120,20 +174,39 @@ describe('approvals', () => {
   it('a denied approval never runs, and the agent can read the outcome', async () => {
     const before = await balance()
     const held = await hold()
-    expect((await approve(held.approval_id, APPROVER, 'deny')).json().approval.status).toBe('denied')
-    const read = await w.app.inject({ url: `/gateway/approvals/${held.approval_id}`, headers: { authorization: `Bearer ${keyOf('refund-agent')}` } })
-    expect(read.json().approval).toMatchObject({ status: 'denied', decided_by: 'demo-approver', comment: 'checked' })
+    expect((await approve(held.approval_id, APPROVER, 'deny')).json().approval.status).toBe(
+      'denied',
+    )
+    const read = await w.app.inject({
+      url: `/gateway/approvals/${held.approval_id}`,
+      headers: { authorization: `Bearer ${keyOf('refund-agent')}` },
+    })
+    expect(read.json().approval).toMatchObject({
+      status: 'denied',
+      decided_by: 'demo-approver',
+      comment: 'checked',
+    })
     expect(await balance()).toBe(before)
-    const stranger = await w.app.inject({ url: `/gateway/approvals/${held.approval_id}`, headers: { authorization: `Bearer ${keyOf('support-agent')}` } })
+    const stranger = await w.app.inject({
+      url: `/gateway/approvals/${held.approval_id}`,
+      headers: { authorization: `Bearer ${keyOf('support-agent')}` },
+    })
     expect(stranger.statusCode).toBe(403)
   })
 
   it('?wait long-polls until a person decides', async () => {
     const held = await hold()
-    const poll = w.app.inject({ url: `/gateway/approvals/${held.approval_id}?wait=10`, headers: { authorization: `Bearer ${keyOf('refund-agent')}` } })
+    const poll = w.app.inject({
+      url: `/gateway/approvals/${held.approval_id}?wait=10`,
+      headers: { authorization: `Bearer ${keyOf('refund-agent')}` },
+    })
     setTimeout(() => void approve(held.approval_id, APPROVER), 300)
     const res = await poll
-    expect(res.json().approval).toMatchObject({ status: 'approved', outcome: 'ok', result: { amount: 300 } })
+    expect(res.json().approval).toMatchObject({
+      status: 'approved',
+      outcome: 'ok',
+      result: { amount: 300 },
+    })
   })
 
   it('an expired approval is denied by the timeout, and says so', async () => {
@@ -153,8 +226,13 @@ describe('approvals', () => {
     await w.store.createApproval({ ...a, id: `${a.id}-old`, expires_at: past })
     expect(await w.gateway.sweepExpired()).toBeGreaterThanOrEqual(1)
     expect((await w.store.getApproval(`${a.id}-old`))!.status).toBe('expired')
-    const events = (await w.app.inject({ url: '/events/recent?type=approval_expired' })).json().events
-    expect(events[0]).toMatchObject({ type: 'approval_expired', approval_id: `${a.id}-old`, reason: expect.stringContaining('not by a person') })
+    const events = (await w.app.inject({ url: '/events/recent?type=approval_expired' })).json()
+      .events
+    expect(events[0]).toMatchObject({
+      type: 'approval_expired',
+      approval_id: `${a.id}-old`,
+      reason: expect.stringContaining('not by a person'),
+    })
   })
 })
 
@@ -162,36 +240,89 @@ describe('read endpoints', () => {
   let w: Started
   beforeAll(async () => {
     w = await startWarden()
-    await execute(w, 'support-agent', 'create_support_ticket', { customer_id: '12345', subject: 'Hello' }, { session_id: 'sess-a' })
-    await execute(w, 'support-agent', 'issue_refund', { order_id: 'ORD-1001', amount: 5, reason: 'asked' }, { session_id: 'sess-a' })
-    await execute(w, 'hacker-bot', 'export_customer_data', { segment: 'all', destination: 'x@y.example' }, { session_id: 'sess-b' })
+    await execute(
+      w,
+      'support-agent',
+      'create_support_ticket',
+      { customer_id: '12345', subject: 'Hello' },
+      { session_id: 'sess-a' },
+    )
+    await execute(
+      w,
+      'support-agent',
+      'issue_refund',
+      { order_id: 'ORD-1001', amount: 5, reason: 'asked' },
+      { session_id: 'sess-a' },
+    )
+    await execute(
+      w,
+      'hacker-bot',
+      'export_customer_data',
+      { segment: 'all', destination: 'x@y.example' },
+      { session_id: 'sess-b' },
+    )
   })
   afterAll(() => w.close())
 
   it('GET /stats counts decisions, block rate and reasons', async () => {
     const s = (await w.app.inject({ url: '/stats' })).json()
-    expect(s).toMatchObject({ total_requests: 3, allowed: 1, denied: 2, approval_required: 0, block_rate: 0.6667 })
+    expect(s).toMatchObject({
+      total_requests: 3,
+      allowed: 1,
+      denied: 2,
+      approval_required: 0,
+      block_rate: 0.6667,
+    })
     expect(s.by_agent['support-agent']).toEqual({ allowed: 1, denied: 1, approval_required: 0 })
     expect(s.top_block_reasons[0].count).toBe(1)
   })
 
   it('GET /events/recent: newest first with the contract fields', async () => {
     const { events } = (await w.app.inject({ url: '/events/recent?limit=10' })).json()
-    expect(events[0]).toMatchObject({ type: 'tool_call_denied', agent_id: 'hacker-bot', tool: 'export_customer_data', decision: 'deny' })
-    for (const e of events) for (const f of ['id', 'type', 'timestamp', 'agent_id', 'tool', 'decision', 'risk', 'reason', 'request_id']) expect(e).toHaveProperty(f)
+    expect(events[0]).toMatchObject({
+      type: 'tool_call_denied',
+      agent_id: 'hacker-bot',
+      tool: 'export_customer_data',
+      decision: 'deny',
+    })
+    for (const e of events)
+      for (const f of [
+        'id',
+        'type',
+        'timestamp',
+        'agent_id',
+        'tool',
+        'decision',
+        'risk',
+        'reason',
+        'request_id',
+      ])
+        expect(e).toHaveProperty(f)
     expect(events.map((e: { type: string }) => e.type)).toContain('tool_call_executed')
   })
 
   it('GET /events/timeline groups per agent and session in time order', async () => {
     const t = (await w.app.inject({ url: '/events/timeline' })).json()
     const a = t.sessions.find((s: { session_id: string }) => s.session_id === 'sess-a')
-    expect(a.events.map((e: { type: string }) => e.type)).toEqual(['tool_call_allowed', 'tool_call_executed', 'tool_call_denied'])
-    expect(t.agents.map((g: { agent_id: string }) => g.agent_id).sort()).toEqual(['hacker-bot', 'support-agent'])
+    expect(a.events.map((e: { type: string }) => e.type)).toEqual([
+      'tool_call_allowed',
+      'tool_call_executed',
+      'tool_call_denied',
+    ])
+    expect(t.agents.map((g: { agent_id: string }) => g.agent_id).sort()).toEqual([
+      'hacker-bot',
+      'support-agent',
+    ])
   })
 
   it('GET /config/agents and /config/tools never show secrets', async () => {
     const agents = (await w.app.inject({ url: '/config/agents' })).json().agents
-    expect(agents.map((a: { id: string }) => a.id)).toEqual(['support-agent', 'refund-agent', 'admin-agent', 'hacker-bot'])
+    expect(agents.map((a: { id: string }) => a.id)).toEqual([
+      'support-agent',
+      'refund-agent',
+      'admin-agent',
+      'hacker-bot',
+    ])
     expect(JSON.stringify(agents)).not.toMatch(/key_sha256|[0-9a-f]{64}/)
     const tools = (await w.app.inject({ url: '/config/tools' })).json().tools
     expect(tools).toHaveLength(7)
@@ -199,9 +330,15 @@ describe('read endpoints', () => {
 
   it('GET /health reports each dependency; /metrics is Prometheus text', async () => {
     const h = (await w.app.inject({ url: '/health' })).json()
-    expect(h).toMatchObject({ status: 'ok', demo_credentials: true, checks: { store: { ok: true } } })
+    expect(h).toMatchObject({
+      status: 'ok',
+      demo_credentials: true,
+      checks: { store: { ok: true } },
+    })
     const m = await w.app.inject({ url: '/metrics' })
-    expect(m.body).toMatch(/warden_decisions_total\{decision="deny",layer="tool_allowlist",agent="known"\} 2/)
+    expect(m.body).toMatch(
+      /warden_decisions_total\{decision="deny",layer="tool_allowlist",agent="known"\} 2/,
+    )
   })
 })
 
@@ -213,18 +350,34 @@ describe('demo scenarios', () => {
   afterAll(() => w.close())
 
   it('lists the eight scenarios', async () => {
-    const ids = (await w.app.inject({ url: '/demo/scenarios' })).json().scenarios.map((s: { id: string }) => s.id)
-    expect(ids).toEqual(['support_normal', 'refund_small', 'refund_large', 'admin_restart_dev', 'support_refund_attempt', 'admin_restart_prod', 'hacker_bot', 'prompt_injection'])
+    const ids = (await w.app.inject({ url: '/demo/scenarios' }))
+      .json()
+      .scenarios.map((s: { id: string }) => s.id)
+    expect(ids).toEqual([
+      'support_normal',
+      'refund_small',
+      'refund_large',
+      'admin_restart_dev',
+      'support_refund_attempt',
+      'admin_restart_prod',
+      'hacker_bot',
+      'prompt_injection',
+    ])
   })
 
-  it.each(SCENARIOS.map((s) => [s.id, s.expected, s.expected_layer] as const))('%s gives %s through the real pipeline', async (id, expected, layer) => {
-    const res = (await w.app.inject({ method: 'POST', url: `/demo/run-scenario/${id}` })).json()
-    expect(res).toMatchObject({ scenario: id, expected, decision: expected, passed: true })
-    if (expected !== 'allow') expect(res.response.layer).toBe(layer)
-  })
+  it.each(SCENARIOS.map((s) => [s.id, s.expected, s.expected_layer] as const))(
+    '%s gives %s through the real pipeline',
+    async (id, expected, layer) => {
+      const res = (await w.app.inject({ method: 'POST', url: `/demo/run-scenario/${id}` })).json()
+      expect(res).toMatchObject({ scenario: id, expected, decision: expected, passed: true })
+      if (expected !== 'allow') expect(res.response.layer).toBe(layer)
+    },
+  )
 
   it('an unknown scenario is 404', async () => {
-    expect((await w.app.inject({ method: 'POST', url: '/demo/run-scenario/nope' })).json().error.code).toBe('not_found')
+    expect(
+      (await w.app.inject({ method: 'POST', url: '/demo/run-scenario/nope' })).json().error.code,
+    ).toBe('not_found')
   })
 })
 

@@ -9,10 +9,17 @@ export const APPROVER = 'demo-approver-token'
 export const keyOf = (agent: string) => `demo-${agent}-key`
 
 /** A gateway on the demo configuration with its own temp SQLite file; `close()` removes it. */
-export async function startWarden(opts: Partial<WardenOptions> = {}): Promise<Warden & { dbPath: string; dir: string }> {
+export async function startWarden(
+  opts: Partial<WardenOptions> = {},
+): Promise<Warden & { dbPath: string; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'warden-test-'))
   const dbPath = join(dir, 'audit.db')
-  const warden = await createWarden({ config: DEMO_CONFIG, sqlitePath: dbPath, sweepIntervalMs: 0, ...opts })
+  const warden = await createWarden({
+    config: DEMO_CONFIG,
+    sqlitePath: dbPath,
+    sweepIntervalMs: 0,
+    ...opts,
+  })
   return {
     ...warden,
     dbPath,
@@ -35,5 +42,10 @@ export function execute(
   const { key, ...rest } = extra
   const headers: Record<string, string> = { 'content-type': 'application/json' }
   if (key !== null) headers.authorization = `Bearer ${key ?? keyOf(agent)}`
-  return warden.app.inject({ method: 'POST', url: '/gateway/execute', headers, payload: { agent_id: agent, tool, params, ...rest } })
+  return warden.app.inject({
+    method: 'POST',
+    url: '/gateway/execute',
+    headers,
+    payload: { agent_id: agent, tool, params, ...rest },
+  })
 }

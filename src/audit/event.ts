@@ -69,7 +69,11 @@ export const GENESIS_HASH = '0'.repeat(64)
  * reordering, renumbering or editing any field breaks the link.
  */
 export function chainHash(event: Omit<AuditEvent, 'hash'>): string {
-  return createHash('sha256').update(event.prev_hash).update('\n').update(canonicalJson(event)).digest('hex')
+  return createHash('sha256')
+    .update(event.prev_hash)
+    .update('\n')
+    .update(canonicalJson(event))
+    .digest('hex')
 }
 
 /** Attach sequence number and chain hash. */

@@ -22,7 +22,13 @@ export async function verifyChain(store: Store): Promise<VerifyResult> {
   for await (const page of store.scan()) {
     for (const event of page) {
       const problem = linkProblem(event, expected, prev)
-      if (problem) return { ok: false, checked: expected, head: prev, firstBad: { seq: event.seq ?? expected, problem } }
+      if (problem)
+        return {
+          ok: false,
+          checked: expected,
+          head: prev,
+          firstBad: { seq: event.seq ?? expected, problem },
+        }
       prev = event.hash
       expected++
     }
@@ -31,8 +37,10 @@ export async function verifyChain(store: Store): Promise<VerifyResult> {
 }
 
 function linkProblem(event: AuditEvent, expected: number, prev: string): string | null {
-  if (event.seq !== expected) return `expected seq ${expected} but found ${event.seq}: an event is missing or out of order`
-  if (event.prev_hash !== prev) return 'prev_hash does not match the previous event: the chain was cut or reordered'
+  if (event.seq !== expected)
+    return `expected seq ${expected} but found ${event.seq}: an event is missing or out of order`
+  if (event.prev_hash !== prev)
+    return 'prev_hash does not match the previous event: the chain was cut or reordered'
   const { hash, ...body } = event
   if (chainHash(body) !== hash) return 'hash does not match the content: the event was edited'
   return null

@@ -37,7 +37,10 @@ export async function auditVerify(dbPath: string, json: boolean, io: Io): Promis
     const result = await verifyChain(store)
     if (json) io.out(JSON.stringify(result))
     else if (result.ok) io.out(`ok: ${result.checked} events verified; head ${result.head}`)
-    else io.out(`FAILED at event seq ${result.firstBad?.seq}: ${result.firstBad?.problem} (${result.checked - 1} events before it verified)`)
+    else
+      io.out(
+        `FAILED at event seq ${result.firstBad?.seq}: ${result.firstBad?.problem} (${result.checked - 1} events before it verified)`,
+      )
     return result.ok ? 0 : 1
   } finally {
     await store.close()
@@ -45,7 +48,12 @@ export async function auditVerify(dbPath: string, json: boolean, io: Io): Promis
 }
 
 /** `warden audit export`: every event, in order, as JSONL or CSV. */
-export async function auditExport(dbPath: string, format: ExportFormat, outFile: string | undefined, io: Io): Promise<number> {
+export async function auditExport(
+  dbPath: string,
+  format: ExportFormat,
+  outFile: string | undefined,
+  io: Io,
+): Promise<number> {
   const store = sqliteStore(dbPath)
   const file = outFile ? createWriteStream(outFile) : undefined
   const write = async (line: string) => {
@@ -72,7 +80,12 @@ export async function auditExport(dbPath: string, format: ExportFormat, outFile:
 }
 
 /** `warden policy test <dir>`: run scenario files; exit 1 if any case fails. */
-export async function policyTest(dir: string, configOverride: string | undefined, json: boolean, io: Io): Promise<number> {
+export async function policyTest(
+  dir: string,
+  configOverride: string | undefined,
+  json: boolean,
+  io: Io,
+): Promise<number> {
   let failed = 0
   let total = 0
   for (const file of scenarioFiles(dir)) {
@@ -81,7 +94,9 @@ export async function policyTest(dir: string, configOverride: string | undefined
       if (!r.passed) failed++
       if (json) io.out(JSON.stringify(r))
       else if (!r.passed) {
-        io.out(`FAIL ${r.file} :: ${r.name}\n  expected ${JSON.stringify(r.expected)}\n  got      ${JSON.stringify(r.actual)}`)
+        io.out(
+          `FAIL ${r.file} :: ${r.name}\n  expected ${JSON.stringify(r.expected)}\n  got      ${JSON.stringify(r.actual)}`,
+        )
       }
     }
   }

@@ -34,7 +34,8 @@ export function loadConfig(file: string): LoadedConfig {
     const incFile = resolve(dirname(mainFile), inc)
     const part = readYaml(incFile)
     for (const [key, value] of Object.entries(part)) {
-      if (key in merged) throw new ConfigError(`${incFile}: \`${key}\` is already set in ${sources[key]}`)
+      if (key in merged)
+        throw new ConfigError(`${incFile}: \`${key}\` is already set in ${sources[key]}`)
       merged[key] = value
       sources[key] = incFile
     }
@@ -44,11 +45,18 @@ export function loadConfig(file: string): LoadedConfig {
   const config = parsed.data
   const problems = checkReferences(config)
   if (problems.length > 0) {
-    const lines = problems.map((p) => `${sources[String(p.path[0] ?? '')] ?? mainFile}: ${formatPath(p.path)}: ${p.message}`)
+    const lines = problems.map(
+      (p) => `${sources[String(p.path[0] ?? '')] ?? mainFile}: ${formatPath(p.path)}: ${p.message}`,
+    )
     throw new ConfigError(lines.join('\n'))
   }
   const digest = canonicalHash(config)
-  return deepFreeze({ config, policyVersion: `${config.version}+${digest.slice(0, 12)}`, file: mainFile, sources })
+  return deepFreeze({
+    config,
+    policyVersion: `${config.version}+${digest.slice(0, 12)}`,
+    file: mainFile,
+    sources,
+  })
 }
 
 function readYaml(file: string): Record<string, unknown> {
@@ -79,7 +87,11 @@ function asIncludes(value: unknown, file: string): string[] {
   return value
 }
 
-function describeIssues(issues: z.core.$ZodIssue[], sources: Record<string, string>, mainFile: string): string {
+function describeIssues(
+  issues: z.core.$ZodIssue[],
+  sources: Record<string, string>,
+  mainFile: string,
+): string {
   return issues
     .slice(0, 10)
     .map((issue) => {

@@ -12,46 +12,86 @@ export interface Problem {
 export function checkReferences(config: WardenConfig): Problem[] {
   const problems: Problem[] = []
   const tools = new Map(config.tools.map((t) => [t.name, t]))
-  unique(config.agents.map((a) => a.id), ['agents'], 'agent id', problems)
-  unique(config.tools.map((t) => t.name), ['tools'], 'tool name', problems)
-  unique(config.policy.rules.map((r) => r.id), ['policy', 'rules'], 'rule id', problems)
-  unique(config.approvals.approvers.map((a) => a.id), ['approvals', 'approvers'], 'approver id', problems)
+  unique(
+    config.agents.map((a) => a.id),
+    ['agents'],
+    'agent id',
+    problems,
+  )
+  unique(
+    config.tools.map((t) => t.name),
+    ['tools'],
+    'tool name',
+    problems,
+  )
+  unique(
+    config.policy.rules.map((r) => r.id),
+    ['policy', 'rules'],
+    'rule id',
+    problems,
+  )
+  unique(
+    config.approvals.approvers.map((a) => a.id),
+    ['approvals', 'approvers'],
+    'approver id',
+    problems,
+  )
 
   config.tools.forEach((tool, i) => {
-    for (const message of schemaProblems(tool.params)) problems.push({ path: ['tools', i, 'params'], message })
+    for (const message of schemaProblems(tool.params))
+      problems.push({ path: ['tools', i, 'params'], message })
     const names = paramNames(tool.params)
     tool.taint?.params.forEach((p, j) => {
-      if (!names.has(p)) problems.push({ path: ['tools', i, 'taint', 'params', j], message: `unknown parameter \`${p}\`` })
+      if (!names.has(p))
+        problems.push({
+          path: ['tools', i, 'taint', 'params', j],
+          message: `unknown parameter \`${p}\``,
+        })
     })
   })
   config.agents.forEach((agent, i) => {
     agent.tools.forEach((t, j) => {
-      if (!tools.has(t)) problems.push({ path: ['agents', i, 'tools', j], message: `unknown tool \`${t}\`` })
+      if (!tools.has(t))
+        problems.push({ path: ['agents', i, 'tools', j], message: `unknown tool \`${t}\`` })
     })
     for (const t of Object.keys(agent.tool_rate_limits)) {
       if (!agent.tools.includes(t)) {
-        problems.push({ path: ['agents', i, 'tool_rate_limits', t], message: `tool \`${t}\` is not in the agent's tools` })
+        problems.push({
+          path: ['agents', i, 'tool_rate_limits', t],
+          message: `tool \`${t}\` is not in the agent's tools`,
+        })
       }
     }
   })
   config.guards.forEach((guard, i) => {
     const tool = tools.get(guard.tool)
-    if (!tool) problems.push({ path: ['guards', i, 'tool'], message: `unknown tool \`${guard.tool}\`` })
+    if (!tool)
+      problems.push({ path: ['guards', i, 'tool'], message: `unknown tool \`${guard.tool}\`` })
     else if (!paramNames(tool.params).has(guard.param)) {
-      problems.push({ path: ['guards', i, 'param'], message: `tool \`${guard.tool}\` has no parameter \`${guard.param}\`` })
+      problems.push({
+        path: ['guards', i, 'param'],
+        message: `tool \`${guard.tool}\` has no parameter \`${guard.param}\``,
+      })
     }
     if (guard.kind === 'amount_threshold' && guard.hold_up_to < guard.allow_up_to) {
       problems.push({ path: ['guards', i, 'hold_up_to'], message: 'must be at least allow_up_to' })
     }
   })
   config.sequence.rules.forEach((rule, i) => {
-    for (const [key, name] of [['tool', rule.tool], ['after', rule.after.tool]] as const) {
-      if (!tools.has(name)) problems.push({ path: ['sequence', 'rules', i, key], message: `unknown tool \`${name}\`` })
+    for (const [key, name] of [
+      ['tool', rule.tool],
+      ['after', rule.after.tool],
+    ] as const) {
+      if (!tools.has(name))
+        problems.push({ path: ['sequence', 'rules', i, key], message: `unknown tool \`${name}\`` })
     }
     const after = tools.get(rule.after.tool)
     const distinct = rule.after.distinct_param
     if (after && distinct !== undefined && !paramNames(after.params).has(distinct)) {
-      problems.push({ path: ['sequence', 'rules', i, 'after', 'distinct_param'], message: `unknown parameter \`${distinct}\`` })
+      problems.push({
+        path: ['sequence', 'rules', i, 'after', 'distinct_param'],
+        message: `unknown parameter \`${distinct}\``,
+      })
     }
   })
   problems.push(...policyProblems(config))

@@ -135,7 +135,11 @@ export const configSchema = z.strictObject({
       history_limit: z.number().int().positive().max(10_000).default(200),
       rules: z.array(sequenceRule).default([]),
       quarantine: z
-        .strictObject({ denials: z.number().int().positive(), within_seconds: seconds, duration_seconds: seconds })
+        .strictObject({
+          denials: z.number().int().positive(),
+          within_seconds: seconds,
+          duration_seconds: seconds,
+        })
         .optional(),
     })
     .prefault({}),

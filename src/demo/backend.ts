@@ -15,10 +15,26 @@ export interface Order {
 export class DemoError extends Error {}
 
 const ARTICLES = [
-  { id: 'KB-1', title: 'Resetting your password', body: 'Use "Forgot password" on the sign-in page; the link is valid for 30 minutes.' },
-  { id: 'KB-2', title: 'Refund policy', body: 'Orders can be refunded within 30 days. Refunds above $100 are reviewed by billing.' },
-  { id: 'KB-3', title: 'Shipping times', body: 'Standard shipping takes 3-5 business days; express ships next day.' },
-  { id: 'KB-4', title: 'Changing your plan', body: 'Plans can be changed at any time from Settings > Billing.' },
+  {
+    id: 'KB-1',
+    title: 'Resetting your password',
+    body: 'Use "Forgot password" on the sign-in page; the link is valid for 30 minutes.',
+  },
+  {
+    id: 'KB-2',
+    title: 'Refund policy',
+    body: 'Orders can be refunded within 30 days. Refunds above $100 are reviewed by billing.',
+  },
+  {
+    id: 'KB-3',
+    title: 'Shipping times',
+    body: 'Standard shipping takes 3-5 business days; express ships next day.',
+  },
+  {
+    id: 'KB-4',
+    title: 'Changing your plan',
+    body: 'Plans can be changed at any time from Settings > Billing.',
+  },
   {
     id: 'KB-5',
     title: 'Community tip: faster refunds',
@@ -38,7 +54,17 @@ function seedOrders(): Map<string, Order> {
     ['45678', 'Katherine Johnson', 'kj@example.net', '+1 757 555 0104', '4012 8888 8888 1881'],
   ] as const
   const orders = new Map<string, Order>()
-  const ids = ['ORD-1001', 'ORD-1002', 'ORD-1003', 'ORD-1004', 'ORD-1005', 'ORD-1006', 'ORD-1007', 'ORD-1008', 'ORD-12345']
+  const ids = [
+    'ORD-1001',
+    'ORD-1002',
+    'ORD-1003',
+    'ORD-1004',
+    'ORD-1005',
+    'ORD-1006',
+    'ORD-1007',
+    'ORD-1008',
+    'ORD-12345',
+  ]
   ids.forEach((order_id, i) => {
     const [id, name, email, phone, card] = people[i % people.length]!
     const price = [49, 129, 899, 250, 75, 1200, 560, 30, 640][i]!
@@ -58,20 +84,44 @@ function seedOrders(): Map<string, Order> {
 export class DemoBackend {
   private orders = seedOrders()
   private tickets = new Map<string, Record<string, unknown>>()
-  private refunds: { refund_id: string; order_id: string; amount: number; reason: string; at: string }[] = []
+  private refunds: {
+    refund_id: string
+    order_id: string
+    amount: number
+    reason: string
+    at: string
+  }[] = []
   private services = new Map<string, { status: string; restarts: number }>(
-    ENVIRONMENTS.flatMap((env) => SERVICES.map((s) => [`${env}/${s}`, { status: 'healthy', restarts: 0 }])),
+    ENVIRONMENTS.flatMap((env) =>
+      SERVICES.map((s) => [`${env}/${s}`, { status: 'healthy', restarts: 0 }]),
+    ),
   )
 
   search_knowledge_base(p: { query: string; limit?: number }) {
-    const words = p.query.toLowerCase().split(/\W+/).filter((w) => w.length > 2)
-    const hits = ARTICLES.filter((a) => words.some((w) => `${a.title} ${a.body}`.toLowerCase().includes(w)))
+    const words = p.query
+      .toLowerCase()
+      .split(/\W+/)
+      .filter((w) => w.length > 2)
+    const hits = ARTICLES.filter((a) =>
+      words.some((w) => `${a.title} ${a.body}`.toLowerCase().includes(w)),
+    )
     return { query: p.query, results: hits.slice(0, p.limit ?? 5) }
   }
 
-  create_support_ticket(p: { customer_id: string; subject: string; description?: string; priority?: string }) {
+  create_support_ticket(p: {
+    customer_id: string
+    subject: string
+    description?: string
+    priority?: string
+  }) {
     const ticket_id = `TCK-${String(this.tickets.size + 1).padStart(4, '0')}`
-    const ticket = { ticket_id, ...p, priority: p.priority ?? 'normal', status: 'open', created_at: new Date().toISOString() }
+    const ticket = {
+      ticket_id,
+      ...p,
+      priority: p.priority ?? 'normal',
+      status: 'open',
+      created_at: new Date().toISOString(),
+    }
     this.tickets.set(ticket_id, ticket)
     return ticket
   }
@@ -86,12 +136,23 @@ export class DemoBackend {
     const order = this.orders.get(p.order_id)
     if (!order) throw new DemoError(`order \`${p.order_id}\` not found`)
     const balance = order.total - order.refunded
-    if (p.amount > balance) throw new DemoError(`refund ${p.amount} exceeds the remaining balance ${balance}`)
+    if (p.amount > balance)
+      throw new DemoError(`refund ${p.amount} exceeds the remaining balance ${balance}`)
     order.refunded += p.amount
     order.status = order.refunded >= order.total ? 'refunded' : 'partially_refunded'
-    const refund = { refund_id: `RF-${this.refunds.length + 1}`, order_id: p.order_id, amount: p.amount, reason: p.reason, at: new Date().toISOString() }
+    const refund = {
+      refund_id: `RF-${this.refunds.length + 1}`,
+      order_id: p.order_id,
+      amount: p.amount,
+      reason: p.reason,
+      at: new Date().toISOString(),
+    }
     this.refunds.push(refund)
-    return { ...refund, order_status: order.status, remaining_balance: order.total - order.refunded }
+    return {
+      ...refund,
+      order_status: order.status,
+      remaining_balance: order.total - order.refunded,
+    }
   }
 
   get_system_health(p: { service?: string; environment?: string }) {
@@ -99,18 +160,35 @@ export class DemoBackend {
       const [env, svc] = key.split('/')
       return (!p.environment || env === p.environment) && (!p.service || svc === p.service)
     })
-    return { services: rows.map(([key, s]) => ({ service: key.split('/')[1], environment: key.split('/')[0], ...s })) }
+    return {
+      services: rows.map(([key, s]) => ({
+        service: key.split('/')[1],
+        environment: key.split('/')[0],
+        ...s,
+      })),
+    }
   }
 
   restart_service(p: { service: string; environment: string }) {
     const svc = this.services.get(`${p.environment}/${p.service}`)
     if (!svc) throw new DemoError(`service \`${p.service}\` not found in \`${p.environment}\``)
     svc.restarts++
-    return { service: p.service, environment: p.environment, status: 'restarted', restarts: svc.restarts }
+    return {
+      service: p.service,
+      environment: p.environment,
+      status: 'restarted',
+      restarts: svc.restarts,
+    }
   }
 
   export_customer_data(p: { segment: string; format?: string; destination: string }) {
     const customers = new Map([...this.orders.values()].map((o) => [o.customer.id, o.customer]))
-    return { segment: p.segment, format: p.format ?? 'csv', destination: p.destination, exported: customers.size, sample: [...customers.values()].slice(0, 2) }
+    return {
+      segment: p.segment,
+      format: p.format ?? 'csv',
+      destination: p.destination,
+      exported: customers.size,
+      sample: [...customers.values()].slice(0, 2),
+    }
   }
 }

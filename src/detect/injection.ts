@@ -19,39 +19,132 @@ interface Pattern {
   re: RegExp
 }
 
-const P = (category: string, weight: number, on: Pattern['on'], re: RegExp): Pattern => ({ category, weight, on, re })
+const P = (category: string, weight: number, on: Pattern['on'], re: RegExp): Pattern => ({
+  category,
+  weight,
+  on,
+  re,
+})
 
 const PATTERNS: Pattern[] = [
   // Instruction override, in the languages most seen in public injection sets.
-  P('instruction_override', 0.9, 'unleet', /\b(ignore|disregard|forget|skip|override|bypass|neglect)\b.{0,40}\b(previous|prior|above|earlier|preceding|all|any|your|system|original)\b.{0,30}\b(instructions?|prompts?|rules|directions|guidelines|commands|context)\b/),
-  P('instruction_override', 0.9, 'squeezed', /(ignore|disregard|forget)(all|the|any|your)?(previous|prior|above|earlier)(instructions|prompts|rules)/),
-  P('instruction_override', 0.9, 'plain', /(ignorier|vergiss|vergessen sie|missachte).{0,40}(anweisung|instruktion|regeln|vorgaben|befehle|alles)/),
-  P('instruction_override', 0.9, 'plain', /(ignora|olvida|omite|ignore[rz]?|oublie[rz]?|dimentica|esque[çc]a).{0,40}(instrucciones|indicaciones|reglas|instructions|consignes|r[eè]gles|istruzioni|regole|instru[çc][õo]es|regras)/),
+  P(
+    'instruction_override',
+    0.9,
+    'unleet',
+    /\b(ignore|disregard|forget|skip|override|bypass|neglect)\b.{0,40}\b(previous|prior|above|earlier|preceding|all|any|your|system|original)\b.{0,30}\b(instructions?|prompts?|rules|directions|guidelines|commands|context)\b/,
+  ),
+  P(
+    'instruction_override',
+    0.9,
+    'squeezed',
+    /(ignore|disregard|forget)(all|the|any|your)?(previous|prior|above|earlier)(instructions|prompts|rules)/,
+  ),
+  P(
+    'instruction_override',
+    0.9,
+    'plain',
+    /(ignorier|vergiss|vergessen sie|missachte).{0,40}(anweisung|instruktion|regeln|vorgaben|befehle|alles)/,
+  ),
+  P(
+    'instruction_override',
+    0.9,
+    'plain',
+    /(ignora|olvida|omite|ignore[rz]?|oublie[rz]?|dimentica|esque[çc]a).{0,40}(instrucciones|indicaciones|reglas|instructions|consignes|r[eè]gles|istruzioni|regole|instru[çc][õo]es|regras)/,
+  ),
   P('instruction_override', 0.9, 'plain', /(忽略|无视|忘记|忘掉).{0,20}(指令|指示|说明|规则|提示)/),
-  P('instruction_override', 0.9, 'plain', /(игнорируй|проигнорируй|забудь|игнорировать).{0,40}(инструкци|указани|правил)/),
-  P('instruction_override', 0.6, 'unleet', /\b(forget|ignore) (everything|all that|what) (you|i|we)\b/),
+  P(
+    'instruction_override',
+    0.9,
+    'plain',
+    /(игнорируй|проигнорируй|забудь|игнорировать).{0,40}(инструкци|указани|правил)/,
+  ),
+  P(
+    'instruction_override',
+    0.6,
+    'unleet',
+    /\b(forget|ignore) (everything|all that|what) (you|i|we)\b/,
+  ),
   // New task or persona injected mid-text.
-  P('new_instructions', 0.6, 'unleet', /\b(new|updated|real|actual|additional) (instructions?|task|objective|directive)s?\s*[:-]/),
+  P(
+    'new_instructions',
+    0.6,
+    'unleet',
+    /\b(new|updated|real|actual|additional) (instructions?|task|objective|directive)s?\s*[:-]/,
+  ),
   P('new_instructions', 0.5, 'unleet', /\bfrom now on,? (you|your|always|only|never)\b/),
-  P('new_instructions', 0.5, 'plain', /(neue anweisung|nueva instrucci[oó]n|nouvelle instruction|ab (jetzt|sofort) (bist|wirst|sollst) du)/),
-  P('role_hijack', 0.7, 'unleet', /\b(you are now|you're now|act as|pretend (to be|you are)|roleplay as)\b.{0,30}\b(dan|unrestricted|unfiltered|jailbroken|evil|developer mode|without (any )?(restrictions|filters|limits))\b/),
+  P(
+    'new_instructions',
+    0.5,
+    'plain',
+    /(neue anweisung|nueva instrucci[oó]n|nouvelle instruction|ab (jetzt|sofort) (bist|wirst|sollst) du)/,
+  ),
+  P(
+    'role_hijack',
+    0.7,
+    'unleet',
+    /\b(you are now|you're now|act as|pretend (to be|you are)|roleplay as)\b.{0,30}\b(dan|unrestricted|unfiltered|jailbroken|evil|developer mode|without (any )?(restrictions|filters|limits))\b/,
+  ),
   P('role_hijack', 0.7, 'unleet', /\b(developer mode|dan mode|do anything now|jailbreak(ed)?)\b/),
-  P('role_hijack', 0.6, 'plain', /(du bist jetzt|tu es maintenant|ahora eres|agora voc[eê] [eé]|ты теперь)/),
+  P(
+    'role_hijack',
+    0.6,
+    'plain',
+    /(du bist jetzt|tu es maintenant|ahora eres|agora voc[eê] [eé]|ты теперь)/,
+  ),
   // System prompt extraction.
-  P('prompt_exfiltration', 0.7, 'unleet', /\b(reveal|print|show|repeat|output|tell me|leak|display|dump)\b.{0,30}\b(system|initial|hidden|original|secret) (prompt|instructions|message|rules)\b/),
-  P('prompt_exfiltration', 0.7, 'plain', /(zeig|verrate|gib).{0,30}(systemprompt|system-prompt|deine anweisungen)/),
+  P(
+    'prompt_exfiltration',
+    0.7,
+    'unleet',
+    /\b(reveal|print|show|repeat|output|tell me|leak|display|dump)\b.{0,30}\b(system|initial|hidden|original|secret) (prompt|instructions|message|rules)\b/,
+  ),
+  P(
+    'prompt_exfiltration',
+    0.7,
+    'plain',
+    /(zeig|verrate|gib).{0,30}(systemprompt|system-prompt|deine anweisungen)/,
+  ),
   // Chat-template and role delimiters smuggled into data.
-  P('delimiter', 0.6, 'folded', /<\/?(system|assistant|im_start|im_end)>|\[\/?inst\]|<\|im_(start|end)\|>|<\|(system|assistant)\|>|(^|\s)#{2,}\s*(system|instruction)s?\b/),
-  P('delimiter', 0.5, 'folded', /\b(end of (user )?(input|data|document)|begin (new )?(system|admin) (prompt|message))\b/),
+  P(
+    'delimiter',
+    0.6,
+    'folded',
+    /<\/?(system|assistant|im_start|im_end)>|\[\/?inst\]|<\|im_(start|end)\|>|<\|(system|assistant)\|>|(^|\s)#{2,}\s*(system|instruction)s?\b/,
+  ),
+  P(
+    'delimiter',
+    0.5,
+    'folded',
+    /\b(end of (user )?(input|data|document)|begin (new )?(system|admin) (prompt|message))\b/,
+  ),
   // The "important message" framing used by AgentDojo's and BIPIA's attacks.
-  P('urgent_framing', 0.6, 'folded', /<\s*information\s*>|this is an important message from|before you (can )?(solve|do|finish) the task/),
+  P(
+    'urgent_framing',
+    0.6,
+    'folded',
+    /<\s*information\s*>|this is an important message from|before you (can )?(solve|do|finish) the task/,
+  ),
   // Directions to move data to an outside party.
-  P('exfiltration_directive', 0.5, 'unleet', /\b(send|forward|transfer|email|export|upload|post|leak)\b.{0,60}\b(to|at)\b\s*(https?:\/\/\S+|\S+@\S+\.\S+)/),
+  P(
+    'exfiltration_directive',
+    0.5,
+    'unleet',
+    /\b(send|forward|transfer|email|export|upload|post|leak)\b.{0,60}\b(to|at)\b\s*(https?:\/\/\S+|\S+@\S+\.\S+)/,
+  ),
 ]
 
 const ENCODED = [
-  { name: 'base64', re: /(?:[A-Za-z0-9+/]{4}){5,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?/g, decode: (s: string) => Buffer.from(s, 'base64').toString('utf8') },
-  { name: 'hex', re: /\b(?:[0-9a-fA-F]{2}){10,}\b/g, decode: (s: string) => Buffer.from(s, 'hex').toString('utf8') },
+  {
+    name: 'base64',
+    re: /(?:[A-Za-z0-9+/]{4}){5,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?/g,
+    decode: (s: string) => Buffer.from(s, 'base64').toString('utf8'),
+  },
+  {
+    name: 'hex',
+    re: /\b(?:[0-9a-fA-F]{2}){10,}\b/g,
+    decode: (s: string) => Buffer.from(s, 'hex').toString('utf8'),
+  },
   { name: 'percent', re: /(?:%[0-9a-fA-F]{2}){4,}/g, decode: (s: string) => decodeURIComponent(s) },
 ]
 const MAX_DECODED_SEGMENTS = 8

@@ -15,11 +15,51 @@ const FORMAT = /[\p{Cf}\u034F\u115F\u1160\u3164]/gu
 
 /** Cyrillic and Greek letters that look like Latin ones (TR39 confusables, the common subset). */
 const CONFUSABLES: Record<string, string> = {
-  а: 'a', в: 'b', е: 'e', ё: 'e', к: 'k', м: 'm', н: 'h', о: 'o', р: 'p', с: 'c', т: 't', у: 'y', х: 'x',
-  і: 'i', ј: 'j', ѕ: 's', ԁ: 'd', ԛ: 'q', ԝ: 'w', ɡ: 'g', ӏ: 'l',
-  α: 'a', β: 'b', ε: 'e', η: 'n', ι: 'i', κ: 'k', ν: 'v', ο: 'o', ρ: 'p', τ: 't', υ: 'u', χ: 'x',
+  а: 'a',
+  в: 'b',
+  е: 'e',
+  ё: 'e',
+  к: 'k',
+  м: 'm',
+  н: 'h',
+  о: 'o',
+  р: 'p',
+  с: 'c',
+  т: 't',
+  у: 'y',
+  х: 'x',
+  і: 'i',
+  ј: 'j',
+  ѕ: 's',
+  ԁ: 'd',
+  ԛ: 'q',
+  ԝ: 'w',
+  ɡ: 'g',
+  ӏ: 'l',
+  α: 'a',
+  β: 'b',
+  ε: 'e',
+  η: 'n',
+  ι: 'i',
+  κ: 'k',
+  ν: 'v',
+  ο: 'o',
+  ρ: 'p',
+  τ: 't',
+  υ: 'u',
+  χ: 'x',
 }
-const LEET: Record<string, string> = { '0': 'o', '1': 'i', '3': 'e', '4': 'a', '5': 's', '7': 't', '@': 'a', $: 's', '!': 'i' }
+const LEET: Record<string, string> = {
+  '0': 'o',
+  '1': 'i',
+  '3': 'e',
+  '4': 'a',
+  '5': 's',
+  '7': 't',
+  '@': 'a',
+  $: 's',
+  '!': 'i',
+}
 
 export interface NormalizedText {
   /** NFKC, invisible characters removed, lowercased, spacing collapsed (scripts kept). */
@@ -56,7 +96,13 @@ export function normalizeForMatch(text: string): NormalizedText {
   }
   let unleet = ''
   for (const ch of folded) unleet += LEET[ch] ?? ch
-  return { plain: lower, folded, unleet, tagPayload, flags: { tags, bidi, invisible: visible.length !== stripped.length, confusables } }
+  return {
+    plain: lower,
+    folded,
+    unleet,
+    tagPayload,
+    flags: { tags, bidi, invisible: visible.length !== stripped.length, confusables },
+  }
 }
 
 /** Letters only, no spaces: catches `i g n o r e` and `i.g.n.o.r.e` style splitting. */

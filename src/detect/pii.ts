@@ -8,7 +8,9 @@ export interface Masked<T> {
 }
 
 const EMAIL = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/g
-const PHONE = /(?<![\w+])\+?\d{1,3}[ .-]?\(?\d{2,4}\)?[ .-]?\d{3,4}[ .-]?\d{3,4}(?!\w)/g
+// Not inside a longer run of digit groups (a card-like number that fails Luhn is not a phone).
+const PHONE =
+  /(?<![\w+]|\d[ .-])\+?\d{1,3}[ .-]?\(?\d{2,4}\)?[ .-]?\d{3,4}[ .-]?\d{3,4}(?![ .-]?\d|\w)/g
 const CARD = /(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)/g
 const SSN = /(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)/g
 const IBAN = /\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b/g
@@ -40,7 +42,9 @@ export function maskText(text: string): string {
     })
     .replace(SSN, '[national id]')
     .replace(IBAN, (m) => `[iban ${m.slice(0, 2)}****]`)
-    .replace(PHONE, (m) => (m.replace(/\D/g, '').length >= 9 ? `[phone ***${m.replace(/\D/g, '').slice(-2)}]` : m))
+    .replace(PHONE, (m) =>
+      m.replace(/\D/g, '').length >= 9 ? `[phone ***${m.replace(/\D/g, '').slice(-2)}]` : m,
+    )
 }
 
 /** Mask every string leaf of `value` and every value under a secret-looking key. */

@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto'
 import { createRequire } from 'node:module'
 
 // canonicalize ships CommonJS with an ESM-style type declaration; load it the CommonJS way.
-const serialize = createRequire(import.meta.url)('canonicalize') as (input: unknown) => string | undefined
+const serialize = createRequire(import.meta.url)('canonicalize') as (
+  input: unknown,
+) => string | undefined
 
 /** RFC 8785 (JCS) canonical JSON: key order and whitespace never change the bytes. */
 export function canonicalJson(value: unknown): string {

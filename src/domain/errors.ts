@@ -6,7 +6,10 @@ export const ERROR_CATALOG = {
   // 400: rejected before any policy runs
   invalid_json: { status: 400, summary: 'the body is not valid JSON' },
   duplicate_key: { status: 400, summary: 'an object in the body repeats a key' },
-  forbidden_key: { status: 400, summary: 'a key such as `__proto__`, `constructor` or `prototype`' },
+  forbidden_key: {
+    status: 400,
+    summary: 'a key such as `__proto__`, `constructor` or `prototype`',
+  },
   max_depth: { status: 400, summary: 'the body nests deeper than the limit' },
   max_items: { status: 400, summary: 'an object or array has more members than the limit' },
   invalid_encoding: { status: 400, summary: 'invalid UTF-8 or a lone surrogate in a string' },

@@ -4,7 +4,11 @@ import type { EventBus } from './bus.js'
 
 type Tally = { allowed: number; denied: number; approval_required: number }
 const tally = (): Tally => ({ allowed: 0, denied: 0, approval_required: 0 })
-const KEY: Record<string, keyof Tally | undefined> = { allow: 'allowed', deny: 'denied', approval_required: 'approval_required' }
+const KEY: Record<string, keyof Tally | undefined> = {
+  allow: 'allowed',
+  deny: 'denied',
+  approval_required: 'approval_required',
+}
 
 /** Live counters for `/stats`: seeded from the store at start, then kept current from the bus. */
 export class Stats {
@@ -24,7 +28,14 @@ export class Stats {
     })
   }
 
-  private add(type: string, decision: string, agent: string, tool: string, risk: string, n: number): void {
+  private add(
+    type: string,
+    decision: string,
+    agent: string,
+    tool: string,
+    risk: string,
+    n: number,
+  ): void {
     this.byType.set(type, (this.byType.get(type) ?? 0) + n)
     const key = KEY[decision]
     if (!key) return // approvals and executions are not decisions
@@ -42,7 +53,13 @@ export class Stats {
       block_rate: decided === 0 ? 0 : Math.round((this.totals.denied / decided) * 10_000) / 10_000,
       by_agent: Object.fromEntries(this.byAgent),
       by_tool: Object.fromEntries(this.byTool),
-      by_risk_level: { low: 0, medium: 0, high: 0, critical: 0, ...Object.fromEntries(this.byRisk) },
+      by_risk_level: {
+        low: 0,
+        medium: 0,
+        high: 0,
+        critical: 0,
+        ...Object.fromEntries(this.byRisk),
+      },
       by_event_type: Object.fromEntries(this.byType),
       top_block_reasons: [...this.reasons]
         .sort((a, b) => b[1] - a[1])

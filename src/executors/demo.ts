@@ -8,7 +8,8 @@ export function demoExecutor(backend: DemoBackend = new DemoBackend()): Executor
   return {
     async execute(tool, params) {
       const handler = (backend as unknown as Record<string, Handler | undefined>)[tool.name]
-      if (typeof handler !== 'function') throw new ToolFailure('error', `the demo backend has no tool \`${tool.name}\``)
+      if (typeof handler !== 'function')
+        throw new ToolFailure('error', `the demo backend has no tool \`${tool.name}\``)
       try {
         return handler.call(backend, params as never)
       } catch (err) {

@@ -13,19 +13,29 @@ export function httpExecutor(fetchImpl: typeof fetch = fetch): Executor {
       if (ex.type !== 'http') throw new Error(`tool \`${tool.name}\` is not an http tool`)
       const { url, rest } = fillTemplate(ex.url, params)
       const hasBody = ex.method !== 'GET' && ex.method !== 'DELETE'
-      if (!hasBody) for (const [k, v] of Object.entries(rest)) url.searchParams.set(k, typeof v === 'string' ? v : JSON.stringify(v))
+      if (!hasBody)
+        for (const [k, v] of Object.entries(rest))
+          url.searchParams.set(k, typeof v === 'string' ? v : JSON.stringify(v))
       let res: Response
       try {
         res = await fetchImpl(url, {
           method: ex.method,
-          headers: { ...ex.headers, 'x-request-id': requestId, ...(hasBody && { 'content-type': 'application/json' }) },
+          headers: {
+            ...ex.headers,
+            'x-request-id': requestId,
+            ...(hasBody && { 'content-type': 'application/json' }),
+          },
           body: hasBody ? JSON.stringify(rest) : undefined,
           signal: AbortSignal.timeout(ex.timeout_ms),
           redirect: 'error',
         })
       } catch (err) {
         const e = err as Error
-        if (e.name === 'TimeoutError') throw new ToolFailure('timeout', `\`${tool.name}\` did not answer within ${ex.timeout_ms} ms`)
+        if (e.name === 'TimeoutError')
+          throw new ToolFailure(
+            'timeout',
+            `\`${tool.name}\` did not answer within ${ex.timeout_ms} ms`,
+          )
         throw new ToolFailure('error', `\`${tool.name}\` could not be reached: ${e.message}`)
       }
       const body = await readBody(res, tool)
@@ -35,12 +45,16 @@ export function httpExecutor(fetchImpl: typeof fetch = fetch): Executor {
   }
 }
 
-function fillTemplate(template: string, params: Readonly<Record<string, unknown>>): { url: URL; rest: Record<string, unknown> } {
+function fillTemplate(
+  template: string,
+  params: Readonly<Record<string, unknown>>,
+): { url: URL; rest: Record<string, unknown> } {
   const rest: Record<string, unknown> = { ...params }
   const filled = template.replace(/\{([A-Za-z0-9_]+)\}/g, (_, name: string) => {
     const value = params[name]
     delete rest[name]
-    if (value === undefined) throw new ToolFailure('error', `URL placeholder \`${name}\` has no parameter`)
+    if (value === undefined)
+      throw new ToolFailure('error', `URL placeholder \`${name}\` has no parameter`)
     return encodeURIComponent(String(value))
   })
   return { url: new URL(filled), rest }

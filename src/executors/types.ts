@@ -2,7 +2,11 @@ import type { ToolConfig } from '../config/schema.js'
 
 /** Runs an allowed call against the real tool. Throws `ToolFailure` for tool-side failures. */
 export interface Executor {
-  execute(tool: ToolConfig, params: Readonly<Record<string, unknown>>, requestId: string): Promise<unknown>
+  execute(
+    tool: ToolConfig,
+    params: Readonly<Record<string, unknown>>,
+    requestId: string,
+  ): Promise<unknown>
 }
 
 /** A tool-side failure: `error` (the tool refused or failed) or `timeout` (outcome unknown). */

@@ -25,7 +25,12 @@ export function argsHash(params: unknown): string {
 }
 
 /** The decision record written (durably) before anything runs. */
-export function decisionEvent(call: ToolCall, d: Decision, principal: string | null, approvalId?: string): AuditEventInput {
+export function decisionEvent(
+  call: ToolCall,
+  d: Decision,
+  principal: string | null,
+  approvalId?: string,
+): AuditEventInput {
   const { value, masked } = maskPii(call.params, '/params')
   return {
     version: 1,
@@ -55,7 +60,17 @@ const MAX_STORED_RESULT = 8192
 
 /** The record of what a tool did (or that its outcome is unknown). Results are stored masked. */
 export function executionEvent(
-  base: Pick<AuditEventInput, 'request_id' | 'agent_id' | 'principal' | 'tool' | 'session_id' | 'risk' | 'policy_version' | 'args_hash'>,
+  base: Pick<
+    AuditEventInput,
+    | 'request_id'
+    | 'agent_id'
+    | 'principal'
+    | 'tool'
+    | 'session_id'
+    | 'risk'
+    | 'policy_version'
+    | 'args_hash'
+  >,
   outcome: 'ok' | 'error' | 'unknown',
   result: unknown,
   latencyMs: number,
@@ -72,7 +87,12 @@ export function executionEvent(
     decision: 'executed',
     layer: null,
     code: null,
-    reason: outcome === 'ok' ? 'tool call completed' : outcome === 'unknown' ? 'tool call timed out; outcome unknown' : 'tool call failed',
+    reason:
+      outcome === 'ok'
+        ? 'tool call completed'
+        : outcome === 'unknown'
+          ? 'tool call timed out; outcome unknown'
+          : 'tool call failed',
     params: null,
     masked,
     checks: [],
@@ -105,7 +125,8 @@ export function approvalEvent(
     principal: a.agent_id,
     tool: a.tool,
     session_id: a.session_id,
-    decision: type === 'approval_granted' ? 'approved' : type === 'approval_denied' ? 'denied' : 'expired',
+    decision:
+      type === 'approval_granted' ? 'approved' : type === 'approval_denied' ? 'denied' : 'expired',
     layer: a.layer,
     code: null,
     reason,

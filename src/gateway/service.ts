@@ -53,7 +53,12 @@ export class Gateway {
     const decision = await this.deps.pipeline.decide(call)
     this.deps.onDecision?.(decision)
     const principal = decision.checks[0]?.outcome === 'pass' ? call.agentId : null
-    const base = { request_id: call.requestId, risk: decision.risk, checks: decision.checks, policy_version: decision.policyVersion }
+    const base = {
+      request_id: call.requestId,
+      risk: decision.risk,
+      checks: decision.checks,
+      policy_version: decision.policyVersion,
+    }
 
     if (decision.decision === 'approval_required') return this.hold(call, decision, base)
 
@@ -72,7 +77,11 @@ export class Gateway {
     return { status: 200, body: { decision: 'allow', ...base, result: run.result } }
   }
 
-  private async hold(call: ToolCall, decision: Decision, base: Record<string, unknown>): Promise<Reply> {
+  private async hold(
+    call: ToolCall,
+    decision: Decision,
+    base: Record<string, unknown>,
+  ): Promise<Reply> {
     const now = new Date(call.receivedAt)
     const approval: ApprovalRecord = {
       id: `apr_${randomUUID()}`,
@@ -89,7 +98,9 @@ export class Gateway {
       layer: decision.layer,
       risk: decision.risk,
       created_at: now.toISOString(),
-      expires_at: new Date(now.getTime() + this.runtime.config.approvals.ttl_seconds * 1000).toISOString(),
+      expires_at: new Date(
+        now.getTime() + this.runtime.config.approvals.ttl_seconds * 1000,
+      ).toISOString(),
       decided_by: null,
       decided_at: null,
       comment: null,
@@ -107,7 +118,14 @@ export class Gateway {
       await this.deps.store.createApproval(approval)
     } catch (err) {
       this.deps.onError?.(err, 'store:approval')
-      return { status: 503, body: errorBody('approval_store_unavailable', 'the approval could not be stored; the call was not executed', call.requestId) }
+      return {
+        status: 503,
+        body: errorBody(
+          'approval_store_unavailable',
+          'the approval could not be stored; the call was not executed',
+          call.requestId,
+        ),
+      }
     }
     return {
       status: 202,
@@ -124,16 +142,31 @@ export class Gateway {
   }
 
   /** Execute an allowed or approved call and record its outcome. */
-  private async run(tool: ToolConfig, call: Pick<ToolCall, 'requestId' | 'params' | 'sessionId' | 'agentId'>, event: AuditEventInput, approvalId?: string) {
+  private async run(
+    tool: ToolConfig,
+    call: Pick<ToolCall, 'requestId' | 'params' | 'sessionId' | 'agentId'>,
+    event: AuditEventInput,
+    approvalId?: string,
+  ) {
     const started = performance.now()
     let outcome: 'ok' | 'error' | 'unknown' = 'ok'
     let result: unknown
     let failure: Reply | undefined
     try {
-      result = await this.deps.executors[tool.executor.type].execute(tool, call.params, call.requestId)
+      result = await this.deps.executors[tool.executor.type].execute(
+        tool,
+        call.params,
+        call.requestId,
+      )
       if (MASKED_CLASSES.has(tool.classification)) result = maskPii(result).value
       if (tool.output_trust === 'untrusted' && call.sessionId !== undefined) {
-        await this.rememberUntrusted(call.agentId, call.sessionId, tool.name, call.requestId, result)
+        await this.rememberUntrusted(
+          call.agentId,
+          call.sessionId,
+          tool.name,
+          call.requestId,
+          result,
+        )
       }
     } catch (err) {
       const timeout = err instanceof ToolFailure && err.kind === 'timeout'
@@ -142,36 +175,74 @@ export class Gateway {
       const message = err instanceof ToolFailure ? err.message : `\`${tool.name}\` failed`
       if (!(err instanceof ToolFailure)) this.deps.onError?.(err, `executor:${tool.name}`)
       result = { error: message }
-      failure = { status: timeout ? 504 : 502, body: { decision: 'allow', ...errorBody(code, message, call.requestId) } }
+      failure = {
+        status: timeout ? 504 : 502,
+        body: { decision: 'allow', ...errorBody(code, message, call.requestId) },
+      }
     }
     try {
-      await this.record([executionEvent(event, outcome, result, performance.now() - started, approvalId)])
+      await this.record([
+        executionEvent(event, outcome, result, performance.now() - started, approvalId),
+      ])
     } catch (err) {
       // The tool already ran; say so rather than pretend it did not.
       this.deps.onError?.(err, 'audit:execution-record')
-      return { result, outcome, failure: failure ?? this.unavailable(err, call.requestId, 'the tool ran but its outcome could not be recorded') }
+      return {
+        result,
+        outcome,
+        failure:
+          failure ??
+          this.unavailable(
+            err,
+            call.requestId,
+            'the tool ran but its outcome could not be recorded',
+          ),
+      }
     }
     return { result, outcome, failure }
   }
 
-  private async rememberUntrusted(agentId: string, sessionId: string, tool: string, requestId: string, result: unknown) {
+  private async rememberUntrusted(
+    agentId: string,
+    sessionId: string,
+    tool: string,
+    requestId: string,
+    result: unknown,
+  ) {
     const text = JSON.stringify(result) ?? ''
-    await this.runtime.state.addTaint(taintSession(agentId, sessionId), { source: `tool:${tool}#${requestId}`, text: taintForm(text), at: Date.now() })
+    await this.runtime.state.addTaint(taintSession(agentId, sessionId), {
+      source: `tool:${tool}#${requestId}`,
+      text: taintForm(text),
+      at: Date.now(),
+    })
   }
 
   private unavailable(err: unknown, requestId: string, message?: string): Reply {
     const code: ErrorCode = err instanceof WardenError ? err.code : 'audit_unavailable'
     if (!(err instanceof WardenError)) this.deps.onError?.(err, 'store')
-    return { status: 503, body: errorBody(code, message ?? 'the decision could not be recorded; the call was not executed', requestId) }
+    return {
+      status: 503,
+      body: errorBody(
+        code,
+        message ?? 'the decision could not be recorded; the call was not executed',
+        requestId,
+      ),
+    }
   }
 
   /** Decide a pending approval as `approverToken`. */
-  async resolve(approvalId: string, approverToken: string | undefined, verdict: 'approve' | 'deny', comment: string | null): Promise<Reply> {
+  async resolve(
+    approvalId: string,
+    approverToken: string | undefined,
+    verdict: 'approve' | 'deny',
+    comment: string | null,
+  ): Promise<Reply> {
     const rt = this.runtime
     const hash = approverToken ? sha256Hex(approverToken) : ''
     const approver = rt.approversByTokenHash.get(hash)
     if (!approver) {
-      if (rt.agentsByKeyHash.has(hash)) return fail('approver_not_authorized', 'agent credentials can never approve')
+      if (rt.agentsByKeyHash.has(hash))
+        return fail('approver_not_authorized', 'agent credentials can never approve')
       return fail('approver_unauthenticated', 'missing or unknown approver token')
     }
     const approval = await this.deps.store.getApproval(approvalId)
@@ -179,44 +250,87 @@ export class Gateway {
     const now = new Date().toISOString()
     if (approval.status === 'pending' && approval.expires_at <= now) {
       await this.expire(approval)
-      return fail('approval_expired', `approval \`${approvalId}\` expired at ${approval.expires_at}`)
+      return fail(
+        'approval_expired',
+        `approval \`${approvalId}\` expired at ${approval.expires_at}`,
+      )
     }
     const to = verdict === 'approve' ? 'approved' : 'denied'
     if (!(await this.deps.store.resolveApproval(approvalId, to, approver.id, comment, now))) {
       const current = await this.deps.store.getApproval(approvalId)
-      if (current?.status === 'expired') return fail('approval_expired', `approval \`${approvalId}\` expired`)
-      return fail('approval_already_decided', `approval \`${approvalId}\` is already ${current?.status ?? 'resolved'}`)
+      if (current?.status === 'expired')
+        return fail('approval_expired', `approval \`${approvalId}\` expired`)
+      return fail(
+        'approval_already_decided',
+        `approval \`${approvalId}\` is already ${current?.status ?? 'resolved'}`,
+      )
     }
-    const resolved = { ...approval, status: to, decided_by: approver.id, decided_at: now, comment } as ApprovalRecord
-    const event = approvalEvent(resolved, to === 'approved' ? 'approval_granted' : 'approval_denied', approver.id, comment)
+    const resolved = {
+      ...approval,
+      status: to,
+      decided_by: approver.id,
+      decided_at: now,
+      comment,
+    } as ApprovalRecord
+    const event = approvalEvent(
+      resolved,
+      to === 'approved' ? 'approval_granted' : 'approval_denied',
+      approver.id,
+      comment,
+    )
     try {
       await this.record([event])
     } catch (err) {
-      return this.unavailable(err, approval.request_id, 'the approval could not be recorded; the call was not executed')
+      return this.unavailable(
+        err,
+        approval.request_id,
+        'the approval could not be recorded; the call was not executed',
+      )
     }
     if (to === 'denied') return { status: 200, body: { approval: publicApproval(resolved) } }
 
     const tool = rt.tools.get(approval.tool)
     if (!tool) return fail('approval_not_found', `tool \`${approval.tool}\` no longer exists`)
-    const call = { requestId: approval.request_id, params: approval.params, sessionId: approval.session_id ?? undefined, agentId: approval.agent_id }
+    const call = {
+      requestId: approval.request_id,
+      params: approval.params,
+      sessionId: approval.session_id ?? undefined,
+      agentId: approval.agent_id,
+    }
     const run = await this.run(tool, call, event, approval.id)
-    await this.deps.store.recordExecution(approval.id, run.outcome, run.result, new Date().toISOString())
+    await this.deps.store.recordExecution(
+      approval.id,
+      run.outcome,
+      run.result,
+      new Date().toISOString(),
+    )
     const final = (await this.deps.store.getApproval(approval.id)) ?? resolved
-    return { status: run.failure?.status ?? 200, body: { approval: publicApproval(final), result: run.result, ...(run.failure && run.failure.body) } }
+    return {
+      status: run.failure?.status ?? 200,
+      body: {
+        approval: publicApproval(final),
+        result: run.result,
+        ...(run.failure && run.failure.body),
+      },
+    }
   }
 
   /** Move a pending approval whose TTL passed to `expired` and record that a timeout denied it. */
   async expire(approval: ApprovalRecord): Promise<boolean> {
     const now = new Date().toISOString()
-    if (!(await this.deps.store.resolveApproval(approval.id, 'expired', null, null, now))) return false
-    await this.record([approvalEvent({ ...approval, status: 'expired' }, 'approval_expired', null, null)])
+    if (!(await this.deps.store.resolveApproval(approval.id, 'expired', null, null, now)))
+      return false
+    await this.record([
+      approvalEvent({ ...approval, status: 'expired' }, 'approval_expired', null, null),
+    ])
     return true
   }
 
   /** Expire every pending approval past its TTL; returns how many. */
   async sweepExpired(): Promise<number> {
     let n = 0
-    for (const a of await this.deps.store.expiredPending(new Date().toISOString())) if (await this.expire(a)) n++
+    for (const a of await this.deps.store.expiredPending(new Date().toISOString()))
+      if (await this.expire(a)) n++
     return n
   }
 
@@ -229,21 +343,32 @@ export class Gateway {
     const isApprover = rt.approversByTokenHash.has(hash)
     const agent = rt.agentsByKeyHash.get(hash)
     if (!isApprover && agent?.id !== approval.agent_id) {
-      return agent || isApprover ? fail('approver_not_authorized', 'only the requesting agent or an approver may read this approval') : fail('unauthenticated', 'missing or unknown credential')
+      return agent || isApprover
+        ? fail(
+            'approver_not_authorized',
+            'only the requesting agent or an approver may read this approval',
+          )
+        : fail('unauthenticated', 'missing or unknown credential')
     }
     return { status: 200, body: { approval: publicApproval(approval) } }
   }
 
   async pendingApprovals(): Promise<Record<string, unknown>[]> {
     const now = new Date().toISOString()
-    return (await this.deps.store.listApprovals('pending')).filter((a) => a.expires_at > now).map(publicApproval)
+    return (await this.deps.store.listApprovals('pending'))
+      .filter((a) => a.expires_at > now)
+      .map(publicApproval)
   }
 }
 
 /** Approval as shown outside: parameters masked, context left out. */
 export function publicApproval(a: ApprovalRecord): Record<string, unknown> {
   const { context: _context, params, ...rest } = a
-  return { ...rest, params: maskPii(params).value, result: a.result === null ? undefined : a.result }
+  return {
+    ...rest,
+    params: maskPii(params).value,
+    result: a.result === null ? undefined : a.result,
+  }
 }
 
 function denyReply(d: Decision, base: Record<string, unknown>): Reply {
@@ -252,7 +377,8 @@ function denyReply(d: Decision, base: Record<string, unknown>): Reply {
     status: statusOf(code),
     body: { decision: 'deny', ...base, layer: d.layer, error: { code, message: d.reason } },
   }
-  if (d.retryAfterSeconds !== undefined) reply.headers = { 'retry-after': String(d.retryAfterSeconds) }
+  if (d.retryAfterSeconds !== undefined)
+    reply.headers = { 'retry-after': String(d.retryAfterSeconds) }
   return reply
 }
 

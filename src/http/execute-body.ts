@@ -20,8 +20,17 @@ export type ApproveBody = z.infer<typeof approveBody>
 
 /** Validate a `/gateway/execute` body; the tool name gets its own code (it is an attack surface). */
 export function parseExecuteBody(body: unknown): ExecuteBody {
-  if (body !== null && typeof body === 'object' && 'tool' in body && typeof body.tool === 'string' && !TOOL_NAME.test(body.tool)) {
-    throw new WardenError('invalid_tool_name', 'tool names are 1-64 characters of letters, digits and _ . - / (no ..)')
+  if (
+    body !== null &&
+    typeof body === 'object' &&
+    'tool' in body &&
+    typeof body.tool === 'string' &&
+    !TOOL_NAME.test(body.tool)
+  ) {
+    throw new WardenError(
+      'invalid_tool_name',
+      'tool names are 1-64 characters of letters, digits and _ . - / (no ..)',
+    )
   }
   return parseWith(executeBody, body)
 }

@@ -28,10 +28,19 @@ export class Metrics {
     help: 'Audit or approval store operations that failed (the call got 503)',
     registers: [this.registry],
   })
-  readonly approvalsPending = new Gauge({ name: 'warden_approvals_pending', help: 'Approvals waiting for a person', registers: [this.registry] })
+  readonly approvalsPending = new Gauge({
+    name: 'warden_approvals_pending',
+    help: 'Approvals waiting for a person',
+    registers: [this.registry],
+  })
 
   observe(d: Decision): void {
-    this.decisions.inc({ decision: d.decision, layer: d.layer ?? 'none', agent: d.checks[0]?.outcome === 'pass' ? 'known' : 'unknown' })
-    for (const c of d.checks as Check[]) this.layerSeconds.observe({ layer: c.layer }, c.duration_us / 1e6)
+    this.decisions.inc({
+      decision: d.decision,
+      layer: d.layer ?? 'none',
+      agent: d.checks[0]?.outcome === 'pass' ? 'known' : 'unknown',
+    })
+    for (const c of d.checks as Check[])
+      this.layerSeconds.observe({ layer: c.layer }, c.duration_us / 1e6)
   }
 }

@@ -62,7 +62,8 @@ function scanStructure(text: string, { maxDepth, maxItems }: JsonLimits): void {
         expectKey = false
       }
     } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
-      if (stack.length >= maxDepth) throw new WardenError('max_depth', `the body nests deeper than ${maxDepth} levels`)
+      if (stack.length >= maxDepth)
+        throw new WardenError('max_depth', `the body nests deeper than ${maxDepth} levels`)
       stack.push({ keys: c === 0x7b ? new Set() : null, items: 0 })
       expectKey = c === 0x7b
     } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
@@ -70,7 +71,8 @@ function scanStructure(text: string, { maxDepth, maxItems }: JsonLimits): void {
       expectKey = false
     } else if (c === 0x2c /* , */) {
       const top = stack[stack.length - 1]
-      if (top && ++top.items >= maxItems) throw new WardenError('max_items', `an object or array has more than ${maxItems} members`)
+      if (top && ++top.items >= maxItems)
+        throw new WardenError('max_items', `an object or array has more than ${maxItems} members`)
       expectKey = top?.keys !== null && top !== undefined
     }
   }
@@ -86,8 +88,10 @@ function readKey(text: string, start: number, end: number, escaped: boolean): st
 }
 
 function checkKey(key: string, seen: Set<string>): void {
-  if (FORBIDDEN_KEYS.has(key)) throw new WardenError('forbidden_key', `key \`${key}\` is not allowed`)
-  if (seen.has(key)) throw new WardenError('duplicate_key', `key \`${key}\` appears twice in one object`)
+  if (FORBIDDEN_KEYS.has(key))
+    throw new WardenError('forbidden_key', `key \`${key}\` is not allowed`)
+  if (seen.has(key))
+    throw new WardenError('duplicate_key', `key \`${key}\` appears twice in one object`)
   seen.add(key)
 }
 
@@ -97,11 +101,13 @@ function checkStrings(root: unknown): void {
   while (pending.length > 0) {
     const node = pending.pop()
     if (typeof node === 'string') {
-      if (!node.isWellFormed()) throw new WardenError('invalid_encoding', 'a string contains a lone surrogate')
+      if (!node.isWellFormed())
+        throw new WardenError('invalid_encoding', 'a string contains a lone surrogate')
     } else if (Array.isArray(node)) pending.push(...node)
     else if (node !== null && typeof node === 'object') {
       for (const [k, v] of Object.entries(node)) {
-        if (!k.isWellFormed()) throw new WardenError('invalid_encoding', 'a key contains a lone surrogate')
+        if (!k.isWellFormed())
+          throw new WardenError('invalid_encoding', 'a key contains a lone surrogate')
         pending.push(v)
       }
     }

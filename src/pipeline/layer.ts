@@ -21,7 +21,8 @@ export interface Layer {
 
 /** The agent and tool a layer after the allowlist needs; their absence is a wiring bug. */
 export function resolved(ctx: DecisionContext): { agent: AgentConfig; tool: ToolConfig } {
-  if (!ctx.agent || !ctx.tool) throw new Error('layer ran before identity and allowlist resolved the call')
+  if (!ctx.agent || !ctx.tool)
+    throw new Error('layer ran before identity and allowlist resolved the call')
   return { agent: ctx.agent, tool: ctx.tool }
 }
 

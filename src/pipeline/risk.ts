@@ -5,7 +5,12 @@ import type { RiskLevel } from '../config/schema.js'
  * taint, guard holds, sequence hits, denials), capped at 100. Levels are fixed bands so a score
  * means the same thing in every deployment. See docs/risk.md.
  */
-export const TOOL_RISK_BASE: Record<RiskLevel, number> = { low: 5, medium: 20, high: 45, critical: 75 }
+export const TOOL_RISK_BASE: Record<RiskLevel, number> = {
+  low: 5,
+  medium: 20,
+  high: 45,
+  critical: 75,
+}
 
 export function riskLevel(score: number): RiskLevel {
   if (score >= 75) return 'critical'

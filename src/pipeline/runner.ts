@@ -51,7 +51,9 @@ export function pipeline(rt: Runtime, options: PipelineOptions = {}): Pipeline {
             risk: riskOf(ctx.risk),
             checks,
             policyVersion: rt.policyVersion,
-            ...(denied.verdict.retryAfterSeconds !== undefined && { retryAfterSeconds: denied.verdict.retryAfterSeconds }),
+            ...(denied.verdict.retryAfterSeconds !== undefined && {
+              retryAfterSeconds: denied.verdict.retryAfterSeconds,
+            }),
           }
         : {
             requestId: call.requestId,
@@ -69,7 +71,11 @@ export function pipeline(rt: Runtime, options: PipelineOptions = {}): Pipeline {
   }
 }
 
-async function runLayer(layer: Layer, ctx: DecisionContext, onError: PipelineOptions['onLayerError']): Promise<Verdict> {
+async function runLayer(
+  layer: Layer,
+  ctx: DecisionContext,
+  onError: PipelineOptions['onLayerError'],
+): Promise<Verdict> {
   try {
     const result = layer.check(ctx)
     // Most layers are synchronous; skip the extra microtask when there is nothing to wait for.
@@ -77,12 +83,21 @@ async function runLayer(layer: Layer, ctx: DecisionContext, onError: PipelineOpt
   } catch (err) {
     onError?.(layer.name, err)
     // INVARIANT: a broken layer never lets a call through.
-    return { outcome: 'deny', code: 'layer_failed', reason: `layer \`${layer.name}\` failed; the call is denied` }
+    return {
+      outcome: 'deny',
+      code: 'layer_failed',
+      reason: `layer \`${layer.name}\` failed; the call is denied`,
+    }
   }
 }
 
 function toCheck(layer: LayerName, v: Verdict, ms: number): Check {
-  const check: Check = { layer, outcome: v.outcome, reason: v.reason ?? 'ok', duration_us: Math.round(ms * 1000) }
+  const check: Check = {
+    layer,
+    outcome: v.outcome,
+    reason: v.reason ?? 'ok',
+    duration_us: Math.round(ms * 1000),
+  }
   if (v.outcome === 'deny') check.code = v.code
   if (v.risk) check.risk = v.risk
   if (v.details) check.details = v.details
@@ -97,9 +112,19 @@ async function remember(rt: Runtime, ctx: DecisionContext, decision: Decision): 
   for (const [k, v] of Object.entries(call.params)) {
     if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') params[k] = v
   }
-  await rt.state.recordCall(agent.id, { tool: call.tool, decision: decision.decision, at: ctx.now, params }, rt.config.sequence.history_limit)
+  await rt.state.recordCall(
+    agent.id,
+    { tool: call.tool, decision: decision.decision, at: ctx.now, params },
+    rt.config.sequence.history_limit,
+  )
   const quarantine = rt.config.sequence.quarantine
-  if (decision.decision !== 'deny' || !quarantine || (decision.code && NOT_MISCONDUCT.has(decision.code))) return
+  if (
+    decision.decision !== 'deny' ||
+    !quarantine ||
+    (decision.code && NOT_MISCONDUCT.has(decision.code))
+  )
+    return
   const count = await rt.state.recordDenial(agent.id, ctx.now, quarantine.within_seconds * 1000)
-  if (count >= quarantine.denials) await rt.state.quarantine(agent.id, ctx.now + quarantine.duration_seconds * 1000)
+  if (count >= quarantine.denials)
+    await rt.state.quarantine(agent.id, ctx.now + quarantine.duration_seconds * 1000)
 }

@@ -20,20 +20,41 @@ type Compiled = PolicyRuleConfig & { evaluate: (input: PolicyInput) => unknown }
 
 /** A policy compiled once at load; `evaluate` is pure and synchronous. */
 export interface CompiledPolicy {
-  evaluate(agent: AgentConfig, tool: ToolConfig, params: Record<string, unknown>, context: Record<string, unknown>): PolicyResult
+  evaluate(
+    agent: AgentConfig,
+    tool: ToolConfig,
+    params: Record<string, unknown>,
+    context: Record<string, unknown>,
+  ): PolicyResult
 }
 
 function celEnvironment(): Environment {
-  return new Environment({ unlistedVariablesAreDyn: false, limits: { maxAstNodes: 2000, maxDepth: 64 } })
-    // Typed records, so a misspelt field (`agent.rol`) or a type mismatch (`agent.role == 1`)
-    // is a load error instead of a rule that silently never matches.
-    .registerVariable({ name: 'agent', schema: { id: 'string', role: 'string', clearance: 'string', clearance_rank: 'double' } })
-    .registerVariable({ name: 'tool', schema: { name: 'string', risk: 'string', classification: 'string', classification_rank: 'double' } })
-    .registerVariable('params', 'map')
-    .registerVariable('context', 'map')
+  return (
+    new Environment({ unlistedVariablesAreDyn: false, limits: { maxAstNodes: 2000, maxDepth: 64 } })
+      // Typed records, so a misspelt field (`agent.rol`) or a type mismatch (`agent.role == 1`)
+      // is a load error instead of a rule that silently never matches.
+      .registerVariable({
+        name: 'agent',
+        schema: { id: 'string', role: 'string', clearance: 'string', clearance_rank: 'double' },
+      })
+      .registerVariable({
+        name: 'tool',
+        schema: {
+          name: 'string',
+          risk: 'string',
+          classification: 'string',
+          classification_rank: 'double',
+        },
+      })
+      .registerVariable('params', 'map')
+      .registerVariable('context', 'map')
+  )
 }
 
-const PARAM_REFS = [/\bparams\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)/g, /\bparams\s*\[\s*["']([^"']+)["']\s*\]/g]
+const PARAM_REFS = [
+  /\bparams\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)/g,
+  /\bparams\s*\[\s*["']([^"']+)["']\s*\]/g,
+]
 
 /** Load-time validation: every rule type-checks and names only known tools, agents, roles, params. */
 export function policyProblems(config: WardenConfig): Problem[] {
@@ -43,27 +64,38 @@ export function policyProblems(config: WardenConfig): Problem[] {
   const agents = new Set(config.agents.map((a) => a.id))
   const roles = new Set(config.agents.map((a) => a.role))
   config.policy.rules.forEach((rule, i) => {
-    const at = (key: string, message: string) => problems.push({ path: ['policy', 'rules', i, key], message })
+    const at = (key: string, message: string) =>
+      problems.push({ path: ['policy', 'rules', i, key], message })
     rule.tools?.forEach((t) => tools.has(t) || at('tools', `unknown tool \`${t}\``))
     rule.agents?.forEach((a) => agents.has(a) || at('agents', `unknown agent \`${a}\``))
     rule.roles?.forEach((r) => roles.has(r) || at('roles', `no agent has role \`${r}\``))
     const checked = safeCheck(env, rule.when)
     if (!checked.valid) return at('when', `invalid CEL: ${checked.error}`)
-    if (checked.type !== 'bool' && checked.type !== 'dyn') return at('when', `must be a bool expression, not ${checked.type}`)
+    if (checked.type !== 'bool' && checked.type !== 'dyn')
+      return at('when', `must be a bool expression, not ${checked.type}`)
     for (const param of referencedParams(rule.when)) {
-      if (!rule.tools) return at('when', `reads \`params.${param}\` but does not name its \`tools\``)
+      if (!rule.tools)
+        return at('when', `reads \`params.${param}\` but does not name its \`tools\``)
       for (const t of rule.tools) {
         const tool = tools.get(t)
-        if (tool && !paramNames(tool.params).has(param)) at('when', `tool \`${t}\` has no parameter \`${param}\``)
+        if (tool && !paramNames(tool.params).has(param))
+          at('when', `tool \`${t}\` has no parameter \`${param}\``)
       }
     }
   })
   return problems
 }
 
-function safeCheck(env: Environment, expr: string): { valid: boolean; type?: string; error?: string } {
+function safeCheck(
+  env: Environment,
+  expr: string,
+): { valid: boolean; type?: string; error?: string } {
   try {
-    const result = env.check(expr) as { valid: boolean; type?: string; error?: { message?: string } }
+    const result = env.check(expr) as {
+      valid: boolean
+      type?: string
+      error?: { message?: string }
+    }
     return { valid: result.valid, type: result.type, error: result.error?.message?.split('\n')[0] }
   } catch (err) {
     return { valid: false, error: (err as Error).message.split('\n')[0] }
@@ -81,18 +113,34 @@ const rank = (c: string) => CLASSIFICATIONS.indexOf(c as (typeof CLASSIFICATIONS
 /** Compile the rules. Call only on a configuration that passed `policyProblems`. */
 export function compilePolicy(config: WardenConfig): CompiledPolicy {
   const env = celEnvironment()
-  const compiled: Compiled[] = config.policy.rules.map((rule) => ({ ...rule, evaluate: env.parse(rule.when) }))
+  const compiled: Compiled[] = config.policy.rules.map((rule) => ({
+    ...rule,
+    evaluate: env.parse(rule.when),
+  }))
   // INVARIANT: forbids come first, so a forbid is always evaluated before any permit can answer.
   const byTool = new Map<string, Compiled[]>()
   for (const tool of config.tools) {
     const applies = compiled.filter((r) => !r.tools || r.tools.includes(tool.name))
-    byTool.set(tool.name, [...applies.filter((r) => r.effect === 'forbid'), ...applies.filter((r) => r.effect === 'permit')])
+    byTool.set(tool.name, [
+      ...applies.filter((r) => r.effect === 'forbid'),
+      ...applies.filter((r) => r.effect === 'permit'),
+    ])
   }
   return {
     evaluate(agent, tool, params, context) {
       const input: PolicyInput = {
-        agent: { id: agent.id, role: agent.role, clearance: agent.clearance, clearance_rank: rank(agent.clearance) },
-        tool: { name: tool.name, risk: tool.risk, classification: tool.classification, classification_rank: rank(tool.classification) },
+        agent: {
+          id: agent.id,
+          role: agent.role,
+          clearance: agent.clearance,
+          clearance_rank: rank(agent.clearance),
+        },
+        tool: {
+          name: tool.name,
+          risk: tool.risk,
+          classification: tool.classification,
+          classification_rank: rank(tool.classification),
+        },
         params,
         context,
       }
@@ -105,12 +153,21 @@ export function compilePolicy(config: WardenConfig): CompiledPolicy {
           value = rule.evaluate(input)
         } catch (err) {
           // Cedar would skip an erroring rule; skipping a forbid can let a call through, so deny.
-          return { effect: 'deny', rule: rule.id, reason: `rule \`${rule.id}\` could not be evaluated: ${firstLine(err)}` }
+          return {
+            effect: 'deny',
+            rule: rule.id,
+            reason: `rule \`${rule.id}\` could not be evaluated: ${firstLine(err)}`,
+          }
         }
         if (typeof value !== 'boolean') {
-          return { effect: 'deny', rule: rule.id, reason: `rule \`${rule.id}\` did not return a bool` }
+          return {
+            effect: 'deny',
+            rule: rule.id,
+            reason: `rule \`${rule.id}\` did not return a bool`,
+          }
         }
-        if (value && rule.effect === 'forbid') return { effect: 'deny', rule: rule.id, reason: rule.reason }
+        if (value && rule.effect === 'forbid')
+          return { effect: 'deny', rule: rule.id, reason: rule.reason }
         if (value && !permit) permit = rule
       }
       return permit

@@ -47,13 +47,16 @@ function closedObjects(node: unknown, where: string, problems: string[]): void {
   }
   for (const [key, child] of Object.entries(schema)) {
     if (key === 'properties' && child && typeof child === 'object') {
-      for (const [name, sub] of Object.entries(child)) closedObjects(sub, `${where}.${name}`, problems)
+      for (const [name, sub] of Object.entries(child))
+        closedObjects(sub, `${where}.${name}`, problems)
     } else if (key === 'items') closedObjects(child, `${where}[]`, problems)
   }
 }
 
 /** Compile every tool's schema once; the map is read by the params layer. */
-export function compileToolSchemas(tools: readonly { name: string; params: Record<string, unknown> }[]): Map<string, ValidateFunction> {
+export function compileToolSchemas(
+  tools: readonly { name: string; params: Record<string, unknown> }[],
+): Map<string, ValidateFunction> {
   const ajv = newAjv()
   // Ajv keeps references to the schema objects; give it copies since the config is frozen.
   return new Map(tools.map((t) => [t.name, ajv.compile(structuredClone(t.params))]))

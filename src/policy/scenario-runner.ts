@@ -56,7 +56,10 @@ export function scenarioFiles(dir: string): string[] {
 /** Load one scenario file; a malformed file throws with the file name. */
 export function loadScenarioFile(file: string) {
   const parsed = fileSchema.safeParse(parseYaml(readFileSync(file, 'utf8')))
-  if (!parsed.success) throw new Error(`${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`)
+  if (!parsed.success)
+    throw new Error(
+      `${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    )
   return { ...parsed.data, configFile: resolve(dirname(file), parsed.data.config) }
 }
 
@@ -64,9 +67,14 @@ export function loadScenarioFile(file: string) {
  * Run a scenario file through the real pipeline (decisions only; nothing executes). Cases run
  * in order against one fresh state, so earlier cases can set up history for later ones.
  */
-export async function runScenarioFile(file: string, configOverride?: string): Promise<CaseResult[]> {
+export async function runScenarioFile(
+  file: string,
+  configOverride?: string,
+): Promise<CaseResult[]> {
   const spec = loadScenarioFile(file)
-  const decide = pipeline(buildRuntime(loadConfig(configOverride ?? spec.configFile), memoryState()))
+  const decide = pipeline(
+    buildRuntime(loadConfig(configOverride ?? spec.configFile), memoryState()),
+  )
   const results: CaseResult[] = []
   let n = 0
   for (const c of spec.cases) {
@@ -79,7 +87,10 @@ export async function runScenarioFile(file: string, configOverride?: string): Pr
         params: c.call.params,
         sessionId: c.call.session_id,
         context: c.call.context,
-        credential: c.call.credential === null ? undefined : (c.call.credential ?? `demo-${c.call.agent_id}-key`),
+        credential:
+          c.call.credential === null
+            ? undefined
+            : (c.call.credential ?? `demo-${c.call.agent_id}-key`),
         receivedAt: Date.now(),
       })
     }
@@ -90,6 +101,15 @@ export async function runScenarioFile(file: string, configOverride?: string): Pr
 
 function judge(file: string, c: ScenarioCase, d: Decision): CaseResult {
   const e = c.expect
-  const passed = d.decision === e.decision && (e.layer === undefined || e.layer === d.layer) && (e.code === undefined || e.code === d.code)
-  return { file, name: c.name, passed, expected: e, actual: { decision: d.decision, layer: d.layer, code: d.code, reason: d.reason } }
+  const passed =
+    d.decision === e.decision &&
+    (e.layer === undefined || e.layer === d.layer) &&
+    (e.code === undefined || e.code === d.code)
+  return {
+    file,
+    name: c.name,
+    passed,
+    expected: e,
+    actual: { decision: d.decision, layer: d.layer, code: d.code, reason: d.reason },
+  }
 }

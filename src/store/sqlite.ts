@@ -56,7 +56,9 @@ export function sqliteStore(path: string): Store {
   db.pragma('busy_timeout = 5000')
   db.exec(SCHEMA)
 
-  const head = db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1')
+  const head = db.prepare<[], { seq: number; hash: string }>(
+    'SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1',
+  )
   const insert = db.prepare(
     `INSERT INTO audit_events (seq, id, type, timestamp, request_id, agent_id, tool, session_id, decision, code, reason, risk_level, body, prev_hash, hash)
      VALUES (@seq, @id, @type, @timestamp, @request_id, @agent_id, @tool, @session_id, @decision, @code, @reason, @risk_level, @body, @prev_hash, @hash)`,
@@ -69,7 +71,13 @@ export function sqliteStore(path: string): Store {
       const event = seal(input, ++seq, prev)
       prev = event.hash
       const { hash, prev_hash, ...rest } = event
-      insert.run({ ...rest, risk_level: event.risk.level, body: JSON.stringify(rest), prev_hash, hash })
+      insert.run({
+        ...rest,
+        risk_level: event.risk.level,
+        body: JSON.stringify(rest),
+        prev_hash,
+        hash,
+      })
       return event
     })
   })
@@ -88,12 +96,17 @@ export function sqliteStore(path: string): Store {
         at += p.events.length
       }
     } catch (err) {
-      const failure = new WardenError('audit_unavailable', `audit store write failed: ${(err as Error).message}`)
+      const failure = new WardenError(
+        'audit_unavailable',
+        `audit store write failed: ${(err as Error).message}`,
+      )
       for (const p of batch) p.reject(failure)
     }
   }
 
-  const approvalRow = db.prepare<[string], { record: string }>('SELECT record FROM approvals WHERE id = ?')
+  const approvalRow = db.prepare<[string], { record: string }>(
+    'SELECT record FROM approvals WHERE id = ?',
+  )
   const rowToEvent = (r: { body: string; prev_hash: string; hash: string }): AuditEvent => ({
     ...(JSON.parse(r.body) as Omit<AuditEvent, 'prev_hash' | 'hash'>),
     prev_hash: r.prev_hash,
@@ -102,7 +115,8 @@ export function sqliteStore(path: string): Store {
 
   return {
     append(events) {
-      if (!db.open) return Promise.reject(new WardenError('audit_unavailable', 'audit store is closed'))
+      if (!db.open)
+        return Promise.reject(new WardenError('audit_unavailable', 'audit store is closed'))
       return new Promise((resolve, reject) => {
         queue.push({ events, resolve, reject })
         if (!scheduled) {
@@ -113,12 +127,16 @@ export function sqliteStore(path: string): Store {
     },
     async query(q: AuditQuery) {
       const { sql, args } = buildQuery(q)
-      return db.prepare<unknown[], { body: string; prev_hash: string; hash: string }>(sql).all(...args).map(rowToEvent)
+      return db
+        .prepare<unknown[], { body: string; prev_hash: string; hash: string }>(sql)
+        .all(...args)
+        .map(rowToEvent)
     },
     async *scan(pageSize = 1000) {
-      const page = db.prepare<[number, number], { body: string; prev_hash: string; hash: string; seq: number }>(
-        'SELECT seq, body, prev_hash, hash FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?',
-      )
+      const page = db.prepare<
+        [number, number],
+        { body: string; prev_hash: string; hash: string; seq: number }
+      >('SELECT seq, body, prev_hash, hash FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?')
       let after = 0
       for (;;) {
         const rows = page.all(after, pageSize)
@@ -129,20 +147,28 @@ export function sqliteStore(path: string): Store {
     },
     async counts() {
       const rows = db
-        .prepare(`SELECT type, decision, agent_id, tool, risk_level, count(*) AS n FROM audit_events GROUP BY 1, 2, 3, 4, 5`)
-        .all() as { type: string; decision: string; agent_id: string; tool: string; risk_level: string; n: number }[]
+        .prepare(
+          `SELECT type, decision, agent_id, tool, risk_level, count(*) AS n FROM audit_events GROUP BY 1, 2, 3, 4, 5`,
+        )
+        .all() as {
+        type: string
+        decision: string
+        agent_id: string
+        tool: string
+        risk_level: string
+        n: number
+      }[]
       const denyReasons = db
-        .prepare(`SELECT reason, count(*) AS n FROM audit_events WHERE decision = 'deny' GROUP BY reason ORDER BY n DESC LIMIT 10`)
+        .prepare(
+          `SELECT reason, count(*) AS n FROM audit_events WHERE decision = 'deny' GROUP BY reason ORDER BY n DESC LIMIT 10`,
+        )
         .all() as { reason: string; n: number }[]
       return { rows, denyReasons }
     },
     async createApproval(record) {
-      db.prepare('INSERT INTO approvals (id, status, expires_at, executed_at, record) VALUES (?, ?, ?, NULL, ?)').run(
-        record.id,
-        record.status,
-        record.expires_at,
-        JSON.stringify(record),
-      )
+      db.prepare(
+        'INSERT INTO approvals (id, status, expires_at, executed_at, record) VALUES (?, ?, ?, NULL, ?)',
+      ).run(record.id, record.status, record.expires_at, JSON.stringify(record))
     },
     async getApproval(id) {
       const row = approvalRow.get(id)
@@ -151,7 +177,9 @@ export function sqliteStore(path: string): Store {
     async listApprovals(status?: ApprovalStatus) {
       const rows = (
         status
-          ? db.prepare('SELECT record FROM approvals WHERE status = ? ORDER BY expires_at').all(status)
+          ? db
+              .prepare('SELECT record FROM approvals WHERE status = ? ORDER BY expires_at')
+              .all(status)
           : db.prepare('SELECT record FROM approvals ORDER BY expires_at').all()
       ) as { record: string }[]
       return rows.map((r) => JSON.parse(r.record) as ApprovalRecord)
@@ -179,7 +207,9 @@ export function sqliteStore(path: string): Store {
       return changed === 1
     },
     async expiredPending(now) {
-      const rows = db.prepare(`SELECT record FROM approvals WHERE status = 'pending' AND expires_at <= ?`).all(now) as { record: string }[]
+      const rows = db
+        .prepare(`SELECT record FROM approvals WHERE status = 'pending' AND expires_at <= ?`)
+        .all(now) as { record: string }[]
       return rows.map((r) => JSON.parse(r.record) as ApprovalRecord)
     },
     async health() {
@@ -219,7 +249,9 @@ function buildQuery(q: AuditQuery): { sql: string; args: unknown[] } {
     }
   }
   if (q.text) {
-    where.push(`(instr(lower(reason), ?) > 0 OR instr(lower(agent_id), ?) > 0 OR instr(lower(tool), ?) > 0 OR request_id = ?)`)
+    where.push(
+      `(instr(lower(reason), ?) > 0 OR instr(lower(agent_id), ?) > 0 OR instr(lower(tool), ?) > 0 OR request_id = ?)`,
+    )
     const t = q.text.toLowerCase()
     args.push(t, t, t, q.text)
   }

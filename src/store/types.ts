@@ -21,7 +21,14 @@ export interface AuditQuery {
 
 /** Counts for `/stats`, as aggregated by the store. */
 export interface AuditCounts {
-  rows: { type: string; decision: string; agent_id: string; tool: string; risk_level: string; n: number }[]
+  rows: {
+    type: string
+    decision: string
+    agent_id: string
+    tool: string
+    risk_level: string
+    n: number
+  }[]
   denyReasons: { reason: string; n: number }[]
 }
 
@@ -68,9 +75,20 @@ export interface Store {
   getApproval(id: string): Promise<ApprovalRecord | null>
   listApprovals(status?: ApprovalStatus): Promise<ApprovalRecord[]>
   /** Compare-and-set from `pending`; false when it was no longer pending (or expired by `now`). */
-  resolveApproval(id: string, to: Exclude<ApprovalStatus, 'pending'>, by: string | null, comment: string | null, now: string): Promise<boolean>
+  resolveApproval(
+    id: string,
+    to: Exclude<ApprovalStatus, 'pending'>,
+    by: string | null,
+    comment: string | null,
+    now: string,
+  ): Promise<boolean>
   /** Record the execution of an approved call; false when it had already been recorded. */
-  recordExecution(id: string, outcome: 'ok' | 'error' | 'unknown', result: unknown, now: string): Promise<boolean>
+  recordExecution(
+    id: string,
+    outcome: 'ok' | 'error' | 'unknown',
+    result: unknown,
+    now: string,
+  ): Promise<boolean>
   /** Pending approvals whose TTL has passed. */
   expiredPending(now: string): Promise<ApprovalRecord[]>
   health(): Promise<{ ok: boolean; detail: string }>

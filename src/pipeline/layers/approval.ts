@@ -11,8 +11,13 @@ export function approval(rt: Runtime): Layer {
     name: 'approval',
     check(ctx) {
       const { tool } = resolved(ctx)
-      if (tool.approval === 'always') return { outcome: 'hold', reason: `tool \`${tool.name}\` always needs approval` }
-      if (ctx.risk >= holdAt) return { outcome: 'hold', reason: `risk ${Math.round(ctx.risk)} reaches the approval threshold ${holdAt}` }
+      if (tool.approval === 'always')
+        return { outcome: 'hold', reason: `tool \`${tool.name}\` always needs approval` }
+      if (ctx.risk >= holdAt)
+        return {
+          outcome: 'hold',
+          reason: `risk ${Math.round(ctx.risk)} reaches the approval threshold ${holdAt}`,
+        }
       return { outcome: 'pass' }
     },
   }

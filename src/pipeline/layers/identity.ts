@@ -23,7 +23,12 @@ export function identity(rt: Runtime): Layer {
       }
       if (agent.id !== agentId) {
         // Impersonation attempt: the key is valid but for someone else.
-        return { outcome: 'deny', code: 'unauthenticated', reason: `credential does not belong to agent \`${agentId}\``, risk: 60 }
+        return {
+          outcome: 'deny',
+          code: 'unauthenticated',
+          reason: `credential does not belong to agent \`${agentId}\``,
+          risk: 60,
+        }
       }
       ctx.agent = agent
       return { outcome: 'pass', reason: `authenticated as \`${agent.id}\`` }

@@ -5,7 +5,8 @@ import type { Runtime } from '../runtime.js'
 /** Every string leaf of a value, for scanning as one text (catches payloads split across fields). */
 export function stringLeaves(value: unknown, out: string[] = []): string[] {
   if (typeof value === 'string') out.push(value)
-  else if (value !== null && typeof value === 'object') for (const v of Object.values(value)) stringLeaves(v, out)
+  else if (value !== null && typeof value === 'object')
+    for (const v of Object.values(value)) stringLeaves(v, out)
   return out
 }
 
@@ -22,9 +23,21 @@ export function injection(rt: Runtime): Layer {
       const details = { score, categories }
       const risk = Math.round(score * 60)
       if (score >= deny_at) {
-        return { outcome: 'deny', code: 'injection_detected', reason: `prompt injection detected (${categories.join(', ')})`, risk, details }
+        return {
+          outcome: 'deny',
+          code: 'injection_detected',
+          reason: `prompt injection detected (${categories.join(', ')})`,
+          risk,
+          details,
+        }
       }
-      if (score >= hold_at) return { outcome: 'hold', reason: `possible prompt injection (${categories.join(', ')})`, risk, details }
+      if (score >= hold_at)
+        return {
+          outcome: 'hold',
+          reason: `possible prompt injection (${categories.join(', ')})`,
+          risk,
+          details,
+        }
       return { outcome: 'pass', risk, details: categories.length ? details : undefined }
     },
   }

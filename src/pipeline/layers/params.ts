@@ -12,15 +12,27 @@ export function params(rt: Runtime): Layer {
       const { tool } = resolved(ctx)
       const bad = unsafeNumber(ctx.call.params, '')
       if (bad !== null) {
-        return { outcome: 'deny', code: 'param_invalid', reason: `\`params${bad}\` is not a finite number in the safe range` }
+        return {
+          outcome: 'deny',
+          code: 'param_invalid',
+          reason: `\`params${bad}\` is not a finite number in the safe range`,
+        }
       }
       const validate = rt.schemas.get(tool.name)
       if (!validate) throw new Error(`no compiled schema for tool \`${tool.name}\``)
       if (validate(ctx.call.params)) return { outcome: 'pass' }
       const err = validate.errors?.[0]
       const where = err?.instancePath ? `params${err.instancePath.replace(/\//g, '.')}` : 'params'
-      const extra = err?.keyword === 'additionalProperties' ? ` \`${String(err.params.additionalProperty)}\`` : ''
-      return { outcome: 'deny', code: 'param_invalid', reason: `\`${where}\` ${err?.message ?? 'is invalid'}${extra}`, risk: 10 }
+      const extra =
+        err?.keyword === 'additionalProperties'
+          ? ` \`${String(err.params.additionalProperty)}\``
+          : ''
+      return {
+        outcome: 'deny',
+        code: 'param_invalid',
+        reason: `\`${where}\` ${err?.message ?? 'is invalid'}${extra}`,
+        risk: 10,
+      }
     },
   }
 }

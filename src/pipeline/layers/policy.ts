@@ -9,7 +9,13 @@ export function policy(rt: Runtime): Layer {
       const { agent, tool } = resolved(ctx)
       const result = rt.policy.evaluate(agent, tool, ctx.call.params, ctx.call.context)
       if (result.effect === 'deny') {
-        return { outcome: 'deny', code: 'policy_denied', reason: result.reason, risk: 30, details: { rule: result.rule } }
+        return {
+          outcome: 'deny',
+          code: 'policy_denied',
+          reason: result.reason,
+          risk: 30,
+          details: { rule: result.rule },
+        }
       }
       return { outcome: 'pass', reason: `permitted by \`${result.rule}\`` }
     },

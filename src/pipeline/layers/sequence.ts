@@ -10,7 +10,8 @@ import type { Runtime } from '../runtime.js'
  */
 export function sequence(rt: Runtime): Layer {
   const rulesByTool = new Map<string, SequenceRuleConfig[]>()
-  for (const r of rt.config.sequence.rules) rulesByTool.set(r.tool, [...(rulesByTool.get(r.tool) ?? []), r])
+  for (const r of rt.config.sequence.rules)
+    rulesByTool.set(r.tool, [...(rulesByTool.get(r.tool) ?? []), r])
   return {
     name: 'sequence',
     async check(ctx) {
@@ -39,7 +40,9 @@ export function sequence(rt: Runtime): Layer {
 
 function matches(rule: SequenceRuleConfig, history: readonly HistoryEntry[], now: number): number {
   const since = now - rule.after.within_seconds * 1000
-  const hits = history.filter((h) => h.tool === rule.after.tool && h.decision === 'allow' && h.at >= since)
+  const hits = history.filter(
+    (h) => h.tool === rule.after.tool && h.decision === 'allow' && h.at >= since,
+  )
   const param = rule.after.distinct_param
   return param === undefined ? hits.length : new Set(hits.map((h) => h.params[param])).size
 }

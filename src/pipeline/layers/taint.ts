@@ -26,7 +26,11 @@ export function taint(rt: Runtime): Layer {
       const { sessionId, context } = ctx.call
       const current: TaintEntry[] = []
       if (typeof context.user_input === 'string' && context.user_input.length > 0) {
-        current.push({ source: 'context.user_input', text: taintForm(context.user_input), at: ctx.now })
+        current.push({
+          source: 'context.user_input',
+          text: taintForm(context.user_input),
+          at: ctx.now,
+        })
       }
       let sources: readonly TaintEntry[] = current
       if (sessionId !== undefined) {

@@ -22,7 +22,11 @@ export function toolAllowlist(rt: Runtime): Layer {
         }
       }
       ctx.tool = tool
-      return { outcome: 'pass', reason: `\`${tool.name}\` is on the allowlist`, risk: TOOL_RISK_BASE[tool.risk] }
+      return {
+        outcome: 'pass',
+        reason: `\`${tool.name}\` is on the allowlist`,
+        risk: TOOL_RISK_BASE[tool.risk],
+      }
     },
   }
 }

@@ -1,0 +1,93 @@
+import { execFileSync, spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+import { main } from '../src/main.js'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+
+async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = []
+  const err: string[] = []
+  const [log, error] = [console.log, console.error]
+  console.log = (l: string) => out.push(l)
+  console.error = (l: string) => err.push(l)
+  try {
+    return { code: await main(args, {}), out: out.join('\n'), err: err.join('\n') }
+  } finally {
+    ;[console.log, console.error] = [log, error]
+  }
+}
+
+describe('warden CLI', () => {
+  it('keys create prints a key and the SHA-256 line for the config', async () => {
+    const { code, out } = await run(['keys', 'create', '--agent', 'billing-bot', '--json'])
+    expect(code).toBe(0)
+    const { key, key_sha256, agent_id } = JSON.parse(out)
+    expect(agent_id).toBe('billing-bot')
+    expect(key).toMatch(/^wk_[A-Za-z0-9_-]{43}$/)
+    expect(key_sha256).toBe(createHash('sha256').update(key).digest('hex'))
+    const human = await run(['keys', 'create', '--agent', 'billing-bot'])
+    expect(human.out).toMatch(/key_sha256: [0-9a-f]{64}/)
+  })
+
+  it('keys create refuses a bad agent id', async () => {
+    expect((await run(['keys', 'create', '--agent', '../x'])).code).toBe(2)
+  })
+
+  it('policy test runs the scenario files and exits 0 when all pass', async () => {
+    const { code, out } = await run([
+      'policy',
+      'test',
+      fileURLToPath(new URL('./scenarios/', import.meta.url)),
+    ])
+    expect(code).toBe(0)
+    expect(out).toMatch(/^\d+ passed, 0 failed$/m)
+  })
+
+  it('policy test exits 1 and shows the difference when a policy no longer matches', async () => {
+    // The HTTP example configuration has no refund burst rule, so the sessions file fails against it.
+    const { code, out } = await run([
+      'policy',
+      'test',
+      fileURLToPath(new URL('./scenarios/', import.meta.url)),
+      '--config',
+      fileURLToPath(new URL('../config/http-upstream/warden.yaml', import.meta.url)),
+    ])
+    expect(code).toBe(1)
+    expect(out).toMatch(/FAIL .*sessions\.yaml :: sequence - the fourth refund/)
+  })
+
+  it('config check names the file and field of a problem', async () => {
+    expect(
+      (
+        await run([
+          'config',
+          'check',
+          '--config',
+          fileURLToPath(new URL('../config/demo/warden.yaml', import.meta.url)),
+        ])
+      ).code,
+    ).toBe(0)
+    const bad = await run(['config', 'check', '--config', '/nonexistent/warden.yaml'])
+    expect(bad.code).toBe(1)
+    expect(bad.err).toContain('/nonexistent/warden.yaml: cannot read')
+  })
+
+  it('unknown commands print usage and exit 2', async () => {
+    const { code, out } = await run(['frobnicate'])
+    expect(code).toBe(2)
+    expect(out).toContain('usage: warden')
+  })
+
+  it('the installed bin runs (compiled by npm ci)', () => {
+    execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT })
+    const r = spawnSync(
+      process.execPath,
+      ['bin/warden.js', 'keys', 'create', '--agent', 'x', '--json'],
+      { cwd: ROOT, encoding: 'utf8' },
+    )
+    expect(r.status).toBe(0)
+    expect(JSON.parse(r.stdout).agent_id).toBe('x')
+  })
+})

@@ -1,0 +1,138 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { createServer, type IncomingMessage, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { execute, startWarden } from './helpers.js'
+
+const EXAMPLE = fileURLToPath(new URL('../config/http-upstream/', import.meta.url))
+
+interface Hit {
+  method: string
+  url: string
+  body: string
+  requestId: string | undefined
+}
+
+/** A real upstream: records every request; some paths misbehave on purpose. */
+function upstream(): Promise<{ server: Server; port: number; hits: Hit[] }> {
+  const hits: Hit[] = []
+  const server = createServer(async (req: IncomingMessage, res) => {
+    let body = ''
+    for await (const chunk of req) body += chunk
+    hits.push({
+      method: req.method ?? '',
+      url: req.url ?? '',
+      body,
+      requestId: req.headers['x-request-id'] as string | undefined,
+    })
+    if (req.url?.startsWith('/orders/ORD-9999/refunds')) return // hang: never answer
+    if (req.url?.startsWith('/orders/ORD-5000')) {
+      res.writeHead(500, { 'content-type': 'application/json' })
+      return res.end('{"error":"boom"}')
+    }
+    res.writeHead(200, { 'content-type': 'application/json' })
+    if (req.url?.startsWith('/orders/')) {
+      return res.end(
+        JSON.stringify({ order_id: req.url.split('/')[2], customer: { email: 'ada@example.com' } }),
+      )
+    }
+    res.end(JSON.stringify({ ok: true, echo: body ? JSON.parse(body) : null }))
+  })
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({ server, port: (server.address() as AddressInfo).port, hits }),
+    ),
+  )
+}
+
+describe('http executor against a real upstream', () => {
+  let up: Awaited<ReturnType<typeof upstream>>
+  let w: Awaited<ReturnType<typeof startWarden>>
+  beforeAll(async () => {
+    up = await upstream()
+    const dir = mkdtempSync(join(tmpdir(), 'warden-http-'))
+    for (const f of ['warden.yaml', 'tools.yaml', 'policy.yaml']) {
+      const text = readFileSync(join(EXAMPLE, f), 'utf8')
+        .replaceAll('127.0.0.1:9100', `127.0.0.1:${up.port}`)
+        .replace('../demo/agents.yaml', join(EXAMPLE, '../demo/agents.yaml'))
+      writeFileSync(join(dir, f), text)
+    }
+    w = await startWarden({ config: join(dir, 'warden.yaml') })
+  })
+  afterAll(async () => {
+    await w.close()
+    up.server.closeAllConnections()
+    up.server.close()
+  })
+
+  it('GET: fills the path template and masks PII in a confidential result', async () => {
+    const res = await execute(w, 'support-agent', 'lookup_order', { order_id: 'ORD-1001' })
+    expect(res.statusCode).toBe(200)
+    expect(res.json().result).toEqual({
+      order_id: 'ORD-1001',
+      customer: { email: 'a***@example.com' },
+    })
+    const hit = up.hits.at(-1)!
+    expect(hit).toMatchObject({
+      method: 'GET',
+      url: '/orders/ORD-1001',
+      requestId: res.json().request_id,
+    })
+  })
+
+  it('GET: other parameters go in the query string, URL-encoded', async () => {
+    await execute(w, 'support-agent', 'search_knowledge_base', { query: 'reset & password?' })
+    expect(up.hits.at(-1)!.url).toBe('/kb/search?query=reset+%26+password%3F')
+  })
+
+  it('POST: the remaining parameters are the JSON body', async () => {
+    const res = await execute(w, 'support-agent', 'create_support_ticket', {
+      customer_id: '12345',
+      subject: 'Broken',
+    })
+    expect(res.statusCode).toBe(200)
+    expect(up.hits.at(-1)).toMatchObject({
+      method: 'POST',
+      url: '/customers/12345/tickets',
+      body: '{"subject":"Broken"}',
+    })
+  })
+
+  it('an upstream error is 502 upstream_error and recorded with outcome error', async () => {
+    const res = await execute(w, 'support-agent', 'lookup_order', { order_id: 'ORD-5000' })
+    expect(res.statusCode).toBe(502)
+    expect(res.json().error.code).toBe('upstream_error')
+    const [event] = await w.store.query({ type: 'tool_call_executed', limit: 1 })
+    expect(event).toMatchObject({ outcome: 'error', request_id: res.json().request_id })
+  })
+
+  it('a hanging upstream is 504 at the deadline, outcome unknown, and is never retried', async () => {
+    const before = up.hits.length
+    const started = Date.now()
+    const res = await execute(w, 'refund-agent', 'issue_refund', {
+      order_id: 'ORD-9999',
+      amount: 20,
+      reason: 'damaged',
+    })
+    expect(res.statusCode).toBe(504)
+    expect(res.json().error.code).toBe('upstream_timeout')
+    expect(Date.now() - started).toBeGreaterThanOrEqual(450)
+    expect(up.hits.length - before).toBe(1)
+    const [event] = await w.store.query({ type: 'tool_call_executed', limit: 1 })
+    expect(event).toMatchObject({ outcome: 'unknown', request_id: res.json().request_id })
+  })
+
+  it('a denied call never reaches the upstream', async () => {
+    const before = up.hits.length
+    const res = await execute(w, 'refund-agent', 'issue_refund', {
+      order_id: 'ORD-1001',
+      amount: 900,
+      reason: 'damaged',
+    })
+    expect(res.statusCode).toBe(403)
+    expect(up.hits.length).toBe(before)
+  })
+})
