@@ -55,7 +55,7 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
   })
   const gateway = new Gateway({
     pipeline: decide,
-    onDecision: (d) => metrics.observe(d),
+    onDecision: (d, principal) => metrics.observe(d, principal),
     store,
     bus,
     executors: { demo: demoExecutor(opts.demoBackend ?? new DemoBackend()), http: httpExecutor() },

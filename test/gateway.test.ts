@@ -337,7 +337,7 @@ describe('read endpoints', () => {
     })
     const m = await w.app.inject({ url: '/metrics' })
     expect(m.body).toMatch(
-      /warden_decisions_total\{decision="deny",layer="tool_allowlist",agent="known"\} 2/,
+      /warden_decisions_total\{decision="deny",layer="tool_allowlist",agent="support-agent"\} 1/,
     )
   })
 })

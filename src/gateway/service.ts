@@ -26,7 +26,7 @@ export interface GatewayDeps {
   executors: Record<ToolConfig['executor']['type'], Executor>
   onError?: (err: unknown, where: string) => void
   /** Told about every decision (metrics). */
-  onDecision?: (decision: Decision) => void
+  onDecision?: (decision: Decision, principal: string | null) => void
 }
 
 const MASKED_CLASSES = new Set(['confidential', 'restricted'])
@@ -51,8 +51,8 @@ export class Gateway {
 
   async execute(call: ToolCall): Promise<Reply> {
     const decision = await this.deps.pipeline.decide(call)
-    this.deps.onDecision?.(decision)
     const principal = decision.checks[0]?.outcome === 'pass' ? call.agentId : null
+    this.deps.onDecision?.(decision, principal)
     const base = {
       request_id: call.requestId,
       risk: decision.risk,

@@ -34,11 +34,12 @@ export class Metrics {
     registers: [this.registry],
   })
 
-  observe(d: Decision): void {
+  /** Count a decision; `agent` is the authenticated agent id (bounded by the configuration) or null. */
+  observe(d: Decision, agent: string | null): void {
     this.decisions.inc({
       decision: d.decision,
       layer: d.layer ?? 'none',
-      agent: d.checks[0]?.outcome === 'pass' ? 'known' : 'unknown',
+      agent: agent ?? 'anonymous',
     })
     for (const c of d.checks as Check[])
       this.layerSeconds.observe({ layer: c.layer }, c.duration_us / 1e6)

@@ -55,6 +55,12 @@ export function memoryState(): StateStore {
     async quarantinedUntil(agent) {
       return quarantined.get(agent) ?? null
     },
+    async health() {
+      return {
+        ok: true,
+        detail: `memory (${tat.size} rate-limit keys, ${history.size} agent histories)`,
+      }
+    },
     async close() {},
   }
 }

@@ -15,6 +15,7 @@ export interface StateStore {
   recordDenial(agent: string, now: number, windowMs: number): Promise<number>
   quarantine(agent: string, until: number): Promise<void>
   quarantinedUntil(agent: string): Promise<number | null>
+  health(): Promise<{ ok: boolean; detail: string }>
   close(): Promise<void>
 }
 
