@@ -181,3 +181,23 @@ describe('export', () => {
     await other.close()
   })
 })
+
+describe('hostile values in a batch', () => {
+  it('a non-finite number in one request does not fail the other requests committed with it', async () => {
+    w = await startWarden()
+    const raw = (amount: string) =>
+      w!.app.inject({
+        method: 'POST',
+        url: '/gateway/execute',
+        headers: {
+          'content-type': 'application/json',
+          authorization: 'Bearer demo-refund-agent-key',
+        },
+        payload: `{"agent_id":"refund-agent","tool":"issue_refund","params":{"order_id":"ORD-1003","amount":${amount},"reason":"damaged"}}`,
+      })
+    const [bad, good] = await Promise.all([raw('1e309'), raw('5')])
+    expect(bad.statusCode).toBe(422)
+    expect(good.statusCode).toBe(200)
+    expect((await verifyChain(w.store)).ok).toBe(true)
+  })
+})
