@@ -47,7 +47,7 @@ export function maskText(text: string): string {
     )
 }
 
-/** Mask every string leaf of `value` and every value under a secret-looking key. */
+/** Mask every string leaf of `value` and every value under a secret-looking key; the copy is JSON-safe. */
 export function maskPii<T>(value: T, base = ''): Masked<T> {
   const masked: string[] = []
   const walk = (node: unknown, path: string, key: string): unknown => {
@@ -70,6 +70,9 @@ export function maskPii<T>(value: T, base = ''): Masked<T> {
       masked.push(path)
       return '[redacted]'
     }
+    // JSON cannot store Infinity or NaN (`1e309` parses to Infinity); keep them readable instead
+    // of letting the stored record silently turn them into null.
+    if (typeof node === 'number' && !Number.isFinite(node)) return String(node)
     return node
   }
   return { value: walk(value, base, '') as T, masked }
