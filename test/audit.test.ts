@@ -201,3 +201,39 @@ describe('hostile values in a batch', () => {
     expect((await verifyChain(w.store)).ok).toBe(true)
   })
 })
+
+describe('group commit isolation', () => {
+  it('an event that cannot be written fails only its own caller, not the batch', async () => {
+    w = await startWarden()
+    const event = (params: unknown) => ({
+      version: 1 as const,
+      id: crypto.randomUUID(),
+      type: 'tool_call_denied' as const,
+      timestamp: new Date().toISOString(),
+      request_id: crypto.randomUUID(),
+      agent_id: 'support-agent',
+      principal: 'support-agent',
+      tool: 'lookup_order',
+      session_id: null,
+      decision: 'deny' as const,
+      layer: 'params',
+      code: 'param_invalid',
+      reason: 'test',
+      risk: { score: 10, level: 'low' as const },
+      policy_version: 'v',
+      args_hash: '0'.repeat(64),
+      params,
+      masked: [],
+      checks: [],
+    })
+    // A BigInt has no JSON form: that caller's append must fail, the others must commit.
+    const results = await Promise.allSettled([
+      w.store.append([event({ n: 1 })]),
+      w.store.append([event({ n: 10n })]),
+      w.store.append([event({ n: 3 })]),
+    ])
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
+    expect((results[1] as PromiseRejectedResult).reason.code).toBe('audit_unavailable')
+    expect(await verifyChain(w.store)).toMatchObject({ ok: true, checked: 2 })
+  })
+})

@@ -84,23 +84,30 @@ export function sqliteStore(path: string): Store {
 
   let queue: Pending[] = []
   let scheduled = false
+  const commit = (batch: Pending[]) => {
+    const sealed = writeBatch.immediate(batch.flatMap((p) => p.events))
+    let at = 0
+    for (const p of batch) {
+      p.resolve(sealed.slice(at, at + p.events.length))
+      at += p.events.length
+    }
+  }
   const flush = () => {
     scheduled = false
     const batch = queue
     queue = []
     try {
-      const sealed = writeBatch.immediate(batch.flatMap((p) => p.events))
-      let at = 0
-      for (const p of batch) {
-        p.resolve(sealed.slice(at, at + p.events.length))
-        at += p.events.length
-      }
+      commit(batch)
     } catch (err) {
-      const failure = new WardenError(
-        'audit_unavailable',
-        `audit store write failed: ${(err as Error).message}`,
-      )
-      for (const p of batch) p.reject(failure)
+      if (batch.length === 1) return batch[0]!.reject(unavailable(err))
+      // One caller's bad event must not fail the others it was batched with: retry one by one.
+      for (const p of batch) {
+        try {
+          commit([p])
+        } catch (single) {
+          p.reject(unavailable(single))
+        }
+      }
     }
   }
 
@@ -225,6 +232,10 @@ export function sqliteStore(path: string): Store {
       if (db.open) db.close()
     },
   }
+}
+
+function unavailable(err: unknown): WardenError {
+  return new WardenError('audit_unavailable', `audit store write failed: ${(err as Error).message}`)
 }
 
 const FILTERS: [keyof AuditQuery, string][] = [
