@@ -9,7 +9,7 @@ import Fastify, {
 } from 'fastify'
 import type { AuditEvent } from './audit/event.js'
 import { SCENARIOS } from './demo/scenarios.js'
-import { errorBody, statusOf, WardenError } from './domain/errors.js'
+import { errorBody, statusOf, WardenError, type ErrorCode } from './domain/errors.js'
 import type { EventBus } from './events/bus.js'
 import { Stats } from './events/stats.js'
 import type { Gateway, Reply } from './gateway/service.js'
@@ -61,16 +61,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }
   })
 
-  app.setErrorHandler((err: FastifyError, req, reply) => {
-    if (err instanceof WardenError)
-      return reply.code(err.status).send(errorBody(err.code, err.message, req.id))
-    const code =
-      (err.code && FASTIFY_ERRORS[err.code]) ||
-      (err.statusCode && err.statusCode < 500 ? 'invalid_request' : 'internal_error')
+  app.setErrorHandler(async (err: FastifyError, req, reply) => {
+    const code: ErrorCode =
+      err instanceof WardenError
+        ? err.code
+        : (err.code && FASTIFY_ERRORS[err.code]) ||
+          (err.statusCode && err.statusCode < 500 ? 'invalid_request' : 'internal_error')
     if (code === 'internal_error') req.log.error({ err }, 'unhandled error')
-    const status = statusOf(code)
     const message = code === 'internal_error' ? 'internal error; see the gateway log' : err.message
-    return reply.code(status).send(errorBody(code, message, req.id))
+    // A tool call refused before the pipeline still leaves a trace in the audit log.
+    if (req.url.startsWith('/gateway/execute') && code !== 'internal_error') {
+      await gateway.recordRejection(req.id, code, message)
+    }
+    return reply.code(statusOf(code)).send(errorBody(code, message, req.id))
   })
   app.setNotFoundHandler((req, reply) =>
     reply

@@ -237,3 +237,24 @@ describe('group commit isolation', () => {
     expect(await verifyChain(w.store)).toMatchObject({ ok: true, checked: 2 })
   })
 })
+
+describe('requests refused before the pipeline', () => {
+  it('leave a request_rejected event with the error code (threat matrix B1)', async () => {
+    w = await startWarden()
+    const res = await w.app.inject({
+      method: 'POST',
+      url: '/gateway/execute',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"tool":"issue_refund","params":{"amount":',
+    })
+    expect(res.statusCode).toBe(400)
+    const [event] = await w.store.query({ type: 'request_rejected', limit: 1 })
+    expect(event).toMatchObject({
+      decision: 'rejected',
+      code: 'invalid_json',
+      request_id: res.json().request_id,
+      principal: 'anonymous',
+    })
+    expect((await verifyChain(w.store)).ok).toBe(true)
+  })
+})

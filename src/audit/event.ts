@@ -16,6 +16,7 @@ export const EVENT_TYPES = [
   'taint_detected',
   'anomaly_detected',
   'tool_call_executed',
+  'request_rejected',
 ] as const
 export type EventType = (typeof EVENT_TYPES)[number]
 
@@ -35,7 +36,7 @@ export interface AuditEventInput {
   principal: string
   tool: string
   session_id: string | null
-  decision: DecisionOutcome | 'executed' | 'approved' | 'denied' | 'expired'
+  decision: DecisionOutcome | 'executed' | 'approved' | 'denied' | 'expired' | 'rejected'
   layer: string | null
   code: string | null
   reason: string

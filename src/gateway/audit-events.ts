@@ -103,6 +103,36 @@ export function executionEvent(
   }
 }
 
+/** The record of a request refused before any policy ran; nothing in it was trusted or parsed. */
+export function rejectionEvent(
+  requestId: string,
+  code: string,
+  message: string,
+  policyVersion: string,
+): AuditEventInput {
+  return {
+    version: 1,
+    id: randomUUID(),
+    type: 'request_rejected',
+    timestamp: new Date().toISOString(),
+    request_id: requestId,
+    agent_id: 'unknown',
+    principal: 'anonymous',
+    tool: '',
+    session_id: null,
+    decision: 'rejected',
+    layer: null,
+    code,
+    reason: message.slice(0, 500),
+    risk: { score: 0, level: 'low' },
+    policy_version: policyVersion,
+    args_hash: '',
+    params: null,
+    masked: [],
+    checks: [],
+  }
+}
+
 /** The record of a person (or the timeout) resolving an approval. */
 export function approvalEvent(
   a: ApprovalRecord,

@@ -10,7 +10,13 @@ import { sha256Hex } from '../pipeline/layers/identity.js'
 import { taintForm, taintSession } from '../pipeline/layers/taint.js'
 import type { Pipeline } from '../pipeline/runner.js'
 import type { ApprovalRecord, Store } from '../store/types.js'
-import { approvalEvent, argsHash, decisionEvent, executionEvent } from './audit-events.js'
+import {
+  approvalEvent,
+  argsHash,
+  decisionEvent,
+  executionEvent,
+  rejectionEvent,
+} from './audit-events.js'
 
 /** What an HTTP (or other) door sends back. */
 export interface Reply {
@@ -227,6 +233,18 @@ export class Gateway {
         message ?? 'the decision could not be recorded; the call was not executed',
         requestId,
       ),
+    }
+  }
+
+  /**
+   * Record a request refused before the pipeline (bad JSON, oversize, bad shape). Best effort:
+   * nothing runs either way, so a store failure is logged and the 4xx still goes out.
+   */
+  async recordRejection(requestId: string, code: ErrorCode, message: string): Promise<void> {
+    try {
+      await this.record([rejectionEvent(requestId, code, message, this.runtime.policyVersion)])
+    } catch (err) {
+      this.deps.onError?.(err, 'audit:rejection')
     }
   }
 
