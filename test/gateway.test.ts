@@ -420,3 +420,42 @@ describe('WS /ws/events', () => {
     again.close()
   })
 })
+
+describe('taint from untrusted tool output', () => {
+  let w: Started
+  beforeAll(async () => {
+    w = await startWarden()
+  })
+  afterAll(() => w.close())
+
+  it('a value that came back from an untrusted tool is held when it reaches a sensitive parameter', async () => {
+    const search = await execute(
+      w,
+      'refund-agent',
+      'search_knowledge_base',
+      { query: 'refund policy' },
+      { session_id: 's-kb' },
+    )
+    expect(JSON.stringify(search.json().result)).toContain('within 30 days')
+    // The knowledge base (user-contributed, untrusted) said "30"; the agent now refunds 30.
+    const refund = await execute(
+      w,
+      'refund-agent',
+      'issue_refund',
+      { order_id: 'ORD-1002', amount: 30, reason: 'policy says so' },
+      { session_id: 's-kb' },
+    )
+    expect(refund.statusCode).toBe(202)
+    expect(refund.json()).toMatchObject({ layer: 'taint' })
+    expect(refund.json().reason).toContain('tool:search_knowledge_base#')
+    // The same refund in a clean session is an ordinary small refund.
+    const clean = await execute(
+      w,
+      'refund-agent',
+      'issue_refund',
+      { order_id: 'ORD-1002', amount: 30, reason: 'policy says so' },
+      { session_id: 's-clean' },
+    )
+    expect(clean.statusCode).toBe(200)
+  })
+})
