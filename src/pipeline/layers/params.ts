@@ -1,23 +1,24 @@
 import { resolved, type Layer } from '../layer.js'
 import type { Runtime } from '../runtime.js'
 
+/** Keys that can reach `Object.prototype` through careless merging. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
+
 /**
  * Layer 5: the parameters must match the tool's JSON Schema exactly: no coercion, no unknown
- * fields, and every number finite and within the safe-integer range (no `1e309`, no `2^53+1`).
+ * fields, every number finite and within the safe-integer range (no `1e309`, no `2^53+1`), no
+ * prototype keys and no nesting past the configured depth. The HTTP parser refuses the last two
+ * already; this layer holds the line for every other door into the pipeline.
  */
 export function params(rt: Runtime): Layer {
+  const maxDepth = rt.config.server.max_depth
   return {
     name: 'params',
     check(ctx) {
       const { tool } = resolved(ctx)
-      const bad = unsafeNumber(ctx.call.params, '')
-      if (bad !== null) {
-        return {
-          outcome: 'deny',
-          code: 'param_invalid',
-          reason: `\`params${bad}\` is not a finite number in the safe range`,
-        }
-      }
+      const unsafe = unsafeValue(ctx.call.params, '', 0, maxDepth)
+      if (unsafe !== null)
+        return { outcome: 'deny', code: 'param_invalid', reason: unsafe, risk: 10 }
       const validate = rt.schemas.get(tool.name)
       if (!validate) throw new Error(`no compiled schema for tool \`${tool.name}\``)
       if (validate(ctx.call.params)) return { outcome: 'pass' }
@@ -37,15 +38,18 @@ export function params(rt: Runtime): Layer {
   }
 }
 
-function unsafeNumber(node: unknown, path: string): string | null {
+/** Why a parameter value is unsafe whatever the schema says, or null. */
+function unsafeValue(node: unknown, path: string, depth: number, maxDepth: number): string | null {
   if (typeof node === 'number') {
-    return Number.isFinite(node) && Math.abs(node) <= Number.MAX_SAFE_INTEGER ? null : path
+    const ok = Number.isFinite(node) && Math.abs(node) <= Number.MAX_SAFE_INTEGER
+    return ok ? null : `\`params${path}\` is not a finite number in the safe range`
   }
-  if (node !== null && typeof node === 'object') {
-    for (const [k, v] of Object.entries(node)) {
-      const bad = unsafeNumber(v, `${path}.${k}`)
-      if (bad !== null) return bad
-    }
+  if (node === null || typeof node !== 'object') return null
+  if (depth >= maxDepth) return `\`params${path}\` nests deeper than ${maxDepth} levels`
+  for (const [k, v] of Object.entries(node)) {
+    if (FORBIDDEN_KEYS.has(k)) return `\`params${path}\` has the forbidden key \`${k}\``
+    const bad = unsafeValue(v, `${path}.${k}`, depth + 1, maxDepth)
+    if (bad !== null) return bad
   }
   return null
 }
