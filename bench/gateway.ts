@@ -3,13 +3,19 @@
 //
 //   npm run bench
 //   npm run bench -- --duration 10 --connections 50 --warmup 2 --decisions 200000 [--no-mixed]
-//   (or BENCH_DURATION, BENCH_CONNECTIONS, BENCH_PIPELINING, BENCH_WARMUP, BENCH_DECISIONS)
+//                     [--no-breakdown] [--profile]
+//                     [--latency-duration 3]
+//   (or BENCH_DURATION, BENCH_CONNECTIONS, BENCH_PIPELINING, BENCH_WARMUP, BENCH_DECISIONS,
+//    BENCH_LATENCY_DURATION, BENCH_MIXED=0, BENCH_BREAKDOWN=0, BENCH_PROFILE=1)
 //
-// Each server under test runs in its own child process (this file with `--serve echo|warden`);
+// Each server under test runs in its own child process (this file with `--serve KIND`);
 // autocannon runs here. On a 2-core machine that gives the server one core and the load generator
 // the other, instead of both fighting over one event loop.
 //
 // - echo:   bare Fastify, `POST /echo` returns the parsed JSON body.
+// - echo+audit: the same echo that also appends the gateway's two audit events for the call
+//           (same content and size) to Warden's SQLite store, one after the other: what durable
+//           auditing costs on its own, without the pipeline, the tool or the gateway's HTTP layer.
 // - warden: createWarden(config/bench/warden.yaml) with a fresh SQLite file (WAL,
 //           synchronous=FULL, group commit): all ten layers, the decision event committed, the
 //           demo tool executed, the execution event committed, then the reply.
@@ -18,11 +24,12 @@
 // - decide: `pipeline(buildRuntime(loadConfig(...), memoryState())).decide(call)` awaited in a
 //           loop, in this process, before any load runs.
 //
-// After each gateway run the audit log is checked: every request that reached the gateway left
-// exactly two events (decision + execution), and the hash chain verifies.
+// After each run with a store the audit log is checked: every request that reached the server
+// left exactly two events (decision + execution), and the hash chain verifies.
 // Exit code 0 when every correctness check passed (targets missed do not fail the run), 1 if not.
 
 import { fork, type ChildProcess } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -30,6 +37,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon, { type RequestSpec, type Result } from 'autocannon'
 import Fastify, { type FastifyInstance } from 'fastify'
+import type { AuditEventInput } from '../src/audit/event.js'
 import { verifyChain } from '../src/audit/verify.js'
 import { loadConfig } from '../src/config/loader.js'
 import type { ToolCall } from '../src/domain/types.js'
@@ -41,6 +49,9 @@ import { createWarden } from '../src/warden.js'
 
 const CONFIG = fileURLToPath(new URL('../config/bench/warden.yaml', import.meta.url))
 const SELF = fileURLToPath(import.meta.url)
+
+/** `--profile` writes a V8 CPU profile of each gateway process here (git-ignored). */
+const PROFILE_DIR = fileURLToPath(new URL('./profiles/', import.meta.url))
 
 const TARGET_RATIO = 0.5
 const TARGET_DECISIONS = 100_000
@@ -108,7 +119,10 @@ type FromChild =
   | { type: 'cpu'; usage: NodeJS.CpuUsage; at: number }
   | { type: 'stopped'; received: number; audit?: AuditSummary }
 
-async function serve(kind: 'echo' | 'warden', sqlitePath: string | undefined): Promise<void> {
+type Kind = 'echo' | 'echo-audit' | 'warden'
+const KINDS: readonly Kind[] = ['echo', 'echo-audit', 'warden']
+
+async function serve(kind: Kind, sqlitePath: string | undefined): Promise<void> {
   const send = (m: FromChild) => process.send?.(m)
   let app: FastifyInstance
   let close: () => Promise<void>
@@ -117,6 +131,24 @@ async function serve(kind: 'echo' | 'warden', sqlitePath: string | undefined): P
     app = Fastify({ logger: false })
     app.post('/echo', async (req) => req.body)
     close = () => app.close()
+    path = '/echo'
+  } else if (kind === 'echo-audit') {
+    // The echo plus what durability alone costs: per request, the gateway's two audit events
+    // (same content and size) appended one after the other to Warden's store, nothing else.
+    if (!sqlitePath) throw new Error('--serve echo-audit needs --db')
+    const [decided, executed] = await sampleEvents()
+    const store = sqliteStore(sqlitePath)
+    app = Fastify({ logger: false })
+    app.post('/echo', async (req) => {
+      const timestamp = new Date().toISOString()
+      await store.append([{ ...decided, id: randomUUID(), request_id: req.id, timestamp }])
+      await store.append([{ ...executed, id: randomUUID(), request_id: req.id, timestamp }])
+      return req.body
+    })
+    close = async () => {
+      await app.close()
+      await store.close()
+    }
     path = '/echo'
   } else {
     if (!sqlitePath) throw new Error('--serve warden needs --db')
@@ -141,7 +173,7 @@ async function serve(kind: 'echo' | 'warden', sqlitePath: string | undefined): P
       void (async () => {
         // Closing waits for requests in flight and flushes the audit queue.
         await close()
-        const audit = kind === 'warden' && sqlitePath ? await auditSummary(sqlitePath) : undefined
+        const audit = kind !== 'echo' && sqlitePath ? await auditSummary(sqlitePath) : undefined
         send({ type: 'stopped', received, ...(audit && { audit }) })
         process.disconnect?.()
       })().catch((err: unknown) => {
@@ -151,6 +183,26 @@ async function serve(kind: 'echo' | 'warden', sqlitePath: string | undefined): P
     }
   })
   send({ type: 'ready', port: address.port })
+}
+
+/** The two events the gateway writes for the allowed search call, as the store was given them. */
+async function sampleEvents(): Promise<[AuditEventInput, AuditEventInput]> {
+  const warden = await createWarden({ config: CONFIG, sqlitePath: ':memory:', sweepIntervalMs: 0 })
+  try {
+    const res = await warden.app.inject({
+      method: 'POST',
+      url: '/gateway/execute',
+      headers: jsonHeaders('demo-support-agent-key'),
+      payload: SEARCH_BODY,
+    })
+    if (res.statusCode !== 200) throw new Error(`sample call: ${res.statusCode} ${res.body}`)
+    const events = await warden.store.query({ order: 'asc', limit: 2 })
+    const inputs = events.map(({ seq: _seq, prev_hash: _prev, hash: _hash, ...input }) => input)
+    if (inputs.length !== 2) throw new Error('sample call: expected two audit events')
+    return [inputs[0]!, inputs[1]!]
+  } finally {
+    await warden.close()
+  }
 }
 
 /** Reopen the closed store and count and verify what the run left in it. */
@@ -182,11 +234,15 @@ async function auditSummary(sqlitePath: string): Promise<AuditSummary> {
 
 interface Settings {
   duration: number
+  /** Seconds of the one-connection (unloaded) latency run after each measured run; 0 skips it. */
+  latencyDuration: number
   warmup: number
   connections: number
   pipelining: number
   decisions: number
   mixed: boolean
+  /** Also run `echo+audit`: the echo plus the two audit appends, to separate durability's cost. */
+  breakdown: boolean
   profile: boolean
 }
 
@@ -195,11 +251,13 @@ function settings(): Settings {
     args: process.argv.slice(2),
     options: {
       duration: { type: 'string' },
+      'latency-duration': { type: 'string' },
       warmup: { type: 'string' },
       connections: { type: 'string' },
       pipelining: { type: 'string' },
       decisions: { type: 'string' },
       'no-mixed': { type: 'boolean' },
+      'no-breakdown': { type: 'boolean' },
       profile: { type: 'boolean' },
     },
   })
@@ -218,6 +276,12 @@ function settings(): Settings {
   }
   return {
     duration: num(values.duration, env.BENCH_DURATION, 10, 'duration'),
+    latencyDuration: num(
+      values['latency-duration'],
+      env.BENCH_LATENCY_DURATION,
+      3,
+      'latency-duration',
+    ),
     warmup: num(values.warmup, env.BENCH_WARMUP, 2, 'warmup'),
     connections: Math.max(
       1,
@@ -232,6 +296,7 @@ function settings(): Settings {
       Math.round(num(values.decisions, env.BENCH_DECISIONS, 200_000, 'decisions')),
     ),
     mixed: !values['no-mixed'] && env.BENCH_MIXED !== '0',
+    breakdown: !values['no-breakdown'] && env.BENCH_BREAKDOWN !== '0',
     profile: Boolean(values.profile) || env.BENCH_PROFILE === '1',
   }
 }
@@ -247,7 +312,7 @@ class Child {
   }
 
   static async start(
-    kind: 'echo' | 'warden',
+    kind: Kind,
     args: string[],
     execArgv: string[],
   ): Promise<{ child: Child; port: number }> {
@@ -308,6 +373,8 @@ interface LoadResult {
   name: string
   rps: number
   total: number
+  /** Length of the measured run as autocannon reports it (it ends on a 1 s sample tick). */
+  seconds: number
   p50: number
   p99: number
   p999: number
@@ -320,6 +387,8 @@ interface LoadResult {
   serverCpu: number
   /** Load generator (this process) CPU over wall time. */
   clientCpu: number
+  /** The same requests over one connection: service time without queueing. */
+  single?: { rps: number; p50: number; p99: number; total: number; non2xx: number }
   requestsReceived?: number
   audit?: AuditSummary
   auditOk?: boolean
@@ -334,12 +403,18 @@ function percentile(sorted: Float64Array, p: number): number {
  * Run autocannon; latencies are recorded here from each response (autocannon's own histogram
  * has 1 ms resolution, too coarse for sub-millisecond requests).
  */
-async function load(port: number, requests: RequestSpec[], s: Settings, duration: number) {
+async function load(
+  port: number,
+  requests: RequestSpec[],
+  s: Settings,
+  duration: number,
+  connections = s.connections,
+) {
   const latencies: number[] = []
   const instance = autocannon({
     url: `http://127.0.0.1:${port}`,
-    connections: s.connections,
-    pipelining: s.pipelining,
+    connections,
+    pipelining: connections === 1 ? 1 : s.pipelining,
     duration,
     timeout: 10,
     requests,
@@ -369,6 +444,17 @@ async function measure(
   const cpu1 = await child.cpu()
   const serverCpuMs =
     (cpu1.usage.user - cpu0.usage.user + cpu1.usage.system - cpu0.usage.system) / 1000
+  let single: LoadResult['single']
+  if (s.latencyDuration > 0) {
+    const one = await load(port, requests, s, s.latencyDuration, 1)
+    single = {
+      rps: one.result.requests.total / one.result.duration,
+      p50: percentile(one.sorted, 50),
+      p99: percentile(one.sorted, 99),
+      total: one.result.requests.total,
+      non2xx: one.result.non2xx + one.result.errors + one.result.timeouts,
+    }
+  }
   const statusCodes: Record<string, number> = {}
   for (const [code, v] of Object.entries(result.statusCodeStats ?? {}))
     statusCodes[code] = Number(v.count)
@@ -376,6 +462,7 @@ async function measure(
     name,
     rps: result.requests.total / result.duration,
     total: result.requests.total,
+    seconds: result.duration,
     p50: percentile(sorted, 50),
     p99: percentile(sorted, 99),
     p999: percentile(sorted, 99.9),
@@ -386,38 +473,29 @@ async function measure(
     statusCodes,
     serverCpu: serverCpuMs / (cpu1.at - cpu0.at),
     clientCpu: (mine.user + mine.system) / 1000 / wall,
+    ...(single && { single }),
   }
 }
 
-async function runEcho(s: Settings): Promise<LoadResult> {
-  const { child, port } = await Child.start('echo', [], [])
-  try {
-    const spec: RequestSpec = {
-      method: 'POST',
-      path: '/echo',
-      headers: jsonHeaders(),
-      body: SEARCH_BODY,
-    }
-    const r = await measure('echo', child, port, [spec], s)
-    r.requestsReceived = (await child.stop()).received
-    return r
-  } catch (err) {
-    await child.stop().catch(() => undefined)
-    throw err
-  }
+const ECHO: RequestSpec = {
+  method: 'POST',
+  path: '/echo',
+  headers: jsonHeaders(),
+  body: SEARCH_BODY,
 }
 
-async function runWarden(
+/** One server process: start, measure, stop, and check what it left in its audit log. */
+async function runServer(
   name: string,
+  kind: Kind,
   requests: RequestSpec[],
   s: Settings,
   dir: string,
 ): Promise<LoadResult> {
   const db = join(dir, `${name}.db`)
-  const execArgv = s.profile
-    ? ['--cpu-prof', '--cpu-prof-dir', join(process.cwd(), 'bench', 'profiles')]
-    : []
-  const { child, port } = await Child.start('warden', ['--db', db], execArgv)
+  const execArgv =
+    s.profile && kind === 'warden' ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : []
+  const { child, port } = await Child.start(kind, ['--db', db], execArgv)
   let r: LoadResult
   try {
     r = await measure(name, child, port, requests, s)
@@ -427,15 +505,17 @@ async function runWarden(
   }
   const stopped = await child.stop()
   r.requestsReceived = stopped.received
-  r.audit = stopped.audit
   const a = stopped.audit
-  r.auditOk =
-    a !== undefined &&
-    a.chainOk &&
-    a.chainChecked === a.rows &&
-    a.rows === 2 * stopped.received &&
-    a.byType.tool_call_allowed === stopped.received &&
-    a.byType.tool_call_executed === stopped.received
+  if (a) {
+    r.audit = a
+    // Every request that reached the server left exactly its two events, and the chain holds.
+    r.auditOk =
+      a.chainOk &&
+      a.chainChecked === a.rows &&
+      a.rows === 2 * stopped.received &&
+      a.byType.tool_call_allowed === stopped.received &&
+      a.byType.tool_call_executed === stopped.received
+  }
   return r
 }
 
@@ -511,7 +591,12 @@ async function main(): Promise<number> {
     out()
 
     out('echo ...')
-    const echo = await runEcho(s)
+    const echo = await runServer('echo', 'echo', [ECHO], s, dir)
+    const runs = [echo]
+    if (s.breakdown) {
+      out('echo+audit (the echo plus the gateway’s two audit events per request) ...')
+      runs.push(await runServer('echo+audit', 'echo-audit', [ECHO], s, dir))
+    }
     out('warden (search_knowledge_base) ...')
     const authSearch: RequestSpec = {
       method: 'POST',
@@ -519,8 +604,8 @@ async function main(): Promise<number> {
       headers: jsonHeaders('demo-support-agent-key'),
       body: SEARCH_BODY,
     }
-    const warden = await runWarden('warden', [authSearch], s, dir)
-    const runs = [echo, warden]
+    const warden = await runServer('warden', 'warden', [authSearch], s, dir)
+    runs.push(warden)
     if (s.mixed) {
       out('warden (mixed: 4 allowed calls, 3 agents, 3 tools) ...')
       const specs = MIXED.map((m) => ({
@@ -529,7 +614,7 @@ async function main(): Promise<number> {
         headers: jsonHeaders(m.key),
         body: JSON.stringify(m.body),
       }))
-      runs.push(await runWarden('warden-mixed', specs, s, dir))
+      runs.push(await runServer('warden-mixed', 'warden', specs, s, dir))
     }
     out()
 
@@ -541,6 +626,7 @@ async function main(): Promise<number> {
       'p99 ms',
       'p99.9 ms',
       'requests',
+      'secs',
       'non-2xx',
       'errors',
       'server CPU',
@@ -557,6 +643,7 @@ async function main(): Promise<number> {
           fmt(r.p99, 2),
           fmt(r.p999, 2),
           fmt(r.total),
+          fmt(r.seconds, 2),
           fmt(r.non2xx),
           fmt(r.errors + r.timeouts),
           `${fmt(r.serverCpu * 100)}%`,
@@ -565,6 +652,24 @@ async function main(): Promise<number> {
       ]),
     )
     out()
+    if (s.latencyDuration > 0) {
+      out(`one connection (no queueing), ${s.latencyDuration} s each:`)
+      out()
+      out(
+        table([
+          ['run', 'req/s', 'p50 ms', 'p99 ms', 'requests', 'non-2xx + errors'],
+          ...runs.map((r) => [
+            r.name,
+            fmt(r.single?.rps ?? NaN),
+            fmt(r.single?.p50 ?? NaN, 2),
+            fmt(r.single?.p99 ?? NaN, 2),
+            fmt(r.single?.total ?? NaN),
+            fmt(r.single?.non2xx ?? NaN),
+          ]),
+        ]),
+      )
+      out()
+    }
     out(
       `decide(): ${fmt(decide.perSecond)} decisions/s, ${fmt(decide.usPerDecision, 2)} µs/decision (median of 3 x ${fmt(s.decisions)})`,
     )
@@ -575,10 +680,10 @@ async function main(): Promise<number> {
       const codes = Object.entries(r.statusCodes)
         .map(([c, n]) => `${c}: ${fmt(n)}`)
         .join(', ')
-      if (r.non2xx > 0 || r.errors > 0 || r.timeouts > 0) {
+      if (r.non2xx > 0 || r.errors > 0 || r.timeouts > 0 || (r.single?.non2xx ?? 0) > 0) {
         ok = false
         out(
-          `FAIL ${r.name}: ${fmt(r.non2xx)} non-2xx, ${fmt(r.errors)} errors, ${fmt(r.timeouts)} timeouts (${codes})`,
+          `FAIL ${r.name}: ${fmt(r.non2xx)} non-2xx, ${fmt(r.errors)} errors, ${fmt(r.timeouts)} timeouts (${codes}); one-connection run: ${fmt(r.single?.non2xx ?? 0)} failed`,
         )
       }
       if (r.audit) {
@@ -606,7 +711,7 @@ async function main(): Promise<number> {
     out(
       `target: >= ${fmt(TARGET_DECISIONS)} decisions/s: ${fmt(decide.perSecond)} -> ${decide.perSecond >= TARGET_DECISIONS ? 'met' : 'NOT met'}`,
     )
-    if (s.profile) out(`CPU profile of the gateway process written to bench/profiles/`)
+    if (s.profile) out(`CPU profiles of the gateway processes written to ${PROFILE_DIR}`)
     return ok ? 0 : 1
   } finally {
     rmSync(dir, { recursive: true, force: true })
@@ -620,8 +725,8 @@ const serveAt = argv.indexOf('--serve')
 if (serveAt >= 0) {
   const kind = argv[serveAt + 1]
   const dbAt = argv.indexOf('--db')
-  if (kind !== 'echo' && kind !== 'warden') throw new Error(`--serve echo|warden, not ${kind}`)
-  serve(kind, dbAt >= 0 ? argv[dbAt + 1] : undefined).catch((err: unknown) => {
+  if (!KINDS.includes(kind as Kind)) throw new Error(`--serve ${KINDS.join('|')}, not ${kind}`)
+  serve(kind as Kind, dbAt >= 0 ? argv[dbAt + 1] : undefined).catch((err: unknown) => {
     console.error(err)
     process.exit(1)
   })
