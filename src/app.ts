@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { timeOrderedId } from './domain/ids.js'
 import websocket from '@fastify/websocket'
 import Fastify, {
   LogController,
@@ -42,7 +42,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger,
     bodyLimit: server.body_limit_bytes,
-    genReqId: () => randomUUID(),
+    genReqId: () => timeOrderedId(),
     requestIdHeader: false,
     // Decisions are logged and audited by the gateway; per-request access logs would double them.
     logController: new LogController({ disableRequestLogging: true }),

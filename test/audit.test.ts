@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
+import { chainHash } from '../src/audit/event.js'
 import { verifyChain } from '../src/audit/verify.js'
 import { main } from '../src/main.js'
 import { sqliteStore } from '../src/store/sqlite.js'
@@ -89,15 +90,21 @@ describe('hash-chained audit log', () => {
     })
   })
 
-  it('detects a row whose content was rewritten with a recomputed own hash but a stale link', async () => {
+  it('detects a row rewritten with a recomputed own hash at the next link', async () => {
     w = await busyLog(20)
     const db = new Database(w.dbPath)
-    const rows = db
-      .prepare('SELECT seq, prev_hash FROM audit_events WHERE seq IN (3, 4) ORDER BY seq')
-      .all() as { seq: number; prev_hash: string }[]
-    db.prepare('UPDATE audit_events SET prev_hash = ? WHERE seq = 4').run(rows[0]!.prev_hash)
+    const row = db.prepare('SELECT body FROM audit_events WHERE seq = 4').get() as { body: string }
+    const edited = row.body.replace(/"reason":"[^"]*"/, '"reason":"approved by the CEO"')
+    const prev = (JSON.parse(row.body) as { prev_hash: string }).prev_hash
+    db.prepare('UPDATE audit_events SET body = ?, hash = ? WHERE seq = 4').run(
+      edited,
+      chainHash(prev, edited),
+    )
     db.close()
-    expect(await verifyChain(w.store)).toMatchObject({ ok: false, firstBad: { seq: 4 } })
+    expect(await verifyChain(w.store)).toMatchObject({
+      ok: false,
+      firstBad: { seq: 5, problem: expect.stringContaining('prev_hash') },
+    })
   })
 
   it('stores parameters masked and lists what was masked; the hash covers the masked form', async () => {

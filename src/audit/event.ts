@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { canonicalJson } from '../domain/canonical.js'
+import type { StoredEvent } from '../store/types.js'
 import type { Check, DecisionOutcome } from '../domain/types.js'
 import type { RiskLevel } from '../config/schema.js'
 
@@ -65,20 +65,32 @@ export interface AuditEvent extends AuditEventInput {
 export const GENESIS_HASH = '0'.repeat(64)
 
 /**
- * The chain link: SHA-256 over the previous hash and the canonical (RFC 8785) encoding of the
- * event without its own hash. `seq`, `timestamp` and `prev_hash` are inside the encoding, so
- * reordering, renumbering or editing any field breaks the link.
+ * The chain link: SHA-256 over the previous hash, a newline, and the event's stored JSON text
+ * (which holds its `seq` and `prev_hash` first, then every other field). The hash covers the
+ * exact bytes that are stored and exported, so any verifier in any language checks it without
+ * re-encoding anything; reordering, renumbering or editing any field breaks the link.
  */
-export function chainHash(event: Omit<AuditEvent, 'hash'>): string {
-  return createHash('sha256')
-    .update(event.prev_hash)
-    .update('\n')
-    .update(canonicalJson(event))
-    .digest('hex')
+export function chainHash(prevHash: string, body: string): string {
+  return createHash('sha256').update(prevHash).update('\n').update(body).digest('hex')
 }
 
-/** Attach sequence number and chain hash. */
-export function seal(input: AuditEventInput, seq: number, prevHash: string): AuditEvent {
-  const body = { ...input, seq, prev_hash: prevHash }
-  return { ...body, hash: chainHash(body) }
+/** An event's JSON text without `seq` and `prev_hash`; made before the write transaction. */
+export function encodeInput(input: AuditEventInput): string {
+  return JSON.stringify(input)
+}
+
+/** Number and chain an encoded event: returns the stored body text and its hash. */
+export function seal(
+  encoded: string,
+  seq: number,
+  prevHash: string,
+): { body: string; hash: string } {
+  // INVARIANT: `encoded` is a JSON object from `encodeInput`, which never has `seq` or `prev_hash`.
+  const body = `{"seq":${seq},"prev_hash":"${prevHash}",${encoded.slice(1)}`
+  return { body, hash: chainHash(prevHash, body) }
+}
+
+/** A stored row as the event it records. */
+export function parseStored(row: StoredEvent): AuditEvent {
+  return { ...(JSON.parse(row.body) as Omit<AuditEvent, 'hash'>), hash: row.hash }
 }

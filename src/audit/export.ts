@@ -1,4 +1,5 @@
-import type { AuditEvent } from './event.js'
+import type { StoredEvent } from '../store/types.js'
+import { parseStored } from './event.js'
 
 export type ExportFormat = 'jsonl' | 'csv'
 
@@ -31,9 +32,14 @@ export function exportHeader(format: ExportFormat): string | null {
   return format === 'csv' ? CSV_COLUMNS.join(',') : null
 }
 
-/** One event as one line of the export. JSONL keeps the whole record, hashes included. */
-export function exportLine(e: AuditEvent, format: ExportFormat): string {
-  if (format === 'jsonl') return JSON.stringify(e)
+/**
+ * One stored event as one line of the export. A JSONL line is the stored text with
+ * `,"hash":"<hex>"` added before its closing brace, so a verifier gets the exact hashed bytes
+ * back by cutting that suffix off again; no re-encoding is involved.
+ */
+export function exportLine(stored: StoredEvent, format: ExportFormat): string {
+  if (format === 'jsonl') return `${stored.body.slice(0, -1)},"hash":"${stored.hash}"}`
+  const e = parseStored(stored)
   const row: Record<(typeof CSV_COLUMNS)[number], unknown> = {
     seq: e.seq,
     id: e.id,

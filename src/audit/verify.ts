@@ -1,5 +1,5 @@
-import { chainHash, GENESIS_HASH, type AuditEvent } from './event.js'
-import type { Store } from '../store/types.js'
+import { chainHash, GENESIS_HASH } from './event.js'
+import type { Store, StoredEvent } from '../store/types.js'
 
 export interface VerifyResult {
   ok: boolean
@@ -20,28 +20,45 @@ export async function verifyChain(store: Store): Promise<VerifyResult> {
   let expected = 1
   let prev = GENESIS_HASH
   for await (const page of store.scan()) {
-    for (const event of page) {
-      const problem = linkProblem(event, expected, prev)
+    for (const row of page) {
+      const problem = linkProblem(row, expected, prev)
       if (problem)
         return {
           ok: false,
           checked: expected,
           head: prev,
-          firstBad: { seq: event.seq ?? expected, problem },
+          firstBad: { seq: problem.seq, problem: problem.text },
         }
-      prev = event.hash
+      prev = row.hash
       expected++
     }
   }
   return { ok: true, checked: expected - 1, head: prev }
 }
 
-function linkProblem(event: AuditEvent, expected: number, prev: string): string | null {
+function linkProblem(
+  row: StoredEvent,
+  expected: number,
+  prev: string,
+): { seq: number; text: string } | null {
+  let event: { seq?: unknown; prev_hash?: unknown }
+  try {
+    event = JSON.parse(row.body) as typeof event
+  } catch {
+    return { seq: expected, text: 'the stored text is not JSON: the event was edited' }
+  }
+  const seq = typeof event.seq === 'number' ? event.seq : expected
   if (event.seq !== expected)
-    return `expected seq ${expected} but found ${event.seq}: an event is missing or out of order`
+    return {
+      seq,
+      text: `expected seq ${expected} but found ${String(event.seq)}: an event is missing or out of order`,
+    }
   if (event.prev_hash !== prev)
-    return 'prev_hash does not match the previous event: the chain was cut or reordered'
-  const { hash, ...body } = event
-  if (chainHash(body) !== hash) return 'hash does not match the content: the event was edited'
+    return {
+      seq,
+      text: 'prev_hash does not match the previous event: the chain was cut or reordered',
+    }
+  if (chainHash(prev, row.body) !== row.hash)
+    return { seq, text: 'hash does not match the content: the event was edited' }
   return null
 }

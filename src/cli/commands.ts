@@ -65,7 +65,7 @@ export async function auditExport(
     const header = exportHeader(format)
     if (header) await write(header)
     for await (const page of store.scan()) {
-      for (const e of page) await write(exportLine(e, format))
+      for (const row of page) await write(exportLine(row, format))
       n += page.length
     }
     if (file) {

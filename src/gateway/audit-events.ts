@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { timeOrderedId } from '../domain/ids.js'
 import type { AuditEventInput, EventType } from '../audit/event.js'
 import { canonicalHash } from '../domain/canonical.js'
 import type { Decision, LayerName, ToolCall } from '../domain/types.js'
@@ -34,7 +34,7 @@ export function decisionEvent(
   const { value, masked } = maskPii(call.params, '/params')
   return {
     version: 1,
-    id: randomUUID(),
+    id: timeOrderedId(),
     type: eventTypeOf(d),
     timestamp: new Date(call.receivedAt).toISOString(),
     request_id: call.requestId,
@@ -81,7 +81,7 @@ export function executionEvent(
   return {
     ...base,
     version: 1,
-    id: randomUUID(),
+    id: timeOrderedId(),
     type: 'tool_call_executed',
     timestamp: new Date().toISOString(),
     decision: 'executed',
@@ -112,7 +112,7 @@ export function rejectionEvent(
 ): AuditEventInput {
   return {
     version: 1,
-    id: randomUUID(),
+    id: timeOrderedId(),
     type: 'request_rejected',
     timestamp: new Date().toISOString(),
     request_id: requestId,
@@ -147,7 +147,7 @@ export function approvalEvent(
       : `${type === 'approval_granted' ? 'approved' : 'denied'} by \`${approver}\``
   return {
     version: 1,
-    id: randomUUID(),
+    id: timeOrderedId(),
     type,
     timestamp: new Date().toISOString(),
     request_id: a.request_id,

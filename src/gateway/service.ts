@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { timeOrderedId } from '../domain/ids.js'
 import type { AuditEvent, AuditEventInput } from '../audit/event.js'
 import type { ToolConfig } from '../config/schema.js'
 import { maskPii } from '../detect/pii.js'
@@ -90,7 +90,7 @@ export class Gateway {
   ): Promise<Reply> {
     const now = new Date(call.receivedAt)
     const approval: ApprovalRecord = {
-      id: `apr_${randomUUID()}`,
+      id: `apr_${timeOrderedId()}`,
       status: 'pending',
       request_id: call.requestId,
       agent_id: call.agentId,

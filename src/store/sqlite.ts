@@ -1,14 +1,21 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
-import { GENESIS_HASH, seal, type AuditEvent, type AuditEventInput } from '../audit/event.js'
+import {
+  encodeInput,
+  GENESIS_HASH,
+  parseStored,
+  seal,
+  type AuditEvent,
+  type AuditEventInput,
+} from '../audit/event.js'
 import { WardenError } from '../domain/errors.js'
-import type { ApprovalRecord, ApprovalStatus, AuditQuery, Store } from './types.js'
+import type { ApprovalRecord, ApprovalStatus, AuditQuery, Store, StoredEvent } from './types.js'
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS audit_events (
   seq INTEGER PRIMARY KEY,
-  id TEXT NOT NULL UNIQUE,
+  id TEXT NOT NULL,
   type TEXT NOT NULL,
   timestamp TEXT NOT NULL,
   request_id TEXT NOT NULL,
@@ -20,7 +27,6 @@ CREATE TABLE IF NOT EXISTS audit_events (
   reason TEXT NOT NULL,
   risk_level TEXT NOT NULL,
   body TEXT NOT NULL,
-  prev_hash TEXT NOT NULL,
   hash TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_agent ON audit_events(agent_id, seq);
@@ -38,6 +44,9 @@ CREATE INDEX IF NOT EXISTS approvals_status ON approvals(status, expires_at);
 
 interface Pending {
   events: AuditEventInput[]
+  /** JSON text of each event, made outside the write transaction. */
+  encoded: string[]
+  sealed: AuditEvent[]
   resolve: (sealed: AuditEvent[]) => void
   reject: (err: Error) => void
 }
@@ -60,72 +69,78 @@ export function sqliteStore(path: string): Store {
     'SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1',
   )
   const insert = db.prepare(
-    `INSERT INTO audit_events (seq, id, type, timestamp, request_id, agent_id, tool, session_id, decision, code, reason, risk_level, body, prev_hash, hash)
-     VALUES (@seq, @id, @type, @timestamp, @request_id, @agent_id, @tool, @session_id, @decision, @code, @reason, @risk_level, @body, @prev_hash, @hash)`,
+    `INSERT INTO audit_events (seq, id, type, timestamp, request_id, agent_id, tool, session_id, decision, code, reason, risk_level, body, hash)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   )
-  const writeBatch = db.transaction((inputs: AuditEventInput[]): AuditEvent[] => {
+  const writeBatch = db.transaction((batch: Pending[]): void => {
     const last = head.get()
     let seq = last?.seq ?? 0
     let prev = last?.hash ?? GENESIS_HASH
-    return inputs.map((input) => {
-      const event = seal(input, ++seq, prev)
-      prev = event.hash
-      const { hash, prev_hash, ...rest } = event
-      insert.run({
-        ...rest,
-        risk_level: event.risk.level,
-        body: JSON.stringify(rest),
-        prev_hash,
-        hash,
+    for (const p of batch) {
+      p.events.forEach((e, i) => {
+        const { body, hash } = seal(p.encoded[i]!, ++seq, prev)
+        insert.run(
+          seq,
+          e.id,
+          e.type,
+          e.timestamp,
+          e.request_id,
+          e.agent_id,
+          e.tool,
+          e.session_id,
+          e.decision,
+          e.code,
+          e.reason,
+          e.risk.level,
+          body,
+          hash,
+        )
+        p.sealed.push({ ...e, seq, prev_hash: prev, hash })
+        prev = hash
       })
-      return event
-    })
+    }
   })
 
   let queue: Pending[] = []
   let scheduled = false
-  const commit = (batch: Pending[]) => {
-    const sealed = writeBatch.immediate(batch.flatMap((p) => p.events))
-    let at = 0
-    for (const p of batch) {
-      p.resolve(sealed.slice(at, at + p.events.length))
-      at += p.events.length
-    }
-  }
   const flush = () => {
     scheduled = false
     const batch = queue
     queue = []
     try {
-      commit(batch)
+      writeBatch.immediate(batch)
+      for (const p of batch) p.resolve(p.sealed)
     } catch (err) {
-      if (batch.length === 1) return batch[0]!.reject(unavailable(err))
-      // One caller's bad event must not fail the others it was batched with: retry one by one.
-      for (const p of batch) {
-        try {
-          commit([p])
-        } catch (single) {
-          p.reject(unavailable(single))
-        }
-      }
+      const failure = new WardenError(
+        'audit_unavailable',
+        `audit store write failed: ${(err as Error).message}`,
+      )
+      for (const p of batch) p.reject(failure)
     }
   }
 
   const approvalRow = db.prepare<[string], { record: string }>(
     'SELECT record FROM approvals WHERE id = ?',
   )
-  const rowToEvent = (r: { body: string; prev_hash: string; hash: string }): AuditEvent => ({
-    ...(JSON.parse(r.body) as Omit<AuditEvent, 'prev_hash' | 'hash'>),
-    prev_hash: r.prev_hash,
-    hash: r.hash,
-  })
 
   return {
     append(events) {
       if (!db.open)
         return Promise.reject(new WardenError('audit_unavailable', 'audit store is closed'))
+      let encoded: string[]
+      try {
+        encoded = events.map(encodeInput)
+      } catch (err) {
+        // Only this caller's events are bad (e.g. a value with no JSON form); the batch is not touched.
+        return Promise.reject(
+          new WardenError(
+            'audit_unavailable',
+            `event cannot be encoded: ${(err as Error).message}`,
+          ),
+        )
+      }
       return new Promise((resolve, reject) => {
-        queue.push({ events, resolve, reject })
+        queue.push({ events, encoded, sealed: [], resolve, reject })
         if (!scheduled) {
           scheduled = true
           setImmediate(flush)
@@ -135,21 +150,20 @@ export function sqliteStore(path: string): Store {
     async query(q: AuditQuery) {
       const { sql, args } = buildQuery(q)
       return db
-        .prepare<unknown[], { body: string; prev_hash: string; hash: string }>(sql)
+        .prepare<unknown[], StoredEvent>(sql)
         .all(...args)
-        .map(rowToEvent)
+        .map(parseStored)
     },
     async *scan(pageSize = 1000) {
-      const page = db.prepare<
-        [number, number],
-        { body: string; prev_hash: string; hash: string; seq: number }
-      >('SELECT seq, body, prev_hash, hash FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?')
+      const page = db.prepare<[number, number], StoredEvent & { seq: number }>(
+        'SELECT seq, body, hash FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?',
+      )
       let after = 0
       for (;;) {
         const rows = page.all(after, pageSize)
         if (rows.length === 0) return
         after = rows[rows.length - 1]!.seq
-        yield rows.map(rowToEvent)
+        yield rows.map(({ body, hash }) => ({ body, hash }))
       }
     },
     async counts() {
@@ -234,10 +248,6 @@ export function sqliteStore(path: string): Store {
   }
 }
 
-function unavailable(err: unknown): WardenError {
-  return new WardenError('audit_unavailable', `audit store write failed: ${(err as Error).message}`)
-}
-
 const FILTERS: [keyof AuditQuery, string][] = [
   ['agent_id', 'agent_id = ?'],
   ['tool', 'tool = ?'],
@@ -267,7 +277,7 @@ function buildQuery(q: AuditQuery): { sql: string; args: unknown[] } {
     args.push(t, t, t, q.text)
   }
   const order = q.order === 'asc' ? 'ASC' : 'DESC'
-  const sql = `SELECT body, prev_hash, hash FROM audit_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq ${order} LIMIT ?`
+  const sql = `SELECT body, hash FROM audit_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq ${order} LIMIT ?`
   args.push(Math.min(Math.max(q.limit ?? 100, 1), 10_000))
   return { sql, args }
 }

@@ -19,6 +19,12 @@ export interface AuditQuery {
   order?: 'asc' | 'desc'
 }
 
+/** An event as stored: its exact JSON text (what the chain hash covers) and its hash. */
+export interface StoredEvent {
+  body: string
+  hash: string
+}
+
 /** Counts for `/stats`, as aggregated by the store. */
 export interface AuditCounts {
   rows: {
@@ -68,8 +74,8 @@ export interface Store {
   /** Append events durably, in order; resolves once they are committed (group commit). */
   append(events: AuditEventInput[]): Promise<AuditEvent[]>
   query(q: AuditQuery): Promise<AuditEvent[]>
-  /** Every event in sequence order, in pages (for verify and export). */
-  scan(pageSize?: number): AsyncIterable<AuditEvent[]>
+  /** Every stored event in sequence order, in pages (for verify and export). */
+  scan(pageSize?: number): AsyncIterable<StoredEvent[]>
   counts(): Promise<AuditCounts>
   createApproval(record: ApprovalRecord): Promise<void>
   getApproval(id: string): Promise<ApprovalRecord | null>
