@@ -187,7 +187,11 @@ async function serve(kind: Kind, sqlitePath: string | undefined): Promise<void> 
 
 /** The two events the gateway writes for the allowed search call, as the store was given them. */
 async function sampleEvents(): Promise<[AuditEventInput, AuditEventInput]> {
-  const warden = await createWarden({ config: CONFIG, sqlitePath: ':memory:', sweepIntervalMs: 0 })
+  const warden = await createWarden({
+    config: CONFIG,
+    sqlitePath: join(mkdtempSync(join(tmpdir(), 'warden-sample-')), 'sample.db'),
+    sweepIntervalMs: 0,
+  })
   try {
     const res = await warden.app.inject({
       method: 'POST',

@@ -1,15 +1,11 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
 import Database from 'better-sqlite3'
-import {
-  encodeInput,
-  GENESIS_HASH,
-  parseStored,
-  seal,
-  type AuditEvent,
-  type AuditEventInput,
-} from '../audit/event.js'
+import { encodeInput, parseStored, type AuditEvent, type AuditEventInput } from '../audit/event.js'
 import { WardenError } from '../domain/errors.js'
+import type { WriterReply, WriterRequest, WriterRow } from './sqlite-writer.js'
 import type { ApprovalRecord, ApprovalStatus, AuditQuery, Store, StoredEvent } from './types.js'
 
 const SCHEMA = `
@@ -44,80 +40,102 @@ CREATE INDEX IF NOT EXISTS approvals_status ON approvals(status, expires_at);
 
 interface Pending {
   events: AuditEventInput[]
-  /** JSON text of each event, made outside the write transaction. */
+  /** JSON text of each event, made before it is handed to the writer. */
   encoded: string[]
-  sealed: AuditEvent[]
   resolve: (sealed: AuditEvent[]) => void
   reject: (err: Error) => void
 }
 
+/** Start the writer thread; from source (tests, benchmarks) it loads through tsx like its caller. */
+function startWriter(path: string): Worker {
+  const workerData = { warden: 'audit-writer', path }
+  if (!import.meta.url.endsWith('.ts'))
+    return new Worker(new URL('./sqlite-writer.js', import.meta.url), { workerData })
+  const source = fileURLToPath(new URL('./sqlite-writer.ts', import.meta.url))
+  const boot = `require('tsx/cjs/api').register(); require(${JSON.stringify(source)})`
+  return new Worker(boot, { eval: true, workerData })
+}
+
 /**
  * Embedded store on better-sqlite3 in WAL mode with `synchronous=FULL`: a resolved `append` has
- * reached the disk. Concurrent appends are committed together in one transaction (group
- * commit), which is what makes durable writes cheap. The head of the chain is read inside an
- * IMMEDIATE transaction, so two processes sharing the file still produce one chain.
+ * reached the disk. Appends go to a writer thread (`sqlite-writer.ts`) one batch at a time;
+ * whatever arrives while a batch is being committed forms the next batch (group commit), and
+ * the event loop never blocks on an fsync. Reads and approvals use this thread's connection.
  */
 export function sqliteStore(path: string): Store {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+  if (path === ':memory:')
+    throw new Error('the SQLite store needs a file: its writer thread opens it separately')
+  mkdirSync(dirname(path), { recursive: true })
   const db = new Database(path)
   db.pragma('journal_mode = WAL')
   db.pragma('synchronous = FULL')
   db.pragma('busy_timeout = 5000')
   db.exec(SCHEMA)
 
-  const head = db.prepare<[], { seq: number; hash: string }>(
-    'SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1',
-  )
-  const insert = db.prepare(
-    `INSERT INTO audit_events (seq, id, type, timestamp, request_id, agent_id, tool, session_id, decision, code, reason, risk_level, body, hash)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  )
-  const writeBatch = db.transaction((batch: Pending[]): void => {
-    const last = head.get()
-    let seq = last?.seq ?? 0
-    let prev = last?.hash ?? GENESIS_HASH
-    for (const p of batch) {
-      p.events.forEach((e, i) => {
-        const { body, hash } = seal(p.encoded[i]!, ++seq, prev)
-        insert.run(
-          seq,
-          e.id,
-          e.type,
-          e.timestamp,
-          e.request_id,
-          e.agent_id,
-          e.tool,
-          e.session_id,
-          e.decision,
-          e.code,
-          e.reason,
-          e.risk.level,
-          body,
-          hash,
-        )
-        p.sealed.push({ ...e, seq, prev_hash: prev, hash })
-        prev = hash
-      })
-    }
-  })
-
+  const writer = startWriter(path)
   let queue: Pending[] = []
-  let scheduled = false
-  const flush = () => {
-    scheduled = false
+  let inFlight: { id: number; batch: Pending[] } | null = null
+  let nextId = 0
+  let broken: string | null = null
+  let drained: (() => void) | null = null
+
+  const send = () => {
+    if (inFlight || queue.length === 0) return drained?.()
     const batch = queue
     queue = []
-    try {
-      writeBatch.immediate(batch)
-      for (const p of batch) p.resolve(p.sealed)
-    } catch (err) {
-      const failure = new WardenError(
-        'audit_unavailable',
-        `audit store write failed: ${(err as Error).message}`,
-      )
-      for (const p of batch) p.reject(failure)
-    }
+    inFlight = { id: ++nextId, batch }
+    const rows = batch.flatMap((p) =>
+      p.events.map((e, i): WriterRow => [
+        e.id,
+        e.type,
+        e.timestamp,
+        e.request_id,
+        e.agent_id,
+        e.tool,
+        e.session_id,
+        e.decision,
+        e.code,
+        e.reason,
+        e.risk.level,
+        p.encoded[i]!,
+      ]),
+    )
+    writer.postMessage({ kind: 'write', id: inFlight.id, rows } satisfies WriterRequest)
   }
+  const fail = (batch: Pending[], message: string) => {
+    const err = new WardenError('audit_unavailable', `audit store write failed: ${message}`)
+    for (const p of batch) p.reject(err)
+  }
+  writer.on('message', (reply: WriterReply) => {
+    const batch = inFlight?.batch ?? []
+    inFlight = null
+    if (!reply.ok) fail(batch, reply.message)
+    else {
+      let k = 0
+      let prev = reply.prevHash
+      for (const p of batch) {
+        p.resolve(
+          p.events.map((e) => {
+            const event = { ...e, seq: reply.firstSeq + k, prev_hash: prev, hash: reply.hashes[k]! }
+            prev = event.hash
+            k++
+            return event
+          }),
+        )
+      }
+    }
+    send()
+  })
+  const die = (message: string) => {
+    // INVARIANT: with the writer gone nothing can be made durable, so every append fails from now on.
+    broken ??= message
+    fail([...(inFlight?.batch ?? []), ...queue], message)
+    inFlight = null
+    queue = []
+    drained?.()
+  }
+  writer.on('error', (err) => die(`audit writer failed: ${err.message}`))
+  writer.on('exit', (code) => die(`audit writer exited (${code})`))
 
   const approvalRow = db.prepare<[string], { record: string }>(
     'SELECT record FROM approvals WHERE id = ?',
@@ -125,13 +143,12 @@ export function sqliteStore(path: string): Store {
 
   return {
     append(events) {
-      if (!db.open)
-        return Promise.reject(new WardenError('audit_unavailable', 'audit store is closed'))
+      if (broken) return Promise.reject(new WardenError('audit_unavailable', broken))
       let encoded: string[]
       try {
         encoded = events.map(encodeInput)
       } catch (err) {
-        // Only this caller's events are bad (e.g. a value with no JSON form); the batch is not touched.
+        // Only this caller's events are bad (e.g. a value with no JSON form); no batch is touched.
         return Promise.reject(
           new WardenError(
             'audit_unavailable',
@@ -140,11 +157,8 @@ export function sqliteStore(path: string): Store {
         )
       }
       return new Promise((resolve, reject) => {
-        queue.push({ events, encoded, sealed: [], resolve, reject })
-        if (!scheduled) {
-          scheduled = true
-          setImmediate(flush)
-        }
+        queue.push({ events, encoded, resolve, reject })
+        send()
       })
     },
     async query(q: AuditQuery) {
@@ -234,6 +248,7 @@ export function sqliteStore(path: string): Store {
       return rows.map((r) => JSON.parse(r.record) as ApprovalRecord)
     },
     async health() {
+      if (broken) return { ok: false, detail: broken }
       try {
         db.prepare('SELECT 1').get()
         return { ok: true, detail: `sqlite ${path}` }
@@ -242,7 +257,10 @@ export function sqliteStore(path: string): Store {
       }
     },
     async close() {
-      if (queue.length > 0) flush()
+      if (inFlight || queue.length > 0) await new Promise<void>((resolve) => (drained = resolve))
+      broken ??= 'audit store is closed'
+      writer.removeAllListeners('exit')
+      await writer.terminate()
       if (db.open) db.close()
     },
   }

@@ -1,0 +1,76 @@
+/**
+ * The audit writer thread. It owns the only connection that appends to `audit_events`, so the
+ * gateway's event loop never waits for an insert or an fsync: it hands over a batch, keeps
+ * serving requests, and releases the batch's callers when this thread reports the commit.
+ */
+import { parentPort, workerData } from 'node:worker_threads'
+import Database from 'better-sqlite3'
+import { GENESIS_HASH, seal } from '../audit/event.js'
+
+/** One event to append: its index columns, then its JSON text from `encodeInput`. */
+export type WriterRow = [
+  id: string,
+  type: string,
+  timestamp: string,
+  request_id: string,
+  agent_id: string,
+  tool: string,
+  session_id: string | null,
+  decision: string,
+  code: string | null,
+  reason: string,
+  risk_level: string,
+  encoded: string,
+]
+
+export type WriterRequest = { kind: 'write'; id: number; rows: WriterRow[] }
+export type WriterReply =
+  | { id: number; ok: true; firstSeq: number; prevHash: string; hashes: string[] }
+  | { id: number; ok: false; message: string }
+
+/** Open the writer connection; the schema already exists (the store created it). */
+export function openWriter(
+  path: string,
+): (rows: WriterRow[]) => Omit<Extract<WriterReply, { ok: true }>, 'id'> {
+  const db = new Database(path)
+  db.pragma('journal_mode = WAL')
+  // Every commit reaches the disk before its callers are released.
+  db.pragma('synchronous = FULL')
+  db.pragma('busy_timeout = 5000')
+  const head = db.prepare<[], { seq: number; hash: string }>(
+    'SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1',
+  )
+  const insert = db.prepare(
+    `INSERT INTO audit_events (seq, id, type, timestamp, request_id, agent_id, tool, session_id, decision, code, reason, risk_level, body, hash)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  )
+  const write = db.transaction((rows: WriterRow[]) => {
+    // Reading the head inside the IMMEDIATE transaction keeps one chain across processes.
+    const last = head.get()
+    const firstSeq = (last?.seq ?? 0) + 1
+    const prevHash = last?.hash ?? GENESIS_HASH
+    let prev = prevHash
+    const hashes = rows.map((row, i) => {
+      const { body, hash } = seal(row[11], firstSeq + i, prev)
+      insert.run(firstSeq + i, ...row.slice(0, 11), body, hash)
+      prev = hash
+      return hash
+    })
+    return { ok: true as const, firstSeq, prevHash, hashes }
+  })
+  return (rows) => write.immediate(rows)
+}
+
+if (parentPort && workerData?.warden === 'audit-writer') {
+  const port = parentPort
+  const write = openWriter(workerData.path as string)
+  port.on('message', (req: WriterRequest) => {
+    let reply: WriterReply
+    try {
+      reply = { id: req.id, ...write(req.rows) }
+    } catch (err) {
+      reply = { id: req.id, ok: false, message: (err as Error).message }
+    }
+    port.postMessage(reply)
+  })
+}
