@@ -128,9 +128,11 @@ const PATTERNS: Pattern[] = [
   // Directions to move data to an outside party.
   P(
     'exfiltration_directive',
-    0.5,
-    'unleet',
-    /\b(send|forward|transfer|email|export|upload|post|leak)\b.{0,60}\b(to|at)\b\s*(https?:\/\/\S+|\S+@\S+\.\S+)/,
+    // Alone this is ordinary support text ("send the invoice to ada@example.com"); it only adds weight.
+    0.4,
+    // `folded` keeps `@` (the leetspeak copy reads it as `a`); bounded parts keep it linear.
+    'folded',
+    /\b(send|forward|transfer|email|export|upload|post|leak)\b.{0,60}\b(to|at)\b\s*(https?:\/\/\S|[^\s@]{1,64}@[^\s@.]{1,63}\.\S)/,
   ),
 ]
 

@@ -7,7 +7,9 @@ export interface Masked<T> {
   masked: string[]
 }
 
-const EMAIL = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/g
+// Bounded parts and a start only at a boundary keep matching linear on long runs of letters.
+const EMAIL =
+  /(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}(?![A-Za-z])/g
 // Not inside a longer run of digit groups (a card-like number that fails Luhn is not a phone).
 const PHONE =
   /(?<![\w+]|\d[ .-])\+?\d{1,3}[ .-]?\(?\d{2,4}\)?[ .-]?\d{3,4}[ .-]?\d{3,4}(?![ .-]?\d|\w)/g
