@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
+import { DemoBackend } from '../src/demo/backend.js'
 import { SCENARIOS } from '../src/demo/scenarios.js'
+import { memoryState } from '../src/state/memory.js'
+import type { StateStore } from '../src/state/types.js'
 import { APPROVER, execute, keyOf, startWarden } from './helpers.js'
 
 type Started = Awaited<ReturnType<typeof startWarden>>
@@ -457,5 +460,50 @@ describe('taint from untrusted tool output', () => {
       { session_id: 's-clean' },
     )
     expect(clean.statusCode).toBe(200)
+  })
+})
+
+describe('state store failures', () => {
+  /** The real memory state with one method made to fail. */
+  function failing(method: 'recordCall' | 'addTaint'): StateStore {
+    const state = memoryState()
+    return { ...state, [method]: async () => Promise.reject(new Error(`${method} is down`)) }
+  }
+
+  it('history that cannot be recorded fails closed: 503 state_unavailable, the tool does not run', async () => {
+    const backend = new DemoBackend()
+    const w = await startWarden({ state: failing('recordCall'), demoBackend: backend })
+    try {
+      const res = await execute(w, 'refund-agent', 'issue_refund', {
+        order_id: 'ORD-1001',
+        amount: 10,
+        reason: 'damaged',
+      })
+      expect(res.statusCode).toBe(503)
+      expect(res.json().error.code).toBe('state_unavailable')
+      expect(backend.lookup_order({ order_id: 'ORD-1001' }).balance).toBe(49)
+      const [event] = await w.store.query({ type: 'request_rejected', limit: 1 })
+      expect(event).toMatchObject({ code: 'state_unavailable', request_id: res.json().request_id })
+    } finally {
+      await w.close()
+    }
+  })
+
+  it('a tool that ran is reported as ran even when its output cannot be kept as taint', async () => {
+    const w = await startWarden({ state: failing('addTaint') })
+    try {
+      const res = await execute(
+        w,
+        'support-agent',
+        'search_knowledge_base',
+        { query: 'shipping' },
+        { session_id: 's1' },
+      )
+      expect(res.statusCode).toBe(200)
+      const [event] = await w.store.query({ type: 'tool_call_executed', limit: 1 })
+      expect(event!.outcome).toBe('ok')
+    } finally {
+      await w.close()
+    }
   })
 })

@@ -42,6 +42,7 @@ export const ERROR_CATALOG = {
   layer_failed: { status: 503, summary: 'a pipeline layer failed; the call was denied' },
   audit_unavailable: { status: 503, summary: 'the audit store could not record the decision' },
   approval_store_unavailable: { status: 503, summary: 'the approval store failed' },
+  state_unavailable: { status: 503, summary: 'the state store (history, limits, taint) failed' },
   upstream_error: { status: 502, summary: 'the tool failed or answered with an error' },
   upstream_timeout: { status: 504, summary: 'the tool did not answer within its deadline' },
   internal_error: { status: 500, summary: 'an unexpected error; details are in the log' },

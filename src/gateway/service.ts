@@ -56,7 +56,19 @@ export class Gateway {
   }
 
   async execute(call: ToolCall): Promise<Reply> {
-    const decision = await this.deps.pipeline.decide(call)
+    let decision: Decision
+    try {
+      decision = await this.deps.pipeline.decide(call)
+    } catch (err) {
+      // The pipeline could not finish (its state store failed): nothing runs.
+      const code: ErrorCode = err instanceof WardenError ? err.code : 'state_unavailable'
+      this.deps.onError?.(err, 'pipeline')
+      await this.recordRejection(call.requestId, code, (err as Error).message)
+      return {
+        status: 503,
+        body: errorBody(code, 'the call could not be decided; it was not executed', call.requestId),
+      }
+    }
     const principal = decision.checks[0]?.outcome === 'pass' ? call.agentId : null
     this.deps.onDecision?.(decision, principal)
     const base = {
@@ -159,21 +171,13 @@ export class Gateway {
     let result: unknown
     let failure: Reply | undefined
     try {
+      // Only the tool call itself is in here: whatever fails after it must not report a tool
+      // that ran as failed (the agent would retry, and a retried refund is a second refund).
       result = await this.deps.executors[tool.executor.type].execute(
         tool,
         call.params,
         call.requestId,
       )
-      if (MASKED_CLASSES.has(tool.classification)) result = maskPii(result).value
-      if (tool.output_trust === 'untrusted' && call.sessionId !== undefined) {
-        await this.rememberUntrusted(
-          call.agentId,
-          call.sessionId,
-          tool.name,
-          call.requestId,
-          result,
-        )
-      }
     } catch (err) {
       const timeout = err instanceof ToolFailure && err.kind === 'timeout'
       outcome = timeout ? 'unknown' : 'error'
@@ -184,6 +188,21 @@ export class Gateway {
       failure = {
         status: timeout ? 504 : 502,
         body: { decision: 'allow', ...errorBody(code, message, call.requestId) },
+      }
+    }
+    if (outcome === 'ok') {
+      if (MASKED_CLASSES.has(tool.classification)) result = maskPii(result).value
+      if (tool.output_trust === 'untrusted' && call.sessionId !== undefined) {
+        await this.rememberUntrusted(
+          call.agentId,
+          call.sessionId,
+          tool.name,
+          call.requestId,
+          result,
+        ).catch((err: unknown) =>
+          // The session loses this output's taint; logged and counted rather than hidden.
+          this.deps.onError?.(err, 'state:taint'),
+        )
       }
     }
     try {

@@ -1,5 +1,5 @@
 import type { Check, Decision, LayerName, ToolCall, Verdict } from '../domain/types.js'
-import type { ErrorCode } from '../domain/errors.js'
+import { WardenError, type ErrorCode } from '../domain/errors.js'
 import { layers as defaultLayers } from './index.js'
 import type { DecisionContext, Layer } from './layer.js'
 import { riskOf } from './risk.js'
@@ -65,7 +65,15 @@ export function pipeline(rt: Runtime, options: PipelineOptions = {}): Pipeline {
             checks,
             policyVersion: rt.policyVersion,
           }
-      await remember(rt, ctx, decision)
+      try {
+        await remember(rt, ctx, decision)
+      } catch (err) {
+        // Without the history the next sequence and quarantine checks would be blind: fail closed.
+        throw new WardenError(
+          'state_unavailable',
+          `the agent history could not be recorded: ${(err as Error).message}`,
+        )
+      }
       return decision
     },
   }
