@@ -10,6 +10,7 @@ import Fastify, {
 import type { AuditEvent } from './audit/event.js'
 import { SCENARIOS } from './demo/scenarios.js'
 import { errorBody, statusOf, WardenError, type ErrorCode } from './domain/errors.js'
+import type { ToolCall } from './domain/types.js'
 import type { EventBus } from './events/bus.js'
 import { Stats } from './events/stats.js'
 import type { Gateway, Reply } from './gateway/service.js'
@@ -24,7 +25,11 @@ export interface AppDeps {
   bus: EventBus
   logger: FastifyBaseLogger
   metrics?: Metrics
+  /** Runs a demo scenario in a world of its own; the demo routes exist only when it is given. */
+  runScenario?: (call: ToolCall) => Promise<Reply>
 }
+
+const EXPECTED_STATUS: Record<string, number> = { allow: 200, approval_required: 202 }
 
 const FASTIFY_ERRORS: Record<string, WardenError['code']> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
@@ -167,33 +172,40 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     tools: gateway.runtime.config.tools.map((t) => ({ ...t, executor: { type: t.executor.type } })),
   }))
 
-  app.get('/demo/scenarios', async () => ({ scenarios: SCENARIOS }))
-  app.post<{ Params: { id: string } }>('/demo/run-scenario/:id', async (req, reply) => {
-    const scenario = SCENARIOS.find((s) => s.id === req.params.id)
-    if (!scenario)
-      return reply
-        .code(404)
-        .send(errorBody('not_found', `no scenario \`${req.params.id}\``, req.id))
-    const result = await gateway.execute({
-      requestId: req.id,
-      agentId: scenario.call.agent_id,
-      tool: scenario.call.tool,
-      params: scenario.call.params,
-      sessionId: `demo-${req.id}`,
-      context: scenario.call.context ?? {},
-      credential: `demo-${scenario.call.agent_id}-key`,
-      receivedAt: Date.now(),
+  if (deps.runScenario) {
+    const runScenario = deps.runScenario
+    app.get('/demo/scenarios', async () => ({ scenarios: SCENARIOS }))
+    app.post<{ Params: { id: string } }>('/demo/run-scenario/:id', async (req, reply) => {
+      const scenario = SCENARIOS.find((s) => s.id === req.params.id)
+      if (!scenario)
+        return reply
+          .code(404)
+          .send(errorBody('not_found', `no scenario \`${req.params.id}\``, req.id))
+      const result = await runScenario({
+        requestId: req.id,
+        agentId: scenario.call.agent_id,
+        tool: scenario.call.tool,
+        params: scenario.call.params,
+        sessionId: `demo-${req.id}`,
+        context: scenario.call.context ?? {},
+        credential: `demo-${scenario.call.agent_id}-key`,
+        receivedAt: Date.now(),
+      })
+      const decision = (result.body.decision as string | undefined) ?? 'error'
+      const statusOk =
+        decision === 'deny'
+          ? result.status >= 400 && result.status < 500
+          : result.status === EXPECTED_STATUS[decision]
+      return {
+        scenario: scenario.id,
+        expected: scenario.expected,
+        decision,
+        passed: decision === scenario.expected && statusOk,
+        status: result.status,
+        response: result.body,
+      }
     })
-    const decision = (result.body.decision as string | undefined) ?? 'error'
-    return {
-      scenario: scenario.id,
-      expected: scenario.expected,
-      decision,
-      passed: decision === scenario.expected,
-      status: result.status,
-      response: result.body,
-    }
-  })
+  }
 
   app.get('/health', async (_req, reply) => {
     const [storeHealth, stateHealth] = await Promise.all([
@@ -260,9 +272,28 @@ function clampLimit(raw: string | undefined, fallback: number): number {
   return Number.isInteger(n) && n > 0 ? Math.min(n, 1000) : fallback
 }
 
-function auditFilter(q: Record<string, string | undefined>): AuditQuery {
-  const { agent_id, tool, decision, type, session_id, risk_level, from, to, text } = q
-  return { agent_id, tool, decision, type, session_id, risk_level, from, to, text }
+const FILTER_KEYS = [
+  'agent_id',
+  'tool',
+  'decision',
+  'type',
+  'session_id',
+  'risk_level',
+  'from',
+  'to',
+  'text',
+] as const
+
+function auditFilter(q: Record<string, unknown>): AuditQuery {
+  const filter: AuditQuery = {}
+  for (const key of FILTER_KEYS) {
+    const value = q[key]
+    if (value === undefined) continue
+    if (typeof value !== 'string')
+      throw new WardenError('invalid_request', `query parameter \`${key}\` may be given once`)
+    filter[key] = value
+  }
+  return filter
 }
 
 /** The stored event as the API shows it: the contract's fields first, the full record kept. */

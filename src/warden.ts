@@ -6,6 +6,7 @@ import { DemoBackend } from './demo/backend.js'
 import { memoryBus, type EventBus } from './events/bus.js'
 import { demoExecutor } from './executors/demo.js'
 import { httpExecutor } from './executors/http.js'
+import type { ToolCall } from './domain/types.js'
 import { Gateway } from './gateway/service.js'
 import { Metrics } from './http/metrics.js'
 import { buildRuntime } from './pipeline/runtime.js'
@@ -61,7 +62,19 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
     executors: { demo: demoExecutor(opts.demoBackend ?? new DemoBackend()), http: httpExecutor() },
     onError: (err, where) => logger.error({ err, where }, 'gateway error'),
   })
-  const app = await buildApp({ gateway, store, bus, logger, metrics })
+  // Demo scenarios run in a world of their own (fresh state and backend per run), so clicking
+  // them never quarantines, rate-limits or refunds anything of the real agents.
+  const runScenario = loaded.config.demo
+    ? (call: ToolCall) =>
+        new Gateway({
+          pipeline: pipeline({ ...runtime, state: memoryState() }),
+          store,
+          bus,
+          executors: { demo: demoExecutor(new DemoBackend()), http: httpExecutor() },
+          onError: (err, where) => logger.error({ err, where }, 'demo scenario error'),
+        }).execute(call)
+    : undefined
+  const app = await buildApp({ gateway, store, bus, logger, metrics, runScenario })
   const interval = opts.sweepIntervalMs ?? 5000
   const sweeper =
     interval > 0

@@ -74,6 +74,12 @@ describe('warden CLI', () => {
     expect(bad.err).toContain('/nonexistent/warden.yaml: cannot read')
   })
 
+  it('audit verify refuses a database that does not exist instead of verifying an empty one', async () => {
+    const { code, err } = await run(['audit', 'verify', '--db', '/nonexistent/audit.db'])
+    expect(code).toBe(1)
+    expect(err).toContain('no audit database at /nonexistent/audit.db')
+  })
+
   it('unknown commands print usage and exit 2', async () => {
     const { code, out } = await run(['frobnicate'])
     expect(code).toBe(2)

@@ -56,6 +56,16 @@ describe('a bad configuration is refused, naming the file and the field', () => 
       /agents\.yaml: agents\[0\]\.key_sha256: must be 64 lowercase hex/,
     ],
     [
+      'two agents with the same key',
+      'agents.yaml',
+      (t) =>
+        t.replace(
+          '705725e3efd6ed3e666df36abc04a492bb47e9cd1544a85d16354c03cd462c0b',
+          '8240852ef9f9784a977bc68474412720807b768f5b3d281c49015808e224796b',
+        ),
+      /duplicate credential hash/,
+    ],
+    [
       'unknown field',
       'tools.yaml',
       (t) => t.replace('risk: low', 'risk: low\n    riks: high'),

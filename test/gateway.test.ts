@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { DemoBackend } from '../src/demo/backend.js'
@@ -505,5 +506,74 @@ describe('state store failures', () => {
     } finally {
       await w.close()
     }
+  })
+})
+
+describe('review fixes', () => {
+  let w: Started
+  beforeAll(async () => {
+    w = await startWarden()
+  })
+  afterAll(() => w.close())
+
+  it('demo scenarios run in their own world: repeated runs pass and never touch the real agents', async () => {
+    for (let i = 0; i < 12; i++) {
+      expect(
+        (
+          await w.app.inject({ method: 'POST', url: '/demo/run-scenario/support_refund_attempt' })
+        ).json().passed,
+      ).toBe(true)
+    }
+    for (let i = 0; i < 5; i++) {
+      expect(
+        (await w.app.inject({ method: 'POST', url: '/demo/run-scenario/refund_small' })).json(),
+      ).toMatchObject({ passed: true, status: 200 })
+    }
+    // Twelve denials would have quarantined the real support-agent; it is untouched.
+    expect(
+      (await execute(w, 'support-agent', 'search_knowledge_base', { query: 'shipping' }))
+        .statusCode,
+    ).toBe(200)
+    // The demo runs are still audited and streamed like any other call.
+    expect((await w.app.inject({ url: '/stats' })).json().denied).toBeGreaterThanOrEqual(12)
+  })
+
+  it('an approval whose stored call was altered is refused, not executed', async () => {
+    const held = (
+      await execute(w, 'refund-agent', 'issue_refund', {
+        order_id: 'ORD-12345',
+        amount: 200,
+        reason: 'late',
+      })
+    ).json()
+    const db = new Database(w.dbPath)
+    db.prepare(
+      `UPDATE approvals SET record = json_set(record, '$.params.amount', 500) WHERE id = ?`,
+    ).run(held.approval_id)
+    db.close()
+    const res = await w.app.inject({
+      method: 'POST',
+      url: '/gateway/approve',
+      headers: { authorization: `Bearer ${APPROVER}` },
+      payload: { approval_id: held.approval_id, decision: 'approve' },
+    })
+    expect(res.statusCode).toBe(403)
+    expect(res.json().error.code).toBe('approval_mismatch')
+    expect(
+      (await execute(w, 'refund-agent', 'lookup_order', { order_id: 'ORD-12345' })).json().result
+        .balance,
+    ).toBe(640)
+  })
+
+  it('approval ids cannot be probed without a credential', async () => {
+    expect((await w.app.inject({ url: '/gateway/approvals/apr_nope' })).json().error.code).toBe(
+      'unauthenticated',
+    )
+  })
+
+  it('a repeated query parameter is a 400, not a 500', async () => {
+    const res = await w.app.inject({ url: '/events/recent?agent_id=a&agent_id=b' })
+    expect(res.statusCode).toBe(400)
+    expect(res.json().error.code).toBe('invalid_request')
   })
 })

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { createWriteStream } from 'node:fs'
+import { createWriteStream, existsSync } from 'node:fs'
 import { once } from 'node:events'
 import { exportHeader, exportLine, type ExportFormat } from '../audit/export.js'
 import { verifyChain } from '../audit/verify.js'
@@ -32,6 +32,7 @@ export function keysCreate(agentId: string, json: boolean, io: Io): number {
 
 /** `warden audit verify`: walk the chain; exit 1 naming the first bad event. */
 export async function auditVerify(dbPath: string, json: boolean, io: Io): Promise<number> {
+  if (!existsSync(dbPath)) return missing(dbPath, io)
   const store = sqliteStore(dbPath)
   try {
     const result = await verifyChain(store)
@@ -54,6 +55,7 @@ export async function auditExport(
   outFile: string | undefined,
   io: Io,
 ): Promise<number> {
+  if (!existsSync(dbPath)) return missing(dbPath, io)
   const store = sqliteStore(dbPath)
   const file = outFile ? createWriteStream(outFile) : undefined
   const write = async (line: string) => {
@@ -109,4 +111,10 @@ export function configCheck(file: string, io: Io): number {
   const loaded = loadConfig(file)
   io.out(`ok: ${loaded.file} (policy version ${loaded.policyVersion})`)
   return 0
+}
+
+/** Opening a missing file would create an empty log that "verifies"; say so instead. */
+function missing(dbPath: string, io: Io): number {
+  io.err(`no audit database at ${dbPath}`)
+  return 1
 }

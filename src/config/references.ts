@@ -30,6 +30,16 @@ export function checkReferences(config: WardenConfig): Problem[] {
     'rule id',
     problems,
   )
+  // A shared hash would let one principal authenticate as another, or an agent key approve.
+  unique(
+    [
+      ...config.agents.map((a) => a.key_sha256),
+      ...config.approvals.approvers.map((a) => a.token_sha256),
+    ],
+    ['agents'],
+    'credential hash (agent keys and approver tokens must all differ)',
+    problems,
+  )
   unique(
     config.approvals.approvers.map((a) => a.id),
     ['approvals', 'approvers'],

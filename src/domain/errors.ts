@@ -37,6 +37,10 @@ export const ERROR_CATALOG = {
   approval_not_found: { status: 404, summary: 'no approval with that id' },
   approval_already_decided: { status: 409, summary: 'the approval was already resolved' },
   approval_expired: { status: 409, summary: 'the approval expired before it was decided' },
+  approval_mismatch: {
+    status: 403,
+    summary: 'the stored call no longer matches what was approved',
+  },
 
   // 5xx: could not decide or could not execute; never a silent allow
   layer_failed: { status: 503, summary: 'a pipeline layer failed; the call was denied' },

@@ -326,8 +326,15 @@ export class Gateway {
     }
     if (to === 'denied') return { status: 200, body: { approval: publicApproval(resolved) } }
 
+    // INVARIANT: what runs is exactly what was approved; a stored call that no longer hashes to
+    // the approved `args_hash` (or names a tool that is gone) is refused, never executed.
     const tool = rt.tools.get(approval.tool)
-    if (!tool) return fail('approval_not_found', `tool \`${approval.tool}\` no longer exists`)
+    if (!tool || argsHash(approval.params) !== approval.args_hash) {
+      return fail(
+        'approval_mismatch',
+        `approval \`${approvalId}\` no longer matches the call it was granted for`,
+      )
+    }
     const call = {
       requestId: approval.request_id,
       params: approval.params,
@@ -335,12 +342,10 @@ export class Gateway {
       agentId: approval.agent_id,
     }
     const run = await this.run(tool, call, event, approval.id)
-    await this.deps.store.recordExecution(
-      approval.id,
-      run.outcome,
-      run.result,
-      new Date().toISOString(),
-    )
+    await this.deps.store
+      .recordExecution(approval.id, run.outcome, run.result, new Date().toISOString())
+      // The tool ran and the audit log has its outcome; only the approval record lags behind.
+      .catch((err: unknown) => this.deps.onError?.(err, 'store:approval-execution'))
     const final = (await this.deps.store.getApproval(approval.id)) ?? resolved
     return {
       status: run.failure?.status ?? 200,
@@ -374,18 +379,18 @@ export class Gateway {
   /** An approval as the requesting agent or an approver may see it. */
   async readApproval(approvalId: string, credential: string | undefined): Promise<Reply> {
     const rt = this.runtime
-    const approval = await this.deps.store.getApproval(approvalId)
-    if (!approval) return fail('approval_not_found', `approval \`${approvalId}\` not found`)
     const hash = credential ? sha256Hex(credential) : ''
     const isApprover = rt.approversByTokenHash.has(hash)
     const agent = rt.agentsByKeyHash.get(hash)
+    // Authenticate before looking anything up, so ids cannot be probed without a credential.
+    if (!isApprover && !agent) return fail('unauthenticated', 'missing or unknown credential')
+    const approval = await this.deps.store.getApproval(approvalId)
+    if (!approval) return fail('approval_not_found', `approval \`${approvalId}\` not found`)
     if (!isApprover && agent?.id !== approval.agent_id) {
-      return agent || isApprover
-        ? fail(
-            'approver_not_authorized',
-            'only the requesting agent or an approver may read this approval',
-          )
-        : fail('unauthenticated', 'missing or unknown credential')
+      return fail(
+        'approver_not_authorized',
+        'only the requesting agent or an approver may read this approval',
+      )
     }
     return { status: 200, body: { approval: publicApproval(approval) } }
   }

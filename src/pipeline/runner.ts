@@ -17,6 +17,8 @@ export interface PipelineOptions {
   onLayerError?: (layer: LayerName, err: unknown) => void
 }
 
+const VERDICTS = new Set<unknown>(['pass', 'hold', 'deny'])
+
 /** Denials that do not count towards quarantine: throttling is not misbehaviour. */
 const NOT_MISCONDUCT = new Set<ErrorCode>(['rate_limited', 'agent_quarantined'])
 
@@ -87,7 +89,10 @@ async function runLayer(
   try {
     const result = layer.check(ctx)
     // Most layers are synchronous; skip the extra microtask when there is nothing to wait for.
-    return result instanceof Promise ? await result : result
+    const verdict = result instanceof Promise ? await result : result
+    if (!VERDICTS.has(verdict?.outcome))
+      throw new Error(`layer returned an unknown verdict \`${String(verdict?.outcome)}\``)
+    return verdict
   } catch (err) {
     onError?.(layer.name, err)
     // INVARIANT: a broken layer never lets a call through.
