@@ -175,7 +175,7 @@ describe('bad input rejected before the pipeline (B1–B14)', () => {
 
   it('B3 the same key in sibling objects is not a duplicate', async () => {
     const payload = bodyWithParams('{"x":{"a":1},"y":{"a":1}}', 'lookup_order')
-    expectError(await postRaw(w, payload), 422, 'param_invalid') // parsed; unknown params
+    expectError(await postRaw(w, payload), 400, 'param_invalid') // parsed; unknown params
   })
 
   it('B4 __proto__ key → 400 forbidden_key; Object.prototype untouched', async () => {
@@ -208,12 +208,12 @@ describe('bad input rejected before the pipeline (B1–B14)', () => {
     }
   })
 
-  it('B6 body over 1 MiB → 413 payload_too_large (1 MiB + 1 byte and 10 MiB)', async () => {
+  it('B6 body over 1 MiB → 400 payload_too_large (1 MiB + 1 byte and 10 MiB)', async () => {
     const base = bodyWithParams(JSON.stringify({ ...REFUND, reason: '' }))
     for (const size of [MiB + 1, 10 * MiB]) {
       const payload = base.replace('"reason":""', `"reason":"${'a'.repeat(size - base.length)}"`)
       expect(Buffer.byteLength(payload)).toBe(size)
-      await expectNotExecuted(w, expectError(await postRaw(w, payload), 413, 'payload_too_large'))
+      await expectNotExecuted(w, expectError(await postRaw(w, payload), 400, 'payload_too_large'))
     }
   })
 
@@ -225,7 +225,7 @@ describe('bad input rejected before the pipeline (B1–B14)', () => {
     expect(res.statusCode).toBe(200)
   })
 
-  it('B6 chunked 10 MiB body without Content-Length → 413 payload_too_large', async () => {
+  it('B6 chunked 10 MiB body without Content-Length → 400 payload_too_large', async () => {
     const chunk = Buffer.alloc(64 * 1024, 0x61)
     const stream = Readable.from(
       (function* () {
@@ -235,7 +235,7 @@ describe('bad input rejected before the pipeline (B1–B14)', () => {
       })(),
     )
     const res = await postRaw(w, stream, { ...headersFor(), 'transfer-encoding': 'chunked' })
-    await expectNotExecuted(w, expectError(res, 413, 'payload_too_large'))
+    await expectNotExecuted(w, expectError(res, 400, 'payload_too_large'))
   })
 
   it('B7 100,000-deep arrays inside params → 400 max_depth; the app keeps answering', async () => {
@@ -259,7 +259,7 @@ describe('bad input rejected before the pipeline (B1–B14)', () => {
   it('B7 depth boundary: 32 levels parse, 33 are rejected', async () => {
     // body (1) + params (2) + 30 arrays = 32
     const at = bodyWithParams(`{"x":${'['.repeat(30)}${']'.repeat(30)}}`, 'lookup_order')
-    expectError(await postRaw(w, at), 422, 'param_invalid')
+    expectError(await postRaw(w, at), 400, 'param_invalid')
     const over = bodyWithParams(`{"x":${'['.repeat(31)}${']'.repeat(31)}}`, 'lookup_order')
     expectError(await postRaw(w, over), 400, 'max_depth')
   })
@@ -268,17 +268,17 @@ describe('bad input rejected before the pipeline (B1–B14)', () => {
     const arr = (n: number) => `[${Array.from({ length: n }, () => '0').join(',')}]`
     const obj = (n: number) => `{${Array.from({ length: n }, (_, i) => `"k${i}":0`).join(',')}}`
     const lookup = (params: string) => postRaw(w, bodyWithParams(params, 'lookup_order'))
-    expectError(await lookup(`{"x":${arr(10_000)}}`), 422, 'param_invalid')
+    expectError(await lookup(`{"x":${arr(10_000)}}`), 400, 'param_invalid')
     expectError(await lookup(`{"x":${arr(10_001)}}`), 400, 'max_items')
-    expectError(await lookup(obj(10_000)), 422, 'param_invalid')
+    expectError(await lookup(obj(10_000)), 400, 'param_invalid')
     expectError(await lookup(obj(10_001)), 400, 'max_items')
   })
 
   it('B8 with the demo 1 MiB limit, 200,000 keys and 1,000,000 ints are refused as too large', async () => {
     const keys = `{${Array.from({ length: 200_000 }, (_, i) => `"k${i}":0`).join(',')}}`
-    expectError(await postRaw(w, bodyWithParams(keys)), 413, 'payload_too_large')
+    expectError(await postRaw(w, bodyWithParams(keys)), 400, 'payload_too_large')
     const ints = `{"x":[${Array.from({ length: 1_000_000 }, (_, i) => i % 10).join(',')}]}`
-    expectError(await postRaw(w, bodyWithParams(ints)), 413, 'payload_too_large')
+    expectError(await postRaw(w, bodyWithParams(ints)), 400, 'payload_too_large')
   })
 
   it('B9 lone surrogate "\\ud800" (value, key, tool name) → 400 invalid_encoding', async () => {
@@ -343,7 +343,7 @@ describe('bad input rejected before the pipeline (B1–B14)', () => {
     expectError(await execute(w, 'refund-agent', 'a'.repeat(64), {}), 403, 'tool_not_allowed')
   })
 
-  it('B14 text/plain, form, missing content type → 415 unsupported_media_type', async () => {
+  it('B14 text/plain, form, missing content type → 400 unsupported_media_type', async () => {
     const payload = JSON.stringify({
       agent_id: 'refund-agent',
       tool: 'issue_refund',
@@ -357,10 +357,10 @@ describe('bad input rejected before the pipeline (B1–B14)', () => {
       'text/json',
     ]) {
       const res = await postRaw(w, payload, { ...auth, 'content-type': ct })
-      await expectNotExecuted(w, expectError(res, 415, 'unsupported_media_type'))
+      await expectNotExecuted(w, expectError(res, 400, 'unsupported_media_type'))
     }
     const missing = await postRaw(w, payload, auth)
-    await expectNotExecuted(w, expectError(missing, 415, 'unsupported_media_type'))
+    await expectNotExecuted(w, expectError(missing, 400, 'unsupported_media_type'))
   })
 
   it('B14 application/json with parameters is still JSON', async () => {
@@ -461,9 +461,9 @@ describe('through the pipeline (B10, A1–A12)', () => {
     ['null', 'null'],
     ['[500]', '[500]'],
     ['{"value":500}', '{"value":500}'],
-  ])('B10 amount %s → 422 param_invalid, balance unchanged', async (_name, amount) => {
+  ])('B10 amount %s → 400 param_invalid, balance unchanged', async (_name, amount) => {
     const payload = bodyWithParams(`{"order_id":"ORD-1003","amount":${amount},"reason":"damaged"}`)
-    const body = expectError(await postRaw(w, payload), 422, 'param_invalid')
+    const body = expectError(await postRaw(w, payload), 400, 'param_invalid')
     expect(body.decision).toBe('deny')
     expect(body.layer).toBe('params')
     await expectNotExecuted(w, body)
@@ -562,7 +562,7 @@ describe('through the pipeline (B10, A1–A12)', () => {
     expect(await balanceOf(w, 'ORD-1003')).toBe(899)
   })
 
-  it('A8 an extra parameter (approved: true) → 422 param_invalid', async () => {
+  it('A8 an extra parameter (approved: true) → 400 param_invalid', async () => {
     for (const extra of [
       { approved: true },
       { role: 'admin' },
@@ -573,7 +573,7 @@ describe('through the pipeline (B10, A1–A12)', () => {
         amount: 600,
         ...extra,
       })
-      const body = expectError(res, 422, 'param_invalid')
+      const body = expectError(res, 400, 'param_invalid')
       expect(body.layer).toBe('params')
       await expectNotExecuted(w, body)
     }
@@ -615,13 +615,13 @@ describe('through the pipeline (B10, A1–A12)', () => {
     expect(await balanceOf(w, 'ORD-1003')).toBe(899)
   })
 
-  it('A10 agent_id / on_behalf_of inside params → 422; identity comes from the key', async () => {
+  it('A10 agent_id / on_behalf_of inside params → 400; identity comes from the key', async () => {
     const res = await execute(w, 'refund-agent', 'issue_refund', {
       ...REFUND,
       agent_id: 'admin-agent',
       on_behalf_of: 'cfo',
     })
-    const body = expectError(res, 422, 'param_invalid')
+    const body = expectError(res, 400, 'param_invalid')
     const events = await expectNotExecuted(w, body)
     expect(events).toHaveLength(1)
     // The identity is the key's; the claimed values are kept in the audit record as evidence.
@@ -659,14 +659,14 @@ describe('through the pipeline (B10, A1–A12)', () => {
     },
   )
 
-  it('A11 non-string or oversized environment → 422 param_invalid', async () => {
+  it('A11 non-string or oversized environment → 400 param_invalid', async () => {
     const values: unknown[] = [['staging', 'prod'], { name: 'prod' }, 1, null, 'p'.repeat(33)]
     for (const environment of values) {
       const res = await execute(w, 'admin-agent', 'restart_service', {
         service: 'api',
         environment,
       })
-      await expectNotExecuted(w, expectError(res, 422, 'param_invalid'))
+      await expectNotExecuted(w, expectError(res, 400, 'param_invalid'))
     }
     expect(await restartsIn(w, 'prod', 'api')).toBe(0)
   })
@@ -730,9 +730,9 @@ describe('through the pipeline (B10, A1–A12)', () => {
     ['0', { amount: 0 }],
     ['over the schema maximum', { amount: 1_000_001 }],
     ['currency JPY', { amount: 100, currency: 'JPY' }],
-  ])('A12 refund %s → 422 param_invalid', async (_n, change) => {
+  ])('A12 refund %s → 400 param_invalid', async (_n, change) => {
     const res = await execute(w, 'refund-agent', 'issue_refund', { ...REFUND, ...change })
-    await expectNotExecuted(w, expectError(res, 422, 'param_invalid'))
+    await expectNotExecuted(w, expectError(res, 400, 'param_invalid'))
     expect(await balanceOf(w, 'ORD-1003')).toBe(899)
   })
 })

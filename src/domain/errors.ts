@@ -15,15 +15,16 @@ export const ERROR_CATALOG = {
   invalid_encoding: { status: 400, summary: 'invalid UTF-8 or a lone surrogate in a string' },
   invalid_tool_name: { status: 400, summary: 'the tool name is not a plain identifier' },
   invalid_request: { status: 400, summary: 'the body does not have the documented shape' },
-  unsupported_media_type: { status: 415, summary: 'the body is not `application/json`' },
-  payload_too_large: { status: 413, summary: 'the body is larger than the limit' },
+  // The API contract answers every malformed request with 400; the code says which kind it is.
+  unsupported_media_type: { status: 400, summary: 'the body is not `application/json`' },
+  payload_too_large: { status: 400, summary: 'the body is larger than the limit' },
   not_found: { status: 404, summary: 'no such route or resource' },
 
-  // 401 / 403 / 422 / 429: decisions
+  // 400 / 401 / 403 / 429: decisions
   unauthenticated: { status: 401, summary: 'missing or unknown credential, or one for another id' },
   tool_not_allowed: { status: 403, summary: 'the tool is not on the agent allowlist (or unknown)' },
   policy_denied: { status: 403, summary: 'a policy rule forbids the call or none permits it' },
-  param_invalid: { status: 422, summary: 'the parameters do not match the tool schema' },
+  param_invalid: { status: 400, summary: 'the parameters do not match the tool schema' },
   injection_detected: { status: 403, summary: 'the call carries a prompt injection' },
   taint_violation: { status: 403, summary: 'a sensitive parameter comes from untrusted text' },
   guard_denied: { status: 403, summary: 'a business guard (threshold, environment) forbids it' },
