@@ -13,6 +13,7 @@ import { errorBody, statusOf, WardenError, type ErrorCode } from './domain/error
 import type { ToolCall } from './domain/types.js'
 import type { EventBus } from './events/bus.js'
 import { Stats } from './events/stats.js'
+import { streamEvents } from './events/websocket.js'
 import type { Gateway, Reply } from './gateway/service.js'
 import { parseApproveBody, parseExecuteBody } from './http/execute-body.js'
 import { Metrics } from './http/metrics.js'
@@ -43,7 +44,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { gateway, store, bus } = deps
   const metrics = deps.metrics ?? new Metrics()
   const { server } = gateway.runtime.config
-  const stats = new Stats(await store.counts(), bus)
+  const { config } = gateway.runtime
+  const stats = new Stats(await store.counts(), bus, {
+    agents: new Set(config.agents.map((a) => a.id)),
+    tools: new Set(config.tools.map((t) => t.name)),
+  })
   const app = Fastify({
     loggerInstance: deps.logger,
     bodyLimit: server.body_limit_bytes,
@@ -230,32 +235,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     '/ws/events',
     { websocket: true },
     (socket, req) => {
-      const lastSeq = Number(req.query.last_seq)
-      // Subscribe first and buffer, so nothing committed between the catch-up read and live is lost.
-      let backlog: AuditEvent[] | null = []
-      let sentUpTo = 0
-      const deliver = (e: AuditEvent) => {
-        if (e.seq <= sentUpTo) return
-        if (socket.bufferedAmount > 4 * 1024 * 1024) return socket.close(1013, 'client too slow')
-        sentUpTo = e.seq
-        socket.send(JSON.stringify(publicEvent(e)))
-      }
-      const unsubscribe = bus.subscribe((e) => (backlog ? backlog.push(e) : deliver(e)))
-      socket.on('close', unsubscribe)
-      const catchUp =
-        Number.isSafeInteger(lastSeq) && lastSeq >= 0
-          ? store.query({ after_seq: lastSeq, order: 'asc', limit: 10_000 })
-          : Promise.resolve([])
-      catchUp
-        .then((missed) => {
-          for (const e of missed) deliver(e)
-          for (const e of backlog ?? []) deliver(e)
-          backlog = null
-        })
-        .catch((err) => {
-          req.log.error({ err }, 'websocket catch-up failed')
-          socket.close(1011, 'catch-up failed')
-        })
+      const raw = Number(req.query.last_seq)
+      const lastSeq =
+        req.query.last_seq !== undefined && Number.isSafeInteger(raw) && raw >= 0 ? raw : null
+      streamEvents(socket, { store, bus, lastSeq, toWire: publicEvent }).catch((err: unknown) => {
+        req.log.error({ err }, 'websocket catch-up failed')
+        socket.close(1011, 'catch-up failed')
+      })
     },
   )
 

@@ -577,3 +577,52 @@ describe('review fixes', () => {
     expect(res.json().error.code).toBe('invalid_request')
   })
 })
+
+describe('bounded under abuse', () => {
+  it('/stats does not grow with callers’ made-up agent and tool names', async () => {
+    const w = await startWarden()
+    try {
+      await Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          execute(w, `agent-${i}`, `tool_${i}`, {}, { key: 'nope' }),
+        ),
+      )
+      const s = (await w.app.inject({ url: '/stats' })).json()
+      expect(Object.keys(s.by_agent)).toEqual(['(unknown)'])
+      expect(Object.keys(s.by_tool)).toEqual(['(unknown)'])
+      expect(s.by_agent['(unknown)'].denied).toBe(100)
+    } finally {
+      await w.close()
+    }
+  })
+
+  it('a reconnecting WebSocket client gets a long backlog in full and in order', async () => {
+    const w = await startWarden()
+    try {
+      const url =
+        (await w.app.listen({ port: 0, host: '127.0.0.1' })).replace('http', 'ws') +
+        '/ws/events?last_seq=0'
+      // 1,200 events: more than two catch-up pages.
+      for (let i = 0; i < 12; i++) {
+        await Promise.all(
+          Array.from({ length: 100 }, () =>
+            execute(w, 'hacker-bot', 'search_knowledge_base', { query: 'x' }),
+          ),
+        )
+      }
+      const ws = new WebSocket(url)
+      const seqs: number[] = []
+      await new Promise<void>((resolve, reject) => {
+        ws.on('message', (data) => {
+          seqs.push(JSON.parse(String(data)).seq)
+          if (seqs.length === 1200) resolve()
+        })
+        ws.on('error', reject)
+      })
+      ws.close()
+      expect(seqs).toEqual(Array.from({ length: 1200 }, (_, i) => i + 1))
+    } finally {
+      await w.close()
+    }
+  })
+})

@@ -10,7 +10,15 @@ const KEY: Record<string, keyof Tally | undefined> = {
   approval_required: 'approval_required',
 }
 
-/** Live counters for `/stats`: seeded from the store at start, then kept current from the bus. */
+/** Names that are not in the configuration are counted together, so callers cannot grow the maps. */
+export const UNKNOWN = '(unknown)'
+const MAX_REASONS = 1000
+
+/**
+ * Live counters for `/stats`: seeded from the store at start, then kept current from the bus.
+ * Memory is bounded: agents and tools are only the configured ones (anything else, such as an
+ * unauthenticated caller's claimed id, counts as `(unknown)`), and distinct reasons are capped.
+ */
 export class Stats {
   private totals = tally()
   private byAgent = new Map<string, Tally>()
@@ -19,13 +27,24 @@ export class Stats {
   private byType = new Map<string, number>()
   private reasons = new Map<string, number>()
 
-  constructor(seed: AuditCounts, bus: EventBus) {
+  constructor(
+    seed: AuditCounts,
+    bus: EventBus,
+    private readonly known: { agents: ReadonlySet<string>; tools: ReadonlySet<string> },
+  ) {
     for (const r of seed.rows) this.add(r.type, r.decision, r.agent_id, r.tool, r.risk_level, r.n)
-    for (const r of seed.denyReasons) this.reasons.set(r.reason, r.n)
+    for (const r of seed.denyReasons) this.countReason(r.reason, r.n)
     bus.subscribe((e: AuditEvent) => {
-      this.add(e.type, e.decision, e.agent_id, e.tool, e.risk.level, 1)
-      if (e.decision === 'deny') this.reasons.set(e.reason, (this.reasons.get(e.reason) ?? 0) + 1)
+      const agent = e.principal === 'anonymous' ? UNKNOWN : e.agent_id
+      this.add(e.type, e.decision, agent, e.tool, e.risk.level, 1)
+      if (e.decision === 'deny') this.countReason(e.reason, 1)
     })
+  }
+
+  private countReason(reason: string, n: number): void {
+    const key =
+      this.reasons.has(reason) || this.reasons.size < MAX_REASONS ? reason : '(other reasons)'
+    this.reasons.set(key, (this.reasons.get(key) ?? 0) + n)
   }
 
   private add(
@@ -40,8 +59,8 @@ export class Stats {
     const key = KEY[decision]
     if (!key) return // approvals and executions are not decisions
     this.totals[key] += n
-    bump(this.byAgent, agent, key, n)
-    bump(this.byTool, tool, key, n)
+    bump(this.byAgent, this.known.agents.has(agent) ? agent : UNKNOWN, key, n)
+    bump(this.byTool, this.known.tools.has(tool) ? tool : UNKNOWN, key, n)
     this.byRisk.set(risk, (this.byRisk.get(risk) ?? 0) + n)
   }
 
