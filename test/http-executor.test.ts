@@ -29,6 +29,15 @@ function upstream(): Promise<{ server: Server; port: number; hits: Hit[] }> {
       requestId: req.headers['x-request-id'] as string | undefined,
     })
     if (req.url?.startsWith('/orders/ORD-9999/refunds')) return // hang: never answer
+    if (req.url?.startsWith('/orders/ORD-7000/refunds')) {
+      // Answer the headers, then stall in the middle of the body.
+      res.writeHead(200, { 'content-type': 'application/json' })
+      return res.write('{"refund_id":')
+    }
+    if (req.url?.startsWith('/orders/ORD-8000')) {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      return res.end(JSON.stringify({ blob: 'x'.repeat(5 * 1024 * 1024) }))
+    }
     if (req.url?.startsWith('/orders/ORD-5000')) {
       res.writeHead(500, { 'content-type': 'application/json' })
       return res.end('{"error":"boom"}')
@@ -123,6 +132,23 @@ describe('http executor against a real upstream', () => {
     expect(up.hits.length - before).toBe(1)
     const [event] = await w.store.query({ type: 'tool_call_executed', limit: 1 })
     expect(event).toMatchObject({ outcome: 'unknown', request_id: res.json().request_id })
+  })
+
+  it('a body that stalls after the headers is a timeout too (outcome unknown)', async () => {
+    const res = await execute(w, 'refund-agent', 'issue_refund', {
+      order_id: 'ORD-7000',
+      amount: 20,
+      reason: 'damaged',
+    })
+    expect(res.statusCode).toBe(504)
+    const [event] = await w.store.query({ type: 'tool_call_executed', limit: 1 })
+    expect(event).toMatchObject({ outcome: 'unknown', request_id: res.json().request_id })
+  })
+
+  it('an oversized response is refused rather than read into memory', async () => {
+    const res = await execute(w, 'support-agent', 'lookup_order', { order_id: 'ORD-8000' })
+    expect(res.statusCode).toBe(502)
+    expect(res.json().error.message).toContain('more than 4194304 bytes')
   })
 
   it('a denied call never reaches the upstream', async () => {

@@ -60,12 +60,42 @@ function fillTemplate(
   return { url: new URL(filled), rest }
 }
 
+/** Largest tool response Warden reads; a bigger one is a failure, not a memory spike. */
+const MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+
 async function readBody(res: Response, tool: ToolConfig): Promise<unknown> {
-  const text = await res.text()
+  const text = await readText(res, tool)
   if (!(res.headers.get('content-type') ?? '').includes('json')) return text
   try {
     return JSON.parse(text)
   } catch {
     throw new ToolFailure('error', `\`${tool.name}\` returned invalid JSON`)
   }
+}
+
+/** Read the body up to the size limit; the deadline covers the body too (outcome unknown). */
+async function readText(res: Response, tool: ToolConfig): Promise<string> {
+  const chunks: Uint8Array[] = []
+  let size = 0
+  try {
+    for await (const chunk of res.body ?? []) {
+      size += chunk.byteLength
+      if (size > MAX_RESPONSE_BYTES) {
+        // Leaving the loop by throwing cancels the stream.
+        throw new ToolFailure(
+          'error',
+          `\`${tool.name}\` answered with more than ${MAX_RESPONSE_BYTES} bytes`,
+        )
+      }
+      chunks.push(chunk)
+    }
+  } catch (err) {
+    if (err instanceof ToolFailure) throw err
+    const timeout = (err as Error).name === 'TimeoutError' || (err as Error).name === 'AbortError'
+    throw new ToolFailure(
+      timeout ? 'timeout' : 'error',
+      `\`${tool.name}\` response could not be read: ${(err as Error).message}`,
+    )
+  }
+  return Buffer.concat(chunks).toString('utf8')
 }
