@@ -110,7 +110,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       receivedAt: Date.now(),
     }
     const result = await gateway.execute(call)
-    if (result.status === 503) metrics.storeFailures.inc()
+    const code = (result.body.error as { code?: string } | undefined)?.code
+    if (code === 'audit_unavailable' || code === 'approval_store_unavailable')
+      metrics.storeFailures.inc()
     return send(reply, result)
   })
 
@@ -160,14 +162,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       ...auditFilter(req.query),
       limit: clampLimit(req.query.limit, 50),
     })
-    return { events: events.map(publicEvent), count: events.length }
+    return { events, count: events.length }
   })
 
   app.get<{ Querystring: Record<string, string | undefined> }>('/events/timeline', async (req) => {
     const events = (
       await store.query({ ...auditFilter(req.query), limit: clampLimit(req.query.limit, 500) })
     ).reverse()
-    return timeline(events.map(publicEvent))
+    return timeline(events)
   })
 
   app.get('/config/agents', async () => ({
@@ -238,7 +240,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       const raw = Number(req.query.last_seq)
       const lastSeq =
         req.query.last_seq !== undefined && Number.isSafeInteger(raw) && raw >= 0 ? raw : null
-      streamEvents(socket, { store, bus, lastSeq, toWire: publicEvent }).catch((err: unknown) => {
+      streamEvents(socket, { store, bus, lastSeq }).catch((err: unknown) => {
         req.log.error({ err }, 'websocket catch-up failed')
         socket.close(1011, 'catch-up failed')
       })
@@ -282,34 +284,22 @@ function auditFilter(q: Record<string, unknown>): AuditQuery {
   return filter
 }
 
-/** The stored event as the API shows it: the contract's fields first, the full record kept. */
-export function publicEvent(e: AuditEvent) {
-  return {
-    ...e,
-    id: e.id,
-    type: e.type,
-    timestamp: e.timestamp,
-    agent_id: e.agent_id,
-    tool: e.tool,
-    decision: e.decision,
-    risk: e.risk,
-    reason: e.reason,
-    request_id: e.request_id,
-  }
-}
-
-function timeline(events: ReturnType<typeof publicEvent>[]) {
-  const group = (key: (e: (typeof events)[number]) => string | null) => {
-    const map = new Map<string, typeof events>()
+/** Events grouped per agent and per session, each group in time order. */
+function timeline(events: AuditEvent[]) {
+  const group = (key: (e: AuditEvent) => string | null) => {
+    const map = new Map<string, AuditEvent[]>()
     for (const e of events) {
       const k = key(e)
-      if (k !== null) map.set(k, [...(map.get(k) ?? []), e])
+      if (k === null) continue
+      const list = map.get(k)
+      if (list) list.push(e)
+      else map.set(k, [e])
     }
-    return map
+    return [...map]
   }
   return {
-    agents: [...group((e) => e.agent_id)].map(([agent_id, list]) => ({ agent_id, events: list })),
-    sessions: [...group((e) => e.session_id)].map(([session_id, list]) => ({
+    agents: group((e) => e.agent_id).map(([agent_id, list]) => ({ agent_id, events: list })),
+    sessions: group((e) => e.session_id).map(([session_id, list]) => ({
       session_id,
       agent_id: list[0]?.agent_id,
       events: list,

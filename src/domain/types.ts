@@ -73,3 +73,10 @@ export interface Decision {
   policyVersion: string
   retryAfterSeconds?: number
 }
+
+/** Keys that can reach `Object.prototype` through careless merging; refused in any request. */
+export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set([
+  '__proto__',
+  'constructor',
+  'prototype',
+])

@@ -16,7 +16,7 @@ const DRAIN_BELOW = 1024 * 1024
  */
 export async function streamEvents(
   socket: WebSocket,
-  opts: { store: Store; bus: EventBus; lastSeq: number | null; toWire: (e: AuditEvent) => unknown },
+  opts: { store: Store; bus: EventBus; lastSeq: number | null },
 ): Promise<void> {
   // Sequence numbers start at 1, so 0 means "nothing sent yet".
   let sentUpTo = opts.lastSeq ?? 0
@@ -25,7 +25,8 @@ export async function streamEvents(
     if (e.seq <= sentUpTo) return
     if (socket.bufferedAmount > MAX_BUFFERED) return socket.close(1013, 'client too slow')
     sentUpTo = e.seq
-    socket.send(JSON.stringify(opts.toWire(e)))
+    // The stream carries the same object the log stores.
+    socket.send(JSON.stringify(e))
   }
   const readFromStore = async () => {
     for (;;) {

@@ -1,12 +1,10 @@
+import { FORBIDDEN_KEYS } from '../domain/types.js'
 import { WardenError } from '../domain/errors.js'
 
 export interface JsonLimits {
   maxDepth: number
   maxItems: number
 }
-
-/** Keys that can reach `Object.prototype` through careless merging. */
-const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
 
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false })
 

@@ -1,8 +1,6 @@
+import { FORBIDDEN_KEYS } from '../../domain/types.js'
 import { resolved, type Layer } from '../layer.js'
 import type { Runtime } from '../runtime.js'
-
-/** Keys that can reach `Object.prototype` through careless merging. */
-const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
 
 /**
  * Layer 5: the parameters must match the tool's JSON Schema exactly: no coercion, no unknown
