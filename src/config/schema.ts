@@ -48,7 +48,6 @@ const tool = z.strictObject({
   risk: z.enum(RISK_LEVELS),
   classification: z.enum(CLASSIFICATIONS),
   output_trust: z.enum(['trusted', 'untrusted']).default('trusted'),
-  idempotent: z.boolean().default(false),
   executor,
   // JSON Schema of the parameters; compiled (and checked for strictness) by the params layer.
   params: z.record(z.string(), z.unknown()),
