@@ -6,7 +6,14 @@ import Database from 'better-sqlite3'
 import { encodeInput, parseStored, type AuditEvent, type AuditEventInput } from '../audit/event.js'
 import { WardenError } from '../domain/errors.js'
 import type { WriterReply, WriterRequest, WriterRow } from './sqlite-writer.js'
-import type { ApprovalRecord, ApprovalStatus, AuditQuery, Store, StoredEvent } from './types.js'
+import type {
+  AuditCounts,
+  ApprovalRecord,
+  ApprovalStatus,
+  AuditQuery,
+  Store,
+  StoredEvent,
+} from './types.js'
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS audit_events (
@@ -185,14 +192,7 @@ export function sqliteStore(path: string): Store {
         .prepare(
           `SELECT type, decision, agent_id, tool, risk_level, count(*) AS n FROM audit_events GROUP BY 1, 2, 3, 4, 5`,
         )
-        .all() as {
-        type: string
-        decision: string
-        agent_id: string
-        tool: string
-        risk_level: string
-        n: number
-      }[]
+        .all() as AuditCounts['rows']
       const denyReasons = db
         .prepare(
           `SELECT reason, count(*) AS n FROM audit_events WHERE decision = 'deny' GROUP BY reason ORDER BY n DESC LIMIT 10`,
