@@ -626,3 +626,25 @@ describe('bounded under abuse', () => {
     }
   })
 })
+
+describe('store outages on read paths', () => {
+  it('a failing approvals table answers 503 approval_store_unavailable, not 500', async () => {
+    const w = await startWarden()
+    try {
+      const db = new Database(w.dbPath)
+      db.exec('DROP TABLE approvals')
+      db.close()
+      const res = await w.app.inject({
+        method: 'POST',
+        url: '/gateway/approve',
+        headers: { authorization: `Bearer ${APPROVER}` },
+        payload: { approval_id: 'apr_x', decision: 'approve' },
+      })
+      expect(res.statusCode).toBe(503)
+      expect(res.json().error.code).toBe('approval_store_unavailable')
+      expect((await w.app.inject({ url: '/health' })).statusCode).toBe(200)
+    } finally {
+      await w.close()
+    }
+  })
+})
