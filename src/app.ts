@@ -116,6 +116,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       context: body.context ?? {},
       credential: bearer(req.headers.authorization),
       receivedAt: Date.now(),
+      idempotencyKey: idempotencyKey(req.headers['idempotency-key']),
     }
     const result = await gateway.execute(call)
     const code = (result.body.error as { code?: string } | undefined)?.code
@@ -128,7 +129,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const body = parseApproveBody(req.body)
     return send(
       reply,
-      await gateway.resolve(
+      await gateway.approvals.resolve(
         body.approval_id,
         bearer(req.headers.authorization),
         body.decision,
@@ -138,7 +139,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   })
 
   app.get('/gateway/pending-approvals', async () => {
-    const pending = await gateway.pendingApprovals()
+    const pending = await gateway.approvals.pending()
     metrics.approvalsPending.set(pending.length)
     return { approvals: pending, count: pending.length }
   })
@@ -150,7 +151,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       const waitMs = Math.min(Math.max(Number(req.query.wait ?? 0) || 0, 0), 60) * 1000
       const deadline = Date.now() + waitMs
       for (;;) {
-        const r = await gateway.readApproval(req.params.id, credential)
+        const r = await gateway.approvals.read(req.params.id, credential)
         const approval = r.body.approval as
           { status?: string; executed_at?: string | null } | undefined
         const settled =
@@ -256,6 +257,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   )
 
   return app
+}
+
+/** `Idempotency-Key`: 1–128 visible ASCII characters, sent once. */
+function idempotencyKey(header: string | string[] | undefined): string | undefined {
+  if (header === undefined) return undefined
+  if (typeof header !== 'string' || !/^[\x21-\x7e]{1,128}$/.test(header)) {
+    throw new WardenError(
+      'invalid_request',
+      'Idempotency-Key must be 1-128 visible ASCII characters, sent once',
+    )
+  }
+  return header
 }
 
 function bearer(header: string | undefined): string | undefined {

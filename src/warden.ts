@@ -79,7 +79,7 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
   const sweeper =
     interval > 0
       ? setInterval(() => {
-          gateway
+          gateway.approvals
             .sweepExpired()
             .catch((err) => logger.error({ err }, 'approval expiry sweep failed'))
         }, interval).unref()

@@ -7,9 +7,12 @@ import { ConfigError, loadConfig } from '../src/config/loader.js'
 import { DEMO_CONFIG } from './helpers.js'
 
 const CONFIG_ROOT = fileURLToPath(new URL('../config/', import.meta.url))
-const examples = readdirSync(CONFIG_ROOT)
-  .map((d) => join(CONFIG_ROOT, d, 'warden.yaml'))
-  .filter((f) => existsSync(f))
+const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url))
+const examples = [CONFIG_ROOT, FIXTURES].flatMap((root) =>
+  readdirSync(root)
+    .map((d) => join(root, d, 'warden.yaml'))
+    .filter((f) => existsSync(f)),
+)
 
 describe('example configurations', () => {
   it('include the demo', () => expect(examples).toContain(DEMO_CONFIG))

@@ -228,7 +228,7 @@ describe('approvals', () => {
     const a = (await w.store.getApproval(held.approval_id))!
     const past = new Date(Date.now() - 1000).toISOString()
     await w.store.createApproval({ ...a, id: `${a.id}-old`, expires_at: past })
-    expect(await w.gateway.sweepExpired()).toBeGreaterThanOrEqual(1)
+    expect(await w.gateway.approvals.sweepExpired()).toBeGreaterThanOrEqual(1)
     expect((await w.store.getApproval(`${a.id}-old`))!.status).toBe('expired')
     const events = (await w.app.inject({ url: '/events/recent?type=approval_expired' })).json()
       .events

@@ -104,6 +104,25 @@ export function checkReferences(config: WardenConfig): Problem[] {
       })
     }
   })
+  const roles = new Set(config.approvals.approvers.flatMap((a) => a.roles))
+  config.approvals.rules.forEach((rule, i) => {
+    const at = (key: string, message: string) =>
+      problems.push({ path: ['approvals', 'rules', i, key], message })
+    rule.tools?.forEach((t) => tools.has(t) || at('tools', `unknown tool \`${t}\``))
+    if (!rule.roles.some((r) => roles.has(r)))
+      at('roles', 'no approver has any of these roles: calls it matches could never be approved')
+    const above = rule.param_above
+    if (above && !rule.tools) at('param_above', 'a rule on a parameter must name its `tools`')
+    for (const t of above ? (rule.tools ?? []) : []) {
+      const tool = tools.get(t)
+      if (tool && !paramNames(tool.params).has(above!.param))
+        at('param_above', `tool \`${t}\` has no parameter \`${above!.param}\``)
+    }
+  })
+  for (const t of Object.keys(config.approvals.ttl_by_tool)) {
+    if (!tools.has(t))
+      problems.push({ path: ['approvals', 'ttl_by_tool', t], message: `unknown tool \`${t}\`` })
+  }
   problems.push(...policyProblems(config))
   return problems
 }

@@ -31,6 +31,18 @@ const approver = z.strictObject({
   roles: z.array(id).min(1),
 })
 
+/** Who may approve which held calls: every rule that matches a call must be met by the approver. */
+const approvalRule = z.strictObject({
+  id,
+  description: z.string().default(''),
+  tools: z.array(toolName).min(1).optional(),
+  risk_levels: z.array(z.enum(RISK_LEVELS)).min(1).optional(),
+  /** The rule applies only when this numeric parameter is above `value` (e.g. refunds over $300). */
+  param_above: z.strictObject({ param: z.string(), value: z.number() }).optional(),
+  /** The approver needs at least one of these roles. */
+  roles: z.array(id).min(1),
+})
+
 const executor = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('demo') }),
   z.strictObject({
@@ -127,7 +139,16 @@ export const configSchema = z.strictObject({
   taint: z.strictObject({ min_match_length: z.number().int().min(1).default(4) }).prefault({}),
   approval: z.strictObject({ hold_at_risk: z.number().min(0).max(100).default(85) }).prefault({}),
   approvals: z
-    .strictObject({ ttl_seconds: seconds.default(900), approvers: z.array(approver).default([]) })
+    .strictObject({
+      /** Time a held call waits for a person before it expires (a deny); per tool beats per risk level. */
+      ttl_seconds: seconds.default(900),
+      ttl_by_risk: z.partialRecord(z.enum(RISK_LEVELS), seconds).default({}),
+      ttl_by_tool: z.record(toolName, seconds).default({}),
+      /** More pending approvals than this for one agent are refused (approval flooding). */
+      max_pending_per_agent: z.number().int().positive().default(20),
+      approvers: z.array(approver).default([]),
+      rules: z.array(approvalRule).default([]),
+    })
     .prefault({}),
   sequence: z
     .strictObject({
@@ -151,5 +172,6 @@ export type PolicyRuleConfig = WardenConfig['policy']['rules'][number]
 export type GuardConfig = WardenConfig['guards'][number]
 export type SequenceRuleConfig = WardenConfig['sequence']['rules'][number]
 export type ApproverConfig = WardenConfig['approvals']['approvers'][number]
+export type ApprovalRuleConfig = WardenConfig['approvals']['rules'][number]
 export type RiskLevel = (typeof RISK_LEVELS)[number]
 export type Classification = (typeof CLASSIFICATIONS)[number]

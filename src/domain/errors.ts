@@ -42,6 +42,18 @@ export const ERROR_CATALOG = {
     status: 403,
     summary: 'the stored call no longer matches what was approved',
   },
+  self_approval_forbidden: {
+    status: 403,
+    summary: 'the person who started the agent run cannot approve it',
+  },
+  too_many_pending_approvals: {
+    status: 429,
+    summary: 'the agent has too many calls waiting for approval',
+  },
+  idempotency_conflict: {
+    status: 409,
+    summary: 'the Idempotency-Key was used for a different call',
+  },
 
   // 5xx: could not decide or could not execute; never a silent allow
   layer_failed: { status: 503, summary: 'a pipeline layer failed; the call was denied' },

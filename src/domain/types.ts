@@ -4,6 +4,8 @@ import type { RiskLevel } from '../config/schema.js'
 /** Untrusted text and provenance that came with a call. */
 export interface CallContext {
   user_input?: string
+  /** The person who started the agent run; they may not approve its held calls. */
+  requested_by?: string
   [key: string]: unknown
 }
 
@@ -20,6 +22,8 @@ export interface ToolCall {
   readonly credential: string | undefined
   /** Epoch milliseconds when the gateway received the call. */
   readonly receivedAt: number
+  /** The agent's `Idempotency-Key`: a retry with the same key gets the same pending approval. */
+  readonly idempotencyKey?: string
 }
 
 export type LayerName =

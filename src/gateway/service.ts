@@ -1,4 +1,3 @@
-import { timeOrderedId } from '../domain/ids.js'
 import type { AuditEvent, AuditEventInput } from '../audit/event.js'
 import type { ToolConfig } from '../config/schema.js'
 import { maskPii } from '../detect/pii.js'
@@ -6,24 +5,14 @@ import { errorBody, statusOf, WardenError, type ErrorCode } from '../domain/erro
 import type { Decision, ToolCall } from '../domain/types.js'
 import type { EventBus } from '../events/bus.js'
 import { ToolFailure, type Executor } from '../executors/types.js'
-import { sha256Hex } from '../pipeline/layers/identity.js'
 import { taintForm, taintSession } from '../pipeline/layers/taint.js'
 import type { Pipeline } from '../pipeline/runner.js'
-import type { ApprovalRecord, Store } from '../store/types.js'
-import {
-  approvalEvent,
-  argsHash,
-  decisionEvent,
-  executionEvent,
-  rejectionEvent,
-} from './audit-events.js'
+import type { Store } from '../store/types.js'
+import { Approvals, type ApprovalHost } from '../approvals/service.js'
+import type { Reply } from './reply.js'
+import { decisionEvent, executionEvent, rejectionEvent } from './audit-events.js'
 
-/** What an HTTP (or other) door sends back. */
-export interface Reply {
-  status: number
-  body: Record<string, unknown>
-  headers?: Record<string, string>
-}
+export type { Reply } from './reply.js'
 
 export interface GatewayDeps {
   pipeline: Pipeline
@@ -39,17 +28,29 @@ const MASKED_CLASSES = new Set(['confidential', 'restricted'])
 
 /**
  * The engine behind every door: decide, record durably, then (and only then) execute, mask
- * the result, and publish the events. Also resolves approvals.
+ * the result, and publish the events. Held calls go to `approvals`.
  */
-export class Gateway {
-  constructor(private readonly deps: GatewayDeps) {}
+export class Gateway implements ApprovalHost {
+  readonly approvals: Approvals
+
+  constructor(private readonly deps: GatewayDeps) {
+    this.approvals = new Approvals(this)
+  }
 
   get runtime() {
     return this.deps.pipeline.runtime
   }
 
+  get store(): Store {
+    return this.deps.store
+  }
+
+  onError(err: unknown, where: string): void {
+    this.deps.onError?.(err, where)
+  }
+
   /** Record events durably and then publish them; throws `audit_unavailable` if the store fails. */
-  private async record(events: AuditEventInput[]): Promise<AuditEvent[]> {
+  async record(events: AuditEventInput[]): Promise<AuditEvent[]> {
     const sealed = await this.deps.store.append(events)
     this.deps.bus.publish(sealed)
     return sealed
@@ -78,7 +79,7 @@ export class Gateway {
       policy_version: decision.policyVersion,
     }
 
-    if (decision.decision === 'approval_required') return this.hold(call, decision, base)
+    if (decision.decision === 'approval_required') return this.approvals.hold(call, decision, base)
 
     const event = decisionEvent(call, decision, principal)
     try {
@@ -95,72 +96,8 @@ export class Gateway {
     return { status: 200, body: { decision: 'allow', ...base, result: run.result } }
   }
 
-  private async hold(
-    call: ToolCall,
-    decision: Decision,
-    base: Record<string, unknown>,
-  ): Promise<Reply> {
-    const now = new Date(call.receivedAt)
-    const approval: ApprovalRecord = {
-      id: `apr_${timeOrderedId()}`,
-      status: 'pending',
-      request_id: call.requestId,
-      agent_id: call.agentId,
-      tool: call.tool,
-      session_id: call.sessionId ?? null,
-      params: { ...call.params },
-      context: { ...call.context },
-      args_hash: argsHash(call.params),
-      policy_version: decision.policyVersion,
-      reason: decision.reason,
-      layer: decision.layer,
-      risk: decision.risk,
-      created_at: now.toISOString(),
-      expires_at: new Date(
-        now.getTime() + this.runtime.config.approvals.ttl_seconds * 1000,
-      ).toISOString(),
-      decided_by: null,
-      decided_at: null,
-      comment: null,
-      executed_at: null,
-      outcome: null,
-      result: null,
-    }
-    try {
-      // Write-ahead: the hold is in the log before the approval exists.
-      await this.record([decisionEvent(call, decision, call.agentId, approval.id)])
-    } catch (err) {
-      return this.unavailable(err, call.requestId)
-    }
-    try {
-      await this.deps.store.createApproval(approval)
-    } catch (err) {
-      this.deps.onError?.(err, 'store:approval')
-      return {
-        status: 503,
-        body: errorBody(
-          'approval_store_unavailable',
-          'the approval could not be stored; the call was not executed',
-          call.requestId,
-        ),
-      }
-    }
-    return {
-      status: 202,
-      body: {
-        decision: 'approval_required',
-        ...base,
-        approval_id: approval.id,
-        expires_at: approval.expires_at,
-        args_hash: approval.args_hash,
-        layer: decision.layer,
-        reason: decision.reason,
-      },
-    }
-  }
-
   /** Execute an allowed or approved call and record its outcome. */
-  private async run(
+  async run(
     tool: ToolConfig,
     call: Pick<ToolCall, 'requestId' | 'params' | 'sessionId' | 'agentId'>,
     event: AuditEventInput,
@@ -242,7 +179,7 @@ export class Gateway {
     })
   }
 
-  private unavailable(err: unknown, requestId: string, message?: string): Reply {
+  unavailable(err: unknown, requestId: string, message?: string): Reply {
     const code: ErrorCode = err instanceof WardenError ? err.code : 'audit_unavailable'
     if (!(err instanceof WardenError)) this.deps.onError?.(err, 'store')
     return {
@@ -266,151 +203,6 @@ export class Gateway {
       this.deps.onError?.(err, 'audit:rejection')
     }
   }
-
-  /** Decide a pending approval as `approverToken`. */
-  async resolve(
-    approvalId: string,
-    approverToken: string | undefined,
-    verdict: 'approve' | 'deny',
-    comment: string | null,
-  ): Promise<Reply> {
-    const rt = this.runtime
-    const hash = approverToken ? sha256Hex(approverToken) : ''
-    const approver = rt.approversByTokenHash.get(hash)
-    if (!approver) {
-      if (rt.agentsByKeyHash.has(hash))
-        return fail('approver_not_authorized', 'agent credentials can never approve')
-      return fail('approver_unauthenticated', 'missing or unknown approver token')
-    }
-    const approval = await this.deps.store.getApproval(approvalId)
-    if (!approval) return fail('approval_not_found', `approval \`${approvalId}\` not found`)
-    const now = new Date().toISOString()
-    if (approval.status === 'pending' && approval.expires_at <= now) {
-      await this.expire(approval)
-      return fail(
-        'approval_expired',
-        `approval \`${approvalId}\` expired at ${approval.expires_at}`,
-      )
-    }
-    const to = verdict === 'approve' ? 'approved' : 'denied'
-    if (!(await this.deps.store.resolveApproval(approvalId, to, approver.id, comment, now))) {
-      const current = await this.deps.store.getApproval(approvalId)
-      if (current?.status === 'expired')
-        return fail('approval_expired', `approval \`${approvalId}\` expired`)
-      return fail(
-        'approval_already_decided',
-        `approval \`${approvalId}\` is already ${current?.status ?? 'resolved'}`,
-      )
-    }
-    const resolved = {
-      ...approval,
-      status: to,
-      decided_by: approver.id,
-      decided_at: now,
-      comment,
-    } as ApprovalRecord
-    const event = approvalEvent(
-      resolved,
-      to === 'approved' ? 'approval_granted' : 'approval_denied',
-      approver.id,
-      comment,
-    )
-    try {
-      await this.record([event])
-    } catch (err) {
-      return this.unavailable(
-        err,
-        approval.request_id,
-        'the approval could not be recorded; the call was not executed',
-      )
-    }
-    if (to === 'denied') return { status: 200, body: { approval: publicApproval(resolved) } }
-
-    // INVARIANT: what runs is exactly what was approved; a stored call that no longer hashes to
-    // the approved `args_hash` (or names a tool that is gone) is refused, never executed.
-    const tool = rt.tools.get(approval.tool)
-    if (!tool || argsHash(approval.params) !== approval.args_hash) {
-      return fail(
-        'approval_mismatch',
-        `approval \`${approvalId}\` no longer matches the call it was granted for`,
-      )
-    }
-    const call = {
-      requestId: approval.request_id,
-      params: approval.params,
-      sessionId: approval.session_id ?? undefined,
-      agentId: approval.agent_id,
-    }
-    const run = await this.run(tool, call, event, approval.id)
-    await this.deps.store
-      .recordExecution(approval.id, run.outcome, run.result, new Date().toISOString())
-      // The tool ran and the audit log has its outcome; only the approval record lags behind.
-      .catch((err: unknown) => this.deps.onError?.(err, 'store:approval-execution'))
-    const final = (await this.deps.store.getApproval(approval.id)) ?? resolved
-    return {
-      status: run.failure?.status ?? 200,
-      body: {
-        approval: publicApproval(final),
-        result: run.result,
-        ...(run.failure && run.failure.body),
-      },
-    }
-  }
-
-  /** Move a pending approval whose TTL passed to `expired` and record that a timeout denied it. */
-  async expire(approval: ApprovalRecord): Promise<boolean> {
-    const now = new Date().toISOString()
-    if (!(await this.deps.store.resolveApproval(approval.id, 'expired', null, null, now)))
-      return false
-    await this.record([
-      approvalEvent({ ...approval, status: 'expired' }, 'approval_expired', null, null),
-    ])
-    return true
-  }
-
-  /** Expire every pending approval past its TTL; returns how many. */
-  async sweepExpired(): Promise<number> {
-    let n = 0
-    for (const a of await this.deps.store.expiredPending(new Date().toISOString()))
-      if (await this.expire(a)) n++
-    return n
-  }
-
-  /** An approval as the requesting agent or an approver may see it. */
-  async readApproval(approvalId: string, credential: string | undefined): Promise<Reply> {
-    const rt = this.runtime
-    const hash = credential ? sha256Hex(credential) : ''
-    const isApprover = rt.approversByTokenHash.has(hash)
-    const agent = rt.agentsByKeyHash.get(hash)
-    // Authenticate before looking anything up, so ids cannot be probed without a credential.
-    if (!isApprover && !agent) return fail('unauthenticated', 'missing or unknown credential')
-    const approval = await this.deps.store.getApproval(approvalId)
-    if (!approval) return fail('approval_not_found', `approval \`${approvalId}\` not found`)
-    if (!isApprover && agent?.id !== approval.agent_id) {
-      return fail(
-        'approver_not_authorized',
-        'only the requesting agent or an approver may read this approval',
-      )
-    }
-    return { status: 200, body: { approval: publicApproval(approval) } }
-  }
-
-  async pendingApprovals(): Promise<Record<string, unknown>[]> {
-    const now = new Date().toISOString()
-    return (await this.deps.store.listApprovals('pending'))
-      .filter((a) => a.expires_at > now)
-      .map(publicApproval)
-  }
-}
-
-/** Approval as shown outside: parameters masked, context left out. */
-export function publicApproval(a: ApprovalRecord): Record<string, unknown> {
-  const { context: _context, params, ...rest } = a
-  return {
-    ...rest,
-    params: maskPii(params).value,
-    result: a.result === null ? undefined : a.result,
-  }
 }
 
 function denyReply(d: Decision, base: Record<string, unknown>): Reply {
@@ -422,8 +214,4 @@ function denyReply(d: Decision, base: Record<string, unknown>): Reply {
   if (d.retryAfterSeconds !== undefined)
     reply.headers = { 'retry-after': String(d.retryAfterSeconds) }
   return reply
-}
-
-function fail(code: ErrorCode, message: string): Reply {
-  return { status: statusOf(code), body: errorBody(code, message) }
 }

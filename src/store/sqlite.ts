@@ -40,9 +40,15 @@ CREATE TABLE IF NOT EXISTS approvals (
   status TEXT NOT NULL CHECK (status IN ('pending','approved','denied','expired')),
   expires_at TEXT NOT NULL,
   executed_at TEXT,
+  agent_id TEXT NOT NULL,
+  tool TEXT NOT NULL,
+  args_hash TEXT NOT NULL,
+  session_id TEXT,
+  idempotency_key TEXT,
   record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS approvals_status ON approvals(status, expires_at);
+CREATE INDEX IF NOT EXISTS approvals_agent ON approvals(agent_id, status);
 `
 
 interface Pending {
@@ -200,10 +206,45 @@ export function sqliteStore(path: string): Store {
         .all() as { reason: string; n: number }[]
       return { rows, denyReasons }
     },
-    async createApproval(record) {
+    async createApproval(r) {
       db.prepare(
-        'INSERT INTO approvals (id, status, expires_at, executed_at, record) VALUES (?, ?, ?, NULL, ?)',
-      ).run(record.id, record.status, record.expires_at, JSON.stringify(record))
+        `INSERT INTO approvals (id, status, expires_at, executed_at, agent_id, tool, args_hash, session_id, idempotency_key, record)
+         VALUES (?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        r.id,
+        r.status,
+        r.expires_at,
+        r.agent_id,
+        r.tool,
+        r.args_hash,
+        r.session_id,
+        r.idempotency_key,
+        JSON.stringify(r),
+      )
+    },
+    async countPending(agentId, now) {
+      const row = db
+        .prepare(
+          `SELECT count(*) AS n FROM approvals WHERE agent_id = ? AND status = 'pending' AND expires_at > ?`,
+        )
+        .get(agentId, now) as { n: number }
+      return row.n
+    },
+    async findPending(agentId, match, now) {
+      const row = (
+        'idempotencyKey' in match
+          ? db
+              .prepare(
+                `SELECT record FROM approvals WHERE agent_id = ? AND idempotency_key = ? AND status = 'pending' AND expires_at > ?`,
+              )
+              .get(agentId, match.idempotencyKey, now)
+          : db
+              .prepare(
+                `SELECT record FROM approvals WHERE agent_id = ? AND tool = ? AND args_hash = ? AND session_id = ? AND status = 'pending' AND expires_at > ?`,
+              )
+              .get(agentId, match.tool, match.argsHash, match.sessionId, now)
+      ) as { record: string } | undefined
+      return row ? (JSON.parse(row.record) as ApprovalRecord) : null
     },
     async getApproval(id) {
       const row = approvalRow.get(id)

@@ -53,6 +53,10 @@ export interface ApprovalRecord {
   context: Record<string, unknown>
   args_hash: string
   policy_version: string
+  /** The agent's `Idempotency-Key`, when it sent one. */
+  idempotency_key: string | null
+  /** The person who started the agent run (`context.requested_by`); they may not approve it. */
+  requested_by: string | null
   reason: string
   layer: string | null
   risk: { score: number; level: string }
@@ -78,6 +82,14 @@ export interface Store {
   scan(pageSize?: number): AsyncIterable<StoredEvent[]>
   counts(): Promise<AuditCounts>
   createApproval(record: ApprovalRecord): Promise<void>
+  /** Unexpired pending approvals of one agent (the flood cap). */
+  countPending(agentId: string, now: string): Promise<number>
+  /** The unexpired pending approval a retry refers to: same idempotency key, or same call in the same session. */
+  findPending(
+    agentId: string,
+    match: { idempotencyKey: string } | { tool: string; argsHash: string; sessionId: string },
+    now: string,
+  ): Promise<ApprovalRecord | null>
   getApproval(id: string): Promise<ApprovalRecord | null>
   listApprovals(status?: ApprovalStatus): Promise<ApprovalRecord[]>
   /** Compare-and-set from `pending`; false when it was no longer pending (or expired by `now`). */

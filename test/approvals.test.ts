@@ -1,0 +1,251 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { canTransition, TRANSITIONS } from '../src/approvals/state.js'
+import { DemoBackend } from '../src/demo/backend.js'
+import type { ApprovalStatus } from '../src/store/types.js'
+import { APPROVER, execute, startWarden } from './helpers.js'
+
+const CONFIG = fileURLToPath(new URL('./fixtures/approvals/warden.yaml', import.meta.url))
+type Started = Awaited<ReturnType<typeof startWarden>>
+
+describe('the approval state machine', () => {
+  it('pending resolves to approved, denied or expired; nothing leaves a resolved state', () => {
+    const all: ApprovalStatus[] = ['pending', 'approved', 'denied', 'expired']
+    const allowed = all.flatMap((from) =>
+      all.filter((to) => canTransition(from, to)).map((to) => `${from}->${to}`),
+    )
+    expect(allowed).toEqual(['pending->approved', 'pending->denied', 'pending->expired'])
+    expect(Object.keys(TRANSITIONS).sort()).toEqual([...all].sort())
+  })
+})
+
+describe('approvals', () => {
+  let w: Started
+  let backend: DemoBackend
+  beforeAll(async () => {
+    backend = new DemoBackend()
+    w = await startWarden({ config: CONFIG, demoBackend: backend })
+  })
+  afterAll(() => w.close())
+
+  const refund = (
+    amount: number,
+    extra: Parameters<typeof execute>[4] = {},
+    headers?: Record<string, string>,
+  ) =>
+    headers
+      ? w.app.inject({
+          method: 'POST',
+          url: '/gateway/execute',
+          headers: {
+            'content-type': 'application/json',
+            authorization: 'Bearer demo-refund-agent-key',
+            ...headers,
+          },
+          payload: {
+            agent_id: 'refund-agent',
+            tool: 'issue_refund',
+            params: { order_id: 'ORD-12345', amount, reason: 'late' },
+            ...extra,
+          },
+        })
+      : execute(
+          w,
+          'refund-agent',
+          'issue_refund',
+          { order_id: 'ORD-12345', amount, reason: 'late' },
+          extra,
+        )
+  const decide = (id: string, token: string, decision: 'approve' | 'deny' = 'approve') =>
+    w.app.inject({
+      method: 'POST',
+      url: '/gateway/approve',
+      headers: { authorization: `Bearer ${token}` },
+      payload: { approval_id: id, decision },
+    })
+  const restarts = () =>
+    backend.get_system_health({ service: 'worker', environment: 'dev' }).services[0]!.restarts
+  const holdRestart = async () => {
+    const res = await execute(w, 'admin-agent', 'restart_service', {
+      service: 'worker',
+      environment: 'dev',
+    })
+    expect(res.statusCode).toBe(202)
+    return res.json().approval_id as string
+  }
+
+  it('TTL comes from the tool, else the risk level, else the default', async () => {
+    const ttl = (body: { expires_at: string }, sent: number) =>
+      Math.round((Date.parse(body.expires_at) - sent) / 1000)
+    let sent = Date.now()
+    expect(ttl((await refund(200)).json(), sent)).toBe(900)
+    sent = Date.now()
+    const exp = await execute(w, 'admin-agent', 'export_customer_data', {
+      segment: 'vip',
+      destination: 's3://warehouse/x',
+    })
+    expect(exp.json().risk.level).toBe('critical')
+    expect(ttl(exp.json(), sent)).toBe(300)
+    sent = Date.now()
+    expect(
+      ttl(
+        (
+          await execute(w, 'admin-agent', 'restart_service', {
+            service: 'api',
+            environment: 'staging',
+          })
+        ).json(),
+        sent,
+      ),
+    ).toBe(120)
+  })
+
+  it('approver roles: refunds over $300 need a billing lead', async () => {
+    const big = (await refund(400)).json().approval_id
+    const denied = await decide(big, 'alice-token')
+    expect(denied.statusCode).toBe(403)
+    expect(denied.json().error).toMatchObject({
+      code: 'approver_not_authorized',
+      message: expect.stringContaining('large-refunds'),
+    })
+    expect((await decide(big, 'bob-token')).statusCode).toBe(200)
+    // Under the line no rule matches, so any approver may decide.
+    expect((await decide((await refund(200)).json().approval_id, 'alice-token')).statusCode).toBe(
+      200,
+    )
+  })
+
+  it('approver roles: critical calls need a security lead', async () => {
+    const id = (
+      await execute(w, 'admin-agent', 'export_customer_data', {
+        segment: 'vip',
+        destination: 's3://w/y',
+      })
+    ).json().approval_id
+    expect((await decide(id, 'bob-token')).json().error.code).toBe('approver_not_authorized')
+    expect((await decide(id, APPROVER)).statusCode).toBe(200)
+  })
+
+  it('the person who started the run cannot approve it', async () => {
+    const held = await execute(
+      w,
+      'refund-agent',
+      'issue_refund',
+      { order_id: 'ORD-1006', amount: 350, reason: 'late' },
+      { context: { requested_by: 'bob' } },
+    )
+    const id = held.json().approval_id
+    const res = await decide(id, 'bob-token')
+    expect(res.statusCode).toBe(403)
+    expect(res.json().error.code).toBe('self_approval_forbidden')
+    expect((await decide(id, APPROVER)).statusCode).toBe(200)
+  })
+
+  it('a retry with the same Idempotency-Key gets the same pending approval', async () => {
+    const first = (await refund(250, {}, { 'idempotency-key': 'retry-1' })).json()
+    const again = (await refund(250, {}, { 'idempotency-key': 'retry-1' })).json()
+    expect(again.approval_id).toBe(first.approval_id)
+    expect(again.duplicate_of).toBe(first.request_id)
+    const other = await refund(260, {}, { 'idempotency-key': 'retry-1' })
+    expect(other.statusCode).toBe(409)
+    expect(other.json().error.code).toBe('idempotency_conflict')
+  })
+
+  it('an identical call in the same session (keys reordered) gets the same pending approval', async () => {
+    const a = await w.app.inject({
+      method: 'POST',
+      url: '/gateway/execute',
+      headers: {
+        'content-type': 'application/json',
+        authorization: 'Bearer demo-refund-agent-key',
+      },
+      payload:
+        '{"agent_id":"refund-agent","tool":"issue_refund","session_id":"s-retry","params":{"order_id":"ORD-12345","amount":275,"reason":"late"}}',
+    })
+    const b = await w.app.inject({
+      method: 'POST',
+      url: '/gateway/execute',
+      headers: {
+        'content-type': 'application/json',
+        authorization: 'Bearer demo-refund-agent-key',
+      },
+      payload:
+        '{"session_id":"s-retry","params":{"reason":"late","amount":275,"order_id":"ORD-12345"},"tool":"issue_refund","agent_id":"refund-agent"}',
+    })
+    expect(b.json().approval_id).toBe(a.json().approval_id)
+    const otherSession = await refund(275, { session_id: 's-other' })
+    expect(otherSession.json().approval_id).not.toBe(a.json().approval_id)
+  })
+
+  it('50 concurrent approvals, 200 trials: one succeeds each time, the rest 409, the tool runs once', async () => {
+    const before = restarts()
+    for (let trial = 0; trial < 200; trial++) {
+      const id = await holdRestart()
+      const results = await Promise.all(Array.from({ length: 50 }, () => decide(id, APPROVER)))
+      const codes = results.map((r) => r.statusCode)
+      expect(codes.filter((c) => c === 200)).toHaveLength(1)
+      expect(codes.filter((c) => c === 409)).toHaveLength(49)
+    }
+    expect(restarts() - before).toBe(200)
+  })
+
+  it('approve and deny racing, 200 trials: exactly one wins; the call runs only when approve won', async () => {
+    const before = restarts()
+    let approvals = 0
+    for (let trial = 0; trial < 200; trial++) {
+      const id = await holdRestart()
+      const [a, d] = await Promise.all([
+        decide(id, APPROVER, 'approve'),
+        decide(id, APPROVER, 'deny'),
+      ])
+      expect([a.statusCode, d.statusCode].sort()).toEqual([200, 409])
+      if (a.statusCode === 200) approvals++
+    }
+    expect(restarts() - before).toBe(approvals)
+  })
+})
+
+describe('approval flooding', () => {
+  it('more pending approvals than the cap are refused with 429, and recorded', async () => {
+    // The approvals fixture with a cap of 3 pending approvals per agent.
+    const dir = mkdtempSync(join(tmpdir(), 'warden-flood-'))
+    const text = readFileSync(CONFIG, 'utf8')
+      .replace('max_pending_per_agent: 1000', 'max_pending_per_agent: 3')
+      .replaceAll('../../../config/', `${fileURLToPath(new URL('../config/', import.meta.url))}`)
+    writeFileSync(join(dir, 'warden.yaml'), text)
+    const w = await startWarden({ config: join(dir, 'warden.yaml') })
+    try {
+      const hold = (amount: number) =>
+        execute(w, 'refund-agent', 'issue_refund', {
+          order_id: 'ORD-12345',
+          amount,
+          reason: 'late',
+        })
+      const statuses = [await hold(150), await hold(160), await hold(170)].map((r) => r.statusCode)
+      expect(statuses).toEqual([202, 202, 202])
+      const fourth = await hold(180)
+      expect(fourth.statusCode).toBe(429)
+      expect(fourth.json()).toMatchObject({
+        decision: 'deny',
+        layer: 'approval',
+        error: { code: 'too_many_pending_approvals' },
+      })
+      const [event] = await w.store.query({ type: 'tool_call_denied', limit: 1 })
+      expect(event).toMatchObject({
+        code: 'too_many_pending_approvals',
+        request_id: fourth.json().request_id,
+      })
+      // Other agents are not affected.
+      expect(
+        (await execute(w, 'admin-agent', 'restart_service', { service: 'api', environment: 'dev' }))
+          .statusCode,
+      ).toBe(202)
+    } finally {
+      await w.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
