@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
+import { approvalsDecide, approvalsList } from './cli/approvals.js'
 import {
   auditExport,
   auditVerify,
@@ -22,6 +23,8 @@ const USAGE = `usage: warden <command>
   audit export [--format jsonl|csv] [--db FILE] [--out FILE]
   policy test <dir> [--config FILE]   run scenario files through the pipeline
   config check [--config FILE]  validate a configuration
+  approvals list                held calls waiting for a person (gateway at GATEWAY_URL)
+  approvals approve|deny ID [--comment TEXT] [--token T]   decide one (token: WARDEN_APPROVER_TOKEN)
   every command takes --json for machine-readable output`
 
 const io: Io = { out: (l) => console.log(l), err: (l) => console.error(l) }
@@ -39,11 +42,17 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       config: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
+      token: { type: 'string' },
+      comment: { type: 'string' },
     },
   })
   const configFile = values.config ?? env.WARDEN_CONFIG ?? DEFAULT_CONFIG
   const dbPath = () => values.db ?? loadConfig(configFile).config.store.sqlite_path
   const [command, sub, arg] = positionals
+  const client = {
+    gatewayUrl: env.GATEWAY_URL ?? 'http://localhost:8004',
+    token: values.token ?? env.WARDEN_APPROVER_TOKEN,
+  }
   try {
     switch (`${command ?? ''} ${sub ?? ''}`.trim()) {
       case 'start':
@@ -58,6 +67,19 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         if (values.format !== 'jsonl' && values.format !== 'csv')
           return usage('--format must be jsonl or csv')
         return await auditExport(dbPath(), values.format, values.out, io)
+      case 'approvals list':
+        return await approvalsList(client, values.json, io)
+      case 'approvals approve':
+      case 'approvals deny':
+        if (!arg) return usage(`approvals ${sub} needs an approval id`)
+        return await approvalsDecide(
+          client,
+          arg,
+          sub === 'approve' ? 'approve' : 'deny',
+          values.comment,
+          values.json,
+          io,
+        )
       case 'config check':
         return configCheck(configFile, io)
       default:

@@ -3,17 +3,21 @@ import { createHash } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { main } from '../src/main.js'
+import { execute, startWarden } from './helpers.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
+async function run(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = []
   const err: string[] = []
   const [log, error] = [console.log, console.error]
   console.log = (l: string) => out.push(l)
   console.error = (l: string) => err.push(l)
   try {
-    return { code: await main(args, {}), out: out.join('\n'), err: err.join('\n') }
+    return { code: await main(args, env), out: out.join('\n'), err: err.join('\n') }
   } finally {
     ;[console.log, console.error] = [log, error]
   }
@@ -78,6 +82,35 @@ describe('warden CLI', () => {
     const { code, err } = await run(['audit', 'verify', '--db', '/nonexistent/audit.db'])
     expect(code).toBe(1)
     expect(err).toContain('no audit database at /nonexistent/audit.db')
+  })
+
+  it('approvals list / approve / deny talk to a running gateway as an approver', async () => {
+    const w = await startWarden()
+    try {
+      const env = {
+        GATEWAY_URL: await w.app.listen({ port: 0, host: '127.0.0.1' }),
+        WARDEN_APPROVER_TOKEN: 'demo-approver-token',
+      }
+      const hold = async (service: string) =>
+        (await execute(w, 'admin-agent', 'restart_service', { service, environment: 'dev' })).json()
+          .approval_id as string
+      const [a, b] = [await hold('api'), await hold('search')]
+      const list = await run(['approvals', 'list'], env)
+      expect(list.code).toBe(0)
+      expect(list.out).toContain(`${a}  admin-agent → restart_service  risk`)
+      expect((await run(['approvals', 'approve', a, '--comment', 'ok by ops'], env)).out).toBe(
+        `${a}: approved, executed (ok)`,
+      )
+      expect((await run(['approvals', 'deny', b], env)).out).toBe(`${b}: denied`)
+      const again = await run(['approvals', 'approve', a], env)
+      expect(again.code).toBe(1)
+      expect(again.err).toContain('409: approval_already_decided')
+      expect((await run(['approvals', 'approve', a], { GATEWAY_URL: env.GATEWAY_URL })).code).toBe(
+        2,
+      )
+    } finally {
+      await w.close()
+    }
   })
 
   it('unknown commands print usage and exit 2', async () => {
