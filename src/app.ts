@@ -20,6 +20,13 @@ import { Metrics } from './http/metrics.js'
 import { parseStrictJson } from './http/safe-json.js'
 import type { AuditQuery, Store } from './store/types.js'
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The request body as received (JSON bodies only). */
+    rawBody: Buffer | null
+  }
+}
+
 export interface AppDeps {
   gateway: Gateway
   store: Store
@@ -66,7 +73,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(websocket, { options: { maxPayload: 4096 } })
 
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
+  // Signed callbacks are verified over the exact bytes received, so keep them with the request.
+  app.decorateRequest('rawBody', null)
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+    req.rawBody = body as Buffer
     try {
       done(
         null,
@@ -163,6 +173,28 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       }
     },
   )
+
+  app.get<{ Params: { id: string }; Querystring: Record<string, unknown> }>(
+    '/gateway/approvals/:id/decide',
+    async (req, reply) =>
+      send(reply, await gateway.approvals.decideByLink(req.params.id, req.query)),
+  )
+
+  app.post('/gateway/callbacks/approvals', async (req, reply) => {
+    const header = (name: string) => {
+      const v = req.headers[name]
+      return typeof v === 'string' ? v : undefined
+    }
+    const raw = req.rawBody?.toString('utf8') ?? ''
+    return send(
+      reply,
+      await gateway.approvals.decideByCallback(
+        raw,
+        header('x-warden-timestamp'),
+        header('x-warden-signature'),
+      ),
+    )
+  })
 
   app.get('/stats', async () => stats.snapshot())
 

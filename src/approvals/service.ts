@@ -1,5 +1,5 @@
 import type { AuditEvent, AuditEventInput } from '../audit/event.js'
-import type { ToolConfig } from '../config/schema.js'
+import type { ApproverConfig, ToolConfig } from '../config/schema.js'
 import { maskPii } from '../detect/pii.js'
 import { errorBody, statusOf, type ErrorCode } from '../domain/errors.js'
 import { timeOrderedId } from '../domain/ids.js'
@@ -9,7 +9,9 @@ import type { Reply } from '../gateway/reply.js'
 import { sha256Hex } from '../pipeline/layers/identity.js'
 import type { Runtime } from '../pipeline/runtime.js'
 import type { ApprovalRecord, ApprovalStatus, Store } from '../store/types.js'
+import { sendApprovalRequired } from './notify.js'
 import { approverProblem, ttlSeconds } from './rules.js'
+import { verifyBody, verifyLink } from './signing.js'
 import { canTransition } from './state.js'
 
 /** What the approvals service needs from the gateway that owns it. */
@@ -82,6 +84,15 @@ export class Approvals {
         this.host.onError(err, 'store:approval')
         return storeDown(call.requestId)
       }
+      const notify = this.config.approvals.notify
+      if (notify)
+        sendApprovalRequired(
+          notify,
+          this.config,
+          approval,
+          publicApproval(approval),
+          (err, where) => this.host.onError(err, where),
+        )
     }
     return {
       status: 202,
@@ -175,6 +186,95 @@ export class Approvals {
         return fail('approver_not_authorized', 'agent credentials can never approve')
       return fail('approver_unauthenticated', 'missing or unknown approver token')
     }
+    return this.decideAs(approver, approvalId, verdict, comment)
+  }
+
+  /** Decide through a signed approve/deny link: valid signature, not expired, used once. */
+  async decideByLink(approvalId: string, q: Record<string, unknown>): Promise<Reply> {
+    const notify = this.config.approvals.notify
+    if (!notify) return fail('not_found', 'approval links are not configured')
+    const { decision, approver, exp, nonce, sig } = q
+    if (
+      typeof approver !== 'string' ||
+      typeof nonce !== 'string' ||
+      typeof sig !== 'string' ||
+      typeof exp !== 'string' ||
+      (decision !== 'approve' && decision !== 'deny')
+    ) {
+      return fail('signature_invalid', 'the link is incomplete')
+    }
+    const fields = { approval: approvalId, decision, approver, exp: Number(exp), nonce } as const
+    const verdict = verifyLink(notify.signing_secret, fields, sig, Math.floor(Date.now() / 1000))
+    if (verdict !== 'ok')
+      return fail(
+        verdict === 'expired' ? 'signature_expired' : 'signature_invalid',
+        `the link is ${verdict === 'expired' ? 'expired' : 'not valid'}`,
+      )
+    return this.decideOnce(nonce, approver, approvalId, decision, 'via signed link')
+  }
+
+  /** Decide through a signed callback (a chat tool's button): signature over `timestamp.body`, fresh, used once. */
+  async decideByCallback(
+    rawBody: string,
+    timestamp: string | undefined,
+    signature: string | undefined,
+  ): Promise<Reply> {
+    const notify = this.config.approvals.notify
+    if (!notify) return fail('not_found', 'approval callbacks are not configured')
+    const verdict = verifyBody(
+      notify.signing_secret,
+      rawBody,
+      timestamp,
+      signature,
+      Math.floor(Date.now() / 1000),
+      notify.callback_max_age_seconds,
+    )
+    if (verdict !== 'ok')
+      return fail(
+        verdict === 'expired' ? 'signature_expired' : 'signature_invalid',
+        `the callback is ${verdict === 'expired' ? 'too old' : 'not validly signed'}`,
+      )
+    const body = JSON.parse(rawBody) as Record<string, unknown>
+    const { approval_id: id, decision, approver, nonce, comment } = body
+    if (
+      typeof id !== 'string' ||
+      typeof approver !== 'string' ||
+      typeof nonce !== 'string' ||
+      (decision !== 'approve' && decision !== 'deny')
+    ) {
+      return fail('invalid_request', 'a callback needs approval_id, decision, approver and nonce')
+    }
+    return this.decideOnce(
+      nonce,
+      approver,
+      id,
+      decision,
+      typeof comment === 'string' ? comment : 'via signed callback',
+    )
+  }
+
+  private async decideOnce(
+    nonce: string,
+    approverId: string,
+    approvalId: string,
+    verdict: 'approve' | 'deny',
+    comment: string,
+  ): Promise<Reply> {
+    const approver = this.config.approvals.approvers.find((a) => a.id === approverId)
+    if (!approver) return fail('approver_not_authorized', `unknown approver \`${approverId}\``)
+    if (!(await this.host.store.useNonce(`${approvalId}:${nonce}`, new Date().toISOString()))) {
+      return fail('replayed', 'this link or callback was already used')
+    }
+    return this.decideAs(approver, approvalId, verdict, comment)
+  }
+
+  /** Decide as a known approver: role rules, no self-approval, exactly once. */
+  private async decideAs(
+    approver: ApproverConfig,
+    approvalId: string,
+    verdict: 'approve' | 'deny',
+    comment: string | null,
+  ): Promise<Reply> {
     const approval = await this.host.store.getApproval(approvalId)
     if (!approval) return fail('approval_not_found', `approval \`${approvalId}\` not found`)
     if (approval.requested_by !== null && approval.requested_by === approver.id) {

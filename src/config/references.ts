@@ -119,6 +119,15 @@ export function checkReferences(config: WardenConfig): Problem[] {
         at('param_above', `tool \`${t}\` has no parameter \`${above!.param}\``)
     }
   })
+  const approverIds = new Set(config.approvals.approvers.map((a) => a.id))
+  config.approvals.notify?.webhooks.forEach((hook, i) => {
+    if (!approverIds.has(hook.approver)) {
+      problems.push({
+        path: ['approvals', 'notify', 'webhooks', i, 'approver'],
+        message: `unknown approver \`${hook.approver}\``,
+      })
+    }
+  })
   for (const t of Object.keys(config.approvals.ttl_by_tool)) {
     if (!tools.has(t))
       problems.push({ path: ['approvals', 'ttl_by_tool', t], message: `unknown tool \`${t}\`` })

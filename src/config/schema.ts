@@ -148,6 +148,26 @@ export const configSchema = z.strictObject({
       max_pending_per_agent: z.number().int().positive().default(20),
       approvers: z.array(approver).default([]),
       rules: z.array(approvalRule).default([]),
+      notify: z
+        .strictObject({
+          /** Base URL of this gateway as approvers reach it (for approve/deny links). */
+          public_url: z.url({ protocol: /^https?$/ }),
+          /** HMAC key for webhooks, links and callbacks. Keep the file that holds it private. */
+          signing_secret: z.string().min(32, 'must be at least 32 characters'),
+          link_ttl_seconds: seconds.max(3600).default(600),
+          callback_max_age_seconds: seconds.max(3600).default(300),
+          webhooks: z
+            .array(
+              z.strictObject({
+                url: z.url({ protocol: /^https?$/ }),
+                format: z.enum(['json', 'slack']).default('json'),
+                /** The approver the message's approve/deny links act as. */
+                approver: id,
+              }),
+            )
+            .default([]),
+        })
+        .optional(),
     })
     .prefault({}),
   sequence: z

@@ -50,6 +50,9 @@ export const ERROR_CATALOG = {
     status: 429,
     summary: 'the agent has too many calls waiting for approval',
   },
+  signature_invalid: { status: 401, summary: 'a signed link or callback has a bad signature' },
+  signature_expired: { status: 401, summary: 'a signed link or callback is too old' },
+  replayed: { status: 409, summary: 'a single-use link or callback was already used' },
   idempotency_conflict: {
     status: 409,
     summary: 'the Idempotency-Key was used for a different call',

@@ -49,6 +49,10 @@ CREATE TABLE IF NOT EXISTS approvals (
 );
 CREATE INDEX IF NOT EXISTS approvals_status ON approvals(status, expires_at);
 CREATE INDEX IF NOT EXISTS approvals_agent ON approvals(agent_id, status);
+CREATE TABLE IF NOT EXISTS used_nonces (
+  nonce TEXT PRIMARY KEY,
+  used_at TEXT NOT NULL
+);
 `
 
 interface Pending {
@@ -281,6 +285,14 @@ export function sqliteStore(path: string): Store {
         )
         .run({ id, now, outcome, result: JSON.stringify(result ?? null) }).changes
       return changed === 1
+    },
+    async useNonce(nonce, now) {
+      // The primary key makes the first use win; every later use is a replay.
+      return (
+        db
+          .prepare('INSERT OR IGNORE INTO used_nonces (nonce, used_at) VALUES (?, ?)')
+          .run(nonce, now).changes === 1
+      )
     },
     async expiredPending(now) {
       const rows = db

@@ -107,6 +107,8 @@ export interface Store {
     result: unknown,
     now: string,
   ): Promise<boolean>
+  /** Mark a one-time token (a link or callback nonce) used; false when it was used before. */
+  useNonce(nonce: string, now: string): Promise<boolean>
   /** Pending approvals whose TTL has passed. */
   expiredPending(now: string): Promise<ApprovalRecord[]>
   health(): Promise<{ ok: boolean; detail: string }>

@@ -1,0 +1,197 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { signBody, signLink, verifyBody } from '../src/approvals/signing.js'
+import { execute, startWarden } from './helpers.js'
+
+const SECRET = 'test-signing-secret-0123456789abcdef'
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+
+interface Received {
+  body: string
+  timestamp: string
+  signature: string
+}
+
+describe('approval notifications, signed links and callbacks', () => {
+  let hooks: Server
+  let received: Record<string, Received[]>
+  let w: Awaited<ReturnType<typeof startWarden>>
+  let dir: string
+
+  beforeAll(async () => {
+    received = { json: [], slack: [], alice: [] }
+    hooks = createServer(async (req, res) => {
+      let body = ''
+      for await (const chunk of req) body += chunk
+      received[req.url!.slice(1)]!.push({
+        body,
+        timestamp: String(req.headers['x-warden-timestamp']),
+        signature: String(req.headers['x-warden-signature']),
+      })
+      res.end('ok')
+    })
+    await new Promise<void>((r) => hooks.listen(0, '127.0.0.1', r))
+    const base = `http://127.0.0.1:${(hooks.address() as AddressInfo).port}`
+    dir = mkdtempSync(join(tmpdir(), 'warden-notify-'))
+    const config =
+      readFileSync(new URL('./fixtures/approvals/warden.yaml', import.meta.url), 'utf8').replaceAll(
+        '../../../config/',
+        join(ROOT, 'config/'),
+      ) +
+      `  notify:
+    public_url: http://warden.test
+    signing_secret: ${SECRET}
+    link_ttl_seconds: 600
+    webhooks:
+      - { url: ${base}/json, format: json, approver: demo-approver }
+      - { url: ${base}/slack, format: slack, approver: bob }
+      - { url: ${base}/alice, format: json, approver: alice }
+`
+    writeFileSync(join(dir, 'warden.yaml'), config)
+    w = await startWarden({ config: join(dir, 'warden.yaml') })
+  })
+  afterAll(async () => {
+    await w.close()
+    hooks.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  beforeEach(() => {
+    for (const k of Object.keys(received)) received[k] = []
+  })
+
+  /** Hold a $400 refund (it needs a billing lead) and wait for the three webhooks. */
+  async function holdAndNotify(): Promise<string> {
+    const res = await execute(w, 'refund-agent', 'issue_refund', {
+      order_id: 'ORD-1006',
+      amount: 400,
+      reason: 'late',
+    })
+    expect(res.statusCode).toBe(202)
+    for (let i = 0; i < 100 && Object.values(received).some((r) => r.length === 0); i++)
+      await new Promise((r) => setTimeout(r, 20))
+    return res.json().approval_id
+  }
+  const open = (link: string) => {
+    const url = new URL(link)
+    return w.app.inject({ url: url.pathname + url.search })
+  }
+
+  it('webhooks are signed (HMAC-SHA256 over timestamp.body) and carry approve/deny links', async () => {
+    const id = await holdAndNotify()
+    const hook = received.json![0]!
+    expect(
+      verifyBody(
+        SECRET,
+        hook.body,
+        hook.timestamp,
+        hook.signature,
+        Math.floor(Date.now() / 1000),
+        300,
+      ),
+    ).toBe('ok')
+    const payload = JSON.parse(hook.body)
+    expect(payload).toMatchObject({
+      type: 'approval_required',
+      approval: { id, tool: 'issue_refund' },
+      links: { expires_in_seconds: 600 },
+    })
+    expect(payload.links.approve).toMatch(
+      /^http:\/\/warden\.test\/gateway\/approvals\/.+\/decide\?decision=approve&approver=demo-approver&exp=\d+&nonce=.+&sig=[0-9a-f]{64}$/,
+    )
+  })
+
+  it('a Slack-compatible message has Approve and Deny buttons', async () => {
+    await holdAndNotify()
+    const slack = JSON.parse(received.slack![0]!.body)
+    expect(slack.text).toContain('`refund-agent` wants to call `issue_refund`')
+    const buttons = slack.blocks.at(-1).elements
+    expect(buttons.map((b: { text: { text: string } }) => b.text.text)).toEqual(['Approve', 'Deny'])
+    expect(buttons[0].url).toContain('approver=bob')
+  })
+
+  it('an approver whose roles do not fit gets the message without links', async () => {
+    await holdAndNotify()
+    expect(JSON.parse(received.alice![0]!.body).links).toBeNull()
+  })
+
+  it('a link works once: the call runs, and the same link again is a replay', async () => {
+    const id = await holdAndNotify()
+    const links = JSON.parse(received.json![0]!.body).links
+    const first = await open(links.approve)
+    expect(first.statusCode).toBe(200)
+    expect(first.json().approval).toMatchObject({
+      id,
+      status: 'approved',
+      decided_by: 'demo-approver',
+      outcome: 'ok',
+    })
+    expect((await open(links.approve)).json().error.code).toBe('replayed')
+    // The other link of the pair cannot undo it.
+    expect((await open(links.deny)).json().error.code).toBe('approval_already_decided')
+  })
+
+  it('an altered, forged or expired link is refused', async () => {
+    await holdAndNotify()
+    const deny = JSON.parse(received.slack![0]!.body).blocks.at(-1).elements[1].url as string
+    expect((await open(deny.replace('decision=deny', 'decision=approve'))).json().error.code).toBe(
+      'signature_invalid',
+    )
+    expect(
+      (await open(deny.replace(/sig=[0-9a-f]+/, `sig=${'0'.repeat(64)}`))).json().error.code,
+    ).toBe('signature_invalid')
+    const url = new URL(deny)
+    const fields = {
+      approval: decodeURIComponent(url.pathname.split('/')[3]!),
+      decision: 'deny' as const,
+      approver: 'bob',
+      exp: Math.floor(Date.now() / 1000) - 1,
+      nonce: 'n-old',
+    }
+    const expired = `${url.origin}${url.pathname}?decision=deny&approver=bob&exp=${fields.exp}&nonce=n-old&sig=${signLink(SECRET, fields)}`
+    const res = await open(expired)
+    expect(res.statusCode).toBe(401)
+    expect(res.json().error.code).toBe('signature_expired')
+    expect((await open(deny)).json().approval.status).toBe('denied')
+  })
+
+  it('a signed callback decides; a replay, an old timestamp or a bad signature is refused', async () => {
+    const id = await holdAndNotify()
+    const callback = (body: string, headers: Record<string, string>) =>
+      w.app.inject({
+        method: 'POST',
+        url: '/gateway/callbacks/approvals',
+        headers: { 'content-type': 'application/json', ...headers },
+        payload: body,
+      })
+    const now = Math.floor(Date.now() / 1000)
+    const body = JSON.stringify({
+      approval_id: id,
+      decision: 'deny',
+      approver: 'bob',
+      nonce: 'cb-1',
+      comment: 'not this one',
+    })
+    expect((await callback(body, signBody(SECRET, body, now - 301))).json().error.code).toBe(
+      'signature_expired',
+    )
+    expect(
+      (await callback(body, signBody('wrong-secret-wrong-secret-wrong-secret', body, now))).json()
+        .error.code,
+    ).toBe('signature_invalid')
+    const ok = await callback(body, signBody(SECRET, body, now))
+    expect(ok.statusCode).toBe(200)
+    expect(ok.json().approval).toMatchObject({
+      status: 'denied',
+      decided_by: 'bob',
+      comment: 'not this one',
+    })
+    const replay = await callback(body, signBody(SECRET, body, now))
+    expect(replay.statusCode).toBe(409)
+    expect(replay.json().error.code).toBe('replayed')
+  })
+})
