@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { canTransition, TRANSITIONS } from '../src/approvals/state.js'
 import { DemoBackend } from '../src/demo/backend.js'
@@ -142,6 +143,42 @@ describe('approvals', () => {
     expect(res.statusCode).toBe(403)
     expect(res.json().error.code).toBe('self_approval_forbidden')
     expect((await decide(id, APPROVER)).statusCode).toBe(200)
+  })
+
+  it('an approval is bound to the policy version that held it', async () => {
+    const id = (await refund(220)).json().approval_id
+    const db = new Database(w.dbPath)
+    db.prepare(
+      `UPDATE approvals SET record = json_set(record, '$.policy_version', 'older-policy') WHERE id = ?`,
+    ).run(id)
+    db.close()
+    const res = await decide(id, APPROVER)
+    expect(res.statusCode).toBe(403)
+    expect(res.json().error).toMatchObject({
+      code: 'approval_mismatch',
+      message: expect.stringContaining('older-policy'),
+    })
+    // Denying it is still possible, so it does not linger until its TTL.
+    expect((await decide(id, APPROVER, 'deny')).json().approval.status).toBe('denied')
+  })
+
+  it('approval events carry the approver, the comment and how long the call waited', async () => {
+    const id = (await refund(230)).json().approval_id
+    await w.app.inject({
+      method: 'POST',
+      url: '/gateway/approve',
+      headers: { authorization: `Bearer ${APPROVER}` },
+      payload: { approval_id: id, decision: 'approve', comment: 'customer called' },
+    })
+    const [granted] = await w.store
+      .query({ type: 'approval_granted', text: '', limit: 50 })
+      .then((all) => all.filter((e) => e.approval_id === id))
+    expect(granted).toMatchObject({
+      approver: 'demo-approver',
+      comment: 'customer called',
+      decision: 'approved',
+    })
+    expect(granted!.latency_ms).toBeGreaterThanOrEqual(0)
   })
 
   it('a retry with the same Idempotency-Key gets the same pending approval', async () => {

@@ -289,6 +289,14 @@ export class Approvals {
         'approver_not_authorized',
         `\`${approver.id}\` may not decide this approval: ${problem}`,
       )
+    // INVARIANT: an approval is bound to the policy that held the call; after a policy change the
+    // agent must ask again, under the policy now in force.
+    if (verdict === 'approve' && approval.policy_version !== this.host.runtime.policyVersion) {
+      return fail(
+        'approval_mismatch',
+        `approval \`${approvalId}\` was held under policy ${approval.policy_version}; the policy is now ${this.host.runtime.policyVersion}`,
+      )
+    }
 
     const now = new Date().toISOString()
     if (approval.status === 'pending' && approval.expires_at <= now) {

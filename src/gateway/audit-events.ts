@@ -167,6 +167,8 @@ export function approvalEvent(
     masked,
     checks: [],
     approval_id: a.id,
+    // How long the call waited for a person (or for its TTL).
+    latency_ms: Date.now() - Date.parse(a.created_at),
     ...(approver && { approver }),
     ...(comment && { comment }),
   }
