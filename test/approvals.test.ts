@@ -286,3 +286,42 @@ describe('approval flooding', () => {
     }
   })
 })
+
+describe('a decision the audit log cannot record does not take effect', () => {
+  it('approve while the log is down: 503, still pending; approve again once it is back: runs once', async () => {
+    const backend = new DemoBackend()
+    const w = await startWarden({ config: CONFIG, demoBackend: backend })
+    try {
+      const held = await execute(w, 'admin-agent', 'restart_service', {
+        service: 'search',
+        environment: 'dev',
+      })
+      const id = held.json().approval_id
+      const db = new Database(w.dbPath)
+      db.exec(
+        `CREATE TRIGGER down BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'disk full'); END`,
+      )
+      const approve = () =>
+        w.app.inject({
+          method: 'POST',
+          url: '/gateway/approve',
+          headers: { authorization: `Bearer ${APPROVER}` },
+          payload: { approval_id: id, decision: 'approve' },
+        })
+      const failed = await approve()
+      expect(failed.statusCode).toBe(503)
+      expect((await w.store.getApproval(id))!.status).toBe('pending')
+      expect(
+        backend.get_system_health({ service: 'search', environment: 'dev' }).services[0]!.restarts,
+      ).toBe(0)
+      db.exec('DROP TRIGGER down')
+      db.close()
+      expect((await approve()).json().approval).toMatchObject({ status: 'approved', outcome: 'ok' })
+      expect(
+        backend.get_system_health({ service: 'search', environment: 'dev' }).services[0]!.restarts,
+      ).toBe(1)
+    } finally {
+      await w.close()
+    }
+  })
+})

@@ -336,10 +336,15 @@ export class Approvals {
     try {
       await this.host.record([event])
     } catch (err) {
+      // A decision the log does not have did not happen: roll the approval back to pending
+      // (ROLLBACK in state.ts), so it can be decided again once the store is back.
+      await this.host.store
+        .reopenApproval(approvalId, to, approver.id)
+        .catch((rollbackErr: unknown) => this.host.onError(rollbackErr, 'store:approval-rollback'))
       return this.host.unavailable(
         err,
         approval.request_id,
-        'the approval could not be recorded; the call was not executed',
+        'the decision could not be recorded, so it was not taken; the call is still pending',
       )
     }
     if (to === 'denied') return { status: 200, body: { approval: publicApproval(resolved) } }

@@ -16,6 +16,10 @@ export const TRANSITIONS: Readonly<Record<ApprovalStatus, readonly ApprovalStatu
   expired: [],
 }
 
+// ROLLBACK, the one way back: a decision whose audit record could not be written is returned to
+// `pending` (`Store.reopenApproval`: same decider, nothing ran yet), because a decision the log
+// does not have must not take effect. It is not a transition anyone can ask for.
+
 export function canTransition(from: ApprovalStatus, to: ApprovalStatus): boolean {
   return TRANSITIONS[from].includes(to)
 }

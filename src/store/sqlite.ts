@@ -276,6 +276,16 @@ export function sqliteStore(path: string): Store {
         .run({ id, to, by, comment, now }).changes
       return changed === 1
     },
+    async reopenApproval(id, from, by) {
+      const changed = db
+        .prepare(
+          `UPDATE approvals SET status = 'pending',
+             record = json_set(record, '$.status', 'pending', '$.decided_by', NULL, '$.decided_at', NULL, '$.comment', NULL)
+           WHERE id = ? AND status = ? AND json_extract(record, '$.decided_by') = ? AND executed_at IS NULL`,
+        )
+        .run(id, from, by).changes
+      return changed === 1
+    },
     async recordExecution(id, outcome, result, now) {
       const changed = db
         .prepare(

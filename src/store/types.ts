@@ -100,6 +100,11 @@ export interface Store {
     comment: string | null,
     now: string,
   ): Promise<boolean>
+  /**
+   * Undo a decision that could not be recorded: back to `pending`, only if it is still the
+   * decision `by` made and nothing has run. False when that is no longer the case.
+   */
+  reopenApproval(id: string, from: 'approved' | 'denied', by: string): Promise<boolean>
   /** Record the execution of an approved call; false when it had already been recorded. */
   recordExecution(
     id: string,
