@@ -10,6 +10,8 @@ import type { ApprovalStatus } from '../src/store/types.js'
 import { APPROVER, execute, startWarden } from './helpers.js'
 
 const CONFIG = fileURLToPath(new URL('./fixtures/approvals/warden.yaml', import.meta.url))
+/** Race trials per test; raise it for a longer run (`WARDEN_RACE_TRIALS=1000 npx vitest run test/approvals.test.ts`). */
+const TRIALS = Number(process.env.WARDEN_RACE_TRIALS ?? 200)
 type Started = Awaited<ReturnType<typeof startWarden>>
 
 describe('the approval state machine', () => {
@@ -217,22 +219,22 @@ describe('approvals', () => {
     expect(otherSession.json().approval_id).not.toBe(a.json().approval_id)
   })
 
-  it('50 concurrent approvals, 200 trials: one succeeds each time, the rest 409, the tool runs once', async () => {
+  it(`50 concurrent approvals, ${TRIALS} trials: one succeeds each time, the rest 409, the tool runs once`, async () => {
     const before = restarts()
-    for (let trial = 0; trial < 200; trial++) {
+    for (let trial = 0; trial < TRIALS; trial++) {
       const id = await holdRestart()
       const results = await Promise.all(Array.from({ length: 50 }, () => decide(id, APPROVER)))
       const codes = results.map((r) => r.statusCode)
       expect(codes.filter((c) => c === 200)).toHaveLength(1)
       expect(codes.filter((c) => c === 409)).toHaveLength(49)
     }
-    expect(restarts() - before).toBe(200)
+    expect(restarts() - before).toBe(TRIALS)
   })
 
-  it('approve and deny racing, 200 trials: exactly one wins; the call runs only when approve won', async () => {
+  it(`approve and deny racing, ${TRIALS} trials: exactly one wins; the call runs only when approve won`, async () => {
     const before = restarts()
     let approvals = 0
-    for (let trial = 0; trial < 200; trial++) {
+    for (let trial = 0; trial < TRIALS; trial++) {
       const id = await holdRestart()
       const [a, d] = await Promise.all([
         decide(id, APPROVER, 'approve'),
