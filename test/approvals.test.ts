@@ -327,3 +327,31 @@ describe('a decision the audit log cannot record does not take effect', () => {
     }
   })
 })
+
+describe('session totals count approved calls too', () => {
+  it('two approved $300 refunds, then a $50 one: the hour total passes $600 and the call is held', async () => {
+    const w = await startWarden()
+    try {
+      const refund = (amount: number) =>
+        execute(w, 'refund-agent', 'issue_refund', { order_id: 'ORD-1006', amount, reason: 'late' })
+      for (const amount of [300, 300]) {
+        const id = (await refund(amount)).json().approval_id
+        const ok = await w.app.inject({
+          method: 'POST',
+          url: '/gateway/approve',
+          headers: { authorization: `Bearer ${APPROVER}` },
+          payload: { approval_id: id, decision: 'approve' },
+        })
+        expect(ok.json().approval.outcome).toBe('ok')
+      }
+      const third = await refund(50)
+      expect(third.statusCode).toBe(202)
+      expect(third.json()).toMatchObject({
+        layer: 'sequence',
+        reason: expect.stringContaining('`amount` totals 650'),
+      })
+    } finally {
+      await w.close()
+    }
+  })
+})

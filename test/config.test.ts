@@ -69,6 +69,18 @@ describe('a bad configuration is refused, naming the file and the field', () => 
       /duplicate credential hash/,
     ],
     [
+      'a sum rule without its limit',
+      'policy.yaml',
+      (t) => t.replace('sum_param: amount, sum_over: 600,', 'sum_param: amount,'),
+      /policy\.yaml: sequence\.rules\[2\]\.after: needs `at_least`, or `sum_param` with `sum_over`/,
+    ],
+    [
+      'a sum rule on an unknown parameter',
+      'policy.yaml',
+      (t) => t.replace('sum_param: amount,', 'sum_param: total,'),
+      /policy\.yaml: sequence\.rules\[2\]\.after\.sum_param: unknown parameter `total`/,
+    ],
+    [
       'unknown field',
       'tools.yaml',
       (t) => t.replace('risk: low', 'risk: low\n    riks: high'),

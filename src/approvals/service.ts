@@ -8,6 +8,7 @@ import { approvalEvent, argsHash, decisionEvent } from '../gateway/audit-events.
 import type { Reply } from '../gateway/reply.js'
 import { sha256Hex } from '../pipeline/layers/identity.js'
 import type { Runtime } from '../pipeline/runtime.js'
+import { scalarParams } from '../pipeline/runner.js'
 import type { ApprovalRecord, ApprovalStatus, Store } from '../store/types.js'
 import { sendApprovalRequired } from './notify.js'
 import { approverProblem, ttlSeconds } from './rules.js'
@@ -368,6 +369,20 @@ export class Approvals {
       agentId: approval.agent_id,
     }
     const run = await this.host.run(tool, call, event, approval.id)
+    // An approved call that ran counts in the agent's history like an allowed one, so session
+    // rules (counts, sums) see approved refunds too.
+    await this.host.runtime.state
+      .recordCall(
+        approval.agent_id,
+        {
+          tool: approval.tool,
+          decision: 'allow',
+          at: Date.now(),
+          params: scalarParams(approval.params),
+        },
+        this.config.sequence.history_limit,
+      )
+      .catch((err: unknown) => this.host.onError(err, 'state:history'))
     await this.host.store
       .recordExecution(approval.id, run.outcome, run.result, new Date().toISOString())
       // The tool ran and the audit log has its outcome; only the approval record lags behind.

@@ -96,6 +96,13 @@ export function checkReferences(config: WardenConfig): Problem[] {
         problems.push({ path: ['sequence', 'rules', i, key], message: `unknown tool \`${name}\`` })
     }
     const after = tools.get(rule.after.tool)
+    const sum = rule.after.sum_param
+    if (after && sum !== undefined && !paramNames(after.params).has(sum)) {
+      problems.push({
+        path: ['sequence', 'rules', i, 'after', 'sum_param'],
+        message: `unknown parameter \`${sum}\``,
+      })
+    }
     const distinct = rule.after.distinct_param
     if (after && distinct !== undefined && !paramNames(after.params).has(distinct)) {
       problems.push({

@@ -102,12 +102,24 @@ const sequenceRule = z.strictObject({
   id,
   description: z.string().default(''),
   tool: toolName,
-  after: z.strictObject({
-    tool: toolName,
-    at_least: z.number().int().positive(),
-    distinct_param: z.string().optional(),
-    within_seconds: seconds,
-  }),
+  /** Earlier allowed calls of `after.tool` within the window; a count, a sum, or both (either triggers). */
+  after: z
+    .strictObject({
+      tool: toolName,
+      within_seconds: seconds,
+      /** Triggers at this many earlier calls (distinct values of `distinct_param`, if set). */
+      at_least: z.number().int().positive().optional(),
+      distinct_param: z.string().optional(),
+      /** Triggers when the earlier calls' `sum_param` plus this call's exceeds `sum_over`. */
+      sum_param: z.string().optional(),
+      sum_over: z.number().nonnegative().optional(),
+    })
+    .refine(
+      (a) => a.at_least !== undefined || (a.sum_param !== undefined && a.sum_over !== undefined),
+      {
+        message: 'needs `at_least`, or `sum_param` with `sum_over`',
+      },
+    ),
   action: z.enum(['hold', 'deny']),
 })
 

@@ -121,10 +121,7 @@ function toCheck(layer: LayerName, v: Verdict, ms: number): Check {
 async function remember(rt: Runtime, ctx: DecisionContext, decision: Decision): Promise<void> {
   const { agent, call } = ctx
   if (!agent) return
-  const params: Record<string, string | number | boolean> = {}
-  for (const [k, v] of Object.entries(call.params)) {
-    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') params[k] = v
-  }
+  const params = scalarParams(call.params)
   await rt.state.recordCall(
     agent.id,
     { tool: call.tool, decision: decision.decision, at: ctx.now, params },
@@ -140,4 +137,15 @@ async function remember(rt: Runtime, ctx: DecisionContext, decision: Decision): 
   const count = await rt.state.recordDenial(agent.id, ctx.now, quarantine.within_seconds * 1000)
   if (count >= quarantine.denials)
     await rt.state.quarantine(agent.id, ctx.now + quarantine.duration_seconds * 1000)
+}
+
+/** The scalar parameters a history entry keeps (what sequence rules compare and sum). */
+export function scalarParams(
+  params: Readonly<Record<string, unknown>>,
+): Record<string, string | number | boolean> {
+  const out: Record<string, string | number | boolean> = {}
+  for (const [k, v] of Object.entries(params)) {
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[k] = v
+  }
+  return out
 }

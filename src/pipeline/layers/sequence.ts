@@ -25,10 +25,10 @@ export function sequence(rt: Runtime): Layer {
       if (!rules) return { outcome: 'pass' }
       const history = await rt.state.history(agent.id)
       for (const rule of rules) {
-        const count = matches(rule, history, ctx.now)
-        if (count < rule.after.at_least) continue
-        const reason = `${rule.description || rule.id}: ${count} \`${rule.after.tool}\` calls in the last ${rule.after.within_seconds}s`
-        const details = { rule: rule.id, count }
+        const hit = triggered(rule, history, ctx.call.params, ctx.now)
+        if (!hit) continue
+        const reason = `${rule.description || rule.id}: ${hit.text}`
+        const details = { rule: rule.id, ...hit.figures }
         return rule.action === 'deny'
           ? { outcome: 'deny', code: 'sequence_anomaly', reason, risk: 35, details }
           : { outcome: 'hold', reason, risk: 20, details }
@@ -38,11 +38,40 @@ export function sequence(rt: Runtime): Layer {
   }
 }
 
-function matches(rule: SequenceRuleConfig, history: readonly HistoryEntry[], now: number): number {
-  const since = now - rule.after.within_seconds * 1000
+/** Whether a rule fires for this call, and what it saw. */
+function triggered(
+  rule: SequenceRuleConfig,
+  history: readonly HistoryEntry[],
+  params: Readonly<Record<string, unknown>>,
+  now: number,
+): { text: string; figures: Record<string, number> } | null {
+  const { after } = rule
+  const since = now - after.within_seconds * 1000
   const hits = history.filter(
-    (h) => h.tool === rule.after.tool && h.decision === 'allow' && h.at >= since,
+    (h) => h.tool === after.tool && h.decision === 'allow' && h.at >= since,
   )
-  const param = rule.after.distinct_param
-  return param === undefined ? hits.length : new Set(hits.map((h) => h.params[param])).size
+  if (after.at_least !== undefined) {
+    const p = after.distinct_param
+    const count = p === undefined ? hits.length : new Set(hits.map((h) => h.params[p])).size
+    if (count >= after.at_least)
+      return {
+        text: `${count} \`${after.tool}\` calls in the last ${after.within_seconds}s`,
+        figures: { count },
+      }
+  }
+  if (after.sum_param !== undefined && after.sum_over !== undefined) {
+    const p = after.sum_param
+    const current = rule.tool === after.tool && typeof params[p] === 'number' ? params[p] : 0
+    const total = hits.reduce(
+      (sum, h) => sum + (typeof h.params[p] === 'number' ? h.params[p] : 0),
+      current,
+    )
+    if (total > after.sum_over) {
+      return {
+        text: `\`${p}\` totals ${total} in the last ${after.within_seconds}s, over ${after.sum_over}`,
+        figures: { total },
+      }
+    }
+  }
+  return null
 }
