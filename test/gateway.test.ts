@@ -648,3 +648,65 @@ describe('store outages on read paths', () => {
     }
   })
 })
+
+describe('injections in untrusted tool output', () => {
+  it('are flagged on the reply and in the audit, and poison the session for risky calls', async () => {
+    const w = await startWarden()
+    try {
+      const search = await execute(
+        w,
+        'refund-agent',
+        'search_knowledge_base',
+        { query: 'community tip' },
+        { session_id: 'poisoned' },
+      )
+      expect(search.statusCode).toBe(200)
+      expect(search.json().warnings).toEqual([
+        expect.objectContaining({
+          code: 'injection_in_output',
+          categories: expect.arrayContaining(['instruction_override']),
+        }),
+      ])
+      const [executed] = await w.store.query({ type: 'tool_call_executed', limit: 1 })
+      expect(executed!.output_scan!.score).toBeGreaterThanOrEqual(0.5)
+      // A small refund would normally run; in this session it waits for a person.
+      const refund = await execute(
+        w,
+        'refund-agent',
+        'issue_refund',
+        { order_id: 'ORD-1002', amount: 20, reason: 'damaged' },
+        { session_id: 'poisoned' },
+      )
+      expect(refund.statusCode).toBe(202)
+      expect(refund.json()).toMatchObject({
+        layer: 'taint',
+        reason: expect.stringContaining('received a prompt injection'),
+      })
+      // Low-risk calls go on; other sessions are unaffected.
+      expect(
+        (
+          await execute(
+            w,
+            'refund-agent',
+            'lookup_order',
+            { order_id: 'ORD-1002' },
+            { session_id: 'poisoned' },
+          )
+        ).statusCode,
+      ).toBe(200)
+      expect(
+        (
+          await execute(
+            w,
+            'refund-agent',
+            'issue_refund',
+            { order_id: 'ORD-1002', amount: 20, reason: 'damaged' },
+            { session_id: 'clean' },
+          )
+        ).statusCode,
+      ).toBe(200)
+    } finally {
+      await w.close()
+    }
+  })
+})

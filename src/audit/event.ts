@@ -53,6 +53,8 @@ export interface AuditEventInput {
   outcome?: 'ok' | 'error' | 'unknown'
   result?: unknown
   latency_ms?: number
+  /** For untrusted tools: the injection detector's finding on the output, when it found something. */
+  output_scan?: { score: number; categories: string[] }
 }
 
 /** A stored event: numbered and chained. */

@@ -146,6 +146,13 @@ export const configSchema = z.strictObject({
     .strictObject({
       hold_at: z.number().min(0).max(1).default(0.5),
       deny_at: z.number().min(0).max(1).default(0.8),
+      /**
+       * Once an untrusted tool's output in a session scored at or above `hold_at`, later calls in
+       * that session to tools of these risk levels are held or denied.
+       */
+      after_injected_output: z
+        .partialRecord(z.enum(RISK_LEVELS), z.enum(['hold', 'deny']))
+        .default({}),
     })
     .prefault({}),
   taint: z.strictObject({ min_match_length: z.number().int().min(1).default(4) }).prefault({}),

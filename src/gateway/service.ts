@@ -5,6 +5,8 @@ import { errorBody, statusOf, WardenError, type ErrorCode } from '../domain/erro
 import type { Decision, ToolCall } from '../domain/types.js'
 import type { EventBus } from '../events/bus.js'
 import { ToolFailure, type Executor } from '../executors/types.js'
+import { detectInjection } from '../detect/injection.js'
+import { stringLeaves } from '../pipeline/layers/injection.js'
 import { taintForm, taintSession } from '../pipeline/layers/taint.js'
 import type { Pipeline } from '../pipeline/runner.js'
 import type { Store } from '../store/types.js'
@@ -93,7 +95,13 @@ export class Gateway implements ApprovalHost {
     if (!tool) throw new Error(`allowed call for unknown tool \`${call.tool}\``)
     const run = await this.run(tool, call, event)
     if (run.failure) return run.failure
-    return { status: 200, body: { decision: 'allow', ...base, result: run.result } }
+    const warnings = run.outputScan
+      ? [{ code: 'injection_in_output', ...run.outputScan }]
+      : undefined
+    return {
+      status: 200,
+      body: { decision: 'allow', ...base, result: run.result, ...(warnings && { warnings }) },
+    }
   }
 
   /** Execute an allowed or approved call and record its outcome. */
@@ -127,24 +135,37 @@ export class Gateway implements ApprovalHost {
         body: { decision: 'allow', ...errorBody(code, message, call.requestId) },
       }
     }
+    let outputScan: { score: number; categories: string[] } | undefined
     if (outcome === 'ok') {
       if (MASKED_CLASSES.has(tool.classification)) result = maskPii(result).value
-      if (tool.output_trust === 'untrusted' && call.sessionId !== undefined) {
-        await this.rememberUntrusted(
-          call.agentId,
-          call.sessionId,
-          tool.name,
-          call.requestId,
-          result,
-        ).catch((err: unknown) =>
-          // The session loses this output's taint; logged and counted rather than hidden.
-          this.deps.onError?.(err, 'state:taint'),
-        )
+      if (tool.output_trust === 'untrusted') {
+        // Untrusted output is scanned before the agent sees it; a finding is flagged on the
+        // reply, kept in the audit record, and poisons the session for later risky calls.
+        const text = stringLeaves(result).join('\n')
+        const scan = detectInjection(text)
+        if (scan.score >= this.runtime.config.injection.hold_at) outputScan = scan
+        if (call.sessionId !== undefined) {
+          await this.rememberUntrusted(
+            call.agentId,
+            call.sessionId,
+            tool.name,
+            call.requestId,
+            // The whole output, numbers included: any value in it may come back as a parameter.
+            JSON.stringify(result) ?? '',
+            outputScan !== undefined,
+          ).catch((err: unknown) =>
+            // The session loses this output's taint; logged and counted rather than hidden.
+            this.deps.onError?.(err, 'state:taint'),
+          )
+        }
       }
     }
     try {
       await this.record([
-        executionEvent(event, outcome, result, performance.now() - started, approvalId),
+        {
+          ...executionEvent(event, outcome, result, performance.now() - started, approvalId),
+          ...(outputScan && { output_scan: outputScan }),
+        },
       ])
     } catch (err) {
       // The tool already ran; say so rather than pretend it did not.
@@ -161,7 +182,7 @@ export class Gateway implements ApprovalHost {
           ),
       }
     }
-    return { result, outcome, failure }
+    return { result, outcome, failure, outputScan }
   }
 
   private async rememberUntrusted(
@@ -169,13 +190,14 @@ export class Gateway implements ApprovalHost {
     sessionId: string,
     tool: string,
     requestId: string,
-    result: unknown,
+    text: string,
+    injected: boolean,
   ) {
-    const text = JSON.stringify(result) ?? ''
     await this.runtime.state.addTaint(taintSession(agentId, sessionId), {
       source: `tool:${tool}#${requestId}`,
       text: taintForm(text),
       at: Date.now(),
+      ...(injected && { injected }),
     })
   }
 

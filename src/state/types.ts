@@ -31,6 +31,8 @@ export interface TaintEntry {
   source: string
   text: string
   at: number
+  /** The text scored as a prompt injection (untrusted tool output): the session is poisoned. */
+  injected?: boolean
 }
 
 export interface HistoryEntry {
