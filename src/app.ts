@@ -16,6 +16,7 @@ import { Stats } from './events/stats.js'
 import { streamEvents } from './events/websocket.js'
 import type { Gateway, Reply } from './gateway/service.js'
 import { parseApproveBody, parseExecuteBody } from './http/execute-body.js'
+import { scanText } from './detect/injection.js'
 import { Metrics } from './http/metrics.js'
 import { parseStrictJson } from './http/safe-json.js'
 import type { AuditQuery, Store } from './store/types.js'
@@ -194,6 +195,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         header('x-warden-signature'),
       ),
     )
+  })
+
+  app.post('/detect/injection', async (req) => {
+    const body = req.body as { text?: unknown } | null
+    if (
+      !body ||
+      typeof body !== 'object' ||
+      typeof body.text !== 'string' ||
+      Object.keys(body).length !== 1
+    ) {
+      throw new WardenError('invalid_request', 'send `{ "text": "…" }`')
+    }
+    return scanText(body.text, config.injection.hold_at)
   })
 
   app.get('/stats', async () => stats.snapshot())

@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
 import { approvalsDecide, approvalsList } from './cli/approvals.js'
+import { scanJsonl, scanOne } from './cli/scan.js'
 import {
   auditExport,
   auditVerify,
@@ -23,6 +24,7 @@ const USAGE = `usage: warden <command>
   audit export [--format jsonl|csv] [--db FILE] [--out FILE]
   policy test <dir> [--config FILE]   run scenario files through the pipeline
   config check [--config FILE]  validate a configuration
+  scan TEXT | --jsonl FILE      score text with the prompt-injection detector (FILE - is stdin)
   approvals list                held calls waiting for a person (gateway at GATEWAY_URL)
   approvals approve|deny ID [--comment TEXT] [--token T]   decide one (token: WARDEN_APPROVER_TOKEN)
   every command takes --json for machine-readable output`
@@ -43,6 +45,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
       token: { type: 'string' },
+      jsonl: { type: 'string' },
       comment: { type: 'string' },
     },
   })
@@ -54,7 +57,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     token: values.token ?? env.WARDEN_APPROVER_TOKEN,
   }
   try {
-    switch (`${command ?? ''} ${sub ?? ''}`.trim()) {
+    switch (command === 'scan' ? 'scan' : `${command ?? ''} ${sub ?? ''}`.trim()) {
       case 'start':
       case 'gateway':
         return await serve(configFile, env)
@@ -80,6 +83,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
           values.json,
           io,
         )
+      case 'scan': {
+        const threshold = loadConfig(configFile).config.injection.hold_at
+        if (values.jsonl) return await scanJsonl(values.jsonl, threshold, io)
+        if (sub === undefined) return usage('scan needs a text, or --jsonl FILE')
+        return scanOne(positionals.slice(1).join(' '), threshold, values.json, io)
+      }
       case 'config check':
         return configCheck(configFile, io)
       default:

@@ -152,6 +152,15 @@ const ENCODED = [
 const MAX_DECODED_SEGMENTS = 8
 const MAX_SEGMENT = 8192
 
+/** The detector's answer with a threshold applied, as `warden scan` and `POST /detect/injection` give it. */
+export function scanText(
+  text: string,
+  threshold: number,
+): { score: number; detected: boolean; categories: string[] } {
+  const { score, categories } = detectInjection(text)
+  return { score, detected: score >= threshold, categories }
+}
+
 /** Scan `text` (untrusted) for injection. */
 export function detectInjection(text: string): InjectionResult {
   const found = new Map<string, number>()
