@@ -106,8 +106,10 @@ function measure(name: string, samples: Sample[]) {
   for (const s of samples) {
     bytes += Buffer.byteLength(s.text)
     const hit = detectInjection(s.text).score >= threshold
-    if (s.attack) hit ? tp++ : fn++
-    else hit ? fp++ : tn++
+    if (s.attack && hit) tp++
+    else if (s.attack) fn++
+    else if (hit) fp++
+    else tn++
   }
   const ms = performance.now() - started
   const ratio = (a: number, b: number) => (b === 0 ? '—' : (a / b).toFixed(3))
