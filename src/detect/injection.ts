@@ -1,3 +1,4 @@
+import { predictFolded, shippedModel } from './ngram-model.js'
 import { normalizeForMatch, squeeze, type NormalizedText } from './normalize.js'
 
 /**
@@ -149,6 +150,10 @@ const ENCODED = [
   },
   { name: 'percent', re: /(?:%[0-9a-fA-F]{2}){4,}/g, decode: (s: string) => decodeURIComponent(s) },
 ]
+/** Model probabilities below this add nothing (chosen on the benign sets: bench/README.md). */
+const MODEL_FLOOR = 0.8
+/** Below the demo's deny threshold, so the model alone never denies. */
+const MODEL_WEIGHT = 0.75
 const MAX_DECODED_SEGMENTS = 8
 const MAX_SEGMENT = 8192
 
@@ -164,8 +169,13 @@ export function scanText(
 /** Scan `text` (untrusted) for injection. */
 export function detectInjection(text: string): InjectionResult {
   const found = new Map<string, number>()
-  scanNormalized(normalizeForMatch(text), found)
+  const normalized = normalizeForMatch(text)
+  scanNormalized(normalized, found)
   scanEncoded(text, found)
+  // The n-gram model adds evidence for injections that use no known phrase. It counts only when
+  // confident, and then with a capped weight: alone it can hold a call, never deny one.
+  const p = predictFolded(shippedModel(), normalized.folded)
+  if (p >= MODEL_FLOOR) found.set('model', MODEL_WEIGHT)
   let keep = 1
   for (const w of found.values()) keep *= 1 - w
   return { score: round(1 - keep), categories: [...found.keys()] }
