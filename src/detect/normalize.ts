@@ -73,8 +73,18 @@ export interface NormalizedText {
   flags: { tags: boolean; bidi: boolean; invisible: boolean; confusables: boolean }
 }
 
+const ASCII = /^[\x00-\x7f]*$/
+const CONFUSABLE_CHARS = new RegExp(`[${Object.keys(CONFUSABLES).join('')}]`, 'gu')
+const LEET_CHARS = /[0134579@$!]/g
+
 /** Normalize `text` for matching. */
 export function normalizeForMatch(text: string): NormalizedText {
+  // Plain ASCII (most tool calls) has no tags, bidi controls, format characters, compatibility
+  // forms or look-alike letters: skip straight to case and spacing.
+  if (ASCII.test(text)) {
+    const lower = text.toLowerCase().replace(/\s+/g, ' ').trim()
+    return { plain: lower, folded: lower, unleet: unleet(lower), tagPayload: '', flags: NO_FLAGS }
+  }
   let tagPayload = ''
   const tags = HAS_TAGS.test(text)
   if (tags) {
@@ -88,21 +98,23 @@ export function normalizeForMatch(text: string): NormalizedText {
   const visible = stripped.replace(FORMAT, '')
   const lower = visible.toLowerCase().replace(/\s+/g, ' ').trim()
   let confusables = false
-  let folded = ''
-  for (const ch of lower) {
-    const latin = CONFUSABLES[ch]
-    if (latin) confusables = true
-    folded += latin ?? ch
-  }
-  let unleet = ''
-  for (const ch of folded) unleet += LEET[ch] ?? ch
+  const folded = lower.replace(CONFUSABLE_CHARS, (ch) => {
+    confusables = true
+    return CONFUSABLES[ch] ?? ch
+  })
   return {
     plain: lower,
     folded,
-    unleet,
+    unleet: unleet(folded),
     tagPayload,
     flags: { tags, bidi, invisible: visible.length !== stripped.length, confusables },
   }
+}
+
+const NO_FLAGS = Object.freeze({ tags: false, bidi: false, invisible: false, confusables: false })
+
+function unleet(folded: string): string {
+  return folded.replace(LEET_CHARS, (ch) => LEET[ch] ?? ch)
 }
 
 /** Letters only, no spaces: catches `i g n o r e` and `i.g.n.o.r.e` style splitting. */
