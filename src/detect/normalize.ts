@@ -73,7 +73,7 @@ export interface NormalizedText {
   flags: { tags: boolean; bidi: boolean; invisible: boolean; confusables: boolean }
 }
 
-const ASCII = /^[\x00-\x7f]*$/
+const ASCII = /^\p{ASCII}*$/u
 const CONFUSABLE_CHARS = new RegExp(`[${Object.keys(CONFUSABLES).join('')}]`, 'gu')
 const LEET_CHARS = /[0134579@$!]/g
 
