@@ -194,26 +194,22 @@ describe('approvals', () => {
   })
 
   it('an identical call in the same session (keys reordered) gets the same pending approval', async () => {
-    const a = await w.app.inject({
-      method: 'POST',
-      url: '/gateway/execute',
-      headers: {
-        'content-type': 'application/json',
-        authorization: 'Bearer demo-refund-agent-key',
-      },
-      payload:
-        '{"agent_id":"refund-agent","tool":"issue_refund","session_id":"s-retry","params":{"order_id":"ORD-12345","amount":275,"reason":"late"}}',
-    })
-    const b = await w.app.inject({
-      method: 'POST',
-      url: '/gateway/execute',
-      headers: {
-        'content-type': 'application/json',
-        authorization: 'Bearer demo-refund-agent-key',
-      },
-      payload:
-        '{"session_id":"s-retry","params":{"reason":"late","amount":275,"order_id":"ORD-12345"},"tool":"issue_refund","agent_id":"refund-agent"}',
-    })
+    const raw = (payload: string) =>
+      w.app.inject({
+        method: 'POST',
+        url: '/gateway/execute',
+        headers: {
+          'content-type': 'application/json',
+          authorization: 'Bearer demo-refund-agent-key',
+        },
+        payload,
+      })
+    const a = await raw(
+      '{"agent_id":"refund-agent","tool":"issue_refund","session_id":"s-retry","params":{"order_id":"ORD-12345","amount":275,"reason":"late"}}',
+    )
+    const b = await raw(
+      '{"session_id":"s-retry","params":{"reason":"late","amount":275,"order_id":"ORD-12345"},"tool":"issue_refund","agent_id":"refund-agent"}',
+    )
     expect(b.json().approval_id).toBe(a.json().approval_id)
     const otherSession = await refund(275, { session_id: 's-other' })
     expect(otherSession.json().approval_id).not.toBe(a.json().approval_id)
