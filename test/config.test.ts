@@ -78,7 +78,17 @@ describe('a bad configuration is refused, naming the file and the field', () => 
       'a sum rule on an unknown parameter',
       'policy.yaml',
       (t) => t.replace('sum_param: amount,', 'sum_param: total,'),
-      /policy\.yaml: sequence\.rules\[2\]\.after\.sum_param: unknown parameter `total`/,
+      /policy\.yaml: sequence\.rules\[2\]\.after\.sum_param: tool `issue_refund` has no parameter `total`/,
+    ],
+    [
+      'a sequence rule with both a count and a precondition',
+      'policy.yaml',
+      (t) =>
+        t.replace(
+          '      tool: issue_refund\n      after: { tool: issue_refund, at_least: 3',
+          '      tool: issue_refund\n      requires: { tool: lookup_order, same_param: order_id, within_seconds: 60 }\n      after: { tool: issue_refund, at_least: 3',
+        ),
+      /policy\.yaml: sequence\.rules\[1\]: a sequence rule has exactly one of `after` and `requires`/,
     ],
     [
       'unknown field',

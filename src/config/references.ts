@@ -88,27 +88,24 @@ export function checkReferences(config: WardenConfig): Problem[] {
     }
   })
   config.sequence.rules.forEach((rule, i) => {
-    for (const [key, name] of [
-      ['tool', rule.tool],
-      ['after', rule.after.tool],
-    ] as const) {
-      if (!tools.has(name))
-        problems.push({ path: ['sequence', 'rules', i, key], message: `unknown tool \`${name}\`` })
+    const at = (path: PropertyKey[], message: string) =>
+      problems.push({ path: ['sequence', 'rules', i, ...path], message })
+    const param = (toolName: string, name: string | undefined, path: PropertyKey[]) => {
+      const tool = tools.get(toolName)
+      if (tool && name !== undefined && !paramNames(tool.params).has(name))
+        at(path, `tool \`${toolName}\` has no parameter \`${name}\``)
     }
-    const after = tools.get(rule.after.tool)
-    const sum = rule.after.sum_param
-    if (after && sum !== undefined && !paramNames(after.params).has(sum)) {
-      problems.push({
-        path: ['sequence', 'rules', i, 'after', 'sum_param'],
-        message: `unknown parameter \`${sum}\``,
-      })
+    if (!tools.has(rule.tool)) at(['tool'], `unknown tool \`${rule.tool}\``)
+    const other = rule.after?.tool ?? rule.requires?.tool
+    const key = rule.after ? 'after' : 'requires'
+    if (other !== undefined && !tools.has(other)) at([key, 'tool'], `unknown tool \`${other}\``)
+    if (rule.after) {
+      param(rule.after.tool, rule.after.sum_param, ['after', 'sum_param'])
+      param(rule.after.tool, rule.after.distinct_param, ['after', 'distinct_param'])
     }
-    const distinct = rule.after.distinct_param
-    if (after && distinct !== undefined && !paramNames(after.params).has(distinct)) {
-      problems.push({
-        path: ['sequence', 'rules', i, 'after', 'distinct_param'],
-        message: `unknown parameter \`${distinct}\``,
-      })
+    if (rule.requires) {
+      param(rule.requires.tool, rule.requires.same_param, ['requires', 'same_param'])
+      param(rule.tool, rule.requires.same_param, ['requires', 'same_param'])
     }
   })
   const roles = new Set(config.approvals.approvers.flatMap((a) => a.roles))

@@ -98,30 +98,42 @@ const guard = z.discriminatedUnion('kind', [
   }),
 ])
 
-const sequenceRule = z.strictObject({
-  id,
-  description: z.string().default(''),
-  tool: toolName,
-  /** Earlier allowed calls of `after.tool` within the window; a count, a sum, or both (either triggers). */
-  after: z
-    .strictObject({
-      tool: toolName,
-      within_seconds: seconds,
-      /** Triggers at this many earlier calls (distinct values of `distinct_param`, if set). */
-      at_least: z.number().int().positive().optional(),
-      distinct_param: z.string().optional(),
-      /** Triggers when the earlier calls' `sum_param` plus this call's exceeds `sum_over`. */
-      sum_param: z.string().optional(),
-      sum_over: z.number().nonnegative().optional(),
-    })
-    .refine(
-      (a) => a.at_least !== undefined || (a.sum_param !== undefined && a.sum_over !== undefined),
-      {
-        message: 'needs `at_least`, or `sum_param` with `sum_over`',
-      },
-    ),
-  action: z.enum(['hold', 'deny']),
-})
+const sequenceRule = z
+  .strictObject({
+    id,
+    description: z.string().default(''),
+    tool: toolName,
+    /**
+     * "Happened before": the call needs an earlier allowed call of `requires.tool` within the
+     * window, with the same value of `same_param` (refund only an order looked up in the last hour).
+     */
+    requires: z
+      .strictObject({ tool: toolName, same_param: z.string(), within_seconds: seconds })
+      .optional(),
+    /** Earlier allowed calls of `after.tool` within the window; a count, a sum, or both (either triggers). */
+    after: z
+      .strictObject({
+        tool: toolName,
+        within_seconds: seconds,
+        /** Triggers at this many earlier calls (distinct values of `distinct_param`, if set). */
+        at_least: z.number().int().positive().optional(),
+        distinct_param: z.string().optional(),
+        /** Triggers when the earlier calls' `sum_param` plus this call's exceeds `sum_over`. */
+        sum_param: z.string().optional(),
+        sum_over: z.number().nonnegative().optional(),
+      })
+      .refine(
+        (a) => a.at_least !== undefined || (a.sum_param !== undefined && a.sum_over !== undefined),
+        {
+          message: 'needs `at_least`, or `sum_param` with `sum_over`',
+        },
+      )
+      .optional(),
+    action: z.enum(['hold', 'deny']),
+  })
+  .refine((r) => (r.after === undefined) !== (r.requires === undefined), {
+    message: 'a sequence rule has exactly one of `after` and `requires`',
+  })
 
 /** The whole configuration, after includes are merged. One schema, validated once at start. */
 export const configSchema = z.strictObject({

@@ -45,11 +45,22 @@ function triggered(
   params: Readonly<Record<string, unknown>>,
   now: number,
 ): { text: string; figures: Record<string, number> } | null {
-  const { after } = rule
-  const since = now - after.within_seconds * 1000
-  const hits = history.filter(
-    (h) => h.tool === after.tool && h.decision === 'allow' && h.at >= since,
-  )
+  const allowedSince = (tool: string, seconds: number) =>
+    history.filter((h) => h.tool === tool && h.decision === 'allow' && h.at >= now - seconds * 1000)
+  const { after, requires } = rule
+  if (requires) {
+    const value = params[requires.same_param]
+    const seen = allowedSince(requires.tool, requires.within_seconds).some(
+      (h) => h.params[requires.same_param] === value,
+    )
+    if (seen) return null
+    return {
+      text: `no \`${requires.tool}\` with this \`${requires.same_param}\` in the last ${requires.within_seconds}s`,
+      figures: {},
+    }
+  }
+  if (!after) return null
+  const hits = allowedSince(after.tool, after.within_seconds)
   if (after.at_least !== undefined) {
     const p = after.distinct_param
     const count = p === undefined ? hits.length : new Set(hits.map((h) => h.params[p])).size
