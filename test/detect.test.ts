@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { detectInjection } from '../src/detect/injection.js'
 import { encodeModel, predict, shippedModel } from '../src/detect/ngram-model.js'
-import { luhn, maskPii, maskText } from '../src/detect/pii.js'
+import { ibanValid, luhn, maskPii, maskText } from '../src/detect/pii.js'
 import { main } from '../src/main.js'
 import { startWarden } from './helpers.js'
 
@@ -89,6 +89,13 @@ describe('PII masking', () => {
       n: 42,
     })
     expect(masked.sort()).toEqual(['/a', '/b/0', '/c/iban', '/c/ssn'])
+  })
+
+  it('checks IBANs with mod 97', () => {
+    expect(ibanValid('DE89 3704 0044 0532 0130 00')).toBe(true)
+    expect(ibanValid('DE89 3704 0044 0532 0130 01')).toBe(false)
+    expect(maskText('pay to GB82 WEST 1234 5698 7654 32 today')).toBe('pay to [iban GB****] today')
+    expect(maskText('ref GB82 WEST 1234 5698 7654 33')).toBe('ref GB82 WEST 1234 5698 7654 33')
   })
 
   it('redacts values under secret-looking keys whatever they look like', () => {

@@ -19,6 +19,18 @@ const IBAN = /\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b/g
 /** Keys whose values are secrets whatever they look like. */
 const SECRET_KEY = /(pass(word)?|secret|token|api[_-]?key|authorization|card[_-]?number|cvv|ssn)$/i
 
+/** True when an IBAN passes its ISO 13616 mod-97 check (so a random code is not masked). */
+export function ibanValid(iban: string): boolean {
+  const compact = iban.replace(/ /g, '')
+  const rearranged = compact.slice(4) + compact.slice(0, 4)
+  let remainder = 0
+  for (const ch of rearranged) {
+    const digits = /\d/.test(ch) ? ch : String(ch.charCodeAt(0) - 55)
+    for (const d of digits) remainder = (remainder * 10 + Number(d)) % 97
+  }
+  return remainder === 1
+}
+
 /** True when a digit string passes the Luhn checksum (card numbers). */
 export function luhn(digits: string): boolean {
   let sum = 0
@@ -43,7 +55,7 @@ export function maskText(text: string): string {
       return digits.length >= 13 && luhn(digits) ? `[card ****${digits.slice(-4)}]` : m
     })
     .replace(SSN, '[national id]')
-    .replace(IBAN, (m) => `[iban ${m.slice(0, 2)}****]`)
+    .replace(IBAN, (m) => (ibanValid(m) ? `[iban ${m.slice(0, 2)}****]` : m))
     .replace(PHONE, (m) =>
       m.replace(/\D/g, '').length >= 9 ? `[phone ***${m.replace(/\D/g, '').slice(-2)}]` : m,
     )
