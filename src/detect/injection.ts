@@ -148,7 +148,12 @@ const ENCODED = [
     re: /\b(?:[0-9a-fA-F]{2}){10,}\b/g,
     decode: (s: string) => Buffer.from(s, 'hex').toString('utf8'),
   },
-  { name: 'percent', re: /(?:%[0-9a-fA-F]{2}){4,}/g, decode: (s: string) => decodeURIComponent(s) },
+  {
+    name: 'percent',
+    re: /(?:%[0-9a-fA-F]{2}){4,}/g,
+    // Through the bytes, so a run cut at the segment limit still decodes (decodeURIComponent would throw).
+    decode: (s: string) => Buffer.from(s.replace(/%/g, ''), 'hex').toString('utf8'),
+  },
 ]
 /** Model probabilities below this add nothing (chosen on the benign sets: bench/README.md). */
 const MODEL_FLOOR = 0.8
@@ -172,13 +177,22 @@ export function detectInjection(text: string): InjectionResult {
   const normalized = normalizeForMatch(text)
   scanNormalized(normalized, found)
   scanEncoded(text, found)
-  // The n-gram model adds evidence for injections that use no known phrase. It counts only when
-  // confident, and then with a capped weight: alone it can hold a call, never deny one.
-  const p = predictFolded(shippedModel(), normalized.folded)
-  if (p >= MODEL_FLOOR) found.set('model', MODEL_WEIGHT)
+  scoreModel(normalized, found)
   let keep = 1
   for (const w of found.values()) keep *= 1 - w
   return { score: round(1 - keep), categories: [...found.keys()] }
+}
+
+/**
+ * The n-gram model adds evidence for injections that use no known phrase. It counts only when
+ * confident, and then with a capped weight: alone it can hold a call, never deny one.
+ */
+function scoreModel(n: NormalizedText, found: Map<string, number>): void {
+  const model = shippedModel()
+  let p = predictFolded(model, n.folded)
+  // Leetspeak hides the n-grams too: read the digits-as-letters copy when it differs.
+  if (p < MODEL_FLOOR && n.unleet !== n.folded) p = Math.max(p, predictFolded(model, n.unleet))
+  if (p >= MODEL_FLOOR) found.set('model', MODEL_WEIGHT)
 }
 
 function scanNormalized(n: NormalizedText, found: Map<string, number>): void {
@@ -207,7 +221,9 @@ function scanEncoded(text: string, found: Map<string, number>): void {
       }
       if (!mostlyPrintable(decoded)) continue
       const inner = new Map<string, number>()
-      scanNormalized(normalizeForMatch(decoded), inner)
+      const normalized = normalizeForMatch(decoded)
+      scanNormalized(normalized, inner)
+      scoreModel(normalized, inner)
       if (inner.size > 0) {
         found.set(`encoded_${enc.name}`, 0.4)
         for (const [k, w] of inner) found.set(k, Math.max(found.get(k) ?? 0, w))

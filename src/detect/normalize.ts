@@ -82,7 +82,7 @@ export function normalizeForMatch(text: string): NormalizedText {
   // Plain ASCII (most tool calls) has no tags, bidi controls, format characters, compatibility
   // forms or look-alike letters: skip straight to case and spacing.
   if (ASCII.test(text)) {
-    const lower = text.toLowerCase().replace(/\s+/g, ' ').trim()
+    const lower = unspace(text.toLowerCase()).replace(/\s+/g, ' ').trim()
     return { plain: lower, folded: lower, unleet: unleet(lower), tagPayload: '', flags: NO_FLAGS }
   }
   let tagPayload = ''
@@ -96,7 +96,7 @@ export function normalizeForMatch(text: string): NormalizedText {
   const bidi = HAS_BIDI.test(text)
   const stripped = text.normalize('NFKC').replace(TAGS, '').replace(BIDI, '')
   const visible = stripped.replace(FORMAT, '')
-  const lower = visible.toLowerCase().replace(/\s+/g, ' ').trim()
+  const lower = unspace(visible.toLowerCase()).replace(/\s+/g, ' ').trim()
   let confusables = false
   const folded = lower.replace(CONFUSABLE_CHARS, (ch) => {
     confusables = true
@@ -109,6 +109,23 @@ export function normalizeForMatch(text: string): NormalizedText {
     tagPayload,
     flags: { tags, bidi, invisible: visible.length !== stripped.length, confusables },
   }
+}
+
+/**
+ * Text written with a space between letters (`i g n o r e   a l l`) becomes words again: when
+ * most space-separated tokens are single characters, single spaces are dropped and runs of two
+ * or more stay word breaks. Ordinary text is returned unchanged.
+ */
+function unspace(text: string): string {
+  const tokens = text.split(/\s+/)
+  if (tokens.length < 8) return text
+  let single = 0
+  for (const t of tokens) if (t.length === 1) single++
+  if (single / tokens.length < 0.8) return text
+  return text
+    .split(/\s{2,}/)
+    .map((word) => word.replace(/\s/g, ''))
+    .join(' ')
 }
 
 const NO_FLAGS = Object.freeze({ tags: false, bidi: false, invisible: false, confusables: false })
