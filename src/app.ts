@@ -38,12 +38,6 @@ export interface AppDeps {
   runScenario?: (call: ToolCall) => Promise<Reply>
 }
 
-/** A failing database read or write is a dependency outage (503), named for the store it hit. */
-const storeCode = (url: string): ErrorCode =>
-  /^\/gateway\/(approve|approvals|pending-approvals)/.test(url)
-    ? 'approval_store_unavailable'
-    : 'audit_unavailable'
-
 const EXPECTED_STATUS: Record<string, number> = { allow: 200, approval_required: 202 }
 
 const FASTIFY_ERRORS: Record<string, WardenError['code']> = {
@@ -92,10 +86,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const code: ErrorCode =
       err instanceof WardenError
         ? err.code
-        : err.name === 'SqliteError'
-          ? storeCode(req.url)
-          : (err.code && FASTIFY_ERRORS[err.code]) ||
-            (err.statusCode && err.statusCode < 500 ? 'invalid_request' : 'internal_error')
+        : (err.code && FASTIFY_ERRORS[err.code]) ||
+          (err.statusCode && err.statusCode < 500 ? 'invalid_request' : 'internal_error')
     if (statusOf(code) >= 500) req.log.error({ err }, 'request failed')
     const message = statusOf(code) >= 500 ? `${code}; see the gateway log` : err.message
     // A tool call refused before the pipeline still leaves a trace in the audit log.

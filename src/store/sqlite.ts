@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import Database from 'better-sqlite3'
 import { encodeInput, parseStored, type AuditEvent, type AuditEventInput } from '../audit/event.js'
-import { WardenError } from '../domain/errors.js'
+import { WardenError, type ErrorCode } from '../domain/errors.js'
 import type { WriterReply, WriterRequest, WriterRow } from './sqlite-writer.js'
 import type {
   AuditCounts,
@@ -158,7 +158,7 @@ export function sqliteStore(path: string): Store {
     'SELECT record FROM approvals WHERE id = ?',
   )
 
-  return {
+  const store: Store = {
     append(events) {
       if (broken) return Promise.reject(new WardenError('audit_unavailable', broken))
       let encoded: string[]
@@ -326,6 +326,41 @@ export function sqliteStore(path: string): Store {
       await writer.terminate()
       if (db.open) db.close()
     },
+  }
+  // A failing read or write is a dependency outage: callers get the store's 503 code, never a
+  // raw database error (which the HTTP layer would have to guess a code for).
+  failAs(store, ['query', 'counts'], 'audit_unavailable')
+  failAs(store, APPROVAL_METHODS, 'approval_store_unavailable')
+  return store
+}
+
+const APPROVAL_METHODS = [
+  'createApproval',
+  'countPending',
+  'findPending',
+  'getApproval',
+  'listApprovals',
+  'resolveApproval',
+  'reopenApproval',
+  'recordExecution',
+  'useNonce',
+  'expiredPending',
+] as const satisfies readonly (keyof Store)[]
+
+/** Wrap `methods` of `store` so that any failure they throw becomes a `WardenError(code)`. */
+function failAs(store: Store, methods: readonly (keyof Store)[], code: ErrorCode): void {
+  const target = store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>
+  for (const name of methods) {
+    const method = target[name]!
+    target[name] = async (...args) => {
+      try {
+        return await method(...args)
+      } catch (err) {
+        throw err instanceof WardenError
+          ? err
+          : new WardenError(code, `store failed: ${(err as Error).message}`)
+      }
+    }
   }
 }
 
