@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { timeOrderedId } from '../src/domain/ids.js'
 import type { Decision, ToolCall } from '../src/domain/types.js'
+import { maskPii } from '../src/detect/pii.js'
 import { decisionEvent, executionEvent } from '../src/gateway/audit-events.js'
 import { sqliteStore } from '../src/store/sqlite.js'
 
@@ -78,7 +79,7 @@ async function worker(): Promise<void> {
     const c = call()
     const event = decisionEvent(c, decision(c), c.agentId)
     await store.append([event])
-    await store.append([executionEvent(event, 'ok', result, 1)])
+    await store.append([executionEvent(event, 'ok', maskPii(result, '/result'), 1)])
   }
 }
 

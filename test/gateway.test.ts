@@ -53,6 +53,11 @@ describe('POST /gateway/execute (contract)', () => {
     expect(customer.email).toBe('g***@example.com')
     expect(customer.card).toBe('[card ****0004]')
     expect(JSON.stringify(res.json())).not.toContain('grace@example.com')
+    // The audit record says what was masked (masking happens once, before both uses).
+    const [executed] = await w.store.query({ type: 'tool_call_executed', limit: 1 })
+    expect(executed!.masked).toEqual(
+      expect.arrayContaining(['/result/customer/email', '/result/customer/card']),
+    )
   })
 
   it('403 deny: layer, error code and message, risk, checks up to the denying layer', async () => {

@@ -2,7 +2,7 @@ import { timeOrderedId } from '../domain/ids.js'
 import type { AuditEventInput, EventType } from '../audit/event.js'
 import { canonicalHash } from '../domain/canonical.js'
 import type { Decision, LayerName, ToolCall } from '../domain/types.js'
-import { maskPii } from '../detect/pii.js'
+import { maskPii, type Masked } from '../detect/pii.js'
 import type { ApprovalRecord } from '../store/types.js'
 
 /** Deny events get the seed's specific type when a detection layer decided. */
@@ -72,11 +72,12 @@ export function executionEvent(
     | 'args_hash'
   >,
   outcome: 'ok' | 'error' | 'unknown',
-  result: unknown,
+  /** The result already masked with `maskPii(result, '/result')`. */
+  result: Masked<unknown>,
   latencyMs: number,
   approvalId?: string,
 ): AuditEventInput {
-  const { value, masked } = maskPii(result, '/result')
+  const { value, masked } = result
   const text = JSON.stringify(value) ?? 'null'
   return {
     ...base,

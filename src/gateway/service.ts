@@ -136,8 +136,10 @@ export class Gateway implements ApprovalHost {
       }
     }
     let outputScan: { score: number; categories: string[] } | undefined
+    // Masked once: the audit always stores this; the agent gets it for confidential tools.
+    const audited = maskPii(result, '/result')
     if (outcome === 'ok') {
-      if (MASKED_CLASSES.has(tool.classification)) result = maskPii(result).value
+      if (MASKED_CLASSES.has(tool.classification)) result = audited.value
       if (tool.output_trust === 'untrusted') {
         // Untrusted output is scanned before the agent sees it; a finding is flagged on the
         // reply, kept in the audit record, and poisons the session for later risky calls.
@@ -163,7 +165,7 @@ export class Gateway implements ApprovalHost {
     try {
       await this.record([
         {
-          ...executionEvent(event, outcome, result, performance.now() - started, approvalId),
+          ...executionEvent(event, outcome, audited, performance.now() - started, approvalId),
           ...(outputScan && { output_scan: outputScan }),
         },
       ])
