@@ -6,8 +6,7 @@ import { timeOrderedId } from '../domain/ids.js'
 import type { Decision, ToolCall } from '../domain/types.js'
 import { approvalEvent, argsHash, decisionEvent } from '../gateway/audit-events.js'
 import type { Reply } from '../gateway/reply.js'
-import { sha256Hex } from '../pipeline/layers/identity.js'
-import type { Runtime } from '../pipeline/runtime.js'
+import { principalOf, type Runtime } from '../pipeline/runtime.js'
 import { scalarParams } from '../pipeline/runner.js'
 import type { ApprovalRecord, ApprovalStatus, Store } from '../store/types.js'
 import { sendApprovalRequired } from './notify.js'
@@ -179,12 +178,9 @@ export class Approvals {
     verdict: 'approve' | 'deny',
     comment: string | null,
   ): Promise<Reply> {
-    const rt = this.host.runtime
-    const hash = approverToken ? sha256Hex(approverToken) : ''
-    const approver = rt.approversByTokenHash.get(hash)
+    const { agent, approver } = principalOf(this.host.runtime, approverToken)
     if (!approver) {
-      if (rt.agentsByKeyHash.has(hash))
-        return fail('approver_not_authorized', 'agent credentials can never approve')
+      if (agent) return fail('approver_not_authorized', 'agent credentials can never approve')
       return fail('approver_unauthenticated', 'missing or unknown approver token')
     }
     return this.decideAs(approver, approvalId, verdict, comment)
@@ -419,15 +415,12 @@ export class Approvals {
 
   /** An approval as the requesting agent or an approver may see it. */
   async read(approvalId: string, credential: string | undefined): Promise<Reply> {
-    const rt = this.host.runtime
-    const hash = credential ? sha256Hex(credential) : ''
-    const isApprover = rt.approversByTokenHash.has(hash)
-    const agent = rt.agentsByKeyHash.get(hash)
+    const { agent, approver } = principalOf(this.host.runtime, credential)
     // Authenticate before looking anything up, so ids cannot be probed without a credential.
-    if (!isApprover && !agent) return fail('unauthenticated', 'missing or unknown credential')
+    if (!approver && !agent) return fail('unauthenticated', 'missing or unknown credential')
     const approval = await this.host.store.getApproval(approvalId)
     if (!approval) return fail('approval_not_found', `approval \`${approvalId}\` not found`)
-    if (!isApprover && agent?.id !== approval.agent_id) {
+    if (!approver && agent?.id !== approval.agent_id) {
       return fail(
         'approver_not_authorized',
         'only the requesting agent or an approver may read this approval',

@@ -4,6 +4,7 @@ import type { AgentConfig, ApproverConfig, ToolConfig, WardenConfig } from '../c
 import { compilePolicy, type CompiledPolicy } from '../policy/cel-policy.js'
 import { compileToolSchemas } from '../policy/param-schemas.js'
 import type { StateStore } from '../state/types.js'
+import { sha256Hex } from './layers/identity.js'
 
 /** Everything compiled once from a configuration that the layers read on every call. */
 export interface Runtime {
@@ -15,6 +16,16 @@ export interface Runtime {
   readonly schemas: ReadonlyMap<string, ValidateFunction>
   readonly policy: CompiledPolicy
   readonly state: StateStore
+}
+
+/** Who a bearer secret belongs to: an agent, an approver, or nobody (hashes never overlap). */
+export function principalOf(
+  rt: Runtime,
+  secret: string | undefined,
+): { agent?: AgentConfig; approver?: ApproverConfig } {
+  if (!secret) return {}
+  const hash = sha256Hex(secret)
+  return { agent: rt.agentsByKeyHash.get(hash), approver: rt.approversByTokenHash.get(hash) }
 }
 
 /** Compile a loaded configuration against a state store. */
