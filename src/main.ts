@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
 import { approvalsDecide, approvalsList } from './cli/approvals.js'
+import { replayCommand } from './cli/replay.js'
 import { scanJsonl, scanOne } from './cli/scan.js'
 import {
   auditExport,
@@ -25,6 +26,9 @@ const USAGE = `usage: warden <command>
   policy test <dir> [--config FILE]   run scenario files through the pipeline
   config check [--config FILE]  validate a configuration
   scan TEXT | --jsonl FILE      score text with the prompt-injection detector (FILE - is stdin)
+  replay FILE [--config FILE] [--agent ID] [--tool NAME] [--detail]
+                                decide recorded agent sessions (AgentDojo trace JSONL) without
+                                running tools; --agent and --tool may use {suite} and {function}
   approvals list                held calls waiting for a person (gateway at GATEWAY_URL)
   approvals approve|deny ID [--comment TEXT] [--token T]   decide one (token: WARDEN_APPROVER_TOKEN)
   every command takes --json for machine-readable output`
@@ -33,22 +37,14 @@ const io: Io = { out: (l) => console.log(l), err: (l) => console.error(l) }
 
 /** The only place that reads the environment and argv, opens ports and handles signals. */
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      agent: { type: 'string' },
-      db: { type: 'string' },
-      format: { type: 'string', default: 'jsonl' },
-      out: { type: 'string' },
-      config: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false },
-      token: { type: 'string' },
-      jsonl: { type: 'string' },
-      comment: { type: 'string' },
-    },
-  })
+  let parsed
+  try {
+    parsed = parseCli(argv)
+  } catch (err) {
+    return usage((err as Error).message)
+  }
+  const { values, positionals } = parsed
+
   const configFile = values.config ?? env.WARDEN_CONFIG ?? DEFAULT_CONFIG
   const dbPath = () => values.db ?? loadConfig(configFile).config.store.sqlite_path
   const [command, sub, arg] = positionals
@@ -57,7 +53,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     token: values.token ?? env.WARDEN_APPROVER_TOKEN,
   }
   try {
-    switch (command === 'scan' ? 'scan' : `${command ?? ''} ${sub ?? ''}`.trim()) {
+    const single = command === 'scan' || command === 'replay'
+    switch (single ? command : `${command ?? ''} ${sub ?? ''}`.trim()) {
       case 'start':
       case 'gateway':
         return await serve(configFile, env)
@@ -89,6 +86,20 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         if (sub === undefined) return usage('scan needs a text, or --jsonl FILE')
         return scanOne(positionals.slice(1).join(' '), threshold, values.json, io)
       }
+      case 'replay': {
+        if (sub === undefined) return usage('replay needs a trace file (JSONL, - for stdin)')
+        const loaded = loadConfig(configFile)
+        const agents = loaded.config.agents
+        const agent = values.agent ?? (agents.length === 1 ? agents[0]?.id : undefined)
+        if (!agent) return usage('replay needs --agent when the configuration has several agents')
+        return await replayCommand(
+          sub,
+          loaded,
+          { agent, tool: values.tool ?? '{function}', detail: values.detail },
+          values.json,
+          io,
+        )
+      }
       case 'config check':
         return configCheck(configFile, io)
       default:
@@ -106,6 +117,27 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     )
     return 1
   }
+}
+
+function parseCli(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      agent: { type: 'string' },
+      db: { type: 'string' },
+      format: { type: 'string', default: 'jsonl' },
+      out: { type: 'string' },
+      config: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+      token: { type: 'string' },
+      jsonl: { type: 'string' },
+      comment: { type: 'string' },
+      tool: { type: 'string' },
+      detail: { type: 'boolean', default: false },
+    },
+  })
 }
 
 function usage(problem: string | null): number {

@@ -98,6 +98,25 @@ describe('PII masking', () => {
     expect(maskText('ref GB82 WEST 1234 5698 7654 33')).toBe('ref GB82 WEST 1234 5698 7654 33')
   })
 
+  it('masks only the kinds asked for; the masked value says what it was', () => {
+    const text = 'mail ada@example.com, card 4242 4242 4242 4242, iban GB82 WEST 1234 5698 7654 32'
+    expect(maskText(text, new Set(['card']))).toBe(
+      'mail ada@example.com, card [card ****4242], iban GB82 WEST 1234 5698 7654 32',
+    )
+    expect(maskText(text, new Set(['email', 'iban']))).toBe(
+      'mail a***@example.com, card 4242 4242 4242 4242, iban [iban GB****]',
+    )
+    expect(maskText(text, new Set())).toBe(text)
+    // Without `secret`, a secret-looking key is left alone; with it, redacted.
+    expect(maskPii({ password: 'hunter22' }, '', new Set(['email'])).value).toEqual({
+      password: 'hunter22',
+    })
+    expect(maskPii({ password: 'hunter22' }, '', new Set(['secret']))).toEqual({
+      value: { password: '[redacted]' },
+      masked: ['/password'],
+    })
+  })
+
   it('redacts values under secret-looking keys whatever they look like', () => {
     expect(maskPii({ api_key: 'abc', password: 'x', card_number: 4111111111111111 }).value).toEqual(
       {

@@ -5,7 +5,8 @@ import { DemoBackend } from '../src/demo/backend.js'
 import { SCENARIOS } from '../src/demo/scenarios.js'
 import { memoryState } from '../src/state/memory.js'
 import type { StateStore } from '../src/state/types.js'
-import { APPROVER, execute, keyOf, startWarden } from './helpers.js'
+import { loadConfig } from '../src/config/loader.js'
+import { APPROVER, DEMO_CONFIG, execute, keyOf, startWarden } from './helpers.js'
 
 type Started = Awaited<ReturnType<typeof startWarden>>
 
@@ -58,6 +59,25 @@ describe('POST /gateway/execute (contract)', () => {
     expect(executed!.masked).toEqual(
       expect.arrayContaining(['/result/customer/email', '/result/customer/card']),
     )
+  })
+
+  it('masks by classification as configured; the audit still masks every kind', async () => {
+    const loaded = loadConfig(DEMO_CONFIG)
+    const pii = {
+      mask_in_results: { ...loaded.config.pii.mask_in_results, confidential: ['card' as const] },
+    }
+    const w2 = await startWarden({ config: { ...loaded, config: { ...loaded.config, pii } } })
+    try {
+      const res = await execute(w2, 'support-agent', 'lookup_order', { order_id: 'ORD-1002' })
+      const customer = res.json().result.customer
+      expect(customer.email).toBe('grace@example.com')
+      expect(customer.card).toBe('[card ****0004]')
+      const [executed] = await w2.store.query({ type: 'tool_call_executed', limit: 1 })
+      expect(JSON.stringify(executed!.result)).not.toContain('grace@example.com')
+      expect(executed!.masked).toEqual(expect.arrayContaining(['/result/customer/email']))
+    } finally {
+      await w2.close()
+    }
   })
 
   it('403 deny: layer, error code and message, risk, checks up to the denying layer', async () => {

@@ -42,6 +42,22 @@ describe.each(backends)('state contract: %s', (_name, make) => {
     expect((await state.history('agent')).map((h) => h.tool)).toEqual(['t2', 't3', 't4'])
   })
 
+  it('tool transitions are counted per agent and per previous tool', async () => {
+    state = make()
+    await state.recordTransition('a', '^', 'search')
+    await state.recordTransition('a', 'search', 'ticket')
+    await state.recordTransition('a', 'search', 'ticket')
+    await state.recordTransition('a', 'search', 'refund')
+    await state.recordTransition('b', 'search', 'export')
+    expect(await state.transitions('a', 'search')).toEqual({ ticket: 2, refund: 1 })
+    expect(await state.transitions('a', '^')).toEqual({ search: 1 })
+    expect(await state.transitions('b', 'search')).toEqual({ export: 1 })
+    expect(await state.transitions('a', 'never')).toEqual({})
+    // A tool named like an Object.prototype member is an ordinary key.
+    await state.recordTransition('a', 'search', 'constructor')
+    expect((await state.transitions('a', 'search')).constructor).toBe(1)
+  })
+
   it('denials are counted within the window; quarantine is remembered', async () => {
     state = make()
     expect(await state.recordDenial('a', 1000, 500)).toBe(1)

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { PII_KINDS } from '../detect/pii.js'
 
 /** Identifiers used for agents, roles, approvers, rules: plain and stable. */
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be a plain identifier')
@@ -167,7 +168,41 @@ export const configSchema = z.strictObject({
         .default({}),
     })
     .prefault({}),
+  pii: z
+    .strictObject({
+      /**
+       * Which PII kinds are masked in results the agent receives, by the tool's data
+       * classification. The audit log always masks every kind.
+       */
+      mask_in_results: z
+        .strictObject({
+          public: z.array(z.enum(PII_KINDS)).default([]),
+          internal: z.array(z.enum(PII_KINDS)).default([]),
+          confidential: z.array(z.enum(PII_KINDS)).default([...PII_KINDS]),
+          restricted: z.array(z.enum(PII_KINDS)).default([...PII_KINDS]),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
   taint: z.strictObject({ min_match_length: z.number().int().min(1).default(4) }).prefault({}),
+  risk: z
+    .strictObject({
+      /**
+       * What the final risk level (after every layer, see docs/risk.md) does to a call no layer
+       * refused: `allow` adds nothing (layers may still hold), `hold` needs a person, `deny` refuses.
+       */
+      actions: z
+        .strictObject({
+          low: z.enum(['allow', 'hold', 'deny']).default('allow'),
+          medium: z.enum(['allow', 'hold', 'deny']).default('allow'),
+          high: z.enum(['allow', 'hold', 'deny']).default('allow'),
+          critical: z.enum(['allow', 'hold', 'deny']).default('allow'),
+        })
+        .prefault({}),
+      /** Recent calls of the agent looked at for its record (denied and held ones add risk). */
+      history_window: z.number().int().positive().max(1000).default(20),
+    })
+    .prefault({}),
   approval: z.strictObject({ hold_at_risk: z.number().min(0).max(100).default(85) }).prefault({}),
   approvals: z
     .strictObject({
@@ -199,6 +234,21 @@ export const configSchema = z.strictObject({
             .default([]),
         })
         .optional(),
+    })
+    .prefault({}),
+  anomaly: z
+    .strictObject({
+      /**
+       * Learn each agent's tool transitions (previous tool in the session → this tool) from its
+       * allowed calls, and treat an improbable transition as a risk signal.
+       */
+      enabled: z.boolean().default(false),
+      /** Transitions seen out of the previous tool before the model judges a call. */
+      min_observations: z.number().int().positive().default(30),
+      /** A transition less probable than this holds the call. */
+      hold_below: z.number().min(0).max(1).default(0.02),
+      /** Additive (Laplace) smoothing over the agent's tools. */
+      smoothing: z.number().positive().default(1),
     })
     .prefault({}),
   sequence: z

@@ -45,32 +45,45 @@ export function luhn(digits: string): boolean {
   return sum % 10 === 0
 }
 
-/** Mask PII inside one string; returns the same string when nothing matched. */
-export function maskText(text: string): string {
-  if (text.length < 7) return text
-  return text
-    .replace(EMAIL, (m) => `${m[0]}***@${m.slice(m.indexOf('@') + 1)}`)
-    .replace(CARD, (m) => {
+export const PII_KINDS = ['email', 'phone', 'card', 'national_id', 'iban', 'secret'] as const
+export type PiiKind = (typeof PII_KINDS)[number]
+const ALL: ReadonlySet<PiiKind> = new Set(PII_KINDS)
+
+/** Mask the PII of the given kinds inside one string; returns the same string when nothing matched. */
+export function maskText(text: string, kinds: ReadonlySet<PiiKind> = ALL): string {
+  if (text.length < 7 || kinds.size === 0) return text
+  let out = text
+  if (kinds.has('email'))
+    out = out.replace(EMAIL, (m) => `${m[0]}***@${m.slice(m.indexOf('@') + 1)}`)
+  if (kinds.has('card'))
+    out = out.replace(CARD, (m) => {
       const digits = m.replace(/\D/g, '')
       return digits.length >= 13 && luhn(digits) ? `[card ****${digits.slice(-4)}]` : m
     })
-    .replace(SSN, '[national id]')
-    .replace(IBAN, (m) => (ibanValid(m) ? `[iban ${m.slice(0, 2)}****]` : m))
-    .replace(PHONE, (m) =>
+  if (kinds.has('national_id')) out = out.replace(SSN, '[national id]')
+  if (kinds.has('iban'))
+    out = out.replace(IBAN, (m) => (ibanValid(m) ? `[iban ${m.slice(0, 2)}****]` : m))
+  if (kinds.has('phone'))
+    out = out.replace(PHONE, (m) =>
       m.replace(/\D/g, '').length >= 9 ? `[phone ***${m.replace(/\D/g, '').slice(-2)}]` : m,
     )
+  return out
 }
 
-/** Mask every string leaf of `value` and every value under a secret-looking key; the copy is JSON-safe. */
-export function maskPii<T>(value: T, base = ''): Masked<T> {
+/**
+ * Mask every string leaf of `value` (and, for `secret`, every value under a secret-looking key);
+ * the copy is JSON-safe. The masked value says what it was (`[card ****4242]`, `[iban DE****]`).
+ */
+export function maskPii<T>(value: T, base = '', kinds: ReadonlySet<PiiKind> = ALL): Masked<T> {
   const masked: string[] = []
+  const secrets = kinds.has('secret')
   const walk = (node: unknown, path: string, key: string): unknown => {
     if (typeof node === 'string') {
-      if (SECRET_KEY.test(key)) {
+      if (secrets && SECRET_KEY.test(key)) {
         masked.push(path)
         return '[redacted]'
       }
-      const out = maskText(node)
+      const out = maskText(node, kinds)
       if (out !== node) masked.push(path)
       return out
     }
@@ -80,7 +93,7 @@ export function maskPii<T>(value: T, base = ''): Masked<T> {
       for (const [k, v] of Object.entries(node)) out[k] = walk(v, `${path}/${escapePointer(k)}`, k)
       return out
     }
-    if (typeof node === 'number' && SECRET_KEY.test(key)) {
+    if (typeof node === 'number' && secrets && SECRET_KEY.test(key)) {
       masked.push(path)
       return '[redacted]'
     }

@@ -1,18 +1,16 @@
 import type { AuditEvent, AuditEventInput } from '../audit/event.js'
 import type { ToolConfig } from '../config/schema.js'
-import { maskPii } from '../detect/pii.js'
+import { maskPii, type Masked } from '../detect/pii.js'
 import { errorBody, statusOf, WardenError, type ErrorCode } from '../domain/errors.js'
 import type { Decision, ToolCall } from '../domain/types.js'
 import type { EventBus } from '../events/bus.js'
 import { ToolFailure, type Executor } from '../executors/types.js'
-import { detectInjection } from '../detect/injection.js'
-import { stringLeaves } from '../pipeline/layers/injection.js'
-import { taintForm, taintSession } from '../pipeline/layers/taint.js'
 import type { Pipeline } from '../pipeline/runner.js'
 import type { Store } from '../store/types.js'
 import { Approvals, type ApprovalHost } from '../approvals/service.js'
 import type { Reply } from './reply.js'
 import { decisionEvent, executionEvent, rejectionEvent } from './audit-events.js'
+import { inspectOutput } from './output.js'
 
 export type { Reply } from './reply.js'
 
@@ -25,8 +23,6 @@ export interface GatewayDeps {
   /** Told about every decision (metrics). */
   onDecision?: (decision: Decision, principal: string | null) => void
 }
-
-const MASKED_CLASSES = new Set(['confidential', 'restricted'])
 
 /**
  * The engine behind every door: decide, record durably, then (and only then) execute, mask
@@ -136,32 +132,15 @@ export class Gateway implements ApprovalHost {
       }
     }
     let outputScan: { score: number; categories: string[] } | undefined
-    // Masked once: the audit always stores this; the agent gets it for confidential tools.
-    const audited = maskPii(result, '/result')
+    let audited: Masked<unknown>
     if (outcome === 'ok') {
-      if (MASKED_CLASSES.has(tool.classification)) result = audited.value
-      if (tool.output_trust === 'untrusted') {
-        // Untrusted output is scanned before the agent sees it; a finding is flagged on the
-        // reply, kept in the audit record, and poisons the session for later risky calls.
-        const text = stringLeaves(result).join('\n')
-        const scan = detectInjection(text)
-        if (scan.score >= this.runtime.config.injection.hold_at) outputScan = scan
-        if (call.sessionId !== undefined) {
-          await this.rememberUntrusted(
-            call.agentId,
-            call.sessionId,
-            tool.name,
-            call.requestId,
-            // The whole output, numbers included: any value in it may come back as a parameter.
-            JSON.stringify(result) ?? '',
-            outputScan !== undefined,
-          ).catch((err: unknown) =>
-            // The session loses this output's taint; logged and counted rather than hidden.
-            this.deps.onError?.(err, 'state:taint'),
-          )
-        }
-      }
-    }
+      const inspected = await inspectOutput(this.runtime, tool, call, result, Date.now(), (err) =>
+        this.deps.onError?.(err, 'state:taint'),
+      )
+      result = inspected.delivered
+      audited = inspected.audited
+      outputScan = inspected.scan
+    } else audited = maskPii(result, '/result')
     try {
       await this.record([
         {
@@ -185,22 +164,6 @@ export class Gateway implements ApprovalHost {
       }
     }
     return { result, outcome, failure, outputScan }
-  }
-
-  private async rememberUntrusted(
-    agentId: string,
-    sessionId: string,
-    tool: string,
-    requestId: string,
-    text: string,
-    injected: boolean,
-  ) {
-    await this.runtime.state.addTaint(taintSession(agentId, sessionId), {
-      source: `tool:${tool}#${requestId}`,
-      text: taintForm(text),
-      at: Date.now(),
-      ...(injected && { injected }),
-    })
   }
 
   unavailable(err: unknown, requestId: string, message?: string): Reply {

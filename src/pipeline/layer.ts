@@ -11,6 +11,11 @@ export interface DecisionContext {
   tool?: ToolConfig
   /** Sum of the risk signals of the layers that ran so far. */
   risk: number
+  /**
+   * The agent's previous tool in this session (`^` at the start of one), set by the sequence
+   * layer; the runner learns the transition from it when the call is allowed.
+   */
+  previousTool?: string
 }
 
 /** One stage of the pipeline. Return a verdict; throw only when the layer itself is broken. */

@@ -43,6 +43,22 @@ export function pipeline(rt: Runtime, options: PipelineOptions = {}): Pipeline {
         }
         if (verdict.outcome === 'hold') held ??= { layer: layer.name, reason: verdict.reason }
       }
+      const risk = riskOf(ctx.risk)
+      // The configured action of the final risk level: it can only make a decision stricter.
+      if (!denied) {
+        const action = rt.config.risk.actions[risk.level]
+        const reason = `risk ${risk.score} is ${risk.level}, which is configured to ${action}`
+        if (action === 'deny') {
+          denied = {
+            layer: 'approval',
+            verdict: { outcome: 'deny', code: 'risk_too_high', reason: `${reason}: refused` },
+          }
+          escalate(checks, { outcome: 'deny', reason, code: 'risk_too_high' })
+        } else if (action === 'hold' && !held) {
+          held = { layer: 'approval', reason }
+          escalate(checks, { outcome: 'hold', reason })
+        }
+      }
       const decision: Decision = denied
         ? {
             requestId: call.requestId,
@@ -50,7 +66,7 @@ export function pipeline(rt: Runtime, options: PipelineOptions = {}): Pipeline {
             layer: denied.layer,
             code: denied.verdict.code,
             reason: denied.verdict.reason,
-            risk: riskOf(ctx.risk),
+            risk,
             checks,
             policyVersion: rt.policyVersion,
             ...(denied.verdict.retryAfterSeconds !== undefined && {
@@ -63,7 +79,7 @@ export function pipeline(rt: Runtime, options: PipelineOptions = {}): Pipeline {
             layer: held?.layer ?? null,
             code: null,
             reason: held?.reason ?? 'all layers passed',
-            risk: riskOf(ctx.risk),
+            risk,
             checks,
             policyVersion: rt.policyVersion,
           }
@@ -79,6 +95,18 @@ export function pipeline(rt: Runtime, options: PipelineOptions = {}): Pipeline {
       return decision
     },
   }
+}
+
+/** Record a risk-level action on the approval layer's line of the trace, which owns risk holds. */
+function escalate(
+  checks: Check[],
+  change: { outcome: 'hold' | 'deny'; reason: string; code?: ErrorCode },
+): void {
+  const check = checks.find((c) => c.layer === 'approval')
+  if (!check) return
+  check.outcome = change.outcome
+  check.reason = change.reason
+  if (change.code) check.code = change.code
 }
 
 async function runLayer(
@@ -124,9 +152,18 @@ async function remember(rt: Runtime, ctx: DecisionContext, decision: Decision): 
   const params = scalarParams(call.params)
   await rt.state.recordCall(
     agent.id,
-    { tool: call.tool, decision: decision.decision, at: ctx.now, params },
+    {
+      tool: call.tool,
+      decision: decision.decision,
+      at: ctx.now,
+      params,
+      ...(call.sessionId !== undefined && { session: call.sessionId }),
+    },
     rt.config.sequence.history_limit,
   )
+  // The anomaly model learns only from what was allowed outright: holds and denials are not normal.
+  if (decision.decision === 'allow' && ctx.previousTool !== undefined)
+    await rt.state.recordTransition(agent.id, ctx.previousTool, call.tool)
   const quarantine = rt.config.sequence.quarantine
   if (
     decision.decision !== 'deny' ||

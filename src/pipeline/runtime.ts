@@ -1,6 +1,13 @@
 import type { ValidateFunction } from 'ajv'
 import type { LoadedConfig } from '../config/loader.js'
-import type { AgentConfig, ApproverConfig, ToolConfig, WardenConfig } from '../config/schema.js'
+import type {
+  AgentConfig,
+  ApproverConfig,
+  Classification,
+  ToolConfig,
+  WardenConfig,
+} from '../config/schema.js'
+import type { PiiKind } from '../detect/pii.js'
 import { compilePolicy, type CompiledPolicy } from '../policy/cel-policy.js'
 import { compileToolSchemas } from '../policy/param-schemas.js'
 import type { StateStore } from '../state/types.js'
@@ -16,6 +23,8 @@ export interface Runtime {
   readonly schemas: ReadonlyMap<string, ValidateFunction>
   readonly policy: CompiledPolicy
   readonly state: StateStore
+  /** PII kinds masked in results delivered to agents, by the tool's data classification. */
+  readonly maskInResults: Readonly<Record<Classification, ReadonlySet<PiiKind>>>
 }
 
 /** Who a bearer secret belongs to: an agent, an approver, or nobody (hashes never overlap). */
@@ -40,5 +49,11 @@ export function buildRuntime(loaded: LoadedConfig, state: StateStore): Runtime {
     schemas: compileToolSchemas(config.tools),
     policy: compilePolicy(config),
     state,
+    maskInResults: {
+      public: new Set(config.pii.mask_in_results.public),
+      internal: new Set(config.pii.mask_in_results.internal),
+      confidential: new Set(config.pii.mask_in_results.confidential),
+      restricted: new Set(config.pii.mask_in_results.restricted),
+    },
   }
 }

@@ -10,6 +10,8 @@ export function memoryState(): StateStore {
   const history = new Map<string, HistoryEntry[]>()
   const denials = new Map<string, number[]>()
   const quarantined = new Map<string, number>()
+  // agent → `from` tool → next tool → count. Bounded by the configuration (agents × tools²).
+  const transitions = new Map<string, Map<string, Record<string, number>>>()
 
   return {
     async rateLimit(key, limit, windowMs, now): Promise<RateLimitResult> {
@@ -48,6 +50,16 @@ export function memoryState(): StateStore {
       recent.push(now)
       denials.set(agent, recent)
       return recent.length
+    },
+    async recordTransition(agent, from, to) {
+      let rows = transitions.get(agent)
+      if (!rows) transitions.set(agent, (rows = new Map()))
+      let row = rows.get(from)
+      if (!row) rows.set(from, (row = Object.create(null) as Record<string, number>))
+      row[to] = (row[to] ?? 0) + 1
+    },
+    async transitions(agent, from) {
+      return transitions.get(agent)?.get(from) ?? {}
     },
     async quarantine(agent, until) {
       quarantined.set(agent, until)

@@ -13,6 +13,10 @@ export interface StateStore {
   history(agent: string): Promise<readonly HistoryEntry[]>
   /** Record a denial and return how many the agent had within `windowMs`. */
   recordDenial(agent: string, now: number, windowMs: number): Promise<number>
+  /** Count one allowed `from → to` tool transition of the agent (the sequence anomaly model). */
+  recordTransition(agent: string, from: string, to: string): Promise<void>
+  /** The agent's counts of transitions out of `from`, by next tool. */
+  transitions(agent: string, from: string): Promise<Readonly<Record<string, number>>>
   quarantine(agent: string, until: number): Promise<void>
   quarantinedUntil(agent: string): Promise<number | null>
   health(): Promise<{ ok: boolean; detail: string }>
@@ -37,6 +41,8 @@ export interface TaintEntry {
 
 export interface HistoryEntry {
   tool: string
+  /** The session the call belonged to, if any (the anomaly model's transitions are per session). */
+  session?: string
   decision: 'allow' | 'deny' | 'approval_required'
   at: number
   /** Parameter values kept for sequence rules (only scalar values). */

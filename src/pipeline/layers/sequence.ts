@@ -1,17 +1,22 @@
-import type { SequenceRuleConfig } from '../../config/schema.js'
+import type { SequenceRuleConfig, WardenConfig } from '../../config/schema.js'
+import type { Verdict } from '../../domain/types.js'
 import type { HistoryEntry } from '../../state/types.js'
 import { resolved, type Layer } from '../layer.js'
 import type { Runtime } from '../runtime.js'
 
+type AnomalyConfig = WardenConfig['anomaly']
+
 /**
  * Layer 10: declarative rules over the agent's recent calls (e.g. many lookups then an export),
- * and quarantine of an agent after repeated denials. History is per agent, not per session, so
- * a new session id does not wipe it.
+ * quarantine of an agent after repeated denials, and (when enabled) the learned model of the
+ * agent's tool transitions. History is per agent, not per session, so a new session id does not
+ * wipe it.
  */
 export function sequence(rt: Runtime): Layer {
   const rulesByTool = new Map<string, SequenceRuleConfig[]>()
   for (const r of rt.config.sequence.rules)
     rulesByTool.set(r.tool, [...(rulesByTool.get(r.tool) ?? []), r])
+  const anomaly = rt.config.anomaly
   return {
     name: 'sequence',
     async check(ctx) {
@@ -21,20 +26,94 @@ export function sequence(rt: Runtime): Layer {
         const reason = `agent \`${agent.id}\` is quarantined until ${new Date(until).toISOString()} after repeated denials`
         return { outcome: 'deny', code: 'agent_quarantined', reason, risk: 40 }
       }
-      const rules = rulesByTool.get(tool.name)
-      if (!rules) return { outcome: 'pass' }
       const history = await rt.state.history(agent.id)
-      for (const rule of rules) {
+      const record = agentRecord(history, rt.config.risk.history_window)
+      for (const rule of rulesByTool.get(tool.name) ?? []) {
         const hit = triggered(rule, history, ctx.call.params, ctx.now)
         if (!hit) continue
         const reason = `${rule.description || rule.id}: ${hit.text}`
         const details = { rule: rule.id, ...hit.figures }
         return rule.action === 'deny'
-          ? { outcome: 'deny', code: 'sequence_anomaly', reason, risk: 35, details }
-          : { outcome: 'hold', reason, risk: 20, details }
+          ? { outcome: 'deny', code: 'sequence_anomaly', reason, risk: 35 + record.risk, details }
+          : { outcome: 'hold', reason, risk: 20 + record.risk, details }
       }
-      return { outcome: 'pass' }
+      if (!anomaly.enabled)
+        return record.risk > 0
+          ? { outcome: 'pass', risk: record.risk, details: { agent_record: record } }
+          : { outcome: 'pass' }
+      ctx.previousTool = previousTool(history, ctx.call.sessionId)
+      const row = await rt.state.transitions(agent.id, ctx.previousTool)
+      const v = judgeTransition(anomaly, ctx.previousTool, tool.name, row, agent.tools.length)
+      if (record.risk === 0) return v
+      return {
+        ...v,
+        risk: (v.risk ?? 0) + record.risk,
+        details: { ...v.details, agent_record: record },
+      }
     },
+  }
+}
+
+/**
+ * The agent's recent record: of its last `window` calls, how many were denied or held. Each
+ * denial counts 1 and each hold ½; risk is 20 × that share (an agent whose recent calls were all
+ * refused adds 20).
+ */
+export function agentRecord(
+  history: readonly HistoryEntry[],
+  window: number,
+): { calls: number; denied: number; held: number; risk: number } {
+  const recent = history.slice(-window)
+  let denied = 0
+  let held = 0
+  for (const h of recent) {
+    if (h.decision === 'deny') denied++
+    else if (h.decision === 'approval_required') held++
+  }
+  const risk = recent.length === 0 ? 0 : Math.round((20 * (denied + held / 2)) / window)
+  return { calls: recent.length, denied, held, risk }
+}
+
+/** The start of a session, as the `from` side of its first transition. */
+export const SESSION_START = '^'
+
+/** The agent's last tool in this session (history is newest last), or the session start. */
+function previousTool(history: readonly HistoryEntry[], session: string | undefined): string {
+  if (session === undefined) return SESSION_START
+  for (let i = history.length - 1; i >= 0; i--) {
+    const h = history[i]
+    if (h?.session === session) return h.tool
+  }
+  return SESSION_START
+}
+
+/**
+ * The learned model's view of `from → to`: P = (count + α) / (total + α·K) over the agent's K
+ * tools. Silent until `min_observations` transitions out of `from` were seen; then the surprise
+ * (−log2 P, in bits) adds risk (3 per bit, at most 30), and P below `hold_below` holds the call.
+ */
+export function judgeTransition(
+  cfg: AnomalyConfig,
+  from: string,
+  to: string,
+  row: Readonly<Record<string, number>>,
+  toolCount: number,
+): Verdict {
+  let total = 0
+  for (const n of Object.values(row)) total += n
+  if (total < cfg.min_observations) return { outcome: 'pass' }
+  const seen = row[to] ?? 0
+  const p = (seen + cfg.smoothing) / (total + cfg.smoothing * Math.max(1, toolCount))
+  const bits = -Math.log2(p)
+  const risk = Math.min(30, Math.round(bits * 3))
+  const details = { from, to, seen, total, probability: Math.round(p * 10_000) / 10_000 }
+  if (p >= cfg.hold_below) return { outcome: 'pass', risk, details }
+  const after = from === SESSION_START ? 'as the first call of a session' : `after \`${from}\``
+  return {
+    outcome: 'hold',
+    reason: `unusual for this agent: \`${to}\` ${after} (${seen} of ${total} times before)`,
+    risk,
+    details,
   }
 }
 

@@ -95,6 +95,8 @@ function poisonedSession(
 }
 
 function derivedFrom(value: unknown, text: string, minLength: number): boolean {
+  // A list (recipients, participants) is tainted when any element is.
+  if (Array.isArray(value)) return value.some((v) => derivedFrom(v, text, minLength))
   if (typeof value === 'number') return numbersIn(text).includes(value)
   if (typeof value !== 'string') return false
   const v = taintForm(value)

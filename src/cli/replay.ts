@@ -1,0 +1,94 @@
+import { createReadStream } from 'node:fs'
+import { createInterface } from 'node:readline'
+import type { LoadedConfig } from '../config/loader.js'
+import { Replayer, type ReplayOptions, type ReplaySummary, type Tally } from '../replay/replay.js'
+import { parseTrace } from '../replay/traces.js'
+import type { Io } from './commands.js'
+
+/**
+ * `warden replay FILE`: run recorded sessions (one trace per line, AgentDojo's format) through
+ * the pipeline without executing tools, and report what was allowed, held and denied. A line that
+ * is not a valid trace is reported on stderr and counted; the exit code is then 1.
+ */
+export async function replayCommand(
+  file: string,
+  loaded: LoadedConfig,
+  options: ReplayOptions,
+  json: boolean,
+  io: Io,
+): Promise<number> {
+  const replayer = new Replayer(loaded, options, (err) =>
+    io.err(`taint could not be recorded: ${(err as Error).message}`),
+  )
+  const lines = createInterface({
+    input: file === '-' ? process.stdin : createReadStream(file),
+    crlfDelay: Infinity,
+  })
+  let n = 0
+  for await (const line of lines) {
+    n++
+    if (line.trim() === '') continue
+    const parsed = parseTrace(line)
+    if ('error' in parsed) {
+      replayer.invalid()
+      io.err(`${file}:${n}: ${parsed.error}`)
+      continue
+    }
+    await replayer.replay(parsed.trace)
+  }
+  const summary = replayer.result()
+  if (json) io.out(JSON.stringify(summary))
+  else for (const l of summaryLines(summary)) io.out(l)
+  return summary.invalid_traces > 0 ? 1 : 0
+}
+
+const pct = (part: number, whole: number) =>
+  whole === 0 ? '—' : `${((100 * part) / whole).toFixed(1)}%`
+
+function row(name: string, t: Tally, allowedWord = 'allowed'): string {
+  return `${name.padEnd(28)} ${String(t.calls).padStart(6)}  ${allowedWord} ${String(t.allowed).padStart(5)} (${pct(t.allowed, t.calls)})  held ${String(t.held).padStart(5)} (${pct(t.held, t.calls)})  denied ${String(t.denied).padStart(5)} (${pct(t.denied, t.calls)})`
+}
+
+function summaryLines(s: ReplaySummary): string[] {
+  const lines = [
+    `${s.traces} traces replayed${s.invalid_traces ? `, ${s.invalid_traces} invalid` : ''}`,
+  ]
+  for (const [suite, t] of Object.entries(s.by_suite)) {
+    lines.push(`${suite || '(no suite)'}:`)
+    lines.push(row('  benign traces, user calls', t.benign))
+    lines.push(row('  injected traces, user calls', t.under_attack))
+    lines.push(row('  attacker calls', t.attacker, 'executed'))
+  }
+  lines.push('total:')
+  lines.push(
+    row('  benign traces, user calls', {
+      calls: s.benign_calls,
+      allowed: s.benign_allowed,
+      held: s.benign_held,
+      denied: s.benign_denied,
+    }),
+    row('  injected traces, user calls', {
+      calls: s.under_attack_calls,
+      allowed: s.under_attack_allowed,
+      held: s.under_attack_held,
+      denied: s.under_attack_denied,
+    }),
+    row('    after the injection', {
+      calls: s.after_injection_calls,
+      allowed: s.after_injection_allowed,
+      held: s.after_injection_held,
+      denied: s.after_injection_denied,
+    }),
+    row(
+      '  attacker calls',
+      {
+        calls: s.attacker_calls,
+        allowed: s.attacker_executed,
+        held: s.attacker_held,
+        denied: s.attacker_denied,
+      },
+      'executed',
+    ),
+  )
+  return lines
+}

@@ -1,0 +1,62 @@
+import type { ToolConfig } from '../config/schema.js'
+import { detectInjection } from '../detect/injection.js'
+import { maskPii, PII_KINDS, type Masked } from '../detect/pii.js'
+import { stringLeaves } from '../pipeline/layers/injection.js'
+import { taintForm, taintSession } from '../pipeline/layers/taint.js'
+import type { Runtime } from '../pipeline/runtime.js'
+
+/** What Warden makes of a tool's result before the agent sees it. */
+export interface InspectedOutput {
+  /** What the agent gets: PII masked for confidential and restricted tools. */
+  delivered: unknown
+  /** What the audit keeps: always masked, with the paths that were. */
+  audited: Masked<unknown>
+  /** Set when an untrusted output scored as a prompt injection. */
+  scan?: { score: number; categories: string[] }
+}
+
+/**
+ * Mask a successful result, scan it if the tool's output is untrusted, and remember untrusted
+ * output as session taint (poisoning the session when it carried an injection). The gateway runs
+ * this after every executed call; `warden replay` runs it on recorded results.
+ */
+export async function inspectOutput(
+  rt: Runtime,
+  tool: ToolConfig,
+  call: { agentId: string; sessionId: string | undefined; requestId: string },
+  result: unknown,
+  now: number,
+  onTaintError: (err: unknown) => void,
+): Promise<InspectedOutput> {
+  // The audit always stores every kind masked; the agent gets the kinds its class calls for.
+  const audited = maskPii(result, '/result')
+  const kinds = rt.maskInResults[tool.classification]
+  const delivered =
+    kinds.size === 0
+      ? result
+      : kinds.size === PII_KINDS.length
+        ? audited.value
+        : maskPii(result, '', kinds).value
+  if (tool.output_trust !== 'untrusted') return { delivered, audited }
+  // Untrusted output is scanned before the agent sees it; a finding is flagged on the reply,
+  // kept in the audit record, and poisons the session for later risky calls.
+  const found = detectInjection(stringLeaves(delivered).join('\n'))
+  const scan = found.score >= rt.config.injection.hold_at ? found : undefined
+  if (call.sessionId !== undefined) {
+    await rt.state
+      .addTaint(taintSession(call.agentId, call.sessionId), {
+        source: `tool:${tool.name}#${call.requestId}`,
+        // The whole output, numbers included: any value in it may come back as a parameter.
+        text: taintForm(JSON.stringify(delivered) ?? ''),
+        at: now,
+        ...(scan && { injected: true }),
+      })
+      // The session loses this output's taint; logged and counted rather than hidden.
+      .catch(onTaintError)
+  }
+  return {
+    delivered,
+    audited,
+    ...(scan && { scan: { score: scan.score, categories: scan.categories } }),
+  }
+}

@@ -1,0 +1,279 @@
+import { randomBytes } from 'node:crypto'
+import type { LoadedConfig } from '../config/loader.js'
+import type { DecisionOutcome, ToolCall } from '../domain/types.js'
+import { inspectOutput } from '../gateway/output.js'
+import { sha256Hex } from '../pipeline/layers/identity.js'
+import { pipeline } from '../pipeline/runner.js'
+import { buildRuntime, type Runtime } from '../pipeline/runtime.js'
+import { memoryState } from '../state/memory.js'
+import type { Trace, TraceCall } from './traces.js'
+
+export interface ReplayOptions {
+  /** Agent id for a trace; `{suite}` is replaced by the trace's suite. */
+  agent: string
+  /** Tool name for a recorded function; `{suite}` and `{function}` are replaced. */
+  tool: string
+  /** Keep every call's decision in the report. */
+  detail: boolean
+}
+
+/** Whose call it was: the user's task (recorded) or the attacker's goal (attempted after). */
+export type CallRole = 'user' | 'attacker'
+
+export interface ReplayedCall {
+  role: CallRole
+  tool: string
+  decision: DecisionOutcome
+  layer: string | null
+  code: string | null
+  reason: string
+  risk: number
+  /** The session had already received a recorded output marked as carrying an injection. */
+  after_injection: boolean
+}
+
+export interface Tally {
+  calls: number
+  allowed: number
+  held: number
+  denied: number
+}
+
+export interface TraceReport {
+  id: string
+  suite: string
+  label: string
+  user: Tally
+  attacker: Tally
+  calls?: ReplayedCall[]
+}
+
+/**
+ * The replay's answer. `benign_*` counts the calls of benign traces (the user's task with no
+ * attack); `under_attack_*` the user's calls inside injected traces, of which `after_injection_*`
+ * came after the injected output was read; `attacker_*` the attacker's goal calls.
+ */
+export interface ReplaySummary {
+  traces: number
+  invalid_traces: number
+  attacker_calls: number
+  attacker_executed: number
+  attacker_held: number
+  attacker_denied: number
+  benign_calls: number
+  benign_allowed: number
+  benign_held: number
+  benign_denied: number
+  under_attack_calls: number
+  under_attack_allowed: number
+  under_attack_held: number
+  under_attack_denied: number
+  after_injection_calls: number
+  after_injection_allowed: number
+  after_injection_held: number
+  after_injection_denied: number
+  by_suite: Record<string, { benign: Tally; under_attack: Tally; attacker: Tally }>
+  trace_detail?: TraceReport[]
+}
+
+/** Simulated time: calls one second apart, each trace a day after the previous one started. */
+const START = Date.parse('2026-01-01T00:00:00Z')
+const CALL_STEP_MS = 1_000
+const TRACE_STEP_MS = 86_400_000
+
+const emptyTally = (): Tally => ({ calls: 0, allowed: 0, held: 0, denied: 0 })
+
+function count(t: Tally, d: DecisionOutcome): void {
+  t.calls++
+  if (d === 'allow') t.allowed++
+  else if (d === 'approval_required') t.held++
+  else t.denied++
+}
+
+/**
+ * Runs recorded agent sessions through the real pipeline without executing any tool: each
+ * recorded call is decided, and its recorded result goes through the same output inspection
+ * (masking, injection scan, session taint) as a live result. Calls the pipeline denies never ran,
+ * so their results are not shown to the session. Held calls are assumed approved, as the
+ * recording continues past them. Each trace is its own session; the agent's history (rate limits,
+ * sequence rules, quarantine) carries across traces, which are a day apart in simulated time.
+ */
+export class Replayer {
+  private readonly rt: Runtime
+  private readonly decide: (call: ToolCall) => ReturnType<ReturnType<typeof pipeline>['decide']>
+  private readonly secrets = new Map<string, string>()
+  private readonly summary: ReplaySummary = {
+    traces: 0,
+    invalid_traces: 0,
+    attacker_calls: 0,
+    attacker_executed: 0,
+    attacker_held: 0,
+    attacker_denied: 0,
+    benign_calls: 0,
+    benign_allowed: 0,
+    benign_held: 0,
+    benign_denied: 0,
+    under_attack_calls: 0,
+    under_attack_allowed: 0,
+    under_attack_held: 0,
+    under_attack_denied: 0,
+    after_injection_calls: 0,
+    after_injection_allowed: 0,
+    after_injection_held: 0,
+    after_injection_denied: 0,
+    by_suite: {},
+  }
+  private readonly details: TraceReport[] = []
+  private seq = 0
+
+  constructor(
+    loaded: LoadedConfig,
+    private readonly options: ReplayOptions,
+    private readonly onError: (err: unknown) => void = () => {},
+  ) {
+    // The replay presents a key of its own for every agent; the configuration's keys stay unknown.
+    const agents = loaded.config.agents.map((a) => {
+      const secret = `replay-${a.id}-${randomBytes(16).toString('hex')}`
+      this.secrets.set(a.id, secret)
+      return { ...a, key_sha256: sha256Hex(secret) }
+    })
+    this.rt = buildRuntime({ ...loaded, config: { ...loaded.config, agents } }, memoryState())
+    const p = pipeline(this.rt)
+    this.decide = (call) => p.decide(call)
+  }
+
+  invalid(): void {
+    this.summary.invalid_traces++
+  }
+
+  async replay(trace: Trace): Promise<TraceReport> {
+    const index = this.summary.traces++
+    const start = START + index * TRACE_STEP_MS
+    let tick = 0
+    const agentId = this.options.agent.replaceAll('{suite}', trace.suite)
+    const toolName = (fn: string) =>
+      this.options.tool.replaceAll('{suite}', trace.suite).replaceAll('{function}', fn)
+    const report: TraceReport = {
+      id: trace.id,
+      suite: trace.suite,
+      label: trace.label,
+      user: emptyTally(),
+      attacker: emptyTally(),
+      ...(this.options.detail && { calls: [] }),
+    }
+    const injected = trace.label !== 'benign'
+    // Recorded results answer the calls in order; a denied call's result never reached the agent.
+    const pending: { tool: string; requestId: string; ran: boolean }[] = []
+    let afterInjection = false
+
+    const attempt = async (c: TraceCall, role: CallRole) => {
+      const tool = toolName(c.function)
+      const requestId = `replay-${++this.seq}`
+      const d = await this.decide({
+        requestId,
+        agentId,
+        tool,
+        params: c.args,
+        sessionId: trace.id,
+        context: {},
+        credential: this.secrets.get(agentId),
+        receivedAt: start + tick++ * CALL_STEP_MS,
+      })
+      count(role === 'user' ? report.user : report.attacker, d.decision)
+      this.tally(trace, role, injected, afterInjection, d.decision)
+      report.calls?.push({
+        role,
+        tool,
+        decision: d.decision,
+        layer: d.layer,
+        code: d.code,
+        reason: d.reason,
+        risk: d.risk.score,
+        after_injection: afterInjection,
+      })
+      return { tool, requestId, ran: d.decision !== 'deny' }
+    }
+
+    for (const m of trace.messages) {
+      if (m.role === 'assistant') {
+        for (const c of m.tool_calls ?? []) pending.push(await attempt(c, 'user'))
+      } else if (m.role === 'tool') {
+        const i = pending.findIndex((p) => p.tool === toolName(m.tool))
+        const call = i >= 0 ? pending.splice(i, 1)[0] : undefined
+        if (call?.ran)
+          await this.show(
+            call.tool,
+            call.requestId,
+            agentId,
+            trace.id,
+            m.content,
+            start + tick * CALL_STEP_MS,
+          )
+        if (m.contains_injection === true && call?.ran) afterInjection = true
+      }
+    }
+    for (const c of trace.attacker_ground_truth_calls ?? []) await attempt(c, 'attacker')
+    if (this.options.detail) this.details.push(report)
+    return report
+  }
+
+  /** The summary so far (with per-trace detail when asked). */
+  result(): ReplaySummary {
+    return this.options.detail ? { ...this.summary, trace_detail: this.details } : this.summary
+  }
+
+  private async show(
+    toolName: string,
+    requestId: string,
+    agentId: string,
+    sessionId: string,
+    content: unknown,
+    now: number,
+  ): Promise<void> {
+    const tool = this.rt.tools.get(toolName)
+    if (!tool) return
+    await inspectOutput(
+      this.rt,
+      tool,
+      { agentId, sessionId, requestId },
+      content,
+      now,
+      this.onError,
+    )
+  }
+
+  private tally(
+    trace: Trace,
+    role: CallRole,
+    injected: boolean,
+    afterInjection: boolean,
+    d: DecisionOutcome,
+  ): void {
+    const s = this.summary
+    const suite = (s.by_suite[trace.suite] ??= {
+      benign: emptyTally(),
+      under_attack: emptyTally(),
+      attacker: emptyTally(),
+    })
+    const bump = (prefix: 'benign' | 'under_attack' | 'after_injection') => {
+      s[`${prefix}_calls`]++
+      if (d === 'allow') s[`${prefix}_allowed`]++
+      else if (d === 'approval_required') s[`${prefix}_held`]++
+      else s[`${prefix}_denied`]++
+    }
+    if (role === 'attacker') {
+      s.attacker_calls++
+      if (d === 'allow') s.attacker_executed++
+      else if (d === 'approval_required') s.attacker_held++
+      else s.attacker_denied++
+      count(suite.attacker, d)
+    } else if (!injected) {
+      bump('benign')
+      count(suite.benign, d)
+    } else {
+      bump('under_attack')
+      count(suite.under_attack, d)
+      if (afterInjection) bump('after_injection')
+    }
+  }
+}
