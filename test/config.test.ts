@@ -88,7 +88,7 @@ describe('a bad configuration is refused, naming the file and the field', () => 
           '      tool: issue_refund\n      after: { tool: issue_refund, at_least: 3',
           '      tool: issue_refund\n      requires: { tool: lookup_order, same_param: order_id, within_seconds: 60 }\n      after: { tool: issue_refund, at_least: 3',
         ),
-      /policy\.yaml: sequence\.rules\[1\]: a sequence rule has exactly one of `after` and `requires`/,
+      /policy\.yaml: sequence\.rules\[1\]: a sequence rule has exactly one of `after`, `requires` and `follows`/,
     ],
     [
       'unknown field',

@@ -103,6 +103,9 @@ export function checkReferences(config: WardenConfig): Problem[] {
       param(rule.after.tool, rule.after.sum_param, ['after', 'sum_param'])
       param(rule.after.tool, rule.after.distinct_param, ['after', 'distinct_param'])
     }
+    rule.follows?.tools.forEach(
+      (t, j) => tools.has(t) || at(['follows', 'tools', j], `unknown tool \`${t}\``),
+    )
     if (rule.requires) {
       param(rule.requires.tool, rule.requires.same_param, ['requires', 'same_param'])
       param(rule.tool, rule.requires.same_param, ['requires', 'same_param'])

@@ -130,10 +130,18 @@ const sequenceRule = z
         },
       )
       .optional(),
+    /**
+     * A sequence: the call completes the chain when the agent's allowed calls include these tools
+     * in this order (other calls between them are fine) within the window (list customers →
+     * export → this external email).
+     */
+    follows: z
+      .strictObject({ tools: z.array(toolName).min(1).max(16), within_seconds: seconds })
+      .optional(),
     action: z.enum(['hold', 'deny']),
   })
-  .refine((r) => (r.after === undefined) !== (r.requires === undefined), {
-    message: 'a sequence rule has exactly one of `after` and `requires`',
+  .refine((r) => [r.after, r.requires, r.follows].filter((k) => k !== undefined).length === 1, {
+    message: 'a sequence rule has exactly one of `after`, `requires` and `follows`',
   })
 
 /** The whole configuration, after includes are merged. One schema, validated once at start. */

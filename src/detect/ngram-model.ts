@@ -7,48 +7,57 @@ import { normalizeForMatch } from './normalize.js'
  * `scripts/train-detector.ts` on the deepset train split only; the weights are a data file.
  */
 export const BUCKETS = 1 << 16
+/** n-gram sizes, as recorded in the weights file (counting below is written for exactly these). */
 const NGRAMS = [3, 4, 5]
 /** Texts are scored on their first 8 KiB of normalized characters; the patterns see everything. */
 const MAX_CHARS = 8192
-
-/** FNV-1a over UTF-16 code units: cheap, stable across runs and platforms. */
-function hash(s: string, start: number, end: number): number {
-  let h = 0x811c9dc5
-  for (let i = start; i < end; i++) {
-    h ^= s.charCodeAt(i)
-    h = Math.imul(h, 0x01000193)
-  }
-  return h >>> 0
-}
 
 /** The padded, capped text the model reads: the detector's folded normalization. */
 export function modelText(folded: string): string {
   return ` ${folded.slice(0, MAX_CHARS)} `
 }
 
-/** Visit every n-gram bucket of `t` (with repeats); returns how many there were. */
-function eachBucket(t: string, visit: (bucket: number) => void): number {
-  let n = 0
-  for (const size of NGRAMS) {
-    for (let i = 0; i + size <= t.length; i++) {
-      visit(hash(t, i, i + size) % BUCKETS)
-      n++
-    }
-  }
-  return n
-}
-
 // Scratch space for counting: one slot per bucket, reset after each text (all synchronous).
 const scratch = new Uint32Array(BUCKETS)
 const touched: number[] = []
+// The 3-, 4- and 5-gram hashes starting at each position of the model text.
+const LONGEST = MAX_CHARS + 2
+const h3 = new Uint32Array(LONGEST)
+const h4 = new Uint32Array(LONGEST)
+const h5 = new Uint32Array(LONGEST)
 
-/** Count the text's n-gram buckets into `scratch`; returns the touched buckets and the L2 norm. */
+/**
+ * Count the text's n-gram buckets (3, 4 and 5 characters; FNV-1a over UTF-16 code units, so
+ * stable across runs and platforms) into `scratch`; returns the touched buckets, in the order
+ * all 3-grams, then 4-grams, then 5-grams, and the L2 norm. FNV-1a runs left to right, so the
+ * 4- and 5-gram hashes at a position continue the 3-gram's: five steps per position, not twelve.
+ */
 function count(folded: string): { buckets: number[]; norm: number } {
+  const t = modelText(folded)
+  const n = t.length
+  for (let i = 0; i + 3 <= n; i++) {
+    let h = 0x811c9dc5
+    h = Math.imul(h ^ t.charCodeAt(i), 0x01000193)
+    h = Math.imul(h ^ t.charCodeAt(i + 1), 0x01000193)
+    h = Math.imul(h ^ t.charCodeAt(i + 2), 0x01000193)
+    h3[i] = h
+    if (i + 4 > n) continue
+    h = Math.imul(h ^ t.charCodeAt(i + 3), 0x01000193)
+    h4[i] = h
+    if (i + 5 > n) continue
+    h5[i] = Math.imul(h ^ t.charCodeAt(i + 4), 0x01000193)
+  }
   touched.length = 0
-  eachBucket(modelText(folded), (b) => {
-    if (scratch[b] === 0) touched.push(b)
-    scratch[b]! += 1
-  })
+  const add = (hashes: Uint32Array, size: number) => {
+    for (let i = 0; i + size <= n; i++) {
+      const b = hashes[i]! & (BUCKETS - 1)
+      if (scratch[b] === 0) touched.push(b)
+      scratch[b]! += 1
+    }
+  }
+  add(h3, 3)
+  add(h4, 4)
+  add(h5, 5)
   let squares = 0
   for (const b of touched) squares += scratch[b]! * scratch[b]!
   return { buckets: touched, norm: Math.sqrt(squares) || 1 }

@@ -126,7 +126,23 @@ function triggered(
 ): { text: string; figures: Record<string, number> } | null {
   const allowedSince = (tool: string, seconds: number) =>
     history.filter((h) => h.tool === tool && h.decision === 'allow' && h.at >= now - seconds * 1000)
-  const { after, requires } = rule
+  const { after, requires, follows } = rule
+  if (follows) {
+    // Walk the window oldest first, matching the chain's steps in order.
+    let step = 0
+    let first = 0
+    for (const h of history) {
+      if (h.decision !== 'allow' || h.at < now - follows.within_seconds * 1000) continue
+      if (h.tool !== follows.tools[step]) continue
+      if (step === 0) first = h.at
+      if (++step === follows.tools.length) break
+    }
+    if (step < follows.tools.length) return null
+    return {
+      text: `follows ${follows.tools.map((t) => `\`${t}\``).join(' → ')} within ${follows.within_seconds}s`,
+      figures: { since_ms: now - first },
+    }
+  }
   if (requires) {
     const value = params[requires.same_param]
     const seen = allowedSince(requires.tool, requires.within_seconds).some(

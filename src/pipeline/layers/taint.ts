@@ -94,13 +94,43 @@ function poisonedSession(
     : { outcome: 'hold', reason, risk: 30, details }
 }
 
-function derivedFrom(value: unknown, text: string, minLength: number): boolean {
-  // A list (recipients, participants) is tainted when any element is.
+/**
+ * Whether a parameter value comes from untrusted text (`text` is already in taint form). Matches
+ * survive case, Unicode look-alikes and spacing (the taint form), separators inside numbers and
+ * codes (`GB29 NWBK-6016` = `gb29nwbk6016`), a value that is a long enough piece of the text, and
+ * a value that embeds an identifier from the text (`https://evil.example/?q=…` carries
+ * `evil.example`). A list or object is tainted when any member is.
+ */
+export function derivedFrom(value: unknown, text: string, minLength: number): boolean {
   if (Array.isArray(value)) return value.some((v) => derivedFrom(v, text, minLength))
+  if (value !== null && typeof value === 'object')
+    return Object.values(value).some((v) => derivedFrom(v, text, minLength))
   if (typeof value === 'number') return numbersIn(text).includes(value)
   if (typeof value !== 'string') return false
   const v = taintForm(value)
-  return v.length >= minLength && text.includes(v)
+  if (v.length < minLength) return false
+  if (text.includes(v)) return true
+  const compactValue = compact(v)
+  if (compactValue.length >= minLength && compact(text).includes(compactValue)) return true
+  for (const token of identifiers(v)) if (text.includes(token)) return true
+  return false
+}
+
+/** Spacing and the separators people put inside numbers and codes, removed. */
+const compact = (s: string) => s.replace(/[\s\-().]/g, '')
+
+/**
+ * Identifier-like pieces of a value: hosts, addresses, account numbers (eight characters or
+ * more, with a digit, `@`, `.` or `/`). Plain words are left out so that a common word shared by
+ * the value and the text does not taint it.
+ */
+function identifiers(v: string): string[] {
+  const out: string[] = []
+  for (const piece of v.split(/[\s,;?&=#"'<>()[\]{}|]+|:\/\//)) {
+    const token = piece.replace(/^[./:-]+|[./:-]+$/g, '')
+    if (token.length >= 8 && token !== v && /[\d@./]/.test(token)) out.push(token)
+  }
+  return out
 }
 
 function numbersIn(text: string): number[] {

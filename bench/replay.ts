@@ -1,0 +1,90 @@
+/**
+ * AgentDojo v1 replay: the shipped configuration (config/agentdojo) and variants of it that
+ * switch one defence off or on, so each defence's share of the result is visible. Every variant
+ * replays the same 726 traces through the real pipeline (`warden replay` does the same for one
+ * configuration).
+ *
+ *   node --import tsx bench/replay.ts [--traces FILE]
+ */
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { loadConfig, type LoadedConfig } from '../src/config/loader.js'
+import type { WardenConfig } from '../src/config/schema.js'
+import { Replayer, type ReplaySummary } from '../src/replay/replay.js'
+import { parseTrace, type Trace } from '../src/replay/traces.js'
+
+const { values } = parseArgs({
+  options: {
+    traces: {
+      type: 'string',
+      default: fileURLToPath(
+        new URL('../../shared/datasets/agentdojo/traces_v1.jsonl', import.meta.url),
+      ),
+    },
+  },
+})
+const shipped = loadConfig(
+  fileURLToPath(new URL('../config/agentdojo/warden.yaml', import.meta.url)),
+)
+const traces: Trace[] = readFileSync(values.traces, 'utf8')
+  .split('\n')
+  .filter((l) => l.trim())
+  .map((l) => {
+    const r = parseTrace(l)
+    if ('error' in r) throw new Error(r.error)
+    return r.trace
+  })
+
+type Change = (c: WardenConfig) => WardenConfig
+const noQuarantine: Change = (c) => ({
+  ...c,
+  injection: { ...c.injection, after_injected_output: {} },
+})
+const noTaint: Change = (c) => ({ ...c, tools: c.tools.map(({ taint: _t, ...t }) => t) })
+const anomaly: Change = (c) => ({ ...c, anomaly: { ...c.anomaly, enabled: true } })
+const maskAll: Change = (c) => ({
+  ...c,
+  pii: {
+    mask_in_results: {
+      ...c.pii.mask_in_results,
+      confidential: ['email', 'phone', 'card', 'national_id', 'iban', 'secret'],
+      restricted: ['email', 'phone', 'card', 'national_id', 'iban', 'secret'],
+    },
+  },
+})
+
+const VARIANTS: [string, Change[]][] = [
+  ['shipped (config/agentdojo)', []],
+  ['+ anomaly model', [anomaly]],
+  ['− session quarantine', [noQuarantine]],
+  ['− session quarantine, + anomaly model', [noQuarantine, anomaly]],
+  ['− session quarantine, − taint', [noQuarantine, noTaint]],
+  ['shipped, all PII masked for agents', [maskAll]],
+]
+
+async function replayAll(loaded: LoadedConfig): Promise<{ s: ReplaySummary; ms: number }> {
+  const r = new Replayer(loaded, {
+    agent: 'agentdojo-{suite}',
+    tool: '{suite}.{function}',
+    detail: false,
+  })
+  const t0 = performance.now()
+  for (const t of traces) await r.replay(t)
+  return { s: r.result(), ms: performance.now() - t0 }
+}
+
+const pct = (a: number, b: number) => `${((100 * a) / b).toFixed(1)}%`
+console.log(`AgentDojo v1: ${traces.length} traces, Node ${process.version}`)
+console.log(
+  '| configuration | attacker executed | attacker held | attacker denied | benign allowed | benign held | benign denied | user calls after the injection allowed | calls/s |',
+)
+console.log('|---|--:|--:|--:|--:|--:|--:|--:|--:|')
+for (const [name, changes] of VARIANTS) {
+  const config = changes.reduce((c, f) => f(c), shipped.config)
+  const { s, ms } = await replayAll({ ...shipped, config })
+  const calls = s.attacker_calls + s.benign_calls + s.under_attack_calls
+  console.log(
+    `| ${name} | ${s.attacker_executed} / ${s.attacker_calls} (${pct(s.attacker_executed, s.attacker_calls)}) | ${s.attacker_held} | ${s.attacker_denied} | ${s.benign_allowed} / ${s.benign_calls} (${pct(s.benign_allowed, s.benign_calls)}) | ${s.benign_held} | ${s.benign_denied} | ${s.after_injection_allowed} / ${s.after_injection_calls} (${pct(s.after_injection_allowed, s.after_injection_calls)}) | ${Math.round((calls / ms) * 1000).toLocaleString('en-US')} |`,
+  )
+}
