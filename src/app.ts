@@ -20,6 +20,9 @@ import { scanText } from './detect/injection.js'
 import { Metrics } from './http/metrics.js'
 import { parseStrictJson } from './http/safe-json.js'
 import type { AuditQuery, Store } from './store/types.js'
+import { EXPORT_FORMATS, exportHeader, exportLine, type ExportFormat } from './audit/export.js'
+import { verifyChain } from './audit/verify.js'
+import { principalOf } from './pipeline/runtime.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -53,6 +56,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const metrics = deps.metrics ?? new Metrics()
   const { server } = gateway.runtime.config
   const { config } = gateway.runtime
+  const allowedOrigins = new Set(server.allowed_origins)
   const stats = new Stats(await store.counts(), bus, {
     agents: new Set(config.agents.map((a) => a.id)),
     tools: new Set(config.tools.map((t) => t.name)),
@@ -219,6 +223,52 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return timeline(events)
   })
 
+  /** Routes that show the audit whole or act need an approver token; agent keys never work. */
+  const requireApprover = (authorization: string | undefined) => {
+    const { approver } = principalOf(gateway.runtime, bearer(authorization))
+    if (!approver)
+      throw new WardenError(
+        'approver_unauthenticated',
+        'send an approver token: Authorization: Bearer <token>',
+      )
+    return approver
+  }
+
+  app.get('/auth/whoami', async (req) => {
+    const a = requireApprover(req.headers.authorization)
+    return { approver: { id: a.id, name: a.name, roles: a.roles } }
+  })
+
+  app.get<{ Querystring: Record<string, string | undefined> }>(
+    '/audit/export',
+    async (req, reply) => {
+      requireApprover(req.headers.authorization)
+      const format = req.query.format ?? 'jsonl'
+      if (!(EXPORT_FORMATS as readonly string[]).includes(format))
+        throw new WardenError('invalid_request', '`format` must be jsonl, csv or cef')
+      const { format: _f, ...filters } = req.query
+      // The filtered set, oldest first, as stored: a JSONL line carries the exact hashed text.
+      const rows = await store.queryStored({ ...auditFilter(filters), order: 'asc', limit: 10_000 })
+      const header = exportHeader(format as ExportFormat)
+      const lines = rows.map((r) => exportLine(r, format as ExportFormat))
+      const body = `${[...(header ? [header] : []), ...lines].join('\n')}\n`
+      const type = { jsonl: 'application/x-ndjson', csv: 'text/csv', cef: 'text/plain' }[format]
+      return reply
+        .type(`${type}; charset=utf-8`)
+        .header(
+          'content-disposition',
+          `attachment; filename="warden-audit.${format === 'cef' ? 'cef.txt' : format}"`,
+        )
+        .header('x-warden-count', String(rows.length))
+        .send(body)
+    },
+  )
+
+  app.get('/audit/verify', async (req) => {
+    requireApprover(req.headers.authorization)
+    return verifyChain(store)
+  })
+
   app.get('/config/agents', async () => ({
     agents: gateway.runtime.config.agents.map(({ key_sha256: _secret, ...agent }) => agent),
   }))
@@ -282,7 +332,24 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.get<{ Querystring: { last_seq?: string } }>(
     '/ws/events',
-    { websocket: true },
+    {
+      websocket: true,
+      // Browsers send an Origin: only pages from an allowed origin may open the stream (another
+      // site cannot read it through a visitor's browser). Clients without one are not browsers.
+      preValidation: async (req, reply) => {
+        const origin = req.headers.origin
+        if (origin !== undefined && !allowedOrigins.has(origin))
+          return reply
+            .code(403)
+            .send(
+              errorBody(
+                'origin_not_allowed',
+                `origin ${origin} may not open the event stream`,
+                req.id,
+              ),
+            )
+      },
+    },
     (socket, req) => {
       const raw = Number(req.query.last_seq)
       const lastSeq =

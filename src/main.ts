@@ -22,7 +22,7 @@ const USAGE = `usage: warden <command>
   gateway                       run the gateway alone
   keys create --agent ID        print a new agent key and the hash line for agents.yaml
   audit verify [--db FILE]      check the audit hash chain; names the first bad event
-  audit export [--format jsonl|csv] [--db FILE] [--out FILE]
+  audit export [--format jsonl|csv|cef] [--db FILE] [--out FILE]
   policy test <dir> [--config FILE]   run scenario files through the pipeline
   config check [--config FILE]  validate a configuration
   scan TEXT | --jsonl FILE      score text with the prompt-injection detector (FILE - is stdin)
@@ -64,8 +64,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       case 'audit verify':
         return await auditVerify(dbPath(), values.json, io)
       case 'audit export':
-        if (values.format !== 'jsonl' && values.format !== 'csv')
-          return usage('--format must be jsonl or csv')
+        if (values.format !== 'jsonl' && values.format !== 'csv' && values.format !== 'cef')
+          return usage('--format must be jsonl, csv or cef')
         return await auditExport(dbPath(), values.format, values.out, io)
       case 'approvals list':
         return await approvalsList(client, values.json, io)

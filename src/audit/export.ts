@@ -1,7 +1,8 @@
 import type { StoredEvent } from '../store/types.js'
 import { parseStored } from './event.js'
 
-export type ExportFormat = 'jsonl' | 'csv'
+export type ExportFormat = 'jsonl' | 'csv' | 'cef'
+export const EXPORT_FORMATS: readonly ExportFormat[] = ['jsonl', 'csv', 'cef']
 
 const CSV_COLUMNS = [
   'seq',
@@ -40,6 +41,7 @@ export function exportHeader(format: ExportFormat): string | null {
 export function exportLine(stored: StoredEvent, format: ExportFormat): string {
   if (format === 'jsonl') return `${stored.body.slice(0, -1)},"hash":"${stored.hash}"}`
   const e = parseStored(stored)
+  if (format === 'cef') return cefLine(e)
   const row: Record<(typeof CSV_COLUMNS)[number], unknown> = {
     seq: e.seq,
     id: e.id,
@@ -72,4 +74,48 @@ function csvField(value: unknown): string {
   let s = String(value)
   if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s
+}
+
+const CEF_SEVERITY: Record<string, number> = { low: 3, medium: 5, high: 8, critical: 10 }
+
+/**
+ * ArcSight Common Event Format, one event per line, for SIEMs: header fields are
+ * `Vendor|Product|Version|Signature ID|Name|Severity` (pipes and backslashes escaped), then
+ * key=value extensions (equals signs, backslashes and line breaks escaped).
+ */
+function cefLine(e: ReturnType<typeof parseStored>): string {
+  const header = (v: string) => v.replace(/[\\|]/g, (c) => `\\${c}`)
+  const value = (v: unknown) =>
+    String(v)
+      .replace(/[\\=]/g, (c) => `\\${c}`)
+      .replace(/\r?\n|\r/g, '\\n')
+  const ext: [string, unknown][] = [
+    ['rt', Date.parse(e.timestamp)],
+    ['externalId', e.id],
+    ['suser', e.agent_id],
+    ['act', e.decision],
+    ['reason', e.reason],
+    ['cs1Label', 'tool'],
+    ['cs1', e.tool],
+    ['cs2Label', 'request_id'],
+    ['cs2', e.request_id],
+    ['cs3Label', 'session_id'],
+    ['cs3', e.session_id],
+    ['cs4Label', 'layer'],
+    ['cs4', e.layer],
+    ['cs5Label', 'policy_version'],
+    ['cs5', e.policy_version],
+    ['cs6Label', 'hash'],
+    ['cs6', e.hash],
+    ['cn1Label', 'risk_score'],
+    ['cn1', e.risk.score],
+    ['cn2Label', 'seq'],
+    ['cn2', e.seq],
+  ]
+  const extension = ext
+    .filter(([, v]) => v !== null && v !== undefined && v !== '')
+    .map(([k, v]) => `${k}=${value(v)}`)
+    .join(' ')
+  const severity = CEF_SEVERITY[e.risk.level] ?? 0
+  return `CEF:0|Warden|Warden|1|${header(e.type)}|${header(`${e.type}: ${e.tool ?? '-'}`)}|${severity}|${extension}`
 }

@@ -156,6 +156,11 @@ export const configSchema = z.strictObject({
       body_limit_bytes: z.number().int().positive().default(1_048_576),
       max_depth: z.number().int().positive().max(256).default(32),
       max_items: z.number().int().positive().default(10_000),
+      /**
+       * Browser origins allowed to open `WS /ws/events` (the dashboard's). Requests without an
+       * Origin header (scripts, the dashboard server's proxy) are not affected.
+       */
+      allowed_origins: z.array(z.url()).default([]),
     })
     .prefault({}),
   store: z.strictObject({ sqlite_path: z.string().default('data/warden.db') }).prefault({}),

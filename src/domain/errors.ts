@@ -35,6 +35,7 @@ export const ERROR_CATALOG = {
 
   // approvals
   approver_unauthenticated: { status: 401, summary: 'missing or unknown approver token' },
+  origin_not_allowed: { status: 403, summary: 'a browser page from another origin' },
   approver_not_authorized: { status: 403, summary: 'the approver may not decide this approval' },
   approval_not_found: { status: 404, summary: 'no approval with that id' },
   approval_already_decided: { status: 409, summary: 'the approval was already resolved' },

@@ -179,11 +179,11 @@ export function sqliteStore(path: string): Store {
       })
     },
     async query(q: AuditQuery) {
+      return (await store.queryStored(q)).map(parseStored)
+    },
+    async queryStored(q: AuditQuery) {
       const { sql, args } = buildQuery(q)
-      return db
-        .prepare<unknown[], StoredEvent>(sql)
-        .all(...args)
-        .map(parseStored)
+      return db.prepare<unknown[], StoredEvent>(sql).all(...args)
     },
     async *scan(pageSize = 1000) {
       const page = db.prepare<[number, number], StoredEvent & { seq: number }>(

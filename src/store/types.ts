@@ -78,6 +78,8 @@ export interface Store {
   /** Append events durably, in order; resolves once they are committed (group commit). */
   append(events: AuditEventInput[]): Promise<AuditEvent[]>
   query(q: AuditQuery): Promise<AuditEvent[]>
+  /** The same events as stored (exact hashed text and hash), for exports. */
+  queryStored(q: AuditQuery): Promise<StoredEvent[]>
   /** Every stored event in sequence order, in pages (for verify and export). */
   scan(pageSize?: number): AsyncIterable<StoredEvent[]>
   counts(): Promise<AuditCounts>
