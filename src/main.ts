@@ -13,13 +13,16 @@ import {
   type Io,
 } from './cli/commands.js'
 import { ConfigError, loadConfig } from './config/loader.js'
+import { buildDashboard } from './dashboard/server.js'
 import { createWarden } from './warden.js'
 
 const DEFAULT_CONFIG = fileURLToPath(new URL('../config/demo/warden.yaml', import.meta.url))
 
 const USAGE = `usage: warden <command>
-  start                         run the gateway (port 8004) with WARDEN_CONFIG or the demo configuration
+  start                         run the gateway (port 8004) and the dashboard (8006) with WARDEN_CONFIG
+                                or the demo configuration
   gateway                       run the gateway alone
+  dashboard                     run the dashboard alone (8006; DASHBOARD_PORT), for the gateway at GATEWAY_URL
   keys create --agent ID        print a new agent key and the hash line for agents.yaml
   audit verify [--db FILE]      check the audit hash chain; names the first bad event
   audit export [--format jsonl|csv|cef] [--db FILE] [--out FILE]
@@ -56,8 +59,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     const single = command === 'scan' || command === 'replay'
     switch (single ? command : `${command ?? ''} ${sub ?? ''}`.trim()) {
       case 'start':
+        return await serve(configFile, env, { gateway: true, dashboard: true })
       case 'gateway':
-        return await serve(configFile, env)
+        return await serve(configFile, env, { gateway: true, dashboard: false })
+      case 'dashboard':
+        return await serve(configFile, env, { gateway: false, dashboard: true })
       case 'keys create':
         if (!values.agent) return usage('keys create needs --agent ID')
         return keysCreate(values.agent, values.json, io)
@@ -146,21 +152,38 @@ function usage(problem: string | null): number {
   return problem ? 2 : 0
 }
 
-async function serve(configFile: string, env: NodeJS.ProcessEnv): Promise<number> {
+async function serve(
+  configFile: string,
+  env: NodeJS.ProcessEnv,
+  parts: { gateway: boolean; dashboard: boolean },
+): Promise<number> {
   const logger = pino({ level: env.LOG_LEVEL?.toLowerCase() ?? 'info' })
-  const loaded = loadConfig(configFile)
-  if (loaded.config.demo) {
-    logger.warn(
-      'demo credentials are active (demo-<agent>-key, demo-approver-token): do not expose this gateway',
+  const closers: (() => Promise<void>)[] = []
+  let gatewayUrl = env.GATEWAY_URL ?? 'http://127.0.0.1:8004'
+  if (parts.gateway) {
+    const loaded = loadConfig(configFile)
+    if (loaded.config.demo) {
+      logger.warn(
+        'demo credentials are active (demo-<agent>-key, demo-approver-token): do not expose this gateway',
+      )
+    }
+    const warden = await createWarden({ config: loaded, logger })
+    closers.push(() => warden.close())
+    const port = env.PORT ? Number(env.PORT) : loaded.config.server.port
+    await warden.app.listen({ host: loaded.config.server.host, port })
+    logger.info(
+      { port, policy_version: loaded.policyVersion, config: loaded.file },
+      'warden gateway listening',
     )
+    if (env.GATEWAY_URL === undefined) gatewayUrl = `http://127.0.0.1:${port}`
   }
-  const warden = await createWarden({ config: loaded, logger })
-  const port = env.PORT ? Number(env.PORT) : loaded.config.server.port
-  await warden.app.listen({ host: loaded.config.server.host, port })
-  logger.info(
-    { port, policy_version: loaded.policyVersion, config: loaded.file },
-    'warden gateway listening',
-  )
+  if (parts.dashboard) {
+    const dashboard = await buildDashboard({ gatewayUrl, logger })
+    closers.unshift(() => dashboard.close())
+    const port = env.DASHBOARD_PORT ? Number(env.DASHBOARD_PORT) : 8006
+    await dashboard.listen({ host: env.DASHBOARD_HOST ?? '0.0.0.0', port })
+    logger.info({ port, gateway_url: gatewayUrl }, 'warden dashboard listening')
+  }
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'shutting down')
@@ -169,6 +192,6 @@ async function serve(configFile: string, env: NodeJS.ProcessEnv): Promise<number
     process.once('SIGINT', stop)
     process.once('SIGTERM', stop)
   })
-  await warden.close()
+  for (const close of closers) await close()
   return 0
 }

@@ -1,0 +1,182 @@
+/**
+ * The dashboard's only way to Warden: the gateway's public HTTP API and WebSocket, reached through
+ * the dashboard server's `/api` proxy (so the gateway can live on another host, `GATEWAY_URL`).
+ */
+
+export type RiskLevel = 'low' | 'medium' | 'high' | 'critical'
+
+export interface Check {
+  layer: string
+  outcome: 'pass' | 'hold' | 'deny'
+  reason: string
+  code?: string
+  risk?: number
+  duration_us?: number
+  details?: Record<string, unknown>
+}
+
+export interface WardenEvent {
+  id: string
+  seq: number
+  type: string
+  timestamp: string
+  request_id: string
+  agent_id: string | null
+  principal?: string
+  tool: string | null
+  session_id: string | null
+  decision: string
+  layer: string | null
+  code: string | null
+  reason: string
+  risk: { score: number; level: RiskLevel }
+  policy_version?: string
+  params?: unknown
+  masked?: string[]
+  checks?: Check[]
+  outcome?: string
+  result?: unknown
+  approval_id?: string | null
+  approver?: string | null
+}
+
+export interface Approval {
+  id: string
+  request_id: string
+  agent_id: string
+  tool: string
+  params: unknown
+  risk: { score: number; level: RiskLevel }
+  reason: string
+  layer: string | null
+  status: string
+  created_at: string
+  expires_at: string
+}
+
+const TOKEN_KEY = 'warden.approver_token'
+
+export const auth = {
+  get token(): string | null {
+    return sessionStorage.getItem(TOKEN_KEY)
+  },
+  set(token: string | null) {
+    if (token) sessionStorage.setItem(TOKEN_KEY, token)
+    else sessionStorage.removeItem(TOKEN_KEY)
+  },
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = {}
+  if (auth.token) headers.authorization = `Bearer ${auth.token}`
+  if (body !== undefined) headers['content-type'] = 'application/json'
+  const res = await fetch(`/api${path}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  const text = await res.text()
+  let data: unknown
+  try {
+    data = text ? JSON.parse(text) : null
+  } catch {
+    data = text
+  }
+  if (!res.ok && res.status !== 202) {
+    const err = (data as { error?: { code?: string; message?: string } } | null)?.error
+    throw new ApiError(res.status, err?.code ?? 'http_error', err?.message ?? `HTTP ${res.status}`)
+  }
+  return data as T
+}
+
+export const api = {
+  get: <T>(path: string) => request<T>('GET', path),
+  post: <T>(path: string, body?: unknown) => request<T>('POST', path, body),
+  /** Fetch a text export with the approver token and hand it to the browser as a download. */
+  async download(path: string, filename: string): Promise<number> {
+    const res = await fetch(`/api${path}`, {
+      headers: auth.token ? { authorization: `Bearer ${auth.token}` } : {},
+    })
+    if (!res.ok)
+      throw new ApiError(res.status, 'export_failed', `export failed: HTTP ${res.status}`)
+    const blob = await res.blob()
+    const a = document.createElement('a')
+    a.href = URL.createObjectURL(blob)
+    a.download = filename
+    a.click()
+    setTimeout(() => URL.revokeObjectURL(a.href), 10_000)
+    return Number(res.headers.get('x-warden-count') ?? 0)
+  },
+}
+
+/** Query string from a filter object, leaving out empty values. */
+export function qs(filters: Record<string, string | number | undefined>): string {
+  const p = new URLSearchParams()
+  for (const [k, v] of Object.entries(filters)) if (v !== undefined && v !== '') p.set(k, String(v))
+  const s = p.toString()
+  return s ? `?${s}` : ''
+}
+
+export type StreamStatus = 'connecting' | 'live' | 'reconnecting'
+
+/**
+ * `WS /ws/events`, kept open: reconnects with backoff and resumes from the last sequence number
+ * seen (`?last_seq=`), so nothing is missed across a drop.
+ */
+export class EventStream {
+  private socket: WebSocket | null = null
+  private lastSeq: number | null = null
+  private retry = 0
+  private closed = false
+  private timer: ReturnType<typeof setTimeout> | undefined
+
+  constructor(
+    private readonly onEvent: (e: WardenEvent) => void,
+    private readonly onStatus: (s: StreamStatus) => void,
+  ) {}
+
+  start(fromSeq: number | null) {
+    this.lastSeq = fromSeq
+    this.connect()
+  }
+
+  stop() {
+    this.closed = true
+    clearTimeout(this.timer)
+    this.socket?.close()
+  }
+
+  private connect() {
+    const proto = location.protocol === 'https:' ? 'wss' : 'ws'
+    const since = this.lastSeq === null ? '' : `?last_seq=${this.lastSeq}`
+    const socket = new WebSocket(`${proto}://${location.host}/api/ws/events${since}`)
+    this.socket = socket
+    this.onStatus(this.retry === 0 ? 'connecting' : 'reconnecting')
+    socket.onopen = () => {
+      this.retry = 0
+      this.onStatus('live')
+    }
+    socket.onmessage = (msg) => {
+      const e = JSON.parse(String(msg.data)) as WardenEvent
+      if (this.lastSeq !== null && e.seq <= this.lastSeq) return
+      this.lastSeq = e.seq
+      this.onEvent(e)
+    }
+    socket.onclose = () => {
+      if (this.closed) return
+      this.onStatus('reconnecting')
+      const delay = Math.min(10_000, 500 * 2 ** this.retry++)
+      this.timer = setTimeout(() => this.connect(), delay)
+    }
+  }
+}

@@ -1,0 +1,2 @@
+// Vite imports CSS as a side effect.
+declare module '*.css'

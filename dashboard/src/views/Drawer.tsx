@@ -1,0 +1,107 @@
+import type { WardenEvent } from '../api'
+import { DECISION_ICON, DECISION_LABEL, dateTime, Json, RiskBadge } from '../format'
+
+/** The whole record of one event: every layer's verdict, the (masked) parameters, the result. */
+export function Drawer({ event, onClose }: { event: WardenEvent; onClose: () => void }) {
+  return (
+    <aside class="drawer" aria-label="decision details">
+      <header>
+        <h2>
+          {DECISION_ICON[event.decision] ?? '•'} {event.tool ?? '—'} · {event.agent_id ?? '—'}
+        </h2>
+        <button class="close" onClick={onClose} aria-label="close">
+          ✕
+        </button>
+      </header>
+      <dl class="facts">
+        <dt>decision</dt>
+        <dd>
+          {DECISION_LABEL[event.decision] ?? event.decision} <RiskBadge risk={event.risk} />
+        </dd>
+        <dt>reason</dt>
+        <dd>{event.reason}</dd>
+        {event.code && (
+          <>
+            <dt>code</dt>
+            <dd>
+              <code>{event.code}</code> {event.layer && <>at layer {event.layer}</>}
+            </dd>
+          </>
+        )}
+        <dt>time</dt>
+        <dd>{dateTime(event.timestamp)}</dd>
+        <dt>request</dt>
+        <dd>
+          <code>{event.request_id}</code>
+        </dd>
+        {event.session_id && (
+          <>
+            <dt>session</dt>
+            <dd>
+              <code>{event.session_id}</code>
+            </dd>
+          </>
+        )}
+        <dt>event</dt>
+        <dd>
+          {event.type} · seq {event.seq}
+        </dd>
+        {event.policy_version && (
+          <>
+            <dt>policy</dt>
+            <dd>{event.policy_version}</dd>
+          </>
+        )}
+      </dl>
+      {event.checks && event.checks.length > 0 && (
+        <>
+          <h3>Decision trace</h3>
+          <table class="trace">
+            <thead>
+              <tr>
+                <th>layer</th>
+                <th>verdict</th>
+                <th>reason</th>
+                <th>risk</th>
+                <th>µs</th>
+              </tr>
+            </thead>
+            <tbody>
+              {event.checks.map((c) => (
+                <tr key={c.layer} class={`v-${c.outcome}`}>
+                  <td>{c.layer}</td>
+                  <td>{c.outcome}</td>
+                  <td>
+                    {c.reason}
+                    {c.code && (
+                      <>
+                        {' '}
+                        <code>{c.code}</code>
+                      </>
+                    )}
+                  </td>
+                  <td>{c.risk ?? ''}</td>
+                  <td>{c.duration_us ?? ''}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
+      {event.params !== undefined && event.params !== null && (
+        <>
+          <h3>
+            Parameters {event.masked && event.masked.length > 0 && <small>(PII masked)</small>}
+          </h3>
+          <Json value={event.params} />
+        </>
+      )}
+      {event.result !== undefined && event.result !== null && (
+        <>
+          <h3>Result</h3>
+          <Json value={event.result} />
+        </>
+      )}
+    </aside>
+  )
+}
