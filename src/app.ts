@@ -18,6 +18,7 @@ import type { Gateway, Reply } from './gateway/service.js'
 import { parseApproveBody, parseExecuteBody } from './http/execute-body.js'
 import { scanText } from './detect/injection.js'
 import { Metrics } from './http/metrics.js'
+import { registerOpenApi } from './http/openapi.js'
 import { parseStrictJson } from './http/safe-json.js'
 import type { AuditQuery, Store } from './store/types.js'
 import { EXPORT_FORMATS, exportHeader, exportLine, type ExportFormat } from './audit/export.js'
@@ -72,6 +73,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
   })
   await app.register(websocket, { options: { maxPayload: 4096 } })
+  await registerOpenApi(app, config.version)
 
   app.removeAllContentTypeParsers()
   // Signed callbacks are verified over the exact bytes received, so keep them with the request.
@@ -334,9 +336,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return reply.code(ok ? 200 : 503).send(body)
   })
 
-  app.get('/metrics', async (_req, reply) =>
-    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
-  )
+  app.get('/metrics', async (_req, reply) => {
+    // Gauges that describe the present are read at scrape time.
+    const [storeHealth, stateHealth, pending] = await Promise.all([
+      store.health(),
+      gateway.runtime.state.health(),
+      gateway.approvals.pending().catch(() => null),
+    ])
+    metrics.dependencyUp.set({ dependency: 'store' }, storeHealth.ok ? 1 : 0)
+    metrics.dependencyUp.set({ dependency: 'state' }, stateHealth.ok ? 1 : 0)
+    if (pending) metrics.approvalsPending.set(pending.length)
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())
+  })
 
   app.get<{ Querystring: { last_seq?: string } }>(
     '/ws/events',

@@ -14,6 +14,7 @@ import {
 } from './cli/commands.js'
 import { ConfigError, loadConfig } from './config/loader.js'
 import { buildDashboard } from './dashboard/server.js'
+import { startTracing } from './telemetry.js'
 import { createWarden } from './warden.js'
 
 const DEFAULT_CONFIG = fileURLToPath(new URL('../config/demo/warden.yaml', import.meta.url))
@@ -159,6 +160,10 @@ async function serve(
 ): Promise<number> {
   const logger = pino({ level: env.LOG_LEVEL?.toLowerCase() ?? 'info' })
   const closers: (() => Promise<void>)[] = []
+  if (env.OTEL_EXPORTER_OTLP_ENDPOINT) {
+    closers.push(startTracing(env.OTEL_EXPORTER_OTLP_ENDPOINT))
+    logger.info({ endpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT }, 'exporting traces over OTLP')
+  }
   let gatewayUrl = env.GATEWAY_URL ?? 'http://127.0.0.1:8004'
   if (parts.gateway) {
     const loaded = loadConfig(configFile)

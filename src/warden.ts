@@ -57,10 +57,15 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
   const gateway = new Gateway({
     pipeline: decide,
     onDecision: (d, principal) => metrics.observe(d, principal),
+    onToolRun: (tool, outcome, seconds) => metrics.toolSeconds.observe({ tool, outcome }, seconds),
     store,
     bus,
     executors: { demo: demoExecutor(opts.demoBackend ?? new DemoBackend()), http: httpExecutor() },
-    onError: (err, where) => logger.error({ err, where }, 'gateway error'),
+    onError: (err, where) => {
+      // Failures that did not fail their call are counted: nothing degrades silently.
+      if (where.startsWith('state:') || where.startsWith('audit:')) metrics.degraded.inc({ where })
+      logger.error({ err, where }, 'gateway error')
+    },
   })
   // Demo scenarios run in a world of their own (fresh state and backend per run), so clicking
   // them never quarantines, rate-limits or refunds anything of the real agents.

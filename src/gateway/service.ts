@@ -1,3 +1,4 @@
+import { SpanStatusCode, trace, type Span } from '@opentelemetry/api'
 import type { AuditEvent, AuditEventInput } from '../audit/event.js'
 import type { ToolConfig } from '../config/schema.js'
 import { maskPii, type Masked } from '../detect/pii.js'
@@ -14,6 +15,9 @@ import { inspectOutput } from './output.js'
 
 export type { Reply } from './reply.js'
 
+/** OpenTelemetry: a no-op until an SDK is registered (`OTEL_EXPORTER_OTLP_ENDPOINT`, src/telemetry.ts). */
+const tracer = trace.getTracer('warden')
+
 export interface GatewayDeps {
   pipeline: Pipeline
   store: Store
@@ -22,6 +26,8 @@ export interface GatewayDeps {
   onError?: (err: unknown, where: string) => void
   /** Told about every decision (metrics). */
   onDecision?: (decision: Decision, principal: string | null) => void
+  /** Told about every tool run: how long the tool itself took and how it ended (metrics). */
+  onToolRun?: (tool: string, outcome: 'ok' | 'error' | 'unknown', seconds: number) => void
 }
 
 /**
@@ -55,10 +61,28 @@ export class Gateway implements ApprovalHost {
   }
 
   async execute(call: ToolCall): Promise<Reply> {
+    return tracer.startActiveSpan('warden.execute', async (span) => {
+      span.setAttributes({
+        'warden.request_id': call.requestId,
+        'warden.agent_id': call.agentId,
+        'warden.tool': call.tool,
+      })
+      try {
+        const reply = await this.executeInSpan(call, span)
+        span.setAttribute('http.response.status_code', reply.status)
+        return reply
+      } finally {
+        span.end()
+      }
+    })
+  }
+
+  private async executeInSpan(call: ToolCall, span: Span): Promise<Reply> {
     let decision: Decision
     try {
       decision = await this.deps.pipeline.decide(call)
     } catch (err) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message })
       // The pipeline could not finish (its state store failed): nothing runs.
       const code: ErrorCode = err instanceof WardenError ? err.code : 'state_unavailable'
       this.deps.onError?.(err, 'pipeline')
@@ -70,6 +94,13 @@ export class Gateway implements ApprovalHost {
     }
     const principal = decision.checks[0]?.outcome === 'pass' ? call.agentId : null
     this.deps.onDecision?.(decision, principal)
+    span.setAttributes({
+      'warden.decision': decision.decision,
+      'warden.layer': decision.layer ?? 'none',
+      'warden.risk.score': decision.risk.score,
+      'warden.risk.level': decision.risk.level,
+      'warden.policy_version': decision.policyVersion,
+    })
     const base = {
       request_id: call.requestId,
       risk: decision.risk,
@@ -111,6 +142,14 @@ export class Gateway implements ApprovalHost {
     let outcome: 'ok' | 'error' | 'unknown' = 'ok'
     let result: unknown
     let failure: Reply | undefined
+    const span = tracer.startSpan('warden.tool', {
+      attributes: {
+        'warden.request_id': call.requestId,
+        'warden.tool': tool.name,
+        'warden.executor': tool.executor.type,
+        ...(approvalId && { 'warden.approval_id': approvalId }),
+      },
+    })
     try {
       // Only the tool call itself is in here: whatever fails after it must not report a tool
       // that ran as failed (the agent would retry, and a retried refund is a second refund).
@@ -130,7 +169,12 @@ export class Gateway implements ApprovalHost {
         status: timeout ? 504 : 502,
         body: { decision: 'allow', ...errorBody(code, message, call.requestId) },
       }
+      span.setStatus({ code: SpanStatusCode.ERROR, message })
+    } finally {
+      span.setAttribute('warden.outcome', outcome)
+      span.end()
     }
+    this.deps.onToolRun?.(tool.name, outcome, (performance.now() - started) / 1000)
     let outputScan: { score: number; categories: string[] } | undefined
     let audited: Masked<unknown>
     if (outcome === 'ok') {

@@ -28,6 +28,25 @@ export class Metrics {
     help: 'Audit or approval store operations that failed (the call got 503)',
     registers: [this.registry],
   })
+  readonly degraded = new Counter({
+    name: 'warden_degraded_total',
+    help: 'Work that failed without failing the call it belonged to (e.g. a session losing the taint of one output); each is also logged',
+    labelNames: ['where'],
+    registers: [this.registry],
+  })
+  readonly dependencyUp = new Gauge({
+    name: 'warden_dependency_up',
+    help: 'Whether a dependency answered its health check at the last scrape (1) or not (0)',
+    labelNames: ['dependency'],
+    registers: [this.registry],
+  })
+  readonly toolSeconds = new Histogram({
+    name: 'warden_tool_duration_seconds',
+    help: 'Time the tool itself took, by tool and outcome',
+    labelNames: ['tool', 'outcome'],
+    buckets: [0.001, 0.005, 0.025, 0.1, 0.5, 2, 10],
+    registers: [this.registry],
+  })
   readonly approvalsPending = new Gauge({
     name: 'warden_approvals_pending',
     help: 'Approvals waiting for a person',
