@@ -20,6 +20,7 @@ let dashboard: Awaited<ReturnType<typeof buildDashboard>>
 let browser: Browser
 let page: Page
 let base: string
+let gatewayUrl: string
 
 async function shot(name: string) {
   if (!SHOTS) return
@@ -34,7 +35,7 @@ async function tab(name: string) {
 describe('dashboard in Chromium', () => {
   beforeAll(async () => {
     warden = await startWarden()
-    const gatewayUrl = await warden.app.listen({ port: 0, host: '127.0.0.1' })
+    gatewayUrl = await warden.app.listen({ port: 0, host: '127.0.0.1' })
     dashboard = await buildDashboard({ gatewayUrl, logger: pino({ level: 'silent' }) })
     base = await dashboard.listen({ port: 0, host: '127.0.0.1' })
     browser = await chromium.launch({
@@ -85,7 +86,11 @@ describe('dashboard in Chromium', () => {
     await page.click('.drawer button.close')
   })
 
-  it('an approver approves a held refund and sees it execute', async () => {
+  it('an approver approves a held refund and sees it execute; other dashboards follow', async () => {
+    // A second dashboard, not logged in, watching the same queue.
+    const other = await browser.newPage({ viewport: { width: 1280, height: 800 } })
+    await other.goto(`${base}/`)
+    await other.waitForSelector('[data-testid="stream-status"]:has-text("live")')
     await tab('demo')
     await page.click('button[data-run="refund_large"]')
     await page.waitForSelector('tr[data-scenario="refund_large"] .pass')
@@ -109,6 +114,14 @@ describe('dashboard in Chromium', () => {
       .waitFor()
     await page.locator('li.event[data-type="approval_granted"]').first().waitFor()
     await page.waitForSelector('[data-testid="pending-count"]:has-text("0 pending")')
+    // The other dashboard saw the card come and go without a reload.
+    await other.waitForSelector('[data-testid="pending-count"]:has-text("0 pending")')
+    expect(
+      await other
+        .locator('li.event[data-type="approval_granted"]', { hasText: 'issue_refund' })
+        .count(),
+    ).toBe(1)
+    await other.close()
   })
 
   it('filters the audit log, verifies the chain and exports the filtered set', async () => {
@@ -135,6 +148,12 @@ describe('dashboard in Chromium', () => {
     expect(csv.length - 1).toBe(rows)
     expect(csv.slice(1).every((l) => l.includes(',deny,'))).toBe(true)
     await page.waitForSelector('[data-testid="audit-note"]:has-text("exported")')
+    // Replay one session under the current policy: same policy, so nothing changes.
+    await page.selectOption('select[name="decision"]', '')
+    await page.click('form.filters button[type="submit"]')
+    await page.locator('.session-actions button:has-text("replay")').first().click()
+    await page.waitForSelector('[data-testid="replay"] tbody tr')
+    expect(await page.locator('[data-testid="replay"] tr.changed').count()).toBe(0)
   })
 
   it('renders the statistics as charts', async () => {
@@ -157,6 +176,26 @@ describe('dashboard in Chromium', () => {
     expect(painted.every((n) => n > 100)).toBe(true)
     expect(await page.locator('[data-testid="tiles"]').textContent()).toMatch(/decisions/)
     await shot('stats')
+  })
+
+  it('reconnects by itself after the connection drops and catches up on what it missed', async () => {
+    await tab('live')
+    // Drop every connection: stop the dashboard server, and start it again on the same port.
+    const port = Number(new URL(base).port)
+    await dashboard.close()
+    await page.waitForSelector('[data-testid="stream-status"]:has-text("reconnecting")')
+    // While this dashboard is cut off, a call is decided.
+    const missed = await warden.app.inject({
+      method: 'POST',
+      url: '/demo/run-scenario/admin_restart_prod',
+    })
+    expect(missed.json().decision).toBe('deny')
+    dashboard = await buildDashboard({ gatewayUrl, logger: pino({ level: 'silent' }) })
+    await dashboard.listen({ port, host: '127.0.0.1' })
+    await page.waitForSelector('[data-testid="stream-status"]:has-text("live")', {
+      timeout: 20_000,
+    })
+    await page.locator('li.event', { hasText: 'restart_service' }).first().waitFor()
   })
 
   it('follows one agent on the timeline, and shows the configuration', async () => {
