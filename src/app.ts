@@ -15,7 +15,8 @@ import type { EventBus } from './events/bus.js'
 import { Stats } from './events/stats.js'
 import { streamEvents } from './events/websocket.js'
 import type { Gateway, Reply } from './gateway/service.js'
-import { parseApproveBody, parseExecuteBody } from './http/execute-body.js'
+import { parseApproveBody, parseExecuteBody, parseMessageBody } from './http/execute-body.js'
+import { sendMessage } from './messaging/service.js'
 import { scanText } from './detect/injection.js'
 import { Metrics } from './http/metrics.js'
 import { registerOpenApi } from './http/openapi.js'
@@ -128,6 +129,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       credential: bearer(req.headers.authorization),
       receivedAt: Date.now(),
       idempotencyKey: idempotencyKey(req.headers['idempotency-key']),
+      ...(body.delegation !== undefined && { delegation: body.delegation }),
     }
     const result = await gateway.execute(call)
     const code = (result.body.error as { code?: string } | undefined)?.code
@@ -135,6 +137,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       metrics.storeFailures.inc()
     return send(reply, result)
   })
+
+  app.post('/gateway/message', async (req, reply) =>
+    send(
+      reply,
+      await sendMessage(
+        gateway,
+        parseMessageBody(req.body),
+        bearer(req.headers.authorization),
+        req.id,
+      ),
+    ),
+  )
 
   app.post('/gateway/approve', async (req, reply) => {
     const body = parseApproveBody(req.body)

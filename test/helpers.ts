@@ -37,7 +37,12 @@ export function execute(
   agent: string,
   tool: string,
   params: Record<string, unknown>,
-  extra: { session_id?: string; context?: Record<string, unknown>; key?: string | null } = {},
+  extra: {
+    session_id?: string
+    context?: Record<string, unknown>
+    key?: string | null
+    delegation?: string
+  } = {},
 ) {
   const { key, ...rest } = extra
   const headers: Record<string, string> = { 'content-type': 'application/json' }

@@ -17,6 +17,8 @@ export const EVENT_TYPES = [
   'anomaly_detected',
   'tool_call_executed',
   'request_rejected',
+  'agent_message_sent',
+  'agent_message_denied',
 ] as const
 export type EventType = (typeof EVENT_TYPES)[number]
 
@@ -36,7 +38,8 @@ export interface AuditEventInput {
   principal: string
   tool: string
   session_id: string | null
-  decision: DecisionOutcome | 'executed' | 'approved' | 'denied' | 'expired' | 'rejected'
+  decision:
+    DecisionOutcome | 'executed' | 'approved' | 'denied' | 'expired' | 'rejected' | 'delivered'
   layer: string | null
   code: string | null
   reason: string
@@ -55,6 +58,10 @@ export interface AuditEventInput {
   latency_ms?: number
   /** For untrusted tools: the injection detector's finding on the output, when it found something. */
   output_scan?: { score: number; categories: string[] }
+  /** For delegated calls and agent messages: the agents involved, oldest first, this one last. */
+  chain?: string[]
+  /** The person who started a delegation chain, if known. */
+  human?: string
 }
 
 /** A stored event: numbered and chained. */

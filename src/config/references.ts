@@ -111,6 +111,15 @@ export function checkReferences(config: WardenConfig): Problem[] {
       param(rule.tool, rule.requires.same_param, ['requires', 'same_param'])
     }
   })
+  const agentIds = new Set(config.agents.map((a) => a.id))
+  config.messaging.edges.forEach((edge, i) => {
+    for (const end of ['from', 'to'] as const)
+      if (!agentIds.has(edge[end]))
+        problems.push({
+          path: ['messaging', 'edges', i, end],
+          message: `unknown agent \`${edge[end]}\``,
+        })
+  })
   const roles = new Set(config.approvals.approvers.flatMap((a) => a.roles))
   config.approvals.rules.forEach((rule, i) => {
     const at = (key: string, message: string) =>

@@ -264,6 +264,18 @@ export const configSchema = z.strictObject({
       smoothing: z.number().positive().default(1),
     })
     .prefault({}),
+  messaging: z
+    .strictObject({
+      /** Who may message whom through `POST /gateway/message` (and so delegate work). */
+      edges: z.array(z.strictObject({ from: id, to: id })).default([]),
+      /** The longest delegation chain, counting the receiving agent. */
+      max_chain: z.number().int().min(2).max(8).default(3),
+      /** HMAC key for delegation tokens; give one when several gateways share the work. */
+      signing_secret: z.string().min(32, 'must be at least 32 characters').optional(),
+      token_ttl_seconds: seconds.max(86_400).default(900),
+      max_message_chars: z.number().int().positive().max(100_000).default(8000),
+    })
+    .prefault({}),
   sequence: z
     .strictObject({
       history_limit: z.number().int().positive().max(10_000).default(200),

@@ -29,6 +29,10 @@ export const ERROR_CATALOG = {
   taint_violation: { status: 403, summary: 'a sensitive parameter comes from untrusted text' },
   guard_denied: { status: 403, summary: 'a business guard (threshold, environment) forbids it' },
   sequence_anomaly: { status: 403, summary: 'a session rule over recent calls forbids it' },
+  message_not_allowed: {
+    status: 403,
+    summary: 'no configured edge between the agents, a loop, or a chain too long',
+  },
   risk_too_high: { status: 403, summary: "the call's risk level is configured to be refused" },
   agent_quarantined: { status: 403, summary: 'the agent is quarantined after repeated denials' },
   rate_limited: { status: 429, summary: 'a per-agent or per-tool rate limit is exhausted' },

@@ -24,6 +24,8 @@ export interface ToolCall {
   readonly receivedAt: number
   /** The agent's `Idempotency-Key`: a retry with the same key gets the same pending approval. */
   readonly idempotencyKey?: string
+  /** A delegation token from `POST /gateway/message`: the call is made on another agent's behalf. */
+  readonly delegation?: string
 }
 
 export type LayerName =
@@ -76,6 +78,10 @@ export interface Decision {
   checks: Check[]
   policyVersion: string
   retryAfterSeconds?: number
+  /** For a delegated call: the agents it was delegated by, oldest first (verified). */
+  chain?: string[]
+  /** For a delegated call: the person who started the chain, if known. */
+  human?: string
 }
 
 /** Keys that can reach `Object.prototype` through careless merging; refused in any request. */

@@ -53,6 +53,8 @@ export function decisionEvent(
     masked,
     checks: d.checks,
     ...(approvalId && { approval_id: approvalId }),
+    ...(d.chain && { chain: [...d.chain, call.agentId] }),
+    ...(d.human && { human: d.human }),
   }
 }
 

@@ -8,6 +8,8 @@ const executeBody = z.strictObject({
   params: z.record(z.string(), z.unknown()).default({}),
   session_id: z.string().min(1).max(128).optional(),
   context: z.record(z.string(), z.unknown()).optional(),
+  /** A delegation token from `POST /gateway/message`: the call is made for the agents in it. */
+  delegation: z.string().min(1).max(4096).optional(),
 })
 export type ExecuteBody = z.infer<typeof executeBody>
 
@@ -33,6 +35,22 @@ export function parseExecuteBody(body: unknown): ExecuteBody {
     )
   }
   return parseWith(executeBody, body)
+}
+
+const messageBody = z.strictObject({
+  agent_id: z.string().min(1).max(128),
+  to_agent: z.string().min(1).max(128),
+  content: z.string().min(1),
+  session_id: z.string().min(1).max(128).optional(),
+  /** The sender's own delegation, when it is itself acting for someone: the chain grows. */
+  delegation: z.string().min(1).max(4096).optional(),
+  /** The person who started the work, if this is the first agent of the chain. */
+  requested_by: z.string().min(1).max(128).optional(),
+})
+export type MessageBody = z.infer<typeof messageBody>
+
+export function parseMessageBody(body: unknown): MessageBody {
+  return parseWith(messageBody, body)
 }
 
 export function parseApproveBody(body: unknown): ApproveBody {

@@ -60,6 +60,30 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
       503: 'a dependency the decision needs is down; nothing ran',
     },
   },
+  'POST /gateway/message': {
+    summary: 'Send a message to another agent (delegate work) through the gateway',
+    tags: ['gateway'],
+    security: 'agent',
+    description:
+      'The receiver gets the sanitized content and a delegation token to present (`delegation`) with the tool calls it makes for this message; those calls get only what every agent of the chain may do.',
+    body: {
+      type: 'object',
+      required: ['agent_id', 'to_agent', 'content'],
+      properties: {
+        agent_id: { type: 'string' },
+        to_agent: { type: 'string' },
+        content: { type: 'string' },
+        session_id: { type: 'string' },
+        delegation: { type: 'string', description: "the sender's own delegation, if any" },
+        requested_by: { type: 'string', description: 'the person who started the work' },
+      },
+    },
+    responses: {
+      200: '`message_id`, `content` (sanitized), `chain`, `delegation`, `expires_at`, `scan`',
+      401: 'wrong key or delegation',
+      403: '`message_not_allowed` or `injection_detected`',
+    },
+  },
   'POST /gateway/approve': {
     summary: 'Approve or deny a held call',
     tags: ['approvals'],

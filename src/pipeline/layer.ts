@@ -16,6 +16,9 @@ export interface DecisionContext {
    * layer; the runner learns the transition from it when the call is allowed.
    */
   previousTool?: string
+  /** Set by the identity layer for a delegated call: the delegating agents, oldest first. */
+  chain?: readonly string[]
+  human?: string
 }
 
 /** One stage of the pipeline. Return a verdict; throw only when the layer itself is broken. */

@@ -83,6 +83,8 @@ export function pipeline(rt: Runtime, options: PipelineOptions = {}): Pipeline {
             checks,
             policyVersion: rt.policyVersion,
           }
+      if (ctx.chain) decision.chain = [...ctx.chain]
+      if (ctx.human) decision.human = ctx.human
       try {
         await remember(rt, ctx, decision)
       } catch (err) {

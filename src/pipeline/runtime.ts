@@ -8,6 +8,7 @@ import type {
   WardenConfig,
 } from '../config/schema.js'
 import type { PiiKind } from '../detect/pii.js'
+import { DelegationSigner } from '../messaging/delegation.js'
 import { compilePolicy, type CompiledPolicy } from '../policy/cel-policy.js'
 import { compileToolSchemas } from '../policy/param-schemas.js'
 import type { StateStore } from '../state/types.js'
@@ -25,6 +26,8 @@ export interface Runtime {
   readonly state: StateStore
   /** PII kinds masked in results delivered to agents, by the tool's data classification. */
   readonly maskInResults: Readonly<Record<Classification, ReadonlySet<PiiKind>>>
+  /** Signs and checks delegation tokens (agent-to-agent messages). */
+  readonly delegation: DelegationSigner
 }
 
 /** Who a bearer secret belongs to: an agent, an approver, or nobody (hashes never overlap). */
@@ -49,6 +52,7 @@ export function buildRuntime(loaded: LoadedConfig, state: StateStore): Runtime {
     schemas: compileToolSchemas(config.tools),
     policy: compilePolicy(config),
     state,
+    delegation: new DelegationSigner(config.messaging.signing_secret),
     maskInResults: {
       public: new Set(config.pii.mask_in_results.public),
       internal: new Set(config.pii.mask_in_results.internal),

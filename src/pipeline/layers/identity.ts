@@ -31,7 +31,23 @@ export function identity(rt: Runtime): Layer {
         }
       }
       ctx.agent = agent
-      return { outcome: 'pass', reason: `authenticated as \`${agent.id}\`` }
+      if (ctx.call.delegation === undefined)
+        return { outcome: 'pass', reason: `authenticated as \`${agent.id}\`` }
+      // A delegated call: the token must be the gateway's, unexpired, and addressed to this agent.
+      const checked = rt.delegation.verify(ctx.call.delegation, ctx.now)
+      if (!checked.ok || checked.delegation.to !== agent.id) {
+        const reason = checked.ok
+          ? `the delegation is addressed to \`${checked.delegation.to}\`, not \`${agent.id}\``
+          : checked.why
+        return { outcome: 'deny', code: 'unauthenticated', reason, risk: 60 }
+      }
+      ctx.chain = checked.delegation.chain
+      if (checked.delegation.human) ctx.human = checked.delegation.human
+      return {
+        outcome: 'pass',
+        reason: `authenticated as \`${agent.id}\`, acting for ${ctx.chain.map((c) => `\`${c}\``).join(' → ')}`,
+        details: { chain: [...ctx.chain, agent.id] },
+      }
     },
   }
 }

@@ -1,6 +1,12 @@
 import type { Layer } from '../layer.js'
 import type { Runtime } from '../runtime.js'
 import { TOOL_RISK_BASE } from '../risk.js'
+import { CLASSIFICATIONS, type Classification } from '../../config/schema.js'
+
+const CLEARANCE_RANK = Object.fromEntries(CLASSIFICATIONS.map((c, i) => [c, i])) as Record<
+  Classification,
+  number
+>
 
 /**
  * Layer 2: exact, case-sensitive allowlist. An unknown tool gets the same answer as a forbidden
@@ -8,6 +14,7 @@ import { TOOL_RISK_BASE } from '../risk.js'
  */
 export function toolAllowlist(rt: Runtime): Layer {
   const allowed = new Map(rt.config.agents.map((a) => [a.id, new Set(a.tools)]))
+  const agents = new Map(rt.config.agents.map((a) => [a.id, a]))
   return {
     name: 'tool_allowlist',
     check(ctx) {
@@ -20,6 +27,19 @@ export function toolAllowlist(rt: Runtime): Layer {
           reason: `tool \`${ctx.call.tool}\` is not allowed for agent \`${agentId}\``,
           risk: 40,
         }
+      }
+      // Delegated: every agent of the chain must be allowed the tool and cleared for its data
+      // (the intersection of their permissions), so no agent gets another to do what it may not.
+      for (const delegatorId of ctx.chain ?? []) {
+        const delegator = agents.get(delegatorId)
+        const reason = !delegator
+          ? `the call was delegated by \`${delegatorId}\`, which is not a configured agent`
+          : !delegator.tools.includes(tool.name)
+            ? `tool \`${tool.name}\` is not allowed for agent \`${delegatorId}\`, which delegated this call`
+            : CLEARANCE_RANK[delegator.clearance] < CLEARANCE_RANK[tool.classification]
+              ? `agent \`${delegatorId}\`, which delegated this call, is not cleared for ${tool.classification} data`
+              : null
+        if (reason) return { outcome: 'deny', code: 'tool_not_allowed', reason, risk: 50 }
       }
       ctx.tool = tool
       return {

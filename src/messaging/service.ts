@@ -1,0 +1,163 @@
+import { randomUUID } from 'node:crypto'
+import type { AuditEventInput } from '../audit/event.js'
+import { detectInjection } from '../detect/injection.js'
+import { maskPii } from '../detect/pii.js'
+import { errorBody, statusOf, WardenError, type ErrorCode } from '../domain/errors.js'
+import { timeOrderedId } from '../domain/ids.js'
+import type { Gateway, Reply } from '../gateway/service.js'
+import type { MessageBody } from '../http/execute-body.js'
+import { riskOf } from '../pipeline/risk.js'
+import { principalOf } from '../pipeline/runtime.js'
+import { sanitizeMessage } from './delegation.js'
+
+/**
+ * `POST /gateway/message`: one agent asks another to do something, through the gateway only.
+ * The sender must be who its key says, the edge must be configured, the chain short enough and
+ * free of loops; the content is scanned (refused at the injection deny threshold) and sanitized.
+ * The receiver gets the content and a signed delegation token that it presents with every tool
+ * call it makes for this message; those calls get only what every agent of the chain may do.
+ * Both outcomes are audited with the chain.
+ */
+export async function sendMessage(
+  gw: Gateway,
+  body: MessageBody,
+  credential: string | undefined,
+  requestId: string,
+): Promise<Reply> {
+  const rt = gw.runtime
+  const { messaging, injection } = rt.config
+  const now = Date.now()
+  const { agent } = principalOf(rt, credential)
+  const refuse = async (code: ErrorCode, message: string, chain: string[], score = 0) => {
+    try {
+      await gw.record([event(gw, body, requestId, now, 'denied', code, message, chain, score)])
+    } catch (err) {
+      return gw.unavailable(err, requestId)
+    }
+    return { status: statusOf(code), body: errorBody(code, message, requestId) }
+  }
+
+  if (!agent || agent.id !== body.agent_id)
+    return refuse('unauthenticated', 'the credential does not belong to `agent_id`', [])
+  let chain = [agent.id]
+  let human = body.requested_by
+  if (body.delegation !== undefined) {
+    const checked = rt.delegation.verify(body.delegation, now)
+    if (!checked.ok || checked.delegation.to !== agent.id)
+      return refuse(
+        'unauthenticated',
+        checked.ok ? 'the delegation is for another agent' : checked.why,
+        chain,
+      )
+    chain = [...checked.delegation.chain, agent.id]
+    human = checked.delegation.human
+  }
+  const to = body.to_agent
+  const path = [...chain, to]
+  if (!messaging.edges.some((e) => e.from === agent.id && e.to === to))
+    return refuse('message_not_allowed', `\`${agent.id}\` may not message \`${to}\``, path)
+  if (chain.includes(to))
+    return refuse('message_not_allowed', `\`${to}\` is already in the chain (a loop)`, path)
+  if (path.length > messaging.max_chain)
+    return refuse(
+      'message_not_allowed',
+      `the delegation chain would be ${path.length} agents long; at most ${messaging.max_chain}`,
+      path,
+    )
+  if (body.content.length > messaging.max_message_chars)
+    throw new WardenError(
+      'invalid_request',
+      `\`content\` is longer than ${messaging.max_message_chars} characters`,
+    )
+  // Scanned as sent (hidden characters included), delivered sanitized.
+  const scan = detectInjection(body.content)
+  if (scan.score >= injection.deny_at)
+    return refuse(
+      'injection_detected',
+      `the message carries a prompt injection (${scan.categories.join(', ')})`,
+      path,
+      scan.score,
+    )
+  const content = sanitizeMessage(body.content)
+  const messageId = `msg_${randomUUID()}`
+  const expiresAt = now + messaging.token_ttl_seconds * 1000
+  const delegation = rt.delegation.sign({
+    chain,
+    to,
+    ...(human && { human }),
+    message_id: messageId,
+    exp: expiresAt,
+  })
+  try {
+    await gw.record([
+      event(
+        gw,
+        { ...body, content },
+        requestId,
+        now,
+        'delivered',
+        null,
+        `message to \`${to}\``,
+        path,
+        scan.score,
+        messageId,
+      ),
+    ])
+  } catch (err) {
+    return gw.unavailable(err, requestId)
+  }
+  return {
+    status: 200,
+    body: {
+      message_id: messageId,
+      request_id: requestId,
+      from_agent: agent.id,
+      to_agent: to,
+      content,
+      chain: path,
+      ...(human && { requested_by: human }),
+      delegation,
+      expires_at: new Date(expiresAt).toISOString(),
+      scan: { score: scan.score, categories: scan.categories },
+    },
+  }
+}
+
+function event(
+  gw: Gateway,
+  body: MessageBody,
+  requestId: string,
+  now: number,
+  outcome: 'delivered' | 'denied',
+  code: ErrorCode | null,
+  reason: string,
+  chain: string[],
+  score: number,
+  messageId?: string,
+): AuditEventInput & { message_id?: string } {
+  const { value, masked } = maskPii({ to_agent: body.to_agent, content: body.content }, '/params')
+  return {
+    version: 1,
+    id: timeOrderedId(),
+    type: outcome === 'delivered' ? 'agent_message_sent' : 'agent_message_denied',
+    timestamp: new Date(now).toISOString(),
+    request_id: requestId,
+    agent_id: body.agent_id,
+    principal: code === 'unauthenticated' ? 'anonymous' : body.agent_id,
+    tool: '',
+    session_id: body.session_id ?? null,
+    decision: outcome === 'delivered' ? 'delivered' : 'deny',
+    layer: null,
+    code,
+    reason,
+    risk: riskOf(score * 60),
+    policy_version: gw.runtime.policyVersion,
+    args_hash: '',
+    params: value,
+    masked,
+    checks: [],
+    ...(messageId && { message_id: messageId }),
+    ...(chain.length > 0 && { chain }),
+    ...(body.requested_by && { human: body.requested_by }),
+  }
+}
