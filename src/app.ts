@@ -60,7 +60,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const metrics = deps.metrics ?? new Metrics()
   const { server } = gateway.runtime.config
   const { config } = gateway.runtime
-  const allowedOrigins = new Set(server.allowed_origins)
+  const allowedOrigins = new Set(server.allowed_origins.map((o) => new URL(o).origin))
   const stats = new Stats(await store.counts(), bus, {
     agents: new Set(config.agents.map((a) => a.id)),
     tools: new Set(config.tools.map((t) => t.name)),
@@ -266,19 +266,27 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         throw new WardenError('invalid_request', '`format` must be jsonl, csv or cef')
       const { format: _f, ...filters } = req.query
       // The filtered set, oldest first, as stored: a JSONL line carries the exact hashed text.
-      const rows = await store.queryStored({ ...auditFilter(filters), order: 'asc', limit: 10_000 })
+      const rows = await store.queryStored({
+        ...auditFilter(filters),
+        order: 'asc',
+        limit: EXPORT_LIMIT,
+      })
       const header = exportHeader(format as ExportFormat)
       const lines = rows.map((r) => exportLine(r, format as ExportFormat))
       const body = `${[...(header ? [header] : []), ...lines].join('\n')}\n`
       const type = { jsonl: 'application/x-ndjson', csv: 'text/csv', cef: 'text/plain' }[format]
-      return reply
-        .type(`${type}; charset=utf-8`)
-        .header(
-          'content-disposition',
-          `attachment; filename="warden-audit.${format === 'cef' ? 'cef.txt' : format}"`,
-        )
-        .header('x-warden-count', String(rows.length))
-        .send(body)
+      return (
+        reply
+          .type(`${type}; charset=utf-8`)
+          .header(
+            'content-disposition',
+            `attachment; filename="warden-audit.${format === 'cef' ? 'cef.txt' : format}"`,
+          )
+          .header('x-warden-count', String(rows.length))
+          // At most EXPORT_LIMIT events per export: say so when there may be more (narrow the filter).
+          .header('x-warden-truncated', String(rows.length >= EXPORT_LIMIT))
+          .send(body)
+      )
     },
   )
 
@@ -294,7 +302,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   })
 
   app.get('/config/agents', async () => ({
-    agents: gateway.runtime.config.agents.map(({ key_sha256: _secret, ...agent }) => agent),
+    agents: gateway.runtime.config.agents.map(({ key_sha256: _secret, ...agent }) => ({
+      ...agent,
+      // Whom the agent may message (delegate to) through POST /gateway/message.
+      can_message: gateway.runtime.config.messaging.edges
+        .filter((e) => e.from === agent.id)
+        .map((e) => e.to),
+    })),
   }))
   app.get('/config/tools', async () => ({
     tools: gateway.runtime.config.tools.map((t) => ({ ...t, executor: { type: t.executor.type } })),
@@ -371,7 +385,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       // site cannot read it through a visitor's browser). Clients without one are not browsers.
       preValidation: async (req, reply) => {
         const origin = req.headers.origin
-        if (origin !== undefined && !allowedOrigins.has(origin))
+        if (origin !== undefined && !allowedOrigins.has(originOf(origin)))
           return reply
             .code(403)
             .send(
@@ -457,10 +471,12 @@ async function replaySession(rt: Gateway['runtime'], sessionId: string, events: 
       messages.push({
         role: 'assistant',
         content: '',
-        tool_calls: [{ function: e.tool, args: (e.params ?? {}) as Record<string, unknown> }],
+        tool_calls: [
+          { id: e.request_id, function: e.tool, args: (e.params ?? {}) as Record<string, unknown> },
+        ],
       })
     else if (e.type === 'tool_call_executed' && e.tool !== null && e.outcome === 'ok')
-      messages.push({ role: 'tool', tool: e.tool, content: e.result })
+      messages.push({ role: 'tool', tool: e.tool, tool_call_id: e.request_id, content: e.result })
   }
   const agent = decisions[0]?.agent_id ?? ''
   const replayer = new Replayer(
@@ -494,6 +510,15 @@ async function replaySession(rt: Gateway['runtime'], sessionId: string, events: 
 }
 
 const DECIDED = new Set(['allow', 'deny', 'approval_required'])
+const EXPORT_LIMIT = 10_000
+
+function originOf(value: string): string {
+  try {
+    return new URL(value).origin
+  } catch {
+    return value
+  }
+}
 
 /** Events grouped per agent and per session, each group in time order. */
 function timeline(events: AuditEvent[]) {

@@ -183,10 +183,15 @@ async function serve(
     if (env.GATEWAY_URL === undefined) gatewayUrl = `http://127.0.0.1:${port}`
   }
   if (parts.dashboard) {
-    const dashboard = await buildDashboard({ gatewayUrl, logger })
+    const dashboard = await buildDashboard({
+      gatewayUrl,
+      logger,
+      publicOrigins: (env.DASHBOARD_PUBLIC_ORIGINS ?? '').split(',').filter((o) => o.trim()),
+    })
     closers.unshift(() => dashboard.close())
     const port = env.DASHBOARD_PORT ? Number(env.DASHBOARD_PORT) : 8006
-    await dashboard.listen({ host: env.DASHBOARD_HOST ?? '0.0.0.0', port })
+    // Loopback by default: the dashboard proxies the whole gateway API.
+    await dashboard.listen({ host: env.DASHBOARD_HOST ?? '127.0.0.1', port })
     logger.info({ port, gateway_url: gatewayUrl }, 'warden dashboard listening')
   }
   await new Promise<void>((resolve) => {

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs'
+import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
@@ -201,6 +202,25 @@ describe('origins', () => {
       })
     const foreign = await approve('http://evil.example')
     expect(foreign.status).toBe(403)
+    // DNS rebinding: a page at evil.example whose name now points here sends Host evil.example.
+    const port = new URL(base).port
+    const rebound = await connect(ws, {
+      origin: `http://evil.example:${port}`,
+      host: `evil.example:${port}`,
+    })
+    expect(rebound).not.toBe('open')
+    const reboundRead = await new Promise<number>((resolve) => {
+      const r = request(
+        `${base}/api/events/recent`,
+        { headers: { host: `evil.example:${port}` } },
+        (res) => {
+          res.resume()
+          resolve(res.statusCode ?? 0)
+        },
+      )
+      r.end()
+    })
+    expect(reboundRead).toBe(403)
     expect(await foreign.json()).toMatchObject({ error: { code: 'origin_not_allowed' } })
     // Same origin (or a script without one) reaches the gateway, which answers for itself.
     expect((await approve(base)).status).toBe(404)

@@ -168,6 +168,30 @@ describe('replay semantics', () => {
     ])
   })
 
+  it('results pair with their calls by id, so a denied call cannot swallow the next result', async () => {
+    const report = await replayer().replay(
+      trace({
+        messages: [
+          { role: 'user', content: 'find the agenda' },
+          // Denied by the parameter schema: it never ran and has no result.
+          {
+            role: 'assistant',
+            content: '',
+            tool_calls: [{ id: 'a', ...call('search_emails', { query: 5 }) }],
+          },
+          {
+            role: 'assistant',
+            content: '',
+            tool_calls: [{ id: 'b', ...call('search_emails', { query: 'agenda' }) }],
+          },
+          { role: 'tool', tool: 'search_emails', tool_call_id: 'b', content: INJECTION },
+          { role: 'assistant', content: '', tool_calls: [call('get_current_day')] },
+        ],
+      }),
+    )
+    expect(report.calls?.map((c) => c.decision)).toEqual(['deny', 'allow', 'approval_required'])
+  })
+
   it('a recipient list holds when one address came from an untrusted output (array taint)', async () => {
     const report = await replayer().replay(
       trace({

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { derivedFrom, taintForm } from '../src/pipeline/layers/taint.js'
+import { derivedFrom, MAX_TAINT_LEAVES, taintForm } from '../src/pipeline/layers/taint.js'
 
 // One untrusted text (say, a web page a tool returned), in the form the session keeps it.
 const SOURCE = taintForm(
@@ -39,6 +39,25 @@ describe('taint: a sensitive value still counts as coming from untrusted text af
 })
 
 describe('taint: values that do not come from the text', () => {
+  it('small numbers, words run together across a space, a piece of a longer number', () => {
+    const text = taintForm('Page 1 of 3. Hi there, call +1 (234) 567-8901 or go to meeting 7')
+    expect(derivedFrom([1, 2], text, 4)).toBe(false)
+    expect(derivedFrom({ priority: 3 }, text, 4)).toBe(false)
+    expect(derivedFrom('hit here', text, 4)).toBe(false)
+    expect(derivedFrom('to me', text, 4)).toBe(false)
+    expect(derivedFrom('12345678', text, 4)).toBe(false)
+    // ... while the whole number, written without its separators, is the text's.
+    expect(derivedFrom('12345678901', text, 4)).toBe(true)
+  })
+
+  it('a value too large to check in bounded time counts as tainted (fail closed)', () => {
+    const many = Array.from({ length: MAX_TAINT_LEAVES + 1 }, (_, i) => `clean-${i}`)
+    expect(derivedFrom(many, taintForm('nothing in common'), 4)).toBe(true)
+    expect(derivedFrom(many.slice(0, MAX_TAINT_LEAVES), taintForm('nothing in common'), 4)).toBe(
+      false,
+    )
+  })
+
   it('other addresses, short pieces, plain shared words, other numbers', () => {
     expect(tainted('https://intranet.corp.example/pay')).toBe(false)
     expect(tainted('pay')).toBe(false) // shorter than min_match_length

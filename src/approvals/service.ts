@@ -375,6 +375,7 @@ export class Approvals {
           decision: 'allow',
           at: Date.now(),
           params: scalarParams(approval.params),
+          ...(approval.session_id !== null && { session: approval.session_id }),
         },
         this.config.sequence.history_limit,
       )

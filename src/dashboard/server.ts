@@ -13,6 +13,11 @@ export interface DashboardOptions {
   gatewayUrl: string
   logger: FastifyBaseLogger
   distDir?: string
+  /**
+   * Origins people reach the dashboard at besides localhost (e.g. https://warden.example.com).
+   * Requests naming any other host are refused, which also defeats DNS rebinding.
+   */
+  publicOrigins?: string[]
 }
 
 /**
@@ -28,17 +33,43 @@ export async function buildDashboard(opts: DashboardOptions): Promise<FastifyIns
   const upstream = new URL(opts.gatewayUrl)
   const app = Fastify({ loggerInstance: opts.logger, disableRequestLogging: true })
 
-  // Another site's page must not drive an approver's browser into approving (CSRF) or read
-  // the stream: anything but a read, and every WebSocket, must carry this origin if any.
+  const publicOrigins = new Set((opts.publicOrigins ?? []).map((o) => new URL(o).origin))
+  const publicHosts = new Set([...publicOrigins].map((o) => new URL(o).host))
+  /** Whether a request (by its Host, and Origin if any) comes through a name this server owns. */
+  const admitted = (
+    host: string | undefined,
+    origin: string | undefined,
+    port: number | undefined,
+  ) => {
+    const local =
+      port === undefined ? [] : [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`]
+    if (host === undefined || !(local.includes(host) || publicHosts.has(host))) return false
+    if (origin === undefined || origin === '') return true
+    try {
+      const o = new URL(origin)
+      return publicOrigins.has(o.origin) || (o.host === host && local.includes(o.host))
+    } catch {
+      return false
+    }
+  }
+
+  // Another site's page must not drive an approver's browser into approving (CSRF), read the
+  // stream, or reach the gateway through a rebound DNS name: every request must name this server
+  // (Host), and a browser's Origin must be this server's.
   app.addHook('onRequest', async (req, reply) => {
-    const origin = req.headers.origin
     const acting = req.method !== 'GET' && req.method !== 'HEAD'
     const upgrade = req.headers.upgrade?.toLowerCase() === 'websocket'
-    if (origin === undefined || (!acting && !upgrade)) return
-    if (sameOrigin(origin, req.headers.host)) return
+    const origin = acting || upgrade ? req.headers.origin : undefined
+    if (admitted(req.headers.host, origin, req.socket.localPort)) return
     return reply
       .code(403)
-      .send(errorBody('origin_not_allowed', `requests from ${origin} are not accepted`, req.id))
+      .send(
+        errorBody(
+          'origin_not_allowed',
+          `requests for ${req.headers.host ?? 'no host'}${origin ? ` from ${origin}` : ''} are not accepted`,
+          req.id,
+        ),
+      )
   })
 
   await app.register(fastifyStatic, { root, index: ['index.html'] })
@@ -51,20 +82,12 @@ export async function buildDashboard(opts: DashboardOptions): Promise<FastifyIns
     rewritePrefix: '',
     websocket: true,
     wsServerOptions: {
-      // The onRequest hook does not see upgrades made by the proxy's own WebSocket server.
-      verifyClient: (info: { origin?: string; req: { headers: { host?: string } } }) =>
-        info.origin === undefined ||
-        info.origin === '' ||
-        sameOrigin(info.origin, info.req.headers.host),
+      // The same check again where the proxy's WebSocket server accepts the upgrade.
+      verifyClient: (info: {
+        origin?: string
+        req: { headers: { host?: string }; socket: { localPort?: number } }
+      }) => admitted(info.req.headers.host, info.origin, info.req.socket.localPort),
     },
   })
   return app
-}
-
-function sameOrigin(origin: string, host: string | undefined): boolean {
-  try {
-    return host !== undefined && new URL(origin).host === host
-  } catch {
-    return false
-  }
 }

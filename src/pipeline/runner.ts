@@ -164,8 +164,10 @@ async function remember(rt: Runtime, ctx: DecisionContext, decision: Decision): 
     rt.config.sequence.history_limit,
   )
   // The anomaly model learns only from what was allowed outright: holds and denials are not normal.
-  if (decision.decision === 'allow' && ctx.previousTool !== undefined)
-    await rt.state.recordTransition(agent.id, ctx.previousTool, call.tool)
+  // Only configured tools on both ends, so the table stays within agents × tools².
+  const from = ctx.previousTool
+  if (decision.decision === 'allow' && from !== undefined && (from === '^' || rt.tools.has(from)))
+    await rt.state.recordTransition(agent.id, from, call.tool)
   const quarantine = rt.config.sequence.quarantine
   if (
     decision.decision !== 'deny' ||

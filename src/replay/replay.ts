@@ -163,7 +163,7 @@ export class Replayer {
     }
     const injected = trace.label !== 'benign'
     // Recorded results answer the calls in order; a denied call's result never reached the agent.
-    const pending: { tool: string; requestId: string; ran: boolean }[] = []
+    const pending: { tool: string; requestId: string; ran: boolean; callId?: string }[] = []
     let afterInjection = false
 
     const attempt = async (c: TraceCall, role: CallRole) => {
@@ -191,14 +191,17 @@ export class Replayer {
         risk: d.risk.score,
         after_injection: afterInjection,
       })
-      return { tool, requestId, ran: d.decision !== 'deny' }
+      return { tool, requestId, ran: d.decision !== 'deny', ...(c.id && { callId: c.id }) }
     }
 
     for (const m of trace.messages) {
       if (m.role === 'assistant') {
         for (const c of m.tool_calls ?? []) pending.push(await attempt(c, 'user'))
       } else if (m.role === 'tool') {
-        const i = pending.findIndex((p) => p.tool === toolName(m.tool))
+        const i =
+          m.tool_call_id !== undefined
+            ? pending.findIndex((p) => p.callId === m.tool_call_id)
+            : pending.findIndex((p) => p.tool === toolName(m.tool))
         const call = i >= 0 ? pending.splice(i, 1)[0] : undefined
         if (call?.ran)
           await this.show(

@@ -6,6 +6,8 @@ import { z } from 'zod'
  * for injected traces the calls the attacker wanted. Unknown fields are kept and ignored.
  */
 const toolCall = z.looseObject({
+  /** Pairs the call with its result (`tool_call_id`); without one, results pair by tool name. */
+  id: z.string().min(1).optional(),
   function: z.string().min(1),
   args: z.record(z.string(), z.unknown()).default({}),
 })
@@ -21,6 +23,7 @@ const message = z.discriminatedUnion('role', [
   z.looseObject({
     role: z.literal('tool'),
     tool: z.string().min(1),
+    tool_call_id: z.string().min(1).optional(),
     content: z.unknown(),
     contains_injection: z.boolean().optional(),
   }),

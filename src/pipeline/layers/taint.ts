@@ -67,7 +67,7 @@ function paramTaint(
   if (!tool.taint) return null
   for (const param of tool.taint.params) {
     const value = params[param]
-    const source = sources.find((e) => derivedFrom(value, e.text, minLength))
+    const source = sources.find((e) => derivedFrom(value, viewOf(e), minLength))
     if (!source) continue
     const path = `${source.source} → params.${param}`
     const reason = `sensitive parameter \`${param}\` comes from untrusted text (${path})`
@@ -94,25 +94,102 @@ function poisonedSession(
     : { outcome: 'hold', reason, risk: 30, details }
 }
 
+/** Leaves of one parameter value that taint looks at; past this the parameter counts as tainted. */
+export const MAX_TAINT_LEAVES = 256
+
+/** A source text with what matching needs from it, worked out once per text. */
+class SourceView {
+  private numberSet?: Set<number>
+  private compacted?: string
+  constructor(readonly text: string) {}
+  get numbers(): Set<number> {
+    return (this.numberSet ??= new Set(numbersIn(this.text)))
+  }
+  get compact(): string {
+    return (this.compacted ??= compact(this.text))
+  }
+}
+
+// Views of the texts of the session's taint entries; entries are immutable once stored.
+const views = new WeakMap<object, SourceView>()
+function viewOf(entry: TaintEntry): SourceView {
+  let v = views.get(entry)
+  if (!v) views.set(entry, (v = new SourceView(entry.text)))
+  return v
+}
+
 /**
  * Whether a parameter value comes from untrusted text (`text` is already in taint form). Matches
  * survive case, Unicode look-alikes and spacing (the taint form), separators inside numbers and
- * codes (`GB29 NWBK-6016` = `gb29nwbk6016`), a value that is a long enough piece of the text, and
- * a value that embeds an identifier from the text (`https://evil.example/?q=…` carries
- * `evil.example`). A list or object is tainted when any member is.
+ * codes (`GB29 NWBK-6016` = `gb29nwbk6016`, for values with a digit), a value that is a long
+ * enough piece of the text, and a value that embeds an identifier from the text
+ * (`https://evil.example/?q=…` carries `evil.example`); a piece must not cut a word or number
+ * in two. Numbers need two digits or more. A list or
+ * object is tainted when any member is; one with more than MAX_TAINT_LEAVES leaves counts as
+ * tainted (it cannot be checked in bounded time, so it is not let through unchecked).
  */
-export function derivedFrom(value: unknown, text: string, minLength: number): boolean {
-  if (Array.isArray(value)) return value.some((v) => derivedFrom(v, text, minLength))
+export function derivedFrom(
+  value: unknown,
+  source: string | SourceView,
+  minLength: number,
+): boolean {
+  const view = typeof source === 'string' ? new SourceView(source) : source
+  const leaves: (string | number)[] = []
+  if (!collectLeaves(value, leaves)) return true
+  return leaves.some((leaf) => leafDerived(leaf, view, minLength))
+}
+
+function collectLeaves(value: unknown, out: (string | number)[]): boolean {
+  if (typeof value === 'string' || typeof value === 'number') {
+    out.push(value)
+    return out.length <= MAX_TAINT_LEAVES
+  }
   if (value !== null && typeof value === 'object')
-    return Object.values(value).some((v) => derivedFrom(v, text, minLength))
-  if (typeof value === 'number') return numbersIn(text).includes(value)
-  if (typeof value !== 'string') return false
+    for (const v of Object.values(value)) if (!collectLeaves(v, out)) return false
+  return true
+}
+
+function leafDerived(value: string | number, view: SourceView, minLength: number): boolean {
+  if (typeof value === 'number')
+    return Math.abs(value) >= 10 && Number.isFinite(value) && view.numbers.has(value)
   const v = taintForm(value)
   if (v.length < minLength) return false
-  if (text.includes(v)) return true
+  if (occursWhole(view.text, v)) return true
   const compactValue = compact(v)
-  if (compactValue.length >= minLength && compact(text).includes(compactValue)) return true
-  for (const token of identifiers(v)) if (text.includes(token)) return true
+  if (
+    compactValue.length >= minLength &&
+    /\d/.test(compactValue) &&
+    standsAlone(view.compact, compactValue)
+  )
+    return true
+  for (const token of identifiers(v)) if (occursWhole(view.text, token)) return true
+  return false
+}
+
+const WORD = /[\p{L}\p{N}]/u
+
+/** `needle` occurs in `hay` without cutting a word or number in two at either end. */
+function occursWhole(hay: string, needle: string): boolean {
+  for (let i = hay.indexOf(needle); i >= 0; i = hay.indexOf(needle, i + 1)) {
+    const before = hay[i - 1]
+    const after = hay[i + needle.length]
+    const cutsStart = before !== undefined && WORD.test(before) && WORD.test(needle[0]!)
+    const cutsEnd = after !== undefined && WORD.test(after) && WORD.test(needle[needle.length - 1]!)
+    if (!cutsStart && !cutsEnd) return true
+  }
+  return false
+}
+
+/** `needle` occurs in `hay` not as a piece of a longer number (`12345678` in `12345678901`). */
+function standsAlone(hay: string, needle: string): boolean {
+  for (let i = hay.indexOf(needle); i >= 0; i = hay.indexOf(needle, i + 1)) {
+    const before = hay[i - 1]
+    const after = hay[i + needle.length]
+    const digitEdge =
+      (/\d/.test(needle[0]!) && before !== undefined && /\d/.test(before)) ||
+      (/\d/.test(needle[needle.length - 1]!) && after !== undefined && /\d/.test(after))
+    if (!digitEdge) return true
+  }
   return false
 }
 

@@ -1,0 +1,65 @@
+/** A tool as offered to a model: the gateway's tool definition, as a function schema. */
+export interface ToolSpec {
+  name: string
+  description: string
+  /** JSON Schema of the arguments. */
+  parameters: Record<string, unknown>
+}
+
+export interface ToolCallRequest {
+  id: string
+  name: string
+  arguments: Record<string, unknown>
+}
+
+/** The conversation in a provider-neutral form; each provider maps it to its wire format. */
+export type ChatMessage =
+  | { role: 'system' | 'user'; content: string }
+  | { role: 'assistant'; content: string; toolCalls?: ToolCallRequest[] }
+  | { role: 'tool'; toolCallId: string; name: string; content: string }
+
+/** One model turn: text, tool calls, or both. */
+export interface ModelTurn {
+  content: string
+  toolCalls: ToolCallRequest[]
+}
+
+export interface ModelProvider {
+  readonly name: 'openai' | 'ollama' | 'offline'
+  chat(messages: ChatMessage[], tools: ToolSpec[]): Promise<ModelTurn>
+}
+
+/** A provider that cannot answer: not configured, unreachable, or an answer that makes no sense. */
+export class ProviderError extends Error {
+  constructor(
+    readonly provider: string,
+    readonly kind: 'not_configured' | 'unavailable' | 'bad_response',
+    message: string,
+  ) {
+    super(message)
+    this.name = 'ProviderError'
+  }
+}
+
+/** Arguments arrive as JSON text (OpenAI) or objects (Ollama); both must end as a plain object. */
+export function parseArguments(provider: string, raw: unknown): Record<string, unknown> {
+  let value = raw
+  if (typeof raw === 'string') {
+    try {
+      value = raw.trim() === '' ? {} : JSON.parse(raw)
+    } catch {
+      throw new ProviderError(
+        provider,
+        'bad_response',
+        'the model sent tool arguments that are not JSON',
+      )
+    }
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new ProviderError(
+      provider,
+      'bad_response',
+      'the model sent tool arguments that are not an object',
+    )
+  return value as Record<string, unknown>
+}
