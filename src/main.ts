@@ -13,6 +13,8 @@ import {
   type Io,
 } from './cli/commands.js'
 import { ConfigError, loadConfig } from './config/loader.js'
+import { readFileSync } from 'node:fs'
+import { buildAgentApi, PROVIDERS, type ProviderName } from './agents/server.js'
 import { buildDashboard } from './dashboard/server.js'
 import { startTracing } from './telemetry.js'
 import { createWarden } from './warden.js'
@@ -20,9 +22,10 @@ import { createWarden } from './warden.js'
 const DEFAULT_CONFIG = fileURLToPath(new URL('../config/demo/warden.yaml', import.meta.url))
 
 const USAGE = `usage: warden <command>
-  start                         run the gateway (port 8004) and the dashboard (8006) with WARDEN_CONFIG
-                                or the demo configuration
+  start                         run the gateway (port 8004), the agent API (8005) and the dashboard
+                                (8006) with WARDEN_CONFIG or the demo configuration
   gateway                       run the gateway alone
+  agents                        run the agent API alone (8005; AGENTS_PORT), for the gateway at GATEWAY_URL
   dashboard                     run the dashboard alone (8006; DASHBOARD_PORT), for the gateway at GATEWAY_URL
   keys create --agent ID        print a new agent key and the hash line for agents.yaml
   audit verify [--db FILE]      check the audit hash chain; names the first bad event
@@ -60,11 +63,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     const single = command === 'scan' || command === 'replay'
     switch (single ? command : `${command ?? ''} ${sub ?? ''}`.trim()) {
       case 'start':
-        return await serve(configFile, env, { gateway: true, dashboard: true })
+        return await serve(configFile, env, { gateway: true, agents: true, dashboard: true })
       case 'gateway':
-        return await serve(configFile, env, { gateway: true, dashboard: false })
+        return await serve(configFile, env, { gateway: true, agents: false, dashboard: false })
+      case 'agents':
+        return await serve(configFile, env, { gateway: false, agents: true, dashboard: false })
       case 'dashboard':
-        return await serve(configFile, env, { gateway: false, dashboard: true })
+        return await serve(configFile, env, { gateway: false, agents: false, dashboard: true })
       case 'keys create':
         if (!values.agent) return usage('keys create needs --agent ID')
         return keysCreate(values.agent, values.json, io)
@@ -156,7 +161,7 @@ function usage(problem: string | null): number {
 async function serve(
   configFile: string,
   env: NodeJS.ProcessEnv,
-  parts: { gateway: boolean; dashboard: boolean },
+  parts: { gateway: boolean; agents: boolean; dashboard: boolean },
 ): Promise<number> {
   const logger = pino({ level: env.LOG_LEVEL?.toLowerCase() ?? 'info' })
   const closers: (() => Promise<void>)[] = []
@@ -182,6 +187,36 @@ async function serve(
     )
     if (env.GATEWAY_URL === undefined) gatewayUrl = `http://127.0.0.1:${port}`
   }
+  if (parts.agents) {
+    const keysFile = env.WARDEN_AGENT_KEYS_FILE
+    const keys = keysFile
+      ? (JSON.parse(readFileSync(keysFile, 'utf8')) as Record<string, string>)
+      : {}
+    const provider = env.WARDEN_AGENT_PROVIDER ?? 'offline'
+    if (!(PROVIDERS as readonly string[]).includes(provider))
+      throw new Error(`WARDEN_AGENT_PROVIDER must be one of ${PROVIDERS.join(', ')}`)
+    const agentApi = await buildAgentApi({
+      gatewayUrl,
+      logger,
+      keys,
+      demoKeys: true,
+      defaultProvider: provider as ProviderName,
+      openai: {
+        ...(env.OPENAI_API_KEY && { apiKey: env.OPENAI_API_KEY }),
+        ...(env.OPENAI_BASE_URL && { baseURL: env.OPENAI_BASE_URL }),
+        ...(env.OPENAI_MODEL && { model: env.OPENAI_MODEL }),
+      },
+      ollama: {
+        ...(env.OLLAMA_HOST && { host: normalizeOllamaHost(env.OLLAMA_HOST) }),
+        ...(env.OLLAMA_MODEL && { model: env.OLLAMA_MODEL }),
+      },
+    })
+    closers.unshift(() => agentApi.close())
+    const port = env.AGENTS_PORT ? Number(env.AGENTS_PORT) : 8005
+    // Loopback by default: whoever reaches it can drive the agents (with their keys).
+    await agentApi.listen({ host: env.AGENTS_HOST ?? '127.0.0.1', port })
+    logger.info({ port, gateway_url: gatewayUrl, provider }, 'warden agent API listening')
+  }
   if (parts.dashboard) {
     const dashboard = await buildDashboard({
       gatewayUrl,
@@ -204,4 +239,9 @@ async function serve(
   })
   for (const close of closers) await close()
   return 0
+}
+
+/** OLLAMA_HOST may be `host:port` without a scheme (as the Ollama CLI accepts it). */
+function normalizeOllamaHost(host: string): string {
+  return /^https?:\/\//.test(host) ? host : `http://${host}`
 }

@@ -1,0 +1,183 @@
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
+import { z } from 'zod'
+import { errorBody, statusOf, WardenError, type ErrorCode } from '../domain/errors.js'
+import { timeOrderedId } from '../domain/ids.js'
+import { GatewayClient } from './gateway-client.js'
+import { ollamaProvider } from './providers/ollama.js'
+import { offlineProvider } from './providers/offline.js'
+import { openAiProvider } from './providers/openai.js'
+import { ProviderError, type ModelProvider } from './providers/types.js'
+import { AgentError, AgentRuntime } from './runtime.js'
+
+export const PROVIDERS = ['offline', 'openai', 'ollama'] as const
+export type ProviderName = (typeof PROVIDERS)[number]
+
+export interface AgentApiOptions {
+  gatewayUrl: string
+  logger: FastifyBaseLogger
+  /** Keys the agents present to the gateway, by agent id. */
+  keys: Readonly<Record<string, string>>
+  /** Use `demo-<agent>-key` for agents without a key, when the gateway says it runs the demo. */
+  demoKeys?: boolean
+  defaultProvider?: ProviderName
+  openai?: { apiKey?: string; baseURL?: string; model?: string }
+  ollama?: { host?: string; model?: string }
+  maxSteps?: number
+}
+
+const promptBody = z.strictObject({
+  prompt: z.string().min(1).max(8000),
+  agent_id: z.string().min(1).max(128),
+  provider: z.string().optional(),
+  session_id: z.string().min(1).max(128).optional(),
+  requested_by: z.string().min(1).max(128).optional(),
+})
+
+const PROVIDER_CODES: Record<ProviderError['kind'], ErrorCode> = {
+  not_configured: 'provider_not_configured',
+  unavailable: 'provider_unavailable',
+  bad_response: 'provider_bad_response',
+}
+
+/**
+ * The agent API (port 8005): prompts in, a model's tool calls out through the gateway, every step
+ * reported with the gateway's decision. Providers: `offline` (a deterministic planner, default),
+ * `openai` (any OpenAI-compatible server), `ollama`.
+ */
+export async function buildAgentApi(opts: AgentApiOptions): Promise<FastifyInstance> {
+  const gateway = new GatewayClient(opts.gatewayUrl)
+  const ollamaHost = opts.ollama?.host ?? 'http://127.0.0.1:11434'
+  const providers: Record<ProviderName, ModelProvider> = {
+    offline: offlineProvider(),
+    openai: openAiProvider({
+      apiKey: opts.openai?.apiKey,
+      ...(opts.openai?.baseURL && { baseURL: opts.openai.baseURL }),
+      model: opts.openai?.model ?? 'gpt-4o-mini',
+    }),
+    ollama: ollamaProvider({ host: ollamaHost, model: opts.ollama?.model ?? 'llama3.1' }),
+  }
+  // Demo keys are used only against a gateway that itself says it runs the demo configuration.
+  let demo: boolean | undefined
+  const isDemoGateway = async () => {
+    if (!opts.demoKeys) return false
+    if (demo === undefined) {
+      const h = await gateway.health().catch(() => null)
+      if (h) demo = h.body.demo_credentials === true
+    }
+    return demo === true
+  }
+  const runtime = new AgentRuntime({
+    gateway,
+    keyOf: (id) => opts.keys[id] ?? (demo === true ? `demo-${id}-key` : undefined),
+    ...(opts.maxSteps && { maxSteps: opts.maxSteps }),
+  })
+
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    genReqId: () => timeOrderedId(),
+    requestIdHeader: false,
+    bodyLimit: 65_536,
+  })
+  app.setErrorHandler(async (err: FastifyError, req, reply) => {
+    const code: ErrorCode =
+      err instanceof WardenError
+        ? err.code
+        : err instanceof AgentError
+          ? err.code
+          : err instanceof ProviderError
+            ? PROVIDER_CODES[err.kind]
+            : err.statusCode && err.statusCode < 500
+              ? err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+                ? 'unsupported_media_type'
+                : 'invalid_request'
+              : 'internal_error'
+    if (statusOf(code) >= 500) req.log.error({ err }, 'agent request failed')
+    const message =
+      code === 'internal_error' ? 'internal_error; see the agent API log' : err.message
+    return reply.code(statusOf(code)).send(errorBody(code, message, req.id))
+  })
+  app.setNotFoundHandler((req, reply) =>
+    reply
+      .code(404)
+      .send(errorBody('not_found', `no route ${req.method} ${req.url.split('?')[0]}`, req.id)),
+  )
+
+  const providerOf = (name: string | undefined): ModelProvider => {
+    const chosen = name ?? opts.defaultProvider ?? 'offline'
+    if (!(PROVIDERS as readonly string[]).includes(chosen))
+      throw new ProviderError(
+        chosen,
+        'not_configured',
+        `unknown provider \`${chosen}\`; use ${PROVIDERS.join(', ')}`,
+      )
+    return providers[chosen as ProviderName]
+  }
+
+  app.post('/agent/prompt', async (req) => {
+    const parsed = promptBody.safeParse(req.body)
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]
+      throw new WardenError(
+        'invalid_request',
+        `\`${issue?.path.join('.') || 'body'}\`: ${issue?.message}`,
+      )
+    }
+    const body = parsed.data
+    const provider = providerOf(body.provider)
+    await isDemoGateway()
+    return runtime.run({
+      agentId: body.agent_id,
+      prompt: body.prompt,
+      provider,
+      sessionId: body.session_id ?? `agent-${req.id}`,
+      ...(body.requested_by && { requestedBy: body.requested_by }),
+    })
+  })
+
+  app.post<{ Params: { id: string } }>('/agent/runs/:id/resume', async (req) =>
+    runtime.resume(req.params.id),
+  )
+
+  app.get('/agents/available', async () => {
+    const demoKeys = await isDemoGateway()
+    const agents = await gateway.agents().catch((err: Error) => {
+      throw new AgentError('gateway_unavailable', `the gateway did not answer: ${err.message}`)
+    })
+    const ollamaUp = await fetch(new URL('/api/tags', ollamaHost), {
+      signal: AbortSignal.timeout(1500),
+    })
+      .then((r) => r.ok)
+      .catch(() => false)
+    return {
+      agents: agents.map((a) => ({
+        id: a.id,
+        role: a.role,
+        description: a.description,
+        tools: a.tools,
+        can_message: a.can_message,
+        has_key: a.id in opts.keys || demoKeys,
+      })),
+      default_provider: opts.defaultProvider ?? 'offline',
+      providers: {
+        offline: { usable: true },
+        openai: opts.openai?.apiKey
+          ? { usable: true, base_url: opts.openai.baseURL ?? 'https://api.openai.com/v1' }
+          : { usable: false, reason: 'OPENAI_API_KEY is not set' },
+        ollama: ollamaUp
+          ? { usable: true, host: ollamaHost }
+          : { usable: false, reason: `no Ollama answering at ${ollamaHost}` },
+      },
+    }
+  })
+
+  app.get('/health', async (_req, reply) => {
+    const h = await gateway.health().catch(() => null)
+    const ok = h?.status === 200
+    return reply.code(ok ? 200 : 503).send({
+      status: ok ? 'ok' : 'unavailable',
+      checks: { gateway: { ok, url: opts.gatewayUrl } },
+    })
+  })
+
+  return app
+}
