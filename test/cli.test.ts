@@ -1,4 +1,9 @@
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer, type Server } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createHash } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
@@ -120,7 +125,14 @@ describe('warden CLI', () => {
   })
 
   it('the installed bin runs (compiled by npm ci)', () => {
-    execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT })
+    // Only the server code: rebuilding the dashboard here would race the browser tests reading it.
+    execFileSync(
+      process.execPath,
+      ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'],
+      {
+        cwd: ROOT,
+      },
+    )
     const r = spawnSync(
       process.execPath,
       ['bin/warden.js', 'keys', 'create', '--agent', 'x', '--json'],
@@ -129,4 +141,86 @@ describe('warden CLI', () => {
     expect(r.status).toBe(0)
     expect(JSON.parse(r.stdout).agent_id).toBe('x')
   })
+
+  it('`warden start` runs gateway, agent API and dashboard together; Ctrl-C stops all three', async () => {
+    execFileSync(
+      process.execPath,
+      ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'],
+      {
+        cwd: ROOT,
+      },
+    )
+    const [gateway, agents, dashboard] = await freePorts(3)
+    const cwd = mkdtempSync(join(tmpdir(), 'warden-start-'))
+    const child = spawn(process.execPath, [join(ROOT, 'bin/warden.js'), 'start'], {
+      cwd,
+      env: {
+        ...process.env,
+        WARDEN_CONFIG: join(ROOT, 'config/demo/warden.yaml'),
+        PORT: String(gateway),
+        AGENTS_PORT: String(agents),
+        DASHBOARD_PORT: String(dashboard),
+        LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let output = ''
+    child.stdout.on('data', (d) => (output += d))
+    child.stderr.on('data', (d) => (output += d))
+    const exited = new Promise<number | null>((resolve) =>
+      child.on('exit', (code) => resolve(code)),
+    )
+    try {
+      const up = async (url: string) => {
+        for (let i = 0; i < 100; i++) {
+          const r = await fetch(url).catch(() => null)
+          if (r?.ok) return r
+          await new Promise((res) => setTimeout(res, 100))
+        }
+        throw new Error(`${url} never answered:\n${output}`)
+      }
+      expect(await (await up(`http://127.0.0.1:${gateway}/health`)).json()).toMatchObject({
+        status: 'ok',
+      })
+      expect(await (await up(`http://127.0.0.1:${agents}/health`)).json()).toMatchObject({
+        status: 'ok',
+      })
+      expect(await (await up(`http://127.0.0.1:${dashboard}/api/health`)).json()).toMatchObject({
+        status: 'ok',
+      })
+      const run = await fetch(`http://127.0.0.1:${agents}/agent/prompt`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          prompt: 'Create a support ticket for customer 12345',
+          agent_id: 'support-agent',
+        }),
+      })
+      expect(await run.json()).toMatchObject({
+        status: 'completed',
+        steps: [{ decision: 'allow' }],
+      })
+      child.kill('SIGINT')
+      expect(await exited).toBe(0)
+    } finally {
+      child.kill('SIGKILL')
+      rmSync(cwd, { recursive: true, force: true })
+    }
+  })
 })
+
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<Server>((resolve) => {
+          const s = createServer()
+          s.listen(0, '127.0.0.1', () => resolve(s))
+        }),
+    ),
+  )
+  const ports = servers.map((s) => (s.address() as AddressInfo).port)
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))
+  return ports
+}

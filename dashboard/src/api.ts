@@ -38,6 +38,9 @@ export interface WardenEvent {
   result?: unknown
   approval_id?: string | null
   approver?: string | null
+  /** Delegated calls and agent messages: the agents involved, oldest first. */
+  chain?: string[]
+  human?: string
 }
 
 export interface Approval {

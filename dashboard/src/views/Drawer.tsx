@@ -34,6 +34,15 @@ export function Drawer({ event, onClose }: { event: WardenEvent; onClose: () => 
         <dd>
           <code>{event.request_id}</code>
         </dd>
+        {event.chain && event.chain.length > 0 && (
+          <>
+            <dt>chain</dt>
+            <dd data-testid="chain">
+              {event.human && <>{event.human} → </>}
+              {event.chain.join(' → ')}
+            </dd>
+          </>
+        )}
         {event.session_id && (
           <>
             <dt>session</dt>

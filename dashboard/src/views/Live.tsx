@@ -29,7 +29,11 @@ export function Live(props: {
             <span class="icon" title={DECISION_LABEL[e.decision] ?? e.decision}>
               {DECISION_ICON[e.decision] ?? '•'}
             </span>
-            <span class="who">{e.agent_id ?? '—'}</span>
+            <span class="who" title={e.chain?.join(' → ')}>
+              {e.chain && e.chain.length > 1
+                ? `${e.chain[0]} → ${e.agent_id}`
+                : (e.agent_id ?? '—')}
+            </span>
             <span class="tool">{e.tool ?? '—'}</span>
             <RiskBadge risk={e.risk} />
             <span class="why">{e.decision === 'allow' ? '' : e.reason}</span>
