@@ -332,6 +332,53 @@ describe('agent API', () => {
     })
   })
 
+  describe('the seed’s two curl examples, as written, against the local protocol servers', () => {
+    it('Ollama: "Create a support ticket for customer 12345" as support-agent', async () => {
+      ollama.script.push(
+        ollamaTurn([
+          {
+            name: 'create_support_ticket',
+            args: { customer_id: '12345', subject: 'Support request' },
+          },
+        ]),
+        ollamaTurn([], 'Ticket created.'),
+      )
+      const res = await prompt({
+        prompt: 'Create a support ticket for customer 12345',
+        agent_id: 'support-agent',
+        provider: 'ollama',
+      })
+      expect(res.json()).toMatchObject({
+        provider: 'ollama',
+        status: 'completed',
+        steps: [
+          { tool: 'create_support_ticket', decision: 'allow', result: { customer_id: '12345' } },
+        ],
+      })
+    })
+
+    it('OpenAI: "Process a refund of $250 for order 12345" as refund-agent is held for a person', async () => {
+      openai.script.push(
+        openAiTurn([
+          {
+            name: 'issue_refund',
+            args: { order_id: 'ORD-12345', amount: 250, reason: 'customer request' },
+          },
+        ]),
+      )
+      const res = await prompt({
+        prompt: 'Process a refund of $250 for order 12345',
+        agent_id: 'refund-agent',
+        provider: 'openai',
+      })
+      expect(res.json()).toMatchObject({
+        provider: 'openai',
+        status: 'pending_approval',
+        steps: [{ tool: 'issue_refund', decision: 'approval_required' }],
+      })
+    })
+  })
+
   describe('ollama provider (official SDK, local /api/chat server)', () => {
     it('runs a tool call with object arguments through the gateway', async () => {
       ollama.requests.length = 0
