@@ -200,6 +200,7 @@ async function serve(
       logger,
       keys,
       demoKeys: true,
+      publicOrigins: (env.AGENTS_PUBLIC_ORIGINS ?? '').split(',').filter((o) => o.trim()),
       defaultProvider: provider as ProviderName,
       openai: {
         ...(env.OPENAI_API_KEY && { apiKey: env.OPENAI_API_KEY }),

@@ -1,9 +1,10 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http'
+import { createServer, request, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildAgentApi, type AgentApiOptions } from '../src/agents/server.js'
-import { APPROVER, startWarden } from './helpers.js'
+import { loadConfig } from '../src/config/loader.js'
+import { APPROVER, DEMO_CONFIG, startWarden } from './helpers.js'
 
 /**
  * The agent API against a real gateway, with the official OpenAI and Ollama SDKs talking HTTP to
@@ -424,6 +425,177 @@ describe('agent API', () => {
       ollama.script.push(() => ({ json: { model: 'llama3.1', done: true } }))
       const empty = await prompt({ prompt: 'x', agent_id: 'support-agent', provider: 'ollama' })
       expect(empty.json().error.code).toBe('provider_bad_response')
+    })
+  })
+
+  describe('runs that wait, fail, or are resumed twice', () => {
+    it('a delegated agent’s answer becomes the tool result of the asking agent', async () => {
+      openai.script.push(
+        openAiTurn([
+          {
+            name: 'message_agent',
+            args: { to_agent: 'refund-agent', content: 'look up ORD-1001' },
+          },
+        ]),
+        openAiTurn([{ name: 'lookup_order', args: { order_id: 'ORD-1001' } }]),
+        openAiTurn([], 'ORD-1001 is paid'),
+        openAiTurn([], 'Refund agent says ORD-1001 is paid.'),
+      )
+      const run = (
+        await prompt({
+          prompt: 'Ask refund about ORD-1001',
+          agent_id: 'support-agent',
+          provider: 'openai',
+        })
+      ).json()
+      expect(run.status).toBe('completed')
+      expect(run.steps[0]).toMatchObject({
+        tool: 'message_agent',
+        decision: 'delivered',
+        chain: ['support-agent', 'refund-agent'],
+        delegated: {
+          status: 'completed',
+          steps: [{ tool: 'lookup_order', decision: 'allow' }],
+        },
+      })
+    })
+
+    it('a delegated agent’s hold holds the whole run; resuming it finishes both', async () => {
+      // A gateway where support may refund too (and no billing-only rule), so a delegated refund
+      // is possible and the $250 guard holds it.
+      const loaded = loadConfig(DEMO_CONFIG)
+      const agents = loaded.config.agents.map((a) =>
+        a.id === 'support-agent' ? { ...a, tools: [...a.tools, 'issue_refund'] } : a,
+      )
+      const rules = loaded.config.policy.rules.filter((r) => r.id !== 'refunds-by-billing-only')
+      const g = await startWarden({
+        config: { ...loaded, config: { ...loaded.config, agents, policy: { rules } } },
+      })
+      try {
+        const api = await agentApi({
+          gatewayUrl: await g.app.listen({ port: 0, host: '127.0.0.1' }),
+        })
+        openai.script.push(
+          openAiTurn([
+            {
+              name: 'message_agent',
+              args: { to_agent: 'refund-agent', content: 'refund 250 on ORD-1004' },
+            },
+          ]),
+          openAiTurn([
+            {
+              name: 'issue_refund',
+              args: { order_id: 'ORD-1004', amount: 250, reason: 'support asked' },
+            },
+          ]),
+        )
+        const run = (
+          await prompt(
+            { prompt: 'Refund ORD-1004', agent_id: 'support-agent', provider: 'openai' },
+            api,
+          )
+        ).json()
+        expect(run).toMatchObject({
+          status: 'pending_approval',
+          pending_approval: { tool: 'issue_refund' },
+          steps: [{ tool: 'message_agent', delegated: { status: 'pending_approval' } }],
+        })
+        expect(run.pending_approval.run_id).toBe(run.steps[0].delegated.run_id)
+        const approved = await g.app.inject({
+          method: 'POST',
+          url: '/gateway/approve',
+          headers: { authorization: `Bearer ${APPROVER}`, 'content-type': 'application/json' },
+          payload: { approval_id: run.pending_approval.approval_id, decision: 'approve' },
+        })
+        expect(approved.statusCode).toBe(200)
+        openai.script.push(
+          openAiTurn([], 'Refunded $250.'),
+          openAiTurn([], 'The refund agent refunded $250.'),
+        )
+        const done = (
+          await api.inject({ method: 'POST', url: `/agent/runs/${run.run_id}/resume` })
+        ).json()
+        expect(done).toMatchObject({
+          status: 'completed',
+          answer: 'The refund agent refunded $250.',
+          steps: [
+            {
+              delegated: {
+                status: 'completed',
+                steps: [{ tool: 'issue_refund', result: { order_id: 'ORD-1004' } }],
+              },
+            },
+          ],
+        })
+      } finally {
+        await g.close()
+      }
+    })
+
+    it('a failure after the run acted returns the steps taken, as `failed`', async () => {
+      openai.script.push(
+        openAiTurn([{ name: 'lookup_order', args: { order_id: 'ORD-1001' } }]),
+        () => ({ status: 500, json: { error: { message: 'model crashed' } } }),
+      )
+      const res = await prompt({ prompt: 'x', agent_id: 'support-agent', provider: 'openai' })
+      expect(res.statusCode).toBe(200)
+      expect(res.json()).toMatchObject({
+        status: 'failed',
+        error: { code: 'provider_unavailable' },
+        steps: [{ tool: 'lookup_order', decision: 'allow' }],
+      })
+    })
+
+    it('two resumes at once drive the run once', async () => {
+      const api = await agentApi()
+      const run = (
+        await prompt(
+          { prompt: 'Process a refund of $300 for order 1003', agent_id: 'refund-agent' },
+          api,
+        )
+      ).json()
+      expect(run.status).toBe('pending_approval')
+      await w.app.inject({
+        method: 'POST',
+        url: '/gateway/approve',
+        headers: { authorization: `Bearer ${APPROVER}`, 'content-type': 'application/json' },
+        payload: { approval_id: run.pending_approval.approval_id, decision: 'approve' },
+      })
+      const [a, b] = await Promise.all([
+        api.inject({ method: 'POST', url: `/agent/runs/${run.run_id}/resume` }),
+        api.inject({ method: 'POST', url: `/agent/runs/${run.run_id}/resume` }),
+      ])
+      const codes = [
+        a.json().status ?? a.json().error.code,
+        b.json().status ?? b.json().error.code,
+      ].sort()
+      expect(codes).toEqual(['completed', 'run_not_found'])
+    })
+
+    it('refuses requests naming another host or coming from another site’s page', async () => {
+      const api = await agentApi()
+      const base = await api.listen({ port: 0, host: '127.0.0.1' })
+      const send = (headers: Record<string, string>) =>
+        new Promise<number>((resolve) => {
+          const r = request(
+            `${base}/agent/prompt`,
+            { method: 'POST', headers: { 'content-type': 'application/json', ...headers } },
+            (res) => {
+              res.resume()
+              resolve(res.statusCode ?? 0)
+            },
+          )
+          r.end(
+            JSON.stringify({
+              prompt: 'Create a support ticket for customer 12345',
+              agent_id: 'support-agent',
+            }),
+          )
+        })
+      const port = new URL(base).port
+      expect(await send({})).toBe(200)
+      expect(await send({ host: `evil.example:${port}` })).toBe(403)
+      expect(await send({ origin: 'http://evil.example' })).toBe(403)
     })
   })
 

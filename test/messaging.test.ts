@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadConfig } from '../src/config/loader.js'
 import { DelegationSigner, sanitizeMessage } from '../src/messaging/delegation.js'
-import { execute, keyOf, startWarden } from './helpers.js'
+import { APPROVER, DEMO_CONFIG, execute, keyOf, startWarden } from './helpers.js'
 
 type Started = Awaited<ReturnType<typeof startWarden>>
 
@@ -187,5 +188,129 @@ describe('agent-to-agent messages and delegation', () => {
     )
     expect(hidden.json().content).toBe('Please look up ORD-1001 today')
     expect(sanitizeMessage('a\u0000b\tc\r\nd\u{E0041}')).toBe('ab\tc\nd')
+  })
+})
+
+describe('delegation: the chain’s policy, quarantine and approvals', () => {
+  /** The demo, but support-agent has issue_refund on its list (its policy still forbids it). */
+  function variant(dropBillingRule: boolean) {
+    const loaded = loadConfig(DEMO_CONFIG)
+    const agents = loaded.config.agents.map((a) =>
+      a.id === 'support-agent' ? { ...a, tools: [...a.tools, 'issue_refund'] } : a,
+    )
+    const rules = loaded.config.policy.rules.filter(
+      (r) => !dropBillingRule || r.id !== 'refunds-by-billing-only',
+    )
+    return startWarden({
+      config: { ...loaded, config: { ...loaded.config, agents, policy: { rules } } },
+    })
+  }
+
+  it('a delegated call must pass the delegator’s own policy rules too', async () => {
+    const w = await variant(false)
+    try {
+      const own = await execute(w, 'support-agent', 'issue_refund', {
+        order_id: 'ORD-1001',
+        amount: 20,
+        reason: 'asked',
+      })
+      expect(own.json().error.code).toBe('policy_denied')
+      const m = (await message(w, 'support-agent', 'refund-agent', 'refund 20 on ORD-1001')).json()
+      const delegated = await execute(
+        w,
+        'refund-agent',
+        'issue_refund',
+        { order_id: 'ORD-1001', amount: 20, reason: 'asked' },
+        { delegation: m.delegation },
+      )
+      expect(delegated.json()).toMatchObject({
+        decision: 'deny',
+        layer: 'policy',
+        error: { code: 'policy_denied' },
+      })
+      expect(delegated.json().error.message).toMatch(
+        /^for `support-agent`, which delegated this call:/,
+      )
+    } finally {
+      await w.close()
+    }
+  })
+
+  it('a held delegated call keeps its chain, and the person behind it may not approve it', async () => {
+    const w = await variant(true)
+    try {
+      const m = (
+        await message(w, 'support-agent', 'refund-agent', 'refund 250 on ORD-1004', {
+          requested_by: 'demo-approver',
+        })
+      ).json()
+      const held = await execute(
+        w,
+        'refund-agent',
+        'issue_refund',
+        { order_id: 'ORD-1004', amount: 250, reason: 'asked' },
+        { delegation: m.delegation },
+      )
+      expect(held.statusCode).toBe(202)
+      const pending = (await w.app.inject({ url: '/gateway/pending-approvals' })).json().approvals
+      expect(pending[0]).toMatchObject({
+        chain: ['support-agent', 'refund-agent'],
+        requested_by: 'demo-approver',
+      })
+      const self = await w.app.inject({
+        method: 'POST',
+        url: '/gateway/approve',
+        headers: { authorization: `Bearer ${APPROVER}`, 'content-type': 'application/json' },
+        payload: { approval_id: held.json().approval_id, decision: 'deny' },
+      })
+      expect(self.json().error.code).toBe('self_approval_forbidden')
+    } finally {
+      await w.close()
+    }
+  })
+
+  it('a quarantined agent can neither message nor have delegated calls made for it', async () => {
+    const w = await startWarden()
+    try {
+      const m = (await message(w, 'support-agent', 'refund-agent', 'look up ORD-1001')).json()
+      await w.gateway.runtime.state.quarantine('support-agent', Date.now() + 60_000)
+      const sent = await message(w, 'support-agent', 'refund-agent', 'again')
+      expect(sent.json().error.code).toBe('agent_quarantined')
+      const delegated = await execute(
+        w,
+        'refund-agent',
+        'lookup_order',
+        { order_id: 'ORD-1001' },
+        { delegation: m.delegation },
+      )
+      expect(delegated.json()).toMatchObject({
+        decision: 'deny',
+        error: { code: 'agent_quarantined' },
+      })
+      // The refund agent acting on its own is not affected.
+      expect(
+        (await execute(w, 'refund-agent', 'lookup_order', { order_id: 'ORD-1001' })).statusCode,
+      ).toBe(200)
+    } finally {
+      await w.close()
+    }
+  })
+
+  it('the audit names the person the token carries, not one a forwarding agent claims', async () => {
+    const w = await startWarden()
+    try {
+      const m = (
+        await message(w, 'support-agent', 'admin-agent', 'hi', { requested_by: 'alice' })
+      ).json()
+      const both = await message(w, 'admin-agent', 'support-agent', 'x', {
+        delegation: m.delegation,
+        requested_by: 'mallory',
+      })
+      expect(both.statusCode).toBe(400)
+      const [sent] = await w.store.query({ type: 'agent_message_sent', limit: 1 })
+      expect(sent).toMatchObject({ human: 'alice' })
+    } finally {
+      await w.close()
+    }
   })
 })

@@ -29,10 +29,12 @@ export interface RunResult {
   run_id: string
   agent_id: string
   provider: string
-  status: 'completed' | 'pending_approval' | 'step_limit'
+  status: 'completed' | 'pending_approval' | 'step_limit' | 'failed'
   answer: string
   steps: Step[]
-  pending_approval?: { approval_id: string; tool: string; expires_at?: string }
+  pending_approval?: { approval_id: string; tool: string; expires_at?: string; run_id?: string }
+  /** For `failed`: what stopped the run after it had already taken steps. */
+  error?: { code: string; message: string }
 }
 
 export interface RunInput {
@@ -56,8 +58,8 @@ interface RunState {
   steps: Step[]
   /** Calls of the current model turn not yet sent to the gateway. */
   queue: ToolCallRequest[]
-  /** The held call the run waits on. */
-  held?: { call: ToolCallRequest; approvalId: string }
+  /** The held call the run waits on; `nested` when it is a delegated agent's run that is held. */
+  held?: { call: ToolCallRequest; approvalId: string; nested?: string }
   turns: number
   depth: number
   createdAt: number
@@ -156,37 +158,90 @@ export class AgentRuntime {
     if (!state) throw new AgentError('run_not_found', `no held run \`${runId}\``)
     const held = state.held
     if (!held) throw new AgentError('run_not_pending', 'the run is not waiting on an approval')
-    const reply = await this.gatewayCall(() =>
-      this.opts.gateway.approval(state.key, held.approvalId),
-    )
-    const approval = reply.body.approval as
-      | { status: string; executed_at?: string | null; result?: unknown; outcome?: string | null }
-      | undefined
-    if (reply.status !== 200 || !approval)
-      throw new AgentError(
-        'gateway_unavailable',
-        `the approval could not be read (HTTP ${reply.status})`,
-      )
-    if (approval.status === 'pending' || (approval.status === 'approved' && !approval.executed_at))
-      return this.snapshot(runId, state, 'pending_approval')
-    const step = state.steps.find((s) => s.approval_id === held.approvalId)
-    if (approval.status === 'approved') {
-      if (step) step.result = approval.result
-      this.toolMessage(state, held.call, JSON.stringify(approval.result ?? null))
-    } else {
-      this.toolMessage(
-        state,
-        held.call,
-        `A person ${approval.status === 'expired' ? 'did not decide in time; the call was not made' : 'denied this call'}. Do not retry it.`,
-      )
-    }
-    if (step) step.reason = `approval ${approval.status}`
-    state.held = undefined
+    // Taken out before the first await: two concurrent resumes must not both drive the run.
     this.runs.delete(runId)
+    let outcome: { content: string; reason: string; delegated?: RunResult } | 'pending'
+    try {
+      outcome = held.nested
+        ? await this.nestedOutcome(held.nested)
+        : await this.approvalOutcome(state, held.approvalId)
+    } catch (err) {
+      this.keep(runId, state)
+      throw err
+    }
+    if (outcome === 'pending') {
+      this.keep(runId, state)
+      return this.snapshot(runId, state, 'pending_approval')
+    }
+    const step = state.steps.find((s) => s.approval_id === held.approvalId)
+    if (step) {
+      step.reason = outcome.reason
+      if (outcome.delegated) step.delegated = outcome.delegated
+    }
+    this.toolMessage(state, held.call, outcome.content)
+    state.held = undefined
     return this.drive(runId, state)
   }
 
+  private async approvalOutcome(state: RunState, approvalId: string) {
+    const reply = await this.gatewayCall(() => this.opts.gateway.approval(state.key, approvalId))
+    const approval = reply.body.approval as
+      { status: string; executed_at?: string | null; result?: unknown } | undefined
+    if (reply.status !== 200 || !approval) {
+      const error = reply.body.error as { code?: string; message?: string } | undefined
+      throw new AgentError(
+        reply.status >= 500 ? 'gateway_unavailable' : 'run_not_pending',
+        `the approval could not be read (HTTP ${reply.status}${error?.code ? ` ${error.code}` : ''})`,
+      )
+    }
+    if (approval.status === 'pending' || (approval.status === 'approved' && !approval.executed_at))
+      return 'pending' as const
+    const step = state.steps.find((s) => s.approval_id === approvalId)
+    if (approval.status === 'approved') {
+      if (step) step.result = approval.result
+      return { content: JSON.stringify(approval.result ?? null), reason: 'approval approved' }
+    }
+    return {
+      content: `A person ${approval.status === 'expired' ? 'did not decide in time; the call was not made' : 'denied this call'}. Do not retry it.`,
+      reason: `approval ${approval.status}`,
+    }
+  }
+
+  /** The held run of a delegated agent: resume it; its answer is the parent's tool result. */
+  private async nestedOutcome(nestedRunId: string) {
+    const nested = await this.resume(nestedRunId)
+    if (nested.status === 'pending_approval') return 'pending' as const
+    return {
+      content: `${nested.agent_id} answered (${nested.status}): ${nested.answer}`,
+      reason: `delegated run ${nested.status}`,
+      delegated: nested,
+    }
+  }
+
+  /**
+   * Run until an answer, a hold or the step limit. A failure after the run already acted
+   * (gateway gone, provider error on a later turn) ends it as `failed` with the steps so far:
+   * tools that ran must be reported, not lost in an error.
+   */
   private async drive(runId: string, state: RunState): Promise<RunResult> {
+    try {
+      return await this.driveUnsafe(runId, state)
+    } catch (err) {
+      if (state.steps.length === 0) throw err
+      const code =
+        err instanceof AgentError
+          ? err.code
+          : err instanceof ProviderError
+            ? `provider_${err.kind === 'not_configured' ? 'not_configured' : err.kind === 'unavailable' ? 'unavailable' : 'bad_response'}`
+            : 'internal_error'
+      return {
+        ...this.snapshot(runId, state, 'failed', `The run stopped: ${(err as Error).message}`),
+        error: { code, message: (err as Error).message },
+      }
+    }
+  }
+
+  private async driveUnsafe(runId: string, state: RunState): Promise<RunResult> {
     for (;;) {
       while (state.queue.length > 0) {
         const call = state.queue.shift()!
@@ -207,10 +262,8 @@ export class AgentRuntime {
 
   /** Send one proposed call to the gateway; true when it was held (the run stops). */
   private async perform(state: RunState, call: ToolCallRequest): Promise<boolean> {
-    if (call.name === MESSAGE_TOOL && state.tools.some((t) => t.name === MESSAGE_TOOL)) {
-      await this.delegate(state, call)
-      return false
-    }
+    if (call.name === MESSAGE_TOOL && state.tools.some((t) => t.name === MESSAGE_TOOL))
+      return this.delegate(state, call)
     const { input } = state
     const reply = await this.gatewayCall(() =>
       this.opts.gateway.execute(state.key, {
@@ -272,8 +325,11 @@ export class AgentRuntime {
     return false
   }
 
-  /** Ask another agent, through the gateway; its run (with the delegation) becomes this step. */
-  private async delegate(state: RunState, call: ToolCallRequest): Promise<void> {
+  /**
+   * Ask another agent, through the gateway; its run (with the delegation) becomes this step.
+   * True when that run is held (this run then waits too).
+   */
+  private async delegate(state: RunState, call: ToolCallRequest): Promise<boolean> {
     const to = String(call.arguments.to_agent ?? '')
     const content = String(call.arguments.content ?? '')
     const { input } = state
@@ -301,20 +357,43 @@ export class AgentRuntime {
         reason: error.message,
       })
       this.toolMessage(state, call, `DENIED by Warden (${error.code}): ${error.message}`)
-      return
+      return false
     }
-    const nested = await this.run(
-      {
-        agentId: to,
-        prompt: String(body.content),
-        provider: input.provider,
-        ...(input.sessionId && { sessionId: `${input.sessionId}>${to}` }),
-        delegation: String(body.delegation),
-        fromAgent: state.agent.id,
-        ...(input.requestedBy && { requestedBy: input.requestedBy }),
-      },
-      state.depth + 1,
-    )
+    let nested: RunResult
+    try {
+      nested = await this.run(
+        {
+          agentId: to,
+          prompt: String(body.content),
+          provider: input.provider,
+          ...(input.sessionId && { sessionId: nestedSession(input.sessionId, to) }),
+          delegation: String(body.delegation),
+          fromAgent: state.agent.id,
+          ...(input.requestedBy && { requestedBy: input.requestedBy }),
+        },
+        state.depth + 1,
+      )
+    } catch (err) {
+      // The other agent could not run (no key, its model failed): this agent is told, and goes on.
+      const error = {
+        code:
+          err instanceof AgentError
+            ? err.code
+            : err instanceof ProviderError
+              ? `provider_${err.kind}`
+              : 'internal_error',
+        message: (err as Error).message,
+      }
+      state.steps.push({
+        tool: MESSAGE_TOOL,
+        params: call.arguments,
+        decision: 'error',
+        error,
+        chain: body.chain as string[],
+      })
+      this.toolMessage(state, call, `ERROR: ${to} could not act on the message: ${error.message}`)
+      return false
+    }
     state.steps.push({
       tool: MESSAGE_TOOL,
       params: call.arguments,
@@ -322,7 +401,15 @@ export class AgentRuntime {
       chain: body.chain as string[],
       delegated: nested,
     })
+    if (nested.status === 'pending_approval' && nested.pending_approval) {
+      // The other agent waits on a person: so does this run; resuming it resumes that one first.
+      const step = state.steps[state.steps.length - 1]!
+      step.approval_id = nested.pending_approval.approval_id
+      state.held = { call, approvalId: nested.pending_approval.approval_id, nested: nested.run_id }
+      return true
+    }
     this.toolMessage(state, call, `${to} answered (${nested.status}): ${nested.answer}`)
+    return false
   }
 
   private toolMessage(state: RunState, call: ToolCallRequest, content: string): void {
@@ -354,8 +441,11 @@ export class AgentRuntime {
       ...(pending && {
         pending_approval: {
           approval_id: pending.approval_id!,
-          tool: pending.tool,
-          ...(pending.expires_at && { expires_at: pending.expires_at }),
+          tool: pending.delegated?.pending_approval?.tool ?? pending.tool,
+          ...((pending.expires_at ?? pending.delegated?.pending_approval?.expires_at) && {
+            expires_at: pending.expires_at ?? pending.delegated?.pending_approval?.expires_at,
+          }),
+          ...(state.held?.nested && { run_id: state.held.nested }),
         },
       }),
     }
@@ -405,4 +495,10 @@ function systemPrompt(agent: AgentInfo, input: RunInput): string {
   ]
     .filter(Boolean)
     .join(' ')
+}
+
+/** The delegated run's session: the parent's, marked with the receiver, within the gateway's 128. */
+function nestedSession(parent: string, to: string): string {
+  const id = `${parent}>${to}`
+  return id.length <= 128 ? id : `${parent.slice(0, 127 - to.length - 1)}>${to}`.slice(0, 128)
 }

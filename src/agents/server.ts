@@ -2,6 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import { z } from 'zod'
 import { errorBody, statusOf, WardenError, type ErrorCode } from '../domain/errors.js'
 import { timeOrderedId } from '../domain/ids.js'
+import { installHostGuard } from '../http/host-guard.js'
 import { GatewayClient } from './gateway-client.js'
 import { ollamaProvider } from './providers/ollama.js'
 import { offlineProvider } from './providers/offline.js'
@@ -23,6 +24,8 @@ export interface AgentApiOptions {
   openai?: { apiKey?: string; baseURL?: string; model?: string }
   ollama?: { host?: string; model?: string }
   maxSteps?: number
+  /** Origins the agent API is reached at besides localhost (see src/http/host-guard.ts). */
+  publicOrigins?: string[]
 }
 
 const promptBody = z.strictObject({
@@ -78,6 +81,8 @@ export async function buildAgentApi(opts: AgentApiOptions): Promise<FastifyInsta
     requestIdHeader: false,
     bodyLimit: 65_536,
   })
+  // Whoever reaches this API drives agents with their keys: no other site's page, no rebound name.
+  installHostGuard(app, opts.publicOrigins)
   app.setErrorHandler(async (err: FastifyError, req, reply) => {
     const code: ErrorCode =
       err instanceof WardenError

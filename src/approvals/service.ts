@@ -123,7 +123,9 @@ export class Approvals {
   private newApproval(call: ToolCall, decision: Decision, hash: string): ApprovalRecord {
     const created = new Date(call.receivedAt)
     const ttl = ttlSeconds(this.config, call.tool, decision.risk.level)
-    const requestedBy = call.context.requested_by
+    // The person behind the call may not approve it: named by the caller, or signed into the
+    // delegation chain the call was made under.
+    const requestedBy = call.context.requested_by ?? decision.human
     return {
       id: `apr_${timeOrderedId()}`,
       status: 'pending',
@@ -132,7 +134,12 @@ export class Approvals {
       tool: call.tool,
       session_id: call.sessionId ?? null,
       params: { ...call.params },
-      context: { ...call.context },
+      context: {
+        ...call.context,
+        // Kept with the held call so the approver, and the audit of its resolution, see the chain.
+        ...(decision.chain && { chain: [...decision.chain, call.agentId] }),
+        ...(decision.human && { human: decision.human }),
+      },
       args_hash: hash,
       policy_version: decision.policyVersion,
       idempotency_key: call.idempotencyKey ?? null,
@@ -440,9 +447,10 @@ export class Approvals {
 
 /** Approval as shown outside: parameters masked, context and idempotency key left out. */
 export function publicApproval(a: ApprovalRecord): Record<string, unknown> {
-  const { context: _context, idempotency_key: _key, params, ...rest } = a
+  const { context, idempotency_key: _key, params, ...rest } = a
   return {
     ...rest,
+    ...(Array.isArray(context.chain) && { chain: context.chain }),
     params: maskPii(params).value,
     result: a.result === null ? undefined : a.result,
   }

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url'
 import proxy from '@fastify/http-proxy'
 import fastifyStatic from '@fastify/static'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
-import { errorBody } from '../domain/errors.js'
+import { installHostGuard } from '../http/host-guard.js'
 
 /** The built dashboard (`vite build dashboard`, run by `npm ci` through `prepare`). */
 export const DASHBOARD_DIST = fileURLToPath(new URL('../../dashboard/dist/', import.meta.url))
@@ -33,44 +33,9 @@ export async function buildDashboard(opts: DashboardOptions): Promise<FastifyIns
   const upstream = new URL(opts.gatewayUrl)
   const app = Fastify({ loggerInstance: opts.logger, disableRequestLogging: true })
 
-  const publicOrigins = new Set((opts.publicOrigins ?? []).map((o) => new URL(o).origin))
-  const publicHosts = new Set([...publicOrigins].map((o) => new URL(o).host))
-  /** Whether a request (by its Host, and Origin if any) comes through a name this server owns. */
-  const admitted = (
-    host: string | undefined,
-    origin: string | undefined,
-    port: number | undefined,
-  ) => {
-    const local =
-      port === undefined ? [] : [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`]
-    if (host === undefined || !(local.includes(host) || publicHosts.has(host))) return false
-    if (origin === undefined || origin === '') return true
-    try {
-      const o = new URL(origin)
-      return publicOrigins.has(o.origin) || (o.host === host && local.includes(o.host))
-    } catch {
-      return false
-    }
-  }
-
   // Another site's page must not drive an approver's browser into approving (CSRF), read the
-  // stream, or reach the gateway through a rebound DNS name: every request must name this server
-  // (Host), and a browser's Origin must be this server's.
-  app.addHook('onRequest', async (req, reply) => {
-    const acting = req.method !== 'GET' && req.method !== 'HEAD'
-    const upgrade = req.headers.upgrade?.toLowerCase() === 'websocket'
-    const origin = acting || upgrade ? req.headers.origin : undefined
-    if (admitted(req.headers.host, origin, req.socket.localPort)) return
-    return reply
-      .code(403)
-      .send(
-        errorBody(
-          'origin_not_allowed',
-          `requests for ${req.headers.host ?? 'no host'}${origin ? ` from ${origin}` : ''} are not accepted`,
-          req.id,
-        ),
-      )
-  })
+  // stream, or reach the gateway through a rebound DNS name.
+  const admitted = installHostGuard(app, opts.publicOrigins)
 
   await app.register(fastifyStatic, { root, index: ['index.html'] })
   app.get('/enterprise_dashboard.html', (_req, reply) => reply.sendFile('index.html'))

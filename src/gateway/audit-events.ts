@@ -173,6 +173,8 @@ export function approvalEvent(
     // How long the call waited for a person (or for its TTL).
     latency_ms: Date.now() - Date.parse(a.created_at),
     ...(approver && { approver }),
+    ...(Array.isArray(a.context.chain) && { chain: a.context.chain as string[] }),
+    ...(typeof a.context.human === 'string' && { human: a.context.human }),
     ...(comment && { comment }),
   }
 }

@@ -28,9 +28,12 @@ export async function sendMessage(
   const { messaging, injection } = rt.config
   const now = Date.now()
   const { agent } = principalOf(rt, credential)
+  let human = body.requested_by
   const refuse = async (code: ErrorCode, message: string, chain: string[], score = 0) => {
     try {
-      await gw.record([event(gw, body, requestId, now, 'denied', code, message, chain, score)])
+      await gw.record([
+        event(gw, body, requestId, now, 'denied', code, message, chain, score, human),
+      ])
     } catch (err) {
       return gw.unavailable(err, requestId)
     }
@@ -40,7 +43,6 @@ export async function sendMessage(
   if (!agent || agent.id !== body.agent_id)
     return refuse('unauthenticated', 'the credential does not belong to `agent_id`', [])
   let chain = [agent.id]
-  let human = body.requested_by
   if (body.delegation !== undefined) {
     const checked = rt.delegation.verify(body.delegation, now)
     if (!checked.ok || checked.delegation.to !== agent.id)
@@ -51,6 +53,21 @@ export async function sendMessage(
       )
     chain = [...checked.delegation.chain, agent.id]
     human = checked.delegation.human
+  }
+  if (body.delegation !== undefined && body.requested_by !== undefined)
+    throw new WardenError(
+      'invalid_request',
+      '`requested_by` comes from the delegation when one is given; send one or the other',
+    )
+  // A quarantined agent may not get others to act for it.
+  for (const member of chain) {
+    const until = await rt.state.quarantinedUntil(member)
+    if (until !== null && until > now)
+      return refuse(
+        'agent_quarantined',
+        `agent \`${member}\` is quarantined until ${new Date(until).toISOString()}`,
+        chain,
+      )
   }
   const to = body.to_agent
   const path = [...chain, to]
@@ -65,9 +82,10 @@ export async function sendMessage(
       path,
     )
   if (body.content.length > messaging.max_message_chars)
-    throw new WardenError(
+    return refuse(
       'invalid_request',
       `\`content\` is longer than ${messaging.max_message_chars} characters`,
+      path,
     )
   // Scanned as sent (hidden characters included), delivered sanitized.
   const scan = detectInjection(body.content)
@@ -100,6 +118,7 @@ export async function sendMessage(
         `message to \`${to}\``,
         path,
         scan.score,
+        human,
         messageId,
       ),
     ])
@@ -133,6 +152,7 @@ function event(
   reason: string,
   chain: string[],
   score: number,
+  human: string | undefined,
   messageId?: string,
 ): AuditEventInput & { message_id?: string } {
   const { value, masked } = maskPii({ to_agent: body.to_agent, content: body.content }, '/params')
@@ -158,6 +178,6 @@ function event(
     checks: [],
     ...(messageId && { message_id: messageId }),
     ...(chain.length > 0 && { chain }),
-    ...(body.requested_by && { human: body.requested_by }),
+    ...(human && { human }),
   }
 }

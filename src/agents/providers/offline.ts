@@ -13,7 +13,10 @@ export function offlineProvider(): ModelProvider {
       const last = messages[messages.length - 1]
       if (last?.role === 'tool') return { content: summarize(messages), toolCalls: [] }
       const prompt = [...messages].reverse().find((m) => m.role === 'user')?.content ?? ''
-      const calls = plan(prompt, new Set(tools.map((t) => t.name)))
+      const message = tools.find((t) => t.name === 'message_agent')
+      const to = (message?.parameters.properties as { to_agent?: { enum?: string[] } } | undefined)
+        ?.to_agent?.enum
+      const calls = plan(prompt, new Set(tools.map((t) => t.name)), to ?? [])
       return calls.length > 0
         ? { content: '', toolCalls: calls }
         : {
@@ -33,7 +36,11 @@ const call = (name: string, args: Record<string, unknown>): ToolCallRequest => (
 })
 
 /** The tool calls for a prompt; only tools the agent is offered, except to show a refusal. */
-export function plan(prompt: string, offered: ReadonlySet<string>): ToolCallRequest[] {
+export function plan(
+  prompt: string,
+  offered: ReadonlySet<string>,
+  messageTargets: readonly string[] = [],
+): ToolCallRequest[] {
   const p = prompt.toLowerCase()
   const order =
     /\bord-(\d{1,10})\b/i.exec(prompt)?.[1] ?? /\border\s+#?(\d{1,10})\b/i.exec(prompt)?.[1]
@@ -47,7 +54,7 @@ export function plan(prompt: string, offered: ReadonlySet<string>): ToolCallRequ
   if (/\brefund/.test(p) && orderId && value !== undefined) {
     const args = { order_id: orderId, amount: value, reason: excerpt(prompt) }
     // Not allowed to refund, but allowed to ask the refund agent: delegate through the gateway.
-    if (!offered.has('issue_refund') && offered.has('message_agent'))
+    if (!offered.has('issue_refund') && messageTargets.includes('refund-agent'))
       return [call('message_agent', { to_agent: 'refund-agent', content: prompt })]
     return [call('issue_refund', args)]
   }

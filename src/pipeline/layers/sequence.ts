@@ -26,6 +26,17 @@ export function sequence(rt: Runtime): Layer {
         const reason = `agent \`${agent.id}\` is quarantined until ${new Date(until).toISOString()} after repeated denials`
         return { outcome: 'deny', code: 'agent_quarantined', reason, risk: 40 }
       }
+      // A delegated call stops when any agent of the chain is quarantined.
+      for (const delegatorId of ctx.chain ?? []) {
+        const delegatorUntil = await rt.state.quarantinedUntil(delegatorId)
+        if (delegatorUntil !== null && delegatorUntil > ctx.now)
+          return {
+            outcome: 'deny',
+            code: 'agent_quarantined',
+            reason: `agent \`${delegatorId}\`, which delegated this call, is quarantined until ${new Date(delegatorUntil).toISOString()}`,
+            risk: 40,
+          }
+      }
       const history = await rt.state.history(agent.id)
       const record = agentRecord(history, rt.config.risk.history_window)
       for (const rule of rulesByTool.get(tool.name) ?? []) {
