@@ -11,6 +11,8 @@ export interface Delegation {
   to: string
   human?: string
   message_id: string
+  /** The sender's session, whose taint (and poisoning) the receiver's calls inherit. */
+  session?: string
   /** Epoch milliseconds. */
   exp: number
 }

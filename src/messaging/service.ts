@@ -103,6 +103,7 @@ export async function sendMessage(
     chain,
     to,
     ...(human && { human }),
+    ...(body.session_id && { session: body.session_id }),
     message_id: messageId,
     exp: expiresAt,
   })

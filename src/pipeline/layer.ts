@@ -19,6 +19,8 @@ export interface DecisionContext {
   /** Set by the identity layer for a delegated call: the delegating agents, oldest first. */
   chain?: readonly string[]
   human?: string
+  /** For a delegated call: the delegating agent's session, whose taint the call inherits. */
+  delegatorSession?: { agent: string; session: string }
 }
 
 /** One stage of the pipeline. Return a verdict; throw only when the layer itself is broken. */

@@ -43,6 +43,9 @@ export function identity(rt: Runtime): Layer {
       }
       ctx.chain = checked.delegation.chain
       if (checked.delegation.human) ctx.human = checked.delegation.human
+      const sender = ctx.chain[ctx.chain.length - 1]
+      if (checked.delegation.session && sender)
+        ctx.delegatorSession = { agent: sender, session: checked.delegation.session }
       return {
         outcome: 'pass',
         reason: `authenticated as \`${agent.id}\`, acting for ${ctx.chain.map((c) => `\`${c}\``).join(' → ')}`,

@@ -43,6 +43,12 @@ export function taint(rt: Runtime): Layer {
         for (const entry of current) await rt.state.addTaint(key, entry)
         sources = await rt.state.taints(key)
       }
+      // A delegated call inherits what the delegating agent's session read: an agent that read
+      // an injection cannot launder it by asking another agent.
+      if (ctx.delegatorSession) {
+        const { agent: sender, session } = ctx.delegatorSession
+        sources = [...sources, ...(await rt.state.taints(taintSession(sender, session)))]
+      }
       if (sources.length === 0) return { outcome: 'pass' }
       const verdicts = [
         paramTaint(tool, ctx.call.params, sources, minLength),
