@@ -73,7 +73,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Decisions are logged and audited by the gateway; per-request access logs would double them.
     logController: new LogController({ disableRequestLogging: true }),
   })
-  await app.register(websocket, { options: { maxPayload: 4096 } })
+  await app.register(websocket, {
+    options: {
+      maxPayload: 4096,
+      // A browser sends its token as a subprotocol; the server must pick one or the browser drops
+      // the connection.
+      handleProtocols: (protocols) =>
+        [...protocols].find((p) => p.startsWith(TOKEN_PROTOCOL)) ?? false,
+    },
+  })
   await registerOpenApi(app, config.version)
 
   app.removeAllContentTypeParsers()
@@ -116,6 +124,21 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       .code(r.status)
       .headers(r.headers ?? {})
       .send(r.body)
+
+  /** Routes that show the audit whole or act need an approver token; agent keys never work. */
+  const requireApprover = (authorization: string | undefined) => {
+    const { approver } = principalOf(gateway.runtime, bearer(authorization))
+    if (!approver)
+      throw new WardenError(
+        'approver_unauthenticated',
+        'send an approver token: Authorization: Bearer <token>',
+      )
+    return approver
+  }
+  /** With `server.read_access: approver`, reading decisions needs an approver token too. */
+  const requireReader = (authorization: string | undefined) => {
+    if (server.read_access === 'approver') requireApprover(authorization)
+  }
 
   app.post('/gateway/execute', async (req, reply) => {
     const body = parseExecuteBody(req.body)
@@ -163,7 +186,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     )
   })
 
-  app.get('/gateway/pending-approvals', async () => {
+  app.get('/gateway/pending-approvals', async (req) => {
+    requireReader(req.headers.authorization)
     const pending = await gateway.approvals.pending()
     metrics.approvalsPending.set(pending.length)
     return { approvals: pending, count: pending.length }
@@ -224,9 +248,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return scanText(body.text, config.injection.hold_at)
   })
 
-  app.get('/stats', async () => stats.snapshot())
+  app.get('/stats', async (req) => {
+    requireReader(req.headers.authorization)
+    return stats.snapshot()
+  })
 
   app.get<{ Querystring: Record<string, string | undefined> }>('/events/recent', async (req) => {
+    requireReader(req.headers.authorization)
     const events = await store.query({
       ...auditFilter(req.query),
       limit: clampLimit(req.query.limit, 50),
@@ -235,22 +263,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   })
 
   app.get<{ Querystring: Record<string, string | undefined> }>('/events/timeline', async (req) => {
+    requireReader(req.headers.authorization)
     const events = (
       await store.query({ ...auditFilter(req.query), limit: clampLimit(req.query.limit, 500) })
     ).reverse()
     return timeline(events)
   })
-
-  /** Routes that show the audit whole or act need an approver token; agent keys never work. */
-  const requireApprover = (authorization: string | undefined) => {
-    const { approver } = principalOf(gateway.runtime, bearer(authorization))
-    if (!approver)
-      throw new WardenError(
-        'approver_unauthenticated',
-        'send an approver token: Authorization: Bearer <token>',
-      )
-    return approver
-  }
 
   app.get('/auth/whoami', async (req) => {
     const a = requireApprover(req.headers.authorization)
@@ -385,6 +403,24 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       // site cannot read it through a visitor's browser). Clients without one are not browsers.
       preValidation: async (req, reply) => {
         const origin = req.headers.origin
+        if (server.read_access === 'approver') {
+          const offered = String(req.headers['sec-websocket-protocol'] ?? '')
+            .split(',')
+            .map((p) => p.trim())
+            .find((p) => p.startsWith(TOKEN_PROTOCOL))
+          const token = offered?.slice(TOKEN_PROTOCOL.length)
+          const authorization = req.headers.authorization ?? (token ? `Bearer ${token}` : undefined)
+          if (!principalOf(gateway.runtime, bearer(authorization)).approver)
+            return reply
+              .code(401)
+              .send(
+                errorBody(
+                  'approver_unauthenticated',
+                  'the event stream needs an approver token',
+                  req.id,
+                ),
+              )
+        }
         if (origin !== undefined && !allowedOrigins.has(originOf(origin)))
           return reply
             .code(403)
@@ -510,6 +546,8 @@ async function replaySession(rt: Gateway['runtime'], sessionId: string, events: 
 }
 
 const DECIDED = new Set(['allow', 'deny', 'approval_required'])
+/** WebSocket subprotocol prefix that carries an approver token from a browser. */
+export const TOKEN_PROTOCOL = 'warden.token.'
 const EXPORT_LIMIT = 10_000
 
 function originOf(value: string): string {

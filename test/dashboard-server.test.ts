@@ -233,3 +233,56 @@ describe('origins', () => {
     ).rejects.toThrow(/not built/)
   })
 })
+
+describe('server.read_access: approver', () => {
+  let w: Awaited<ReturnType<typeof startWarden>>
+  let gatewayUrl: string
+  beforeAll(async () => {
+    const loaded = loadConfig(DEMO_CONFIG)
+    const server = { ...loaded.config.server, read_access: 'approver' as const }
+    w = await startWarden({ config: { ...loaded, config: { ...loaded.config, server } } })
+    gatewayUrl = await w.app.listen({ port: 0, host: '127.0.0.1' })
+  })
+  afterAll(() => w.close())
+
+  it('decisions, statistics and pending approvals need an approver token; agent keys do not do', async () => {
+    for (const url of [
+      '/events/recent',
+      '/events/timeline',
+      '/stats',
+      '/gateway/pending-approvals',
+    ]) {
+      expect((await w.app.inject({ url })).statusCode).toBe(401)
+      const agent = await w.app.inject({
+        url,
+        headers: { authorization: `Bearer ${keyOf('support-agent')}` },
+      })
+      expect(agent.statusCode).toBe(401)
+      const approver = await w.app.inject({ url, headers: { authorization: `Bearer ${APPROVER}` } })
+      expect(approver.statusCode).toBe(200)
+    }
+    // Configuration and health stay readable (the agent API needs the tool list).
+    expect((await w.app.inject({ url: '/config/tools' })).statusCode).toBe(200)
+  })
+
+  it('the event stream takes the token as a header or as a subprotocol (what browsers can send)', async () => {
+    const ws = `${gatewayUrl.replace('http', 'ws')}/ws/events`
+    expect(await connect(ws)).toBe(401)
+    expect(await connect(ws, { authorization: `Bearer ${APPROVER}` })).toBe('open')
+    const viaProtocol = await new Promise<string | number>((resolve) => {
+      const socket = new WebSocket(ws, [`warden.token.${APPROVER}`])
+      socket.on('open', () => {
+        resolve(socket.protocol)
+        socket.close()
+      })
+      socket.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0))
+    })
+    expect(viaProtocol).toBe(`warden.token.${APPROVER}`)
+    const wrong = await new Promise<string | number>((resolve) => {
+      const socket = new WebSocket(ws, ['warden.token.demo-support-agent-key'])
+      socket.on('open', () => resolve('open'))
+      socket.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0))
+    })
+    expect(wrong).toBe(401)
+  })
+})

@@ -10,7 +10,8 @@ import { pino } from 'pino'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildDashboard } from '../src/dashboard/server.js'
-import { APPROVER, startWarden } from './helpers.js'
+import { loadConfig } from '../src/config/loader.js'
+import { APPROVER, DEMO_CONFIG, startWarden } from './helpers.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const SHOTS = process.env.WARDEN_SCREENSHOTS
@@ -208,4 +209,33 @@ describe('dashboard in Chromium', () => {
     expect(await page.locator('[data-testid="tools"] tbody tr').count()).toBe(7)
     await shot('config')
   })
+})
+
+describe('dashboard against a gateway that requires a token to read', () => {
+  it('the stream opens once an approver logs in, with the token sent as a subprotocol', async () => {
+    const loaded = loadConfig(DEMO_CONFIG)
+    const server = { ...loaded.config.server, read_access: 'approver' as const }
+    const g = await startWarden({ config: { ...loaded, config: { ...loaded.config, server } } })
+    const url = await g.app.listen({ port: 0, host: '127.0.0.1' })
+    const d = await buildDashboard({ gatewayUrl: url, logger: pino({ level: 'silent' }) })
+    const dashUrl = await d.listen({ port: 0, host: '127.0.0.1' })
+    const b = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    })
+    try {
+      const p = await b.newPage()
+      await p.goto(`${dashUrl}/`)
+      await p.waitForSelector('[data-testid="stream-status"]:has-text("reconnecting")')
+      await p.fill('input[name="token"]', APPROVER)
+      await p.click('form.login button[type="submit"]')
+      await p.waitForSelector('[data-testid="stream-status"]:has-text("live")', { timeout: 20_000 })
+      await g.app.inject({ method: 'POST', url: '/demo/run-scenario/hacker_bot' })
+      await p.locator('li.event', { hasText: 'hacker-bot' }).first().waitFor()
+    } finally {
+      await b.close()
+      await d.close()
+      await g.close()
+    }
+  }, 60_000)
 })

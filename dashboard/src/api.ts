@@ -162,7 +162,15 @@ export class EventStream {
   private connect() {
     const proto = location.protocol === 'https:' ? 'wss' : 'ws'
     const since = this.lastSeq === null ? '' : `?last_seq=${this.lastSeq}`
-    const socket = new WebSocket(`${proto}://${location.host}/api/ws/events${since}`)
+    const url = `${proto}://${location.host}/api/ws/events${since}`
+    // A browser cannot set headers on a WebSocket: the approver token travels as a subprotocol
+    // (needed when the gateway runs with `server.read_access: approver`).
+    let socket: WebSocket
+    try {
+      socket = new WebSocket(url, auth.token ? [`warden.token.${auth.token}`] : [])
+    } catch {
+      socket = new WebSocket(url)
+    }
     this.socket = socket
     this.onStatus(this.retry === 0 ? 'connecting' : 'reconnecting')
     socket.onopen = () => {

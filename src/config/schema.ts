@@ -161,6 +161,13 @@ export const configSchema = z.strictObject({
        * Origin header (scripts, the dashboard server's proxy) are not affected.
        */
       allowed_origins: z.array(z.url()).default([]),
+      /**
+       * Who may read decisions: `open` (anyone who reaches the gateway; parameters are masked) or
+       * `approver` (an approver token on /events/*, /stats, /gateway/pending-approvals and the
+       * WebSocket, which takes it as an `Authorization` header or a `warden.token.<token>`
+       * subprotocol, the only way a browser can send one).
+       */
+      read_access: z.enum(['open', 'approver']).default('open'),
     })
     .prefault({}),
   store: z.strictObject({ sqlite_path: z.string().default('data/warden.db') }).prefault({}),
