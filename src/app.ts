@@ -25,8 +25,7 @@ import type { AuditQuery, Store } from './store/types.js'
 import { EXPORT_FORMATS, exportHeader, exportLine, type ExportFormat } from './audit/export.js'
 import { verifyChain } from './audit/verify.js'
 import { principalOf } from './pipeline/runtime.js'
-import { Replayer } from './replay/replay.js'
-import type { Trace } from './replay/traces.js'
+import { replaySession } from './replay/session.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -493,59 +492,6 @@ function auditFilter(q: Record<string, unknown>): AuditQuery {
   return filter
 }
 
-/**
- * A recorded session decided again under the current configuration, without executing anything:
- * the session's calls (as audited: masked parameters) and recorded results go through
- * `Replayer` with a fresh state. Calls whose parameters were masked are flagged, since their
- * real values may decide differently.
- */
-async function replaySession(rt: Gateway['runtime'], sessionId: string, events: AuditEvent[]) {
-  const decisions = events.filter((e) => DECIDED.has(e.decision) && e.tool !== null)
-  const messages: Trace['messages'] = []
-  for (const e of events) {
-    if (DECIDED.has(e.decision) && e.tool !== null)
-      messages.push({
-        role: 'assistant',
-        content: '',
-        tool_calls: [
-          { id: e.request_id, function: e.tool, args: (e.params ?? {}) as Record<string, unknown> },
-        ],
-      })
-    else if (e.type === 'tool_call_executed' && e.tool !== null && e.outcome === 'ok')
-      messages.push({ role: 'tool', tool: e.tool, tool_call_id: e.request_id, content: e.result })
-  }
-  const agent = decisions[0]?.agent_id ?? ''
-  const replayer = new Replayer(
-    { config: rt.config, policyVersion: rt.policyVersion, file: '', sources: {} },
-    { agent, tool: '{function}', detail: true },
-  )
-  const report = await replayer.replay({
-    id: sessionId,
-    suite: '',
-    label: 'benign',
-    messages,
-    attacker_ground_truth_calls: [],
-  })
-  return {
-    session_id: sessionId,
-    policy_version: rt.policyVersion,
-    calls: decisions.map((e, i) => {
-      const now = report.calls?.[i]
-      return {
-        request_id: e.request_id,
-        tool: e.tool,
-        original: e.decision,
-        now: now?.decision ?? 'unknown',
-        layer: now?.layer ?? null,
-        reason: now?.reason ?? '',
-        changed: now?.decision !== e.decision,
-        params_masked: (e.masked ?? []).some((p) => p.startsWith('/params')),
-      }
-    }),
-  }
-}
-
-const DECIDED = new Set(['allow', 'deny', 'approval_required'])
 /** WebSocket subprotocol prefix that carries an approver token from a browser. */
 export const TOKEN_PROTOCOL = 'warden.token.'
 const EXPORT_LIMIT = 10_000
