@@ -71,6 +71,12 @@ describe('agent record', () => {
     // Only the window counts: the old denial has aged out.
     expect(agentRecord(h, 2)).toEqual({ calls: 2, denied: 1, held: 1, risk: 15 })
     expect(agentRecord([], 20)).toEqual({ calls: 0, denied: 0, held: 0, risk: 0 })
+    // Throttling is not misconduct.
+    const throttled = [
+      { ...entry('deny'), code: 'rate_limited' },
+      { ...entry('deny'), code: 'policy_denied' },
+    ]
+    expect(agentRecord(throttled, 2)).toEqual({ calls: 2, denied: 1, held: 0, risk: 10 })
   })
 
   it('an agent that keeps getting refused carries more risk on its next call', async () => {

@@ -114,3 +114,9 @@ export function errorBody(code: ErrorCode, message: string, requestId?: string) 
     ? { error: { code, message }, request_id: requestId }
     : { error: { code, message } }
 }
+
+/** Denials that say "not now" rather than "not this": they do not count as the agent's misconduct. */
+export const THROTTLING_CODES: ReadonlySet<string> = new Set<ErrorCode>([
+  'rate_limited',
+  'agent_quarantined',
+])

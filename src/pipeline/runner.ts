@@ -1,5 +1,5 @@
 import type { Check, Decision, LayerName, ToolCall, Verdict } from '../domain/types.js'
-import { WardenError, type ErrorCode } from '../domain/errors.js'
+import { THROTTLING_CODES, WardenError, type ErrorCode } from '../domain/errors.js'
 import { layers as defaultLayers } from './index.js'
 import type { DecisionContext, Layer } from './layer.js'
 import { riskOf } from './risk.js'
@@ -18,9 +18,6 @@ export interface PipelineOptions {
 }
 
 const VERDICTS = new Set<unknown>(['pass', 'hold', 'deny'])
-
-/** Denials that do not count towards quarantine: throttling is not misbehaviour. */
-const NOT_MISCONDUCT = new Set<ErrorCode>(['rate_limited', 'agent_quarantined'])
 
 /** Build the pipeline for a runtime. */
 export function pipeline(rt: Runtime, options: PipelineOptions = {}): Pipeline {
@@ -160,6 +157,7 @@ async function remember(rt: Runtime, ctx: DecisionContext, decision: Decision): 
       at: ctx.now,
       params,
       ...(call.sessionId !== undefined && { session: call.sessionId }),
+      ...(decision.code && { code: decision.code }),
     },
     rt.config.sequence.history_limit,
   )
@@ -172,7 +170,7 @@ async function remember(rt: Runtime, ctx: DecisionContext, decision: Decision): 
   if (
     decision.decision !== 'deny' ||
     !quarantine ||
-    (decision.code && NOT_MISCONDUCT.has(decision.code))
+    (decision.code && THROTTLING_CODES.has(decision.code))
   )
     return
   const count = await rt.state.recordDenial(agent.id, ctx.now, quarantine.within_seconds * 1000)

@@ -45,6 +45,8 @@ export interface HistoryEntry {
   session?: string
   decision: 'allow' | 'deny' | 'approval_required'
   at: number
+  /** For a denial: its error code (throttling is told apart from misconduct). */
+  code?: string
   /** Parameter values kept for sequence rules (only scalar values). */
   params: Record<string, string | number | boolean>
 }

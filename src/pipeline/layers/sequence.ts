@@ -1,4 +1,5 @@
 import type { SequenceRuleConfig, WardenConfig } from '../../config/schema.js'
+import { THROTTLING_CODES } from '../../domain/errors.js'
 import type { Verdict } from '../../domain/types.js'
 import type { HistoryEntry } from '../../state/types.js'
 import { resolved, type Layer } from '../layer.js'
@@ -66,8 +67,8 @@ export function sequence(rt: Runtime): Layer {
 }
 
 /**
- * The agent's recent record: of its last `window` calls, how many were denied or held. Each
- * denial counts 1 and each hold ½; risk is 20 × that share (an agent whose recent calls were all
+ * The agent's recent record: of its last `window` calls, how many were denied (rate limits and
+ * quarantine aside) or held. Each denial counts 1 and each hold ½; risk is 20 × that share (an agent whose recent calls were all
  * refused adds 20).
  */
 export function agentRecord(
@@ -78,7 +79,8 @@ export function agentRecord(
   let denied = 0
   let held = 0
   for (const h of recent) {
-    if (h.decision === 'deny') denied++
+    // Throttling (rate limits, quarantine) is not misconduct: it does not count against the agent.
+    if (h.decision === 'deny' && !(h.code && THROTTLING_CODES.has(h.code))) denied++
     else if (h.decision === 'approval_required') held++
   }
   const risk = recent.length === 0 ? 0 : Math.round((20 * (denied + held / 2)) / window)
