@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { loadConfig, type LoadedConfig } from '../src/config/loader.js'
 import type { WardenConfig } from '../src/config/schema.js'
+import { PII_KINDS } from '../src/detect/pii.js'
 import { Replayer, type ReplaySummary } from '../src/replay/replay.js'
 import { parseTrace, type Trace } from '../src/replay/traces.js'
 
@@ -48,8 +49,8 @@ const maskAll: Change = (c) => ({
   pii: {
     mask_in_results: {
       ...c.pii.mask_in_results,
-      confidential: ['email', 'phone', 'card', 'national_id', 'iban', 'secret'],
-      restricted: ['email', 'phone', 'card', 'national_id', 'iban', 'secret'],
+      confidential: [...PII_KINDS],
+      restricted: [...PII_KINDS],
     },
   },
 })

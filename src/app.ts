@@ -403,22 +403,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       preValidation: async (req, reply) => {
         const origin = req.headers.origin
         if (server.read_access === 'approver') {
-          const offered = String(req.headers['sec-websocket-protocol'] ?? '')
+          const token = String(req.headers['sec-websocket-protocol'] ?? '')
             .split(',')
             .map((p) => p.trim())
             .find((p) => p.startsWith(TOKEN_PROTOCOL))
-          const token = offered?.slice(TOKEN_PROTOCOL.length)
-          const authorization = req.headers.authorization ?? (token ? `Bearer ${token}` : undefined)
-          if (!principalOf(gateway.runtime, bearer(authorization)).approver)
-            return reply
-              .code(401)
-              .send(
-                errorBody(
-                  'approver_unauthenticated',
-                  'the event stream needs an approver token',
-                  req.id,
-                ),
-              )
+            ?.slice(TOKEN_PROTOCOL.length)
+          requireApprover(req.headers.authorization ?? (token && `Bearer ${token}`))
         }
         if (origin !== undefined && !allowedOrigins.has(originOf(origin)))
           return reply

@@ -4,7 +4,7 @@ import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildAgentApi, type AgentApiOptions } from '../src/agents/server.js'
 import { loadConfig } from '../src/config/loader.js'
-import { APPROVER, DEMO_CONFIG, startWarden } from './helpers.js'
+import { approve, DEMO_CONFIG, startWarden } from './helpers.js'
 
 /**
  * The agent API against a real gateway, with the official OpenAI and Ollama SDKs talking HTTP to
@@ -175,12 +175,7 @@ describe('agent API', () => {
       // Still waiting: resuming says so.
       const early = await api.inject({ method: 'POST', url: `/agent/runs/${run.run_id}/resume` })
       expect(early.json().status).toBe('pending_approval')
-      const approved = await w.app.inject({
-        method: 'POST',
-        url: '/gateway/approve',
-        headers: { authorization: `Bearer ${APPROVER}`, 'content-type': 'application/json' },
-        payload: { approval_id: run.pending_approval.approval_id, decision: 'approve' },
-      })
+      const approved = await approve(w, run.pending_approval.approval_id, 'approve')
       expect(approved.statusCode).toBe(200)
       const done = (
         await api.inject({ method: 'POST', url: `/agent/runs/${run.run_id}/resume` })
@@ -501,12 +496,7 @@ describe('agent API', () => {
           steps: [{ tool: 'message_agent', delegated: { status: 'pending_approval' } }],
         })
         expect(run.pending_approval.run_id).toBe(run.steps[0].delegated.run_id)
-        const approved = await g.app.inject({
-          method: 'POST',
-          url: '/gateway/approve',
-          headers: { authorization: `Bearer ${APPROVER}`, 'content-type': 'application/json' },
-          payload: { approval_id: run.pending_approval.approval_id, decision: 'approve' },
-        })
+        const approved = await approve(g, run.pending_approval.approval_id, 'approve')
         expect(approved.statusCode).toBe(200)
         openai.script.push(
           openAiTurn([], 'Refunded $250.'),
@@ -555,12 +545,7 @@ describe('agent API', () => {
         )
       ).json()
       expect(run.status).toBe('pending_approval')
-      await w.app.inject({
-        method: 'POST',
-        url: '/gateway/approve',
-        headers: { authorization: `Bearer ${APPROVER}`, 'content-type': 'application/json' },
-        payload: { approval_id: run.pending_approval.approval_id, decision: 'approve' },
-      })
+      await approve(w, run.pending_approval.approval_id, 'approve')
       const [a, b] = await Promise.all([
         api.inject({ method: 'POST', url: `/agent/runs/${run.run_id}/resume` }),
         api.inject({ method: 'POST', url: `/agent/runs/${run.run_id}/resume` }),

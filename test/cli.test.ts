@@ -7,26 +7,11 @@ import { join } from 'node:path'
 import { createHash } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { main } from '../src/main.js'
-import { execute, startWarden } from './helpers.js'
+import { execute, runCli, startWarden } from './helpers.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
-async function run(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = []
-  const err: string[] = []
-  const [log, error] = [console.log, console.error]
-  console.log = (l: string) => out.push(l)
-  console.error = (l: string) => err.push(l)
-  try {
-    return { code: await main(args, env), out: out.join('\n'), err: err.join('\n') }
-  } finally {
-    ;[console.log, console.error] = [log, error]
-  }
-}
+const run = runCli
 
 describe('warden CLI', () => {
   it('keys create prints a key and the SHA-256 line for the config', async () => {

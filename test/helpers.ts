@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { main } from '../src/main.js'
 import { createWarden, type Warden, type WardenOptions } from '../src/warden.js'
 
 export const DEMO_CONFIG = fileURLToPath(new URL('../config/demo/warden.yaml', import.meta.url))
@@ -52,5 +53,37 @@ export function execute(
     url: '/gateway/execute',
     headers,
     payload: { agent_id: agent, tool, params, ...rest },
+  })
+}
+
+/** Run the CLI in process, capturing what it prints. */
+export async function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = []
+  const err: string[] = []
+  const [log, error] = [console.log, console.error]
+  console.log = (l: string) => out.push(l)
+  console.error = (l: string) => err.push(l)
+  try {
+    return { code: await main(args, env), out: out.join('\n'), err: err.join('\n') }
+  } finally {
+    ;[console.log, console.error] = [log, error]
+  }
+}
+
+/** POST /gateway/approve as an approver (the demo approver unless told). */
+export function approve(
+  warden: Warden,
+  approvalId: string,
+  decision: 'approve' | 'deny' = 'approve',
+  token = APPROVER,
+) {
+  return warden.app.inject({
+    method: 'POST',
+    url: '/gateway/approve',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    payload: { approval_id: approvalId, decision },
   })
 }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../src/config/loader.js'
 import { DelegationSigner, sanitizeMessage } from '../src/messaging/delegation.js'
-import { APPROVER, DEMO_CONFIG, execute, keyOf, startWarden } from './helpers.js'
+import { approve, DEMO_CONFIG, execute, keyOf, startWarden } from './helpers.js'
 
 type Started = Awaited<ReturnType<typeof startWarden>>
 
@@ -257,12 +257,7 @@ describe('delegation: the chain’s policy, quarantine and approvals', () => {
         chain: ['support-agent', 'refund-agent'],
         requested_by: 'demo-approver',
       })
-      const self = await w.app.inject({
-        method: 'POST',
-        url: '/gateway/approve',
-        headers: { authorization: `Bearer ${APPROVER}`, 'content-type': 'application/json' },
-        payload: { approval_id: held.json().approval_id, decision: 'deny' },
-      })
+      const self = await approve(w, held.json().approval_id, 'deny')
       expect(self.json().error.code).toBe('self_approval_forbidden')
     } finally {
       await w.close()

@@ -228,15 +228,9 @@ export class AgentRuntime {
       return await this.driveUnsafe(runId, state)
     } catch (err) {
       if (state.steps.length === 0) throw err
-      const code =
-        err instanceof AgentError
-          ? err.code
-          : err instanceof ProviderError
-            ? `provider_${err.kind === 'not_configured' ? 'not_configured' : err.kind === 'unavailable' ? 'unavailable' : 'bad_response'}`
-            : 'internal_error'
       return {
         ...this.snapshot(runId, state, 'failed', `The run stopped: ${(err as Error).message}`),
-        error: { code, message: (err as Error).message },
+        error: { code: codeOf(err), message: (err as Error).message },
       }
     }
   }
@@ -375,15 +369,7 @@ export class AgentRuntime {
       )
     } catch (err) {
       // The other agent could not run (no key, its model failed): this agent is told, and goes on.
-      const error = {
-        code:
-          err instanceof AgentError
-            ? err.code
-            : err instanceof ProviderError
-              ? `provider_${err.kind}`
-              : 'internal_error',
-        message: (err as Error).message,
-      }
+      const error = { code: codeOf(err), message: (err as Error).message }
       state.steps.push({
         tool: MESSAGE_TOOL,
         params: call.arguments,
@@ -475,7 +461,6 @@ export class AgentRuntime {
     try {
       return await fn()
     } catch (err) {
-      if (err instanceof ProviderError) throw err
       throw new AgentError(
         'gateway_unavailable',
         `the gateway at ${this.opts.gateway.baseUrl} did not answer: ${(err as Error).message}`,
@@ -501,4 +486,9 @@ function systemPrompt(agent: AgentInfo, input: RunInput): string {
 function nestedSession(parent: string, to: string): string {
   const id = `${parent}>${to}`
   return id.length <= 128 ? id : `${parent.slice(0, 127 - to.length - 1)}>${to}`.slice(0, 128)
+}
+
+/** The stable code of an error that stopped a run (or part of one). */
+export function codeOf(err: unknown): string {
+  return err instanceof AgentError || err instanceof ProviderError ? err.code : 'internal_error'
 }

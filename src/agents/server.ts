@@ -36,12 +36,6 @@ const promptBody = z.strictObject({
   requested_by: z.string().min(1).max(128).optional(),
 })
 
-const PROVIDER_CODES: Record<ProviderError['kind'], ErrorCode> = {
-  not_configured: 'provider_not_configured',
-  unavailable: 'provider_unavailable',
-  bad_response: 'provider_bad_response',
-}
-
 /**
  * The agent API (port 8005): prompts in, a model's tool calls out through the gateway, every step
  * reported with the gateway's decision. Providers: `offline` (a deterministic planner, default),
@@ -87,15 +81,13 @@ export async function buildAgentApi(opts: AgentApiOptions): Promise<FastifyInsta
     const code: ErrorCode =
       err instanceof WardenError
         ? err.code
-        : err instanceof AgentError
+        : err instanceof AgentError || err instanceof ProviderError
           ? err.code
-          : err instanceof ProviderError
-            ? PROVIDER_CODES[err.kind]
-            : err.statusCode && err.statusCode < 500
-              ? err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
-                ? 'unsupported_media_type'
-                : 'invalid_request'
-              : 'internal_error'
+          : err.statusCode && err.statusCode < 500
+            ? err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+              ? 'unsupported_media_type'
+              : 'invalid_request'
+            : 'internal_error'
     if (statusOf(code) >= 500) req.log.error({ err }, 'agent request failed')
     const message =
       code === 'internal_error' ? 'internal_error; see the agent API log' : err.message

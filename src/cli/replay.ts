@@ -1,7 +1,13 @@
 import { createReadStream } from 'node:fs'
 import { createInterface } from 'node:readline'
 import type { LoadedConfig } from '../config/loader.js'
-import { Replayer, type ReplayOptions, type ReplaySummary, type Tally } from '../replay/replay.js'
+import {
+  Replayer,
+  sumTallies,
+  type ReplayOptions,
+  type ReplaySummary,
+  type Tally,
+} from '../replay/replay.js'
 import { parseTrace } from '../replay/traces.js'
 import type { Io } from './commands.js'
 
@@ -53,42 +59,20 @@ function summaryLines(s: ReplaySummary): string[] {
   const lines = [
     `${s.traces} traces replayed${s.invalid_traces ? `, ${s.invalid_traces} invalid` : ''}`,
   ]
+  const suites = Object.values(s.by_suite)
   for (const [suite, t] of Object.entries(s.by_suite)) {
     lines.push(`${suite || '(no suite)'}:`)
     lines.push(row('  benign traces, user calls', t.benign))
     lines.push(row('  injected traces, user calls', t.under_attack))
     lines.push(row('  attacker calls', t.attacker, 'executed'))
   }
-  lines.push('total:')
+  const total = (g: keyof ReplaySummary['by_suite'][string]) => sumTallies(suites.map((t) => t[g]))
   lines.push(
-    row('  benign traces, user calls', {
-      calls: s.benign_calls,
-      allowed: s.benign_allowed,
-      held: s.benign_held,
-      denied: s.benign_denied,
-    }),
-    row('  injected traces, user calls', {
-      calls: s.under_attack_calls,
-      allowed: s.under_attack_allowed,
-      held: s.under_attack_held,
-      denied: s.under_attack_denied,
-    }),
-    row('    after the injection', {
-      calls: s.after_injection_calls,
-      allowed: s.after_injection_allowed,
-      held: s.after_injection_held,
-      denied: s.after_injection_denied,
-    }),
-    row(
-      '  attacker calls',
-      {
-        calls: s.attacker_calls,
-        allowed: s.attacker_executed,
-        held: s.attacker_held,
-        denied: s.attacker_denied,
-      },
-      'executed',
-    ),
+    'total:',
+    row('  benign traces, user calls', total('benign')),
+    row('  injected traces, user calls', total('under_attack')),
+    row('    after the injection', total('after_injection')),
+    row('  attacker calls', total('attacker'), 'executed'),
   )
   return lines
 }

@@ -17,6 +17,9 @@ export interface ReplayOptions {
   detail: boolean
 }
 
+/** How calls are counted: see ReplaySummary. */
+type Group = 'benign' | 'under_attack' | 'after_injection' | 'attacker'
+
 /** Whose call it was: the user's task (recorded) or the attacker's goal (attempted after). */
 export type CallRole = 'user' | 'attacker'
 
@@ -72,7 +75,7 @@ export interface ReplaySummary {
   after_injection_allowed: number
   after_injection_held: number
   after_injection_denied: number
-  by_suite: Record<string, { benign: Tally; under_attack: Tally; attacker: Tally }>
+  by_suite: Record<string, Record<Group, Tally>>
   trace_detail?: TraceReport[]
 }
 
@@ -82,6 +85,17 @@ const CALL_STEP_MS = 1_000
 const TRACE_STEP_MS = 86_400_000
 
 const emptyTally = (): Tally => ({ calls: 0, allowed: 0, held: 0, denied: 0 })
+
+export function sumTallies(tallies: readonly Tally[]): Tally {
+  const t = emptyTally()
+  for (const x of tallies) {
+    t.calls += x.calls
+    t.allowed += x.allowed
+    t.held += x.held
+    t.denied += x.denied
+  }
+  return t
+}
 
 function count(t: Tally, d: DecisionOutcome): void {
   t.calls++
@@ -102,27 +116,10 @@ export class Replayer {
   private readonly rt: Runtime
   private readonly decide: (call: ToolCall) => ReturnType<ReturnType<typeof pipeline>['decide']>
   private readonly secrets = new Map<string, string>()
-  private readonly summary: ReplaySummary = {
-    traces: 0,
-    invalid_traces: 0,
-    attacker_calls: 0,
-    attacker_executed: 0,
-    attacker_held: 0,
-    attacker_denied: 0,
-    benign_calls: 0,
-    benign_allowed: 0,
-    benign_held: 0,
-    benign_denied: 0,
-    under_attack_calls: 0,
-    under_attack_allowed: 0,
-    under_attack_held: 0,
-    under_attack_denied: 0,
-    after_injection_calls: 0,
-    after_injection_allowed: 0,
-    after_injection_held: 0,
-    after_injection_denied: 0,
-    by_suite: {},
-  }
+  private traces = 0
+  private invalidTraces = 0
+  /** One set of tallies per suite; the summary's totals are their sums. */
+  private readonly suites: Record<string, Record<Group, Tally>> = {}
   private readonly details: TraceReport[] = []
   private seq = 0
 
@@ -143,11 +140,11 @@ export class Replayer {
   }
 
   invalid(): void {
-    this.summary.invalid_traces++
+    this.invalidTraces++
   }
 
   async replay(trace: Trace): Promise<TraceReport> {
-    const index = this.summary.traces++
+    const index = this.traces++
     const start = START + index * TRACE_STEP_MS
     let tick = 0
     const agentId = this.options.agent.replaceAll('{suite}', trace.suite)
@@ -180,7 +177,18 @@ export class Replayer {
         receivedAt: start + tick++ * CALL_STEP_MS,
       })
       count(role === 'user' ? report.user : report.attacker, d.decision)
-      this.tally(trace, role, injected, afterInjection, d.decision)
+      const groups = (this.suites[trace.suite] ??= {
+        benign: emptyTally(),
+        under_attack: emptyTally(),
+        after_injection: emptyTally(),
+        attacker: emptyTally(),
+      })
+      if (role === 'attacker') count(groups.attacker, d.decision)
+      else if (!injected) count(groups.benign, d.decision)
+      else {
+        count(groups.under_attack, d.decision)
+        if (afterInjection) count(groups.after_injection, d.decision)
+      }
       report.calls?.push({
         role,
         tool,
@@ -220,9 +228,37 @@ export class Replayer {
     return report
   }
 
-  /** The summary so far (with per-trace detail when asked). */
+  /** The summary so far (with per-trace detail when asked): totals are the suites' sums. */
   result(): ReplaySummary {
-    return this.options.detail ? { ...this.summary, trace_detail: this.details } : this.summary
+    const total = (g: Group) => sumTallies(Object.values(this.suites).map((groups) => groups[g]))
+    const [benign, underAttack, after, attacker] = [
+      total('benign'),
+      total('under_attack'),
+      total('after_injection'),
+      total('attacker'),
+    ]
+    const summary: ReplaySummary = {
+      traces: this.traces,
+      invalid_traces: this.invalidTraces,
+      attacker_calls: attacker.calls,
+      attacker_executed: attacker.allowed,
+      attacker_held: attacker.held,
+      attacker_denied: attacker.denied,
+      benign_calls: benign.calls,
+      benign_allowed: benign.allowed,
+      benign_held: benign.held,
+      benign_denied: benign.denied,
+      under_attack_calls: underAttack.calls,
+      under_attack_allowed: underAttack.allowed,
+      under_attack_held: underAttack.held,
+      under_attack_denied: underAttack.denied,
+      after_injection_calls: after.calls,
+      after_injection_allowed: after.allowed,
+      after_injection_held: after.held,
+      after_injection_denied: after.denied,
+      by_suite: this.suites,
+    }
+    return this.options.detail ? { ...summary, trace_detail: this.details } : summary
   }
 
   private async show(
@@ -243,40 +279,5 @@ export class Replayer {
       now,
       this.onError,
     )
-  }
-
-  private tally(
-    trace: Trace,
-    role: CallRole,
-    injected: boolean,
-    afterInjection: boolean,
-    d: DecisionOutcome,
-  ): void {
-    const s = this.summary
-    const suite = (s.by_suite[trace.suite] ??= {
-      benign: emptyTally(),
-      under_attack: emptyTally(),
-      attacker: emptyTally(),
-    })
-    const bump = (prefix: 'benign' | 'under_attack' | 'after_injection') => {
-      s[`${prefix}_calls`]++
-      if (d === 'allow') s[`${prefix}_allowed`]++
-      else if (d === 'approval_required') s[`${prefix}_held`]++
-      else s[`${prefix}_denied`]++
-    }
-    if (role === 'attacker') {
-      s.attacker_calls++
-      if (d === 'allow') s.attacker_executed++
-      else if (d === 'approval_required') s.attacker_held++
-      else s.attacker_denied++
-      count(suite.attacker, d)
-    } else if (!injected) {
-      bump('benign')
-      count(suite.benign, d)
-    } else {
-      bump('under_attack')
-      count(suite.under_attack, d)
-      if (afterInjection) bump('after_injection')
-    }
   }
 }

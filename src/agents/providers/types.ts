@@ -39,6 +39,11 @@ export class ProviderError extends Error {
     super(message)
     this.name = 'ProviderError'
   }
+
+  /** The error code the agent API reports it with (docs/errors.md). */
+  get code(): 'provider_not_configured' | 'provider_unavailable' | 'provider_bad_response' {
+    return `provider_${this.kind}`
+  }
 }
 
 /** Arguments arrive as JSON text (OpenAI) or objects (Ollama); both must end as a plain object. */
