@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { timeOrderedId } from '../src/domain/ids.js'
 import type { Decision, ToolCall } from '../src/domain/types.js'
 import { maskPii } from '../src/detect/pii.js'
-import { decisionEvent, executionEvent } from '../src/gateway/audit-events.js'
+import { decisionEvent, executionEvent } from '../src/audit/events.js'
 import { sqliteStore } from '../src/store/sqlite.js'
 
 const calls = Number(process.argv[2] ?? 20_000)

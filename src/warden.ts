@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { pino, type Logger } from 'pino'
-import { buildApp } from './app.js'
+import { buildApp } from './http/app.js'
 import { loadConfig, type LoadedConfig } from './config/loader.js'
 import { DemoBackend } from './demo/backend.js'
 import { memoryBus, type EventBus } from './events/bus.js'

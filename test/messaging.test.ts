@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../src/config/loader.js'
-import { DelegationSigner, sanitizeMessage } from '../src/messaging/delegation.js'
+import { DelegationSigner, sanitizeMessage } from '../src/auth/delegation.js'
 import { approve, DEMO_CONFIG, execute, keyOf, startWarden } from './helpers.js'
 
 type Started = Awaited<ReturnType<typeof startWarden>>

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { loadConfig } from '../src/config/loader.js'
-import type { WardenConfig } from '../src/config/schema.js'
+import type { WardenConfig } from '../src/domain/config.js'
 import type { ToolCall } from '../src/domain/types.js'
 import { agentRecord } from '../src/pipeline/layers/sequence.js'
 import { pipeline } from '../src/pipeline/runner.js'

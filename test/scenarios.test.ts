@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { loadScenarioFile, runScenarioFile, scenarioFiles } from '../src/policy/scenario-runner.js'
+import { loadScenarioFile, runScenarioFile, scenarioFiles } from '../src/replay/scenario-runner.js'
 
 const DIR = fileURLToPath(new URL('./scenarios/', import.meta.url))
 

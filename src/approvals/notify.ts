@@ -1,4 +1,4 @@
-import type { WardenConfig } from '../config/schema.js'
+import type { WardenConfig } from '../domain/config.js'
 import { timeOrderedId } from '../domain/ids.js'
 import type { ApprovalRecord } from '../store/types.js'
 import { approverProblem } from './rules.js'

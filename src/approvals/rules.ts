@@ -3,7 +3,7 @@ import type {
   ApproverConfig,
   RiskLevel,
   WardenConfig,
-} from '../config/schema.js'
+} from '../domain/config.js'
 
 /** What the approval rules look at: the held call, as stored. */
 export interface HeldCall {

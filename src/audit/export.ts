@@ -1,5 +1,5 @@
-import type { StoredEvent } from '../store/types.js'
-import { parseStored } from './event.js'
+import type { StoredEvent } from '../domain/audit-event.js'
+import { parseStored } from '../domain/audit-event.js'
 
 export type ExportFormat = 'jsonl' | 'csv' | 'cef'
 export const EXPORT_FORMATS: readonly ExportFormat[] = ['jsonl', 'csv', 'cef']

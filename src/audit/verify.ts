@@ -1,5 +1,6 @@
-import { chainHash, GENESIS_HASH } from './event.js'
-import type { Store, StoredEvent } from '../store/types.js'
+import { chainHash, GENESIS_HASH } from '../domain/audit-event.js'
+import type { StoredEvent } from '../domain/audit-event.js'
+import type { Store } from '../store/types.js'
 
 export interface VerifyResult {
   ok: boolean

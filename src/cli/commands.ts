@@ -4,8 +4,8 @@ import { once } from 'node:events'
 import { exportHeader, exportLine, type ExportFormat } from '../audit/export.js'
 import { verifyChain } from '../audit/verify.js'
 import { loadConfig } from '../config/loader.js'
-import { sha256Hex } from '../pipeline/layers/identity.js'
-import { runScenarioFile, scenarioFiles } from '../policy/scenario-runner.js'
+import { sha256Hex } from '../auth/credentials.js'
+import { runScenarioFile, scenarioFiles } from '../replay/scenario-runner.js'
 import { sqliteStore } from '../store/sqlite.js'
 
 /** Where commands print; injected so tests can read the output. */

@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import type { z } from 'zod'
 import { canonicalHash } from '../domain/canonical.js'
-import { configSchema, type WardenConfig } from './schema.js'
+import { configSchema, type WardenConfig } from '../domain/config.js'
 import { checkReferences } from './references.js'
 
 /** A configuration that cannot be used; the message names the file and the field. */

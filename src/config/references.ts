@@ -1,12 +1,6 @@
-import type { WardenConfig } from './schema.js'
+import type { Problem, WardenConfig } from '../domain/config.js'
 import { policyProblems } from '../policy/cel-policy.js'
 import { schemaProblems, paramNames } from '../policy/param-schemas.js'
-
-/** A configuration problem found after the schema passed: a dangling reference, a bad rule. */
-export interface Problem {
-  path: PropertyKey[]
-  message: string
-}
 
 /** Cross-checks the schema cannot express: names that must exist, ids that must be unique. */
 export function checkReferences(config: WardenConfig): Problem[] {

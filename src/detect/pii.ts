@@ -1,3 +1,4 @@
+import { PII_KINDS, type PiiKind } from '../domain/config.js'
 /**
  * PII and secret masking for tool results and stored parameters. Returns a masked copy and the
  * JSON Pointer paths that were changed, so the audit can say what was hidden (OPA's `masked`).
@@ -45,8 +46,6 @@ export function luhn(digits: string): boolean {
   return sum % 10 === 0
 }
 
-export const PII_KINDS = ['email', 'phone', 'card', 'national_id', 'iban', 'secret'] as const
-export type PiiKind = (typeof PII_KINDS)[number]
 const ALL: ReadonlySet<PiiKind> = new Set(PII_KINDS)
 
 /** Mask the PII of the given kinds inside one string; returns the same string when nothing matched. */

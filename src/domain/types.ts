@@ -1,5 +1,5 @@
 import type { ErrorCode } from './errors.js'
-import type { RiskLevel } from '../config/schema.js'
+import type { RiskLevel } from './config.js'
 
 /** Untrusted text and provenance that came with a call. */
 export interface CallContext {

@@ -1,4 +1,4 @@
-import type { AuditEvent } from '../audit/event.js'
+import type { AuditEvent } from '../domain/audit-event.js'
 import type { AuditCounts } from '../store/types.js'
 import type { EventBus } from './bus.js'
 

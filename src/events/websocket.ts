@@ -1,5 +1,5 @@
 import type { WebSocket } from 'ws'
-import type { AuditEvent } from '../audit/event.js'
+import type { AuditEvent } from '../domain/audit-event.js'
 import type { Store } from '../store/types.js'
 import type { EventBus } from './bus.js'
 

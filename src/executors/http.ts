@@ -1,4 +1,4 @@
-import type { ToolConfig } from '../config/schema.js'
+import type { ToolConfig } from '../domain/config.js'
 import { ToolFailure, type Executor } from './types.js'
 
 /**

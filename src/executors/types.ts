@@ -1,4 +1,4 @@
-import type { ToolConfig } from '../config/schema.js'
+import type { ToolConfig } from '../domain/config.js'
 
 /** Runs an allowed call against the real tool. Throws `ToolFailure` for tool-side failures. */
 export interface Executor {

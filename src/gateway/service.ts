@@ -1,6 +1,6 @@
 import { SpanStatusCode, trace, type Span } from '@opentelemetry/api'
-import type { AuditEvent, AuditEventInput } from '../audit/event.js'
-import type { ToolConfig } from '../config/schema.js'
+import type { AuditEvent, AuditEventInput } from '../domain/audit-event.js'
+import type { ToolConfig } from '../domain/config.js'
 import { maskPii, type Masked } from '../detect/pii.js'
 import { errorBody, statusOf, WardenError, type ErrorCode } from '../domain/errors.js'
 import type { Decision, ToolCall } from '../domain/types.js'
@@ -9,11 +9,11 @@ import { ToolFailure, type Executor } from '../executors/types.js'
 import type { Pipeline } from '../pipeline/runner.js'
 import type { Store } from '../store/types.js'
 import { Approvals, type ApprovalHost } from '../approvals/service.js'
-import type { Reply } from './reply.js'
-import { decisionEvent, executionEvent, rejectionEvent } from './audit-events.js'
-import { inspectOutput } from './output.js'
+import type { Reply } from '../http/reply.js'
+import { decisionEvent, executionEvent, rejectionEvent } from '../audit/events.js'
+import { inspectOutput } from '../pipeline/output.js'
 
-export type { Reply } from './reply.js'
+export type { Reply } from '../http/reply.js'
 
 /** OpenTelemetry: a no-op until an SDK is registered (`OTEL_EXPORTER_OTLP_ENDPOINT`, src/telemetry.ts). */
 const tracer = trace.getTracer('warden')

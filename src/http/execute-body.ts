@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { TOOL_NAME } from '../config/schema.js'
+import { TOOL_NAME } from '../domain/config.js'
 import { WardenError } from '../domain/errors.js'
 
 const executeBody = z.strictObject({

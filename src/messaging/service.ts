@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import type { AuditEventInput } from '../audit/event.js'
+import type { AuditEventInput } from '../domain/audit-event.js'
 import { detectInjection } from '../detect/injection.js'
 import { maskPii } from '../detect/pii.js'
 import { errorBody, statusOf, WardenError, type ErrorCode } from '../domain/errors.js'
@@ -7,8 +7,8 @@ import { timeOrderedId } from '../domain/ids.js'
 import type { Gateway, Reply } from '../gateway/service.js'
 import type { MessageBody } from '../http/execute-body.js'
 import { riskOf } from '../pipeline/risk.js'
-import { principalOf } from '../pipeline/runtime.js'
-import { sanitizeMessage } from './delegation.js'
+import { principalOf } from '../auth/credentials.js'
+import { sanitizeMessage } from '../auth/delegation.js'
 
 /**
  * `POST /gateway/message`: one agent asks another to do something, through the gateway only.

@@ -1,4 +1,4 @@
-import type { AgentConfig, ToolConfig } from '../config/schema.js'
+import type { AgentConfig, ToolConfig } from '../domain/config.js'
 import type { LayerName, ToolCall, Verdict } from '../domain/types.js'
 
 /** What one decision knows so far; earlier layers fill it in for later ones. */

@@ -1,4 +1,4 @@
-import type { RiskLevel } from '../config/schema.js'
+import type { RiskLevel } from '../domain/config.js'
 
 /**
  * Risk score 0–100: the tool's inherent risk plus the signals layers add (injection score,

@@ -6,13 +6,12 @@ import type {
   Classification,
   ToolConfig,
   WardenConfig,
-} from '../config/schema.js'
-import type { PiiKind } from '../detect/pii.js'
-import { DelegationSigner } from '../messaging/delegation.js'
+  PiiKind,
+} from '../domain/config.js'
+import { DelegationSigner } from '../auth/delegation.js'
 import { compilePolicy, type CompiledPolicy } from '../policy/cel-policy.js'
 import { compileToolSchemas } from '../policy/param-schemas.js'
 import type { StateStore } from '../state/types.js'
-import { sha256Hex } from './layers/identity.js'
 
 /** Everything compiled once from a configuration that the layers read on every call. */
 export interface Runtime {
@@ -28,16 +27,6 @@ export interface Runtime {
   readonly maskInResults: Readonly<Record<Classification, ReadonlySet<PiiKind>>>
   /** Signs and checks delegation tokens (agent-to-agent messages). */
   readonly delegation: DelegationSigner
-}
-
-/** Who a bearer secret belongs to: an agent, an approver, or nobody (hashes never overlap). */
-export function principalOf(
-  rt: Runtime,
-  secret: string | undefined,
-): { agent?: AgentConfig; approver?: ApproverConfig } {
-  if (!secret) return {}
-  const hash = sha256Hex(secret)
-  return { agent: rt.agentsByKeyHash.get(hash), approver: rt.approversByTokenHash.get(hash) }
 }
 
 /** Compile a loaded configuration against a state store. */

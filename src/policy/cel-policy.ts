@@ -1,7 +1,12 @@
 import { Environment } from '@marcbachmann/cel-js'
-import type { Problem } from '../config/references.js'
-import type { AgentConfig, PolicyRuleConfig, ToolConfig, WardenConfig } from '../config/schema.js'
-import { CLASSIFICATIONS } from '../config/schema.js'
+import type {
+  AgentConfig,
+  PolicyRuleConfig,
+  Problem,
+  ToolConfig,
+  WardenConfig,
+} from '../domain/config.js'
+import { CLASSIFICATIONS } from '../domain/config.js'
 import { paramNames } from './param-schemas.js'
 
 /** What a CEL rule sees. Ranks make classification comparisons plain integer comparisons. */

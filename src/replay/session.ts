@@ -1,4 +1,4 @@
-import type { AuditEvent } from '../audit/event.js'
+import type { AuditEvent } from '../domain/audit-event.js'
 import type { Runtime } from '../pipeline/runtime.js'
 import { Replayer } from './replay.js'
 import type { Trace } from './traces.js'

@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import Database from 'better-sqlite3'
-import { GENESIS_HASH, seal } from '../audit/event.js'
+import { GENESIS_HASH, seal } from '../domain/audit-event.js'
 
 /** One event to append: its index columns, then its JSON text from `encodeInput`. */
 export type WriterRow = [

@@ -3,17 +3,16 @@ import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import Database from 'better-sqlite3'
-import { encodeInput, parseStored, type AuditEvent, type AuditEventInput } from '../audit/event.js'
+import {
+  encodeInput,
+  parseStored,
+  type AuditEvent,
+  type AuditEventInput,
+  type StoredEvent,
+} from '../domain/audit-event.js'
 import { WardenError, type ErrorCode } from '../domain/errors.js'
 import type { WriterReply, WriterRequest, WriterRow } from './sqlite-writer.js'
-import type {
-  AuditCounts,
-  ApprovalRecord,
-  ApprovalStatus,
-  AuditQuery,
-  Store,
-  StoredEvent,
-} from './types.js'
+import type { AuditCounts, ApprovalRecord, ApprovalStatus, AuditQuery, Store } from './types.js'
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS audit_events (

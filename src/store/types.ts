@@ -1,4 +1,4 @@
-import type { AuditEvent, AuditEventInput } from '../audit/event.js'
+import type { AuditEvent, AuditEventInput, StoredEvent } from '../domain/audit-event.js'
 
 /** Filters for reading the audit log. */
 export interface AuditQuery {
@@ -17,12 +17,6 @@ export interface AuditQuery {
   after_seq?: number
   limit?: number
   order?: 'asc' | 'desc'
-}
-
-/** An event as stored: its exact JSON text (what the chain hash covers) and its hash. */
-export interface StoredEvent {
-  body: string
-  hash: string
 }
 
 /** Counts for `/stats`, as aggregated by the store. */

@@ -1,4 +1,4 @@
-import type { GuardConfig } from '../../config/schema.js'
+import type { GuardConfig } from '../../domain/config.js'
 import type { Verdict } from '../../domain/types.js'
 import { resolved, type Layer } from '../layer.js'
 import type { Runtime } from '../runtime.js'

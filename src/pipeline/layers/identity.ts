@@ -1,11 +1,6 @@
-import { createHash } from 'node:crypto'
+import { sha256Hex } from '../../auth/credentials.js'
 import type { Layer } from '../layer.js'
 import type { Runtime } from '../runtime.js'
-
-/** Hash of a presented secret; configuration stores only this. */
-export function sha256Hex(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('hex')
-}
 
 /**
  * Layer 1: the bearer key names the agent; the claimed `agent_id` must be that agent. Keys are

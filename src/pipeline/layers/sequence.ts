@@ -1,4 +1,4 @@
-import type { SequenceRuleConfig, WardenConfig } from '../../config/schema.js'
+import type { SequenceRuleConfig, WardenConfig } from '../../domain/config.js'
 import { THROTTLING_CODES } from '../../domain/errors.js'
 import type { Verdict } from '../../domain/types.js'
 import type { HistoryEntry } from '../../state/types.js'

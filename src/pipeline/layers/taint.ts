@@ -1,5 +1,5 @@
 import { normalizeForMatch } from '../../detect/normalize.js'
-import type { ToolConfig } from '../../config/schema.js'
+import type { ToolConfig } from '../../domain/config.js'
 import type { Verdict } from '../../domain/types.js'
 import type { TaintEntry } from '../../state/types.js'
 import { resolved, type Layer } from '../layer.js'

@@ -1,7 +1,7 @@
 import type { Layer } from '../layer.js'
 import type { Runtime } from '../runtime.js'
 import { TOOL_RISK_BASE } from '../risk.js'
-import { CLASSIFICATIONS, type Classification } from '../../config/schema.js'
+import { CLASSIFICATIONS, type Classification } from '../../domain/config.js'
 
 const CLEARANCE_RANK = Object.fromEntries(CLASSIFICATIONS.map((c, i) => [c, i])) as Record<
   Classification,

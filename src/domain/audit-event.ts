@@ -1,7 +1,12 @@
 import { createHash } from 'node:crypto'
-import type { StoredEvent } from '../store/types.js'
-import type { Check, DecisionOutcome } from '../domain/types.js'
-import type { RiskLevel } from '../config/schema.js'
+import type { Check, DecisionOutcome } from './types.js'
+import type { RiskLevel } from './config.js'
+
+/** An event as stored: its exact JSON text (what the chain hash covers) and its hash. */
+export interface StoredEvent {
+  body: string
+  hash: string
+}
 
 /** Event types on the stream and in the log: the seed's nine plus execution and expiry. */
 export const EVENT_TYPES = [

@@ -1,9 +1,10 @@
-import type { ToolConfig } from '../config/schema.js'
+import type { ToolConfig } from '../domain/config.js'
 import { detectInjection } from '../detect/injection.js'
-import { maskPii, PII_KINDS, type Masked } from '../detect/pii.js'
-import { stringLeaves } from '../pipeline/layers/injection.js'
-import { taintForm, taintSession } from '../pipeline/layers/taint.js'
-import type { Runtime } from '../pipeline/runtime.js'
+import { maskPii, type Masked } from '../detect/pii.js'
+import { PII_KINDS } from '../domain/config.js'
+import { stringLeaves } from './layers/injection.js'
+import { taintForm, taintSession } from './layers/taint.js'
+import type { Runtime } from './runtime.js'
 
 /** What Warden makes of a tool's result before the agent sees it. */
 export interface InspectedOutput {

@@ -1,5 +1,5 @@
 import { timeOrderedId } from '../domain/ids.js'
-import type { AuditEventInput, EventType } from '../audit/event.js'
+import type { AuditEventInput, EventType } from '../domain/audit-event.js'
 import { canonicalHash } from '../domain/canonical.js'
 import type { Decision, LayerName, ToolCall } from '../domain/types.js'
 import { maskPii, type Masked } from '../detect/pii.js'

@@ -1,5 +1,4 @@
 import { z } from 'zod'
-import { PII_KINDS } from '../detect/pii.js'
 
 /** Identifiers used for agents, roles, approvers, rules: plain and stable. */
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be a plain identifier')
@@ -8,6 +7,10 @@ export const TOOL_NAME = /^(?!.*\.\.)[A-Za-z0-9_.\-/]{1,64}$/
 const toolName = z.string().regex(TOOL_NAME, 'must match ^[A-Za-z0-9_.-/]{1,64}$ without ..')
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters')
 const seconds = z.number().int().positive()
+
+/** Kinds of personal data Warden recognises and can mask. */
+export const PII_KINDS = ['email', 'phone', 'card', 'national_id', 'iban', 'secret'] as const
+export type PiiKind = (typeof PII_KINDS)[number]
 
 export const RISK_LEVELS = ['low', 'medium', 'high', 'critical'] as const
 export const CLASSIFICATIONS = ['public', 'internal', 'confidential', 'restricted'] as const
@@ -308,3 +311,9 @@ export type ApproverConfig = WardenConfig['approvals']['approvers'][number]
 export type ApprovalRuleConfig = WardenConfig['approvals']['rules'][number]
 export type RiskLevel = (typeof RISK_LEVELS)[number]
 export type Classification = (typeof CLASSIFICATIONS)[number]
+
+/** A configuration problem found after the schema passed: a dangling reference, a bad rule. */
+export interface Problem {
+  path: PropertyKey[]
+  message: string
+}
