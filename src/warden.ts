@@ -7,7 +7,8 @@ import { memoryBus, type EventBus } from './events/bus.js'
 import { demoExecutor } from './executors/demo.js'
 import { httpExecutor } from './executors/http.js'
 import type { ToolCall } from './domain/types.js'
-import { Gateway } from './gateway/service.js'
+import { createEngine } from './gateway/engine.js'
+import type { Gateway } from './gateway/service.js'
 import { Metrics } from './http/metrics.js'
 import { buildRuntime } from './pipeline/runtime.js'
 import { pipeline } from './pipeline/runner.js'
@@ -54,7 +55,7 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
       logger.error({ err, layer }, 'pipeline layer failed; call denied')
     },
   })
-  const gateway = new Gateway({
+  const { gateway, recorder } = createEngine({
     pipeline: decide,
     onDecision: (d, principal) => metrics.observe(d, principal),
     onToolRun: (tool, outcome, seconds) => metrics.toolSeconds.observe({ tool, outcome }, seconds),
@@ -71,15 +72,15 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
   // them never quarantines, rate-limits or refunds anything of the real agents.
   const runScenario = loaded.config.demo
     ? (call: ToolCall) =>
-        new Gateway({
+        createEngine({
           pipeline: pipeline({ ...runtime, state: memoryState() }),
           store,
           bus,
           executors: { demo: demoExecutor(new DemoBackend()), http: httpExecutor() },
           onError: (err, where) => logger.error({ err, where }, 'demo scenario error'),
-        }).execute(call)
+        }).gateway.execute(call)
     : undefined
-  const app = await buildApp({ gateway, store, bus, logger, metrics, runScenario })
+  const app = await buildApp({ gateway, recorder, store, bus, logger, metrics, runScenario })
   const interval = opts.sweepIntervalMs ?? 5000
   const sweeper =
     interval > 0

@@ -31,7 +31,7 @@ describe('OpenTelemetry spans and Prometheus metrics', () => {
       'warden.tool': 'lookup_order',
       'warden.decision': 'allow',
       'warden.risk.level': 'low',
-      'http.response.status_code': 200,
+      'warden.outcome': 'executed',
     })
     expect(tool?.attributes).toMatchObject({
       'warden.tool': 'lookup_order',

@@ -1,3 +1,4 @@
+import { approvalSettled } from '../domain/outcome.js'
 import { randomUUID } from 'node:crypto'
 import type { AgentInfo, GatewayClient, ToolInfo } from './gateway-client.js'
 import {
@@ -194,8 +195,7 @@ export class AgentRuntime {
         `the approval could not be read (HTTP ${reply.status}${error?.code ? ` ${error.code}` : ''})`,
       )
     }
-    if (approval.status === 'pending' || (approval.status === 'approved' && !approval.executed_at))
-      return 'pending' as const
+    if (!approvalSettled(approval)) return 'pending' as const
     const step = state.steps.find((s) => s.approval_id === approvalId)
     if (approval.status === 'approved') {
       if (step) step.result = approval.result

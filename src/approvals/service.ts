@@ -1,11 +1,21 @@
-import type { AuditEvent, AuditEventInput } from '../domain/audit-event.js'
-import type { ApproverConfig, ToolConfig } from '../domain/config.js'
+import type { AuditEventInput } from '../domain/audit-event.js'
+import type { ApproverConfig } from '../domain/config.js'
 import { maskPii } from '../detect/pii.js'
-import { errorBody, statusOf, type ErrorCode } from '../domain/errors.js'
+import { WardenError, type ErrorCode } from '../domain/errors.js'
 import { timeOrderedId } from '../domain/ids.js'
+import {
+  approvalSettled,
+  refused,
+  unavailable,
+  type CallOutcome,
+  type Failure,
+  type Unavailable,
+} from '../domain/outcome.js'
 import type { Decision, ToolCall } from '../domain/types.js'
 import { approvalEvent, argsHash, decisionEvent } from '../audit/events.js'
-import type { Reply } from '../http/reply.js'
+import type { Recorder } from '../audit/recorder.js'
+import type { EventBus } from '../events/bus.js'
+import type { ToolRunner } from '../executors/tool-runner.js'
 import { principalOf } from '../auth/credentials.js'
 import type { Runtime } from '../pipeline/runtime.js'
 import { scalarParams } from '../pipeline/runner.js'
@@ -15,36 +25,47 @@ import { approverProblem, ttlSeconds } from './rules.js'
 import { verifyBody, verifyLink } from './signing.js'
 import { canTransition } from './state.js'
 
-/** What the approvals service needs from the gateway that owns it. */
-export interface ApprovalHost {
+/** What the approvals service works with: small capabilities, not the gateway. */
+export interface ApprovalDeps {
   readonly runtime: Runtime
   readonly store: Store
-  /** Append durably, then publish; throws `audit_unavailable`. */
-  record(events: AuditEventInput[]): Promise<AuditEvent[]>
-  /** Run a call once and record its outcome. */
-  run(
-    tool: ToolConfig,
-    call: Pick<ToolCall, 'requestId' | 'params' | 'sessionId' | 'agentId'>,
-    event: AuditEventInput,
-    approvalId: string,
-  ): Promise<{ result: unknown; outcome: 'ok' | 'error' | 'unknown'; failure?: Reply }>
-  unavailable(err: unknown, requestId: string, message?: string): Reply
+  readonly recorder: Recorder
+  readonly runner: ToolRunner
+  /** Committed events; a long-poll wakes on the ones about its approval. */
+  readonly bus: EventBus
   onError(err: unknown, where: string): void
 }
+
+/** An approval as outsiders may see it: parameters masked, context and idempotency key left out. */
+export type PublicApproval = Record<string, unknown> & { id: string; status: ApprovalStatus }
+
+/** What deciding or reading an approval came to. */
+export type ApprovalOutcome =
+  | Failure
+  /** Read, or decided without running anything (denied). */
+  | { kind: 'decided'; approval: PublicApproval }
+  /** Approved and run; `failure` when the tool failed or its outcome could not be recorded. */
+  | {
+      kind: 'executed'
+      approval: PublicApproval
+      result: unknown
+      requestId: string
+      failure?: { code: ErrorCode; message: string }
+    }
 
 /**
  * Held calls: creating them (once per call, however often the agent retries), deciding them
  * (who may, exactly once, bound to the exact call), expiring them, and reading them.
  */
 export class Approvals {
-  constructor(private readonly host: ApprovalHost) {}
+  constructor(private readonly host: ApprovalDeps) {}
 
   private get config() {
     return this.host.runtime.config
   }
 
   /** Hold `call` for a person; a retry of the same call gets the same pending approval back. */
-  async hold(call: ToolCall, decision: Decision, base: Record<string, unknown>): Promise<Reply> {
+  async hold(call: ToolCall, decision: Decision): Promise<CallOutcome> {
     const { store } = this.host
     const now = new Date(call.receivedAt).toISOString()
     const hash = argsHash(call.params)
@@ -56,7 +77,7 @@ export class Approvals {
         (await store.countPending(call.agentId, now)) >= this.config.approvals.max_pending_per_agent
       ) {
         const reason = `agent \`${call.agentId}\` already has ${this.config.approvals.max_pending_per_agent} calls waiting for approval`
-        return await this.refuse(call, decision, base, 'too_many_pending_approvals', reason)
+        return await this.refuse(call, decision, 'too_many_pending_approvals', reason)
       }
     } catch (err) {
       this.host.onError(err, 'store:approval')
@@ -66,7 +87,6 @@ export class Approvals {
       return await this.refuse(
         call,
         decision,
-        base,
         'idempotency_conflict',
         'the Idempotency-Key was already used for a different call',
       )
@@ -74,9 +94,9 @@ export class Approvals {
     const approval = existing ?? this.newApproval(call, decision, hash)
     try {
       // Write-ahead: the hold is in the log before the approval exists.
-      await this.host.record([decisionEvent(call, decision, call.agentId, approval.id)])
+      await this.host.recorder.record([decisionEvent(call, decision, call.agentId, approval.id)])
     } catch (err) {
-      return this.host.unavailable(err, call.requestId)
+      return this.notRecorded(err, call.requestId)
     }
     if (!existing) {
       try {
@@ -96,17 +116,10 @@ export class Approvals {
         )
     }
     return {
-      status: 202,
-      body: {
-        decision: 'approval_required',
-        ...base,
-        approval_id: approval.id,
-        expires_at: approval.expires_at,
-        args_hash: approval.args_hash,
-        layer: decision.layer,
-        reason: decision.reason,
-        ...(existing && { duplicate_of: existing.request_id }),
-      },
+      kind: 'held',
+      decision,
+      approval: { id: approval.id, expiresAt: approval.expires_at, argsHash: approval.args_hash },
+      ...(existing && { duplicateOf: existing.request_id }),
     }
   }
 
@@ -163,20 +176,27 @@ export class Approvals {
   private async refuse(
     call: ToolCall,
     decision: Decision,
-    base: Record<string, unknown>,
     code: ErrorCode,
     reason: string,
-  ): Promise<Reply> {
+  ): Promise<CallOutcome> {
     const denied: Decision = { ...decision, decision: 'deny', layer: 'approval', code, reason }
     try {
-      await this.host.record([decisionEvent(call, denied, call.agentId)])
+      await this.host.recorder.record([decisionEvent(call, denied, call.agentId)])
     } catch (err) {
-      return this.host.unavailable(err, call.requestId)
+      return this.notRecorded(err, call.requestId)
     }
-    return {
-      status: statusOf(code),
-      body: { decision: 'deny', ...base, layer: 'approval', error: { code, message: reason } },
-    }
+    return { kind: 'denied', decision: denied }
+  }
+
+  /** The audit log could not take a record: the store's own code, nothing taken. */
+  private notRecorded(err: unknown, requestId: string, message?: string): Unavailable {
+    const code: ErrorCode = err instanceof WardenError ? err.code : 'audit_unavailable'
+    if (!(err instanceof WardenError)) this.host.onError(err, 'store')
+    return unavailable(
+      code,
+      message ?? 'the decision could not be recorded; the call was not executed',
+      requestId,
+    )
   }
 
   /** Decide a pending approval as the holder of `approverToken`. */
@@ -185,19 +205,19 @@ export class Approvals {
     approverToken: string | undefined,
     verdict: 'approve' | 'deny',
     comment: string | null,
-  ): Promise<Reply> {
+  ): Promise<ApprovalOutcome> {
     const { agent, approver } = principalOf(this.host.runtime, approverToken)
     if (!approver) {
-      if (agent) return fail('approver_not_authorized', 'agent credentials can never approve')
-      return fail('approver_unauthenticated', 'missing or unknown approver token')
+      if (agent) return refused('approver_not_authorized', 'agent credentials can never approve')
+      return refused('approver_unauthenticated', 'missing or unknown approver token')
     }
     return this.decideAs(approver, approvalId, verdict, comment)
   }
 
   /** Decide through a signed approve/deny link: valid signature, not expired, used once. */
-  async decideByLink(approvalId: string, q: Record<string, unknown>): Promise<Reply> {
+  async decideByLink(approvalId: string, q: Record<string, unknown>): Promise<ApprovalOutcome> {
     const notify = this.config.approvals.notify
-    if (!notify) return fail('not_found', 'approval links are not configured')
+    if (!notify) return refused('not_found', 'approval links are not configured')
     const { decision, approver, exp, nonce, sig } = q
     if (
       typeof approver !== 'string' ||
@@ -206,12 +226,12 @@ export class Approvals {
       typeof exp !== 'string' ||
       (decision !== 'approve' && decision !== 'deny')
     ) {
-      return fail('signature_invalid', 'the link is incomplete')
+      return refused('signature_invalid', 'the link is incomplete')
     }
     const fields = { approval: approvalId, decision, approver, exp: Number(exp), nonce } as const
     const verdict = verifyLink(notify.signing_secret, fields, sig, Math.floor(Date.now() / 1000))
     if (verdict !== 'ok')
-      return fail(
+      return refused(
         verdict === 'expired' ? 'signature_expired' : 'signature_invalid',
         `the link is ${verdict === 'expired' ? 'expired' : 'not valid'}`,
       )
@@ -223,9 +243,9 @@ export class Approvals {
     rawBody: string,
     timestamp: string | undefined,
     signature: string | undefined,
-  ): Promise<Reply> {
+  ): Promise<ApprovalOutcome> {
     const notify = this.config.approvals.notify
-    if (!notify) return fail('not_found', 'approval callbacks are not configured')
+    if (!notify) return refused('not_found', 'approval callbacks are not configured')
     const verdict = verifyBody(
       notify.signing_secret,
       rawBody,
@@ -235,7 +255,7 @@ export class Approvals {
       notify.callback_max_age_seconds,
     )
     if (verdict !== 'ok')
-      return fail(
+      return refused(
         verdict === 'expired' ? 'signature_expired' : 'signature_invalid',
         `the callback is ${verdict === 'expired' ? 'too old' : 'not validly signed'}`,
       )
@@ -247,7 +267,10 @@ export class Approvals {
       typeof nonce !== 'string' ||
       (decision !== 'approve' && decision !== 'deny')
     ) {
-      return fail('invalid_request', 'a callback needs approval_id, decision, approver and nonce')
+      return refused(
+        'invalid_request',
+        'a callback needs approval_id, decision, approver and nonce',
+      )
     }
     return this.decideOnce(
       nonce,
@@ -264,11 +287,11 @@ export class Approvals {
     approvalId: string,
     verdict: 'approve' | 'deny',
     comment: string,
-  ): Promise<Reply> {
+  ): Promise<ApprovalOutcome> {
     const approver = this.config.approvals.approvers.find((a) => a.id === approverId)
-    if (!approver) return fail('approver_not_authorized', `unknown approver \`${approverId}\``)
+    if (!approver) return refused('approver_not_authorized', `unknown approver \`${approverId}\``)
     if (!(await this.host.store.useNonce(`${approvalId}:${nonce}`, new Date().toISOString()))) {
-      return fail('replayed', 'this link or callback was already used')
+      return refused('replayed', 'this link or callback was already used')
     }
     return this.decideAs(approver, approvalId, verdict, comment)
   }
@@ -279,25 +302,25 @@ export class Approvals {
     approvalId: string,
     verdict: 'approve' | 'deny',
     comment: string | null,
-  ): Promise<Reply> {
+  ): Promise<ApprovalOutcome> {
     const approval = await this.host.store.getApproval(approvalId)
-    if (!approval) return fail('approval_not_found', `approval \`${approvalId}\` not found`)
+    if (!approval) return refused('approval_not_found', `approval \`${approvalId}\` not found`)
     if (approval.requested_by !== null && approval.requested_by === approver.id) {
-      return fail(
+      return refused(
         'self_approval_forbidden',
         `\`${approver.id}\` started this agent run and cannot decide its own request`,
       )
     }
     const problem = approverProblem(this.config.approvals.rules, approver, approval)
     if (problem)
-      return fail(
+      return refused(
         'approver_not_authorized',
         `\`${approver.id}\` may not decide this approval: ${problem}`,
       )
     // INVARIANT: an approval is bound to the policy that held the call; after a policy change the
     // agent must ask again, under the policy now in force.
     if (verdict === 'approve' && approval.policy_version !== this.host.runtime.policyVersion) {
-      return fail(
+      return refused(
         'approval_mismatch',
         `approval \`${approvalId}\` was held under policy ${approval.policy_version}; the policy is now ${this.host.runtime.policyVersion}`,
       )
@@ -306,7 +329,7 @@ export class Approvals {
     const now = new Date().toISOString()
     if (approval.status === 'pending' && approval.expires_at <= now) {
       await this.expire(approval)
-      return fail(
+      return refused(
         'approval_expired',
         `approval \`${approvalId}\` expired at ${approval.expires_at}`,
       )
@@ -319,8 +342,8 @@ export class Approvals {
     ) {
       const current = await this.host.store.getApproval(approvalId)
       if (current?.status === 'expired')
-        return fail('approval_expired', `approval \`${approvalId}\` expired`)
-      return fail(
+        return refused('approval_expired', `approval \`${approvalId}\` expired`)
+      return refused(
         'approval_already_decided',
         `approval \`${approvalId}\` is already ${current?.status ?? 'resolved'}`,
       )
@@ -339,29 +362,32 @@ export class Approvals {
       comment,
     )
     try {
-      await this.host.record([event])
+      await this.host.recorder.record([event])
     } catch (err) {
       // A decision the log does not have did not happen: roll the approval back to pending
       // (ROLLBACK in state.ts), so it can be decided again once the store is back.
       await this.host.store
         .reopenApproval(approvalId, to, approver.id)
         .catch((rollbackErr: unknown) => this.host.onError(rollbackErr, 'store:approval-rollback'))
-      return this.host.unavailable(
+      return this.notRecorded(
         err,
         approval.request_id,
         'the decision could not be recorded, so it was not taken; the call is still pending',
       )
     }
-    if (to === 'denied') return { status: 200, body: { approval: publicApproval(resolved) } }
+    if (to === 'denied') return { kind: 'decided', approval: publicApproval(resolved) }
     return this.runApproved(resolved, event)
   }
 
-  private async runApproved(approval: ApprovalRecord, event: AuditEventInput): Promise<Reply> {
+  private async runApproved(
+    approval: ApprovalRecord,
+    event: AuditEventInput,
+  ): Promise<ApprovalOutcome> {
     // INVARIANT: what runs is exactly what was approved; a stored call that no longer hashes to
     // the approved `args_hash` (or names a tool that is gone) is refused, never executed.
     const tool = this.host.runtime.tools.get(approval.tool)
     if (!tool || argsHash(approval.params) !== approval.args_hash) {
-      return fail(
+      return refused(
         'approval_mismatch',
         `approval \`${approval.id}\` no longer matches the call it was granted for`,
       )
@@ -372,7 +398,24 @@ export class Approvals {
       sessionId: approval.session_id ?? undefined,
       agentId: approval.agent_id,
     }
-    const run = await this.host.run(tool, call, event, approval.id)
+    const run = await this.host.runner.invoke(tool, call, approval.id)
+    // INVARIANT: the approval record says the call ran before anything else is attempted, so a
+    // later failure can never lead to a second run; and a long-poll woken by the execution
+    // event below reads a record that already has the result.
+    await this.host.store
+      .recordExecution(approval.id, run.outcome, run.result, new Date().toISOString())
+      .catch((err: unknown) => this.host.onError(err, 'store:approval-execution'))
+    let failure = run.failure
+    try {
+      await this.host.runner.record(run, event, approval.id)
+    } catch (err) {
+      this.host.onError(err, 'audit:execution-record')
+      failure ??= this.notRecorded(
+        err,
+        approval.request_id,
+        'the tool ran but its outcome could not be recorded',
+      )
+    }
     // An approved call that ran counts in the agent's history like an allowed one, so session
     // rules (counts, sums) see approved refunds too.
     await this.host.runtime.state
@@ -388,18 +431,13 @@ export class Approvals {
         this.config.sequence.history_limit,
       )
       .catch((err: unknown) => this.host.onError(err, 'state:history'))
-    await this.host.store
-      .recordExecution(approval.id, run.outcome, run.result, new Date().toISOString())
-      // The tool ran and the audit log has its outcome; only the approval record lags behind.
-      .catch((err: unknown) => this.host.onError(err, 'store:approval-execution'))
     const final = (await this.host.store.getApproval(approval.id)) ?? approval
     return {
-      status: run.failure?.status ?? 200,
-      body: {
-        approval: publicApproval(final),
-        result: run.result,
-        ...(run.failure && run.failure.body),
-      },
+      kind: 'executed',
+      approval: publicApproval(final),
+      result: run.result,
+      requestId: approval.request_id,
+      ...(failure && { failure: { code: failure.code, message: failure.message } }),
     }
   }
 
@@ -408,7 +446,7 @@ export class Approvals {
     const now = new Date().toISOString()
     if (!(await this.host.store.resolveApproval(approval.id, 'expired', null, null, now)))
       return false
-    await this.host.record([
+    await this.host.recorder.record([
       approvalEvent({ ...approval, status: 'expired' }, 'approval_expired', null, null),
     ])
     return true
@@ -422,20 +460,69 @@ export class Approvals {
     return n
   }
 
-  /** An approval as the requesting agent or an approver may see it. */
-  async read(approvalId: string, credential: string | undefined): Promise<Reply> {
+  /**
+   * An approval as the requesting agent or an approver may see it. With `waitMs`, waits until it
+   * is settled (decided against, expired, or approved and run), woken by the approval's events on
+   * the bus rather than by polling, and answers with what it is when the time is up.
+   */
+  async read(
+    approvalId: string,
+    credential: string | undefined,
+    opts: { waitMs?: number; signal?: AbortSignal } = {},
+  ): Promise<ApprovalOutcome> {
     const { agent, approver } = principalOf(this.host.runtime, credential)
     // Authenticate before looking anything up, so ids cannot be probed without a credential.
-    if (!approver && !agent) return fail('unauthenticated', 'missing or unknown credential')
-    const approval = await this.host.store.getApproval(approvalId)
-    if (!approval) return fail('approval_not_found', `approval \`${approvalId}\` not found`)
-    if (!approver && agent?.id !== approval.agent_id) {
-      return fail(
-        'approver_not_authorized',
-        'only the requesting agent or an approver may read this approval',
-      )
+    if (!approver && !agent) return refused('unauthenticated', 'missing or unknown credential')
+    const deadline = Date.now() + (opts.waitMs ?? 0)
+    const waiter = this.changes(approvalId)
+    try {
+      for (;;) {
+        // Listening before reading: a change between the read and the wait is not missed.
+        const changed = waiter.next()
+        const approval = await this.host.store.getApproval(approvalId)
+        if (!approval) return refused('approval_not_found', `approval \`${approvalId}\` not found`)
+        if (!approver && agent?.id !== approval.agent_id) {
+          return refused(
+            'approver_not_authorized',
+            'only the requesting agent or an approver may read this approval',
+          )
+        }
+        const left = deadline - Date.now()
+        if (approvalSettled(approval) || left <= 0 || opts.signal?.aborted)
+          return { kind: 'decided', approval: publicApproval(approval) }
+        await changed.within(left, opts.signal)
+      }
+    } finally {
+      waiter.stop()
     }
-    return { status: 200, body: { approval: publicApproval(approval) } }
+  }
+
+  /** Wakes a reader when an event about `approvalId` is committed (on any instance sharing the bus). */
+  private changes(approvalId: string) {
+    let wake: (() => void) | undefined
+    const stop = this.host.bus.subscribe((e) => {
+      if (e.approval_id === approvalId) wake?.()
+    })
+    return {
+      stop,
+      next() {
+        const fired = new Promise<void>((resolve) => (wake = resolve))
+        return {
+          within(ms: number, signal?: AbortSignal) {
+            return new Promise<void>((resolve) => {
+              const timer = setTimeout(resolve, ms)
+              const done = () => {
+                clearTimeout(timer)
+                signal?.removeEventListener('abort', done)
+                resolve()
+              }
+              signal?.addEventListener('abort', done)
+              void fired.then(done)
+            })
+          },
+        }
+      },
+    }
   }
 
   async pending(): Promise<Record<string, unknown>[]> {
@@ -447,7 +534,7 @@ export class Approvals {
 }
 
 /** Approval as shown outside: parameters masked, context and idempotency key left out. */
-export function publicApproval(a: ApprovalRecord): Record<string, unknown> {
+export function publicApproval(a: ApprovalRecord): PublicApproval {
   const { context, idempotency_key: _key, params, ...rest } = a
   return {
     ...rest,
@@ -457,17 +544,10 @@ export function publicApproval(a: ApprovalRecord): Record<string, unknown> {
   }
 }
 
-function fail(code: ErrorCode, message: string): Reply {
-  return { status: statusOf(code), body: errorBody(code, message) }
-}
-
-function storeDown(requestId: string): Reply {
-  return {
-    status: 503,
-    body: errorBody(
-      'approval_store_unavailable',
-      'the approval store failed; the call was not executed',
-      requestId,
-    ),
-  }
+function storeDown(requestId: string): Unavailable {
+  return unavailable(
+    'approval_store_unavailable',
+    'the approval store failed; the call was not executed',
+    requestId,
+  )
 }

@@ -1,66 +1,43 @@
 import { SpanStatusCode, trace, type Span } from '@opentelemetry/api'
-import type { AuditEvent, AuditEventInput } from '../domain/audit-event.js'
-import type { ToolConfig } from '../domain/config.js'
-import { maskPii, type Masked } from '../detect/pii.js'
-import { errorBody, statusOf, WardenError, type ErrorCode } from '../domain/errors.js'
+import type { Approvals } from '../approvals/service.js'
+import { decisionEvent, rejectionEvent } from '../audit/events.js'
+import type { Recorder } from '../audit/recorder.js'
+import { WardenError, type ErrorCode } from '../domain/errors.js'
+import type { CallOutcome } from '../domain/outcome.js'
 import type { Decision, ToolCall } from '../domain/types.js'
-import type { EventBus } from '../events/bus.js'
-import { ToolFailure, type Executor } from '../executors/types.js'
+import type { ToolRunner } from '../executors/tool-runner.js'
 import type { Pipeline } from '../pipeline/runner.js'
-import type { Store } from '../store/types.js'
-import { Approvals, type ApprovalHost } from '../approvals/service.js'
-import type { Reply } from '../http/reply.js'
-import { decisionEvent, executionEvent, rejectionEvent } from '../audit/events.js'
-import { inspectOutput } from '../pipeline/output.js'
-
-export type { Reply } from '../http/reply.js'
 
 /** OpenTelemetry: a no-op until an SDK is registered (`OTEL_EXPORTER_OTLP_ENDPOINT`, src/telemetry.ts). */
 const tracer = trace.getTracer('warden')
 
 export interface GatewayDeps {
   pipeline: Pipeline
-  store: Store
-  bus: EventBus
-  executors: Record<ToolConfig['executor']['type'], Executor>
+  recorder: Recorder
+  runner: ToolRunner
+  /** Where held calls go. */
+  approvals: Approvals
   onError?: (err: unknown, where: string) => void
   /** Told about every decision (metrics). */
   onDecision?: (decision: Decision, principal: string | null) => void
-  /** Told about every tool run: how long the tool itself took and how it ended (metrics). */
-  onToolRun?: (tool: string, outcome: 'ok' | 'error' | 'unknown', seconds: number) => void
 }
 
 /**
- * The engine behind every door: decide, record durably, then (and only then) execute, mask
- * the result, and publish the events. Held calls go to `approvals`.
+ * The engine behind every door: decide, record durably, then (and only then) execute, and say
+ * what happened as a typed outcome. Held calls go to `approvals`.
  */
-export class Gateway implements ApprovalHost {
-  readonly approvals: Approvals
-
-  constructor(private readonly deps: GatewayDeps) {
-    this.approvals = new Approvals(this)
-  }
+export class Gateway {
+  constructor(private readonly deps: GatewayDeps) {}
 
   get runtime() {
     return this.deps.pipeline.runtime
   }
 
-  get store(): Store {
-    return this.deps.store
+  get approvals(): Approvals {
+    return this.deps.approvals
   }
 
-  onError(err: unknown, where: string): void {
-    this.deps.onError?.(err, where)
-  }
-
-  /** Record events durably and then publish them; throws `audit_unavailable` if the store fails. */
-  async record(events: AuditEventInput[]): Promise<AuditEvent[]> {
-    const sealed = await this.deps.store.append(events)
-    this.deps.bus.publish(sealed)
-    return sealed
-  }
-
-  async execute(call: ToolCall): Promise<Reply> {
+  async execute(call: ToolCall): Promise<CallOutcome> {
     return tracer.startActiveSpan('warden.execute', async (span) => {
       span.setAttributes({
         'warden.request_id': call.requestId,
@@ -68,16 +45,16 @@ export class Gateway implements ApprovalHost {
         'warden.tool': call.tool,
       })
       try {
-        const reply = await this.executeInSpan(call, span)
-        span.setAttribute('http.response.status_code', reply.status)
-        return reply
+        const outcome = await this.executeInSpan(call, span)
+        span.setAttribute('warden.outcome', outcome.kind)
+        return outcome
       } finally {
         span.end()
       }
     })
   }
 
-  private async executeInSpan(call: ToolCall, span: Span): Promise<Reply> {
+  private async executeInSpan(call: ToolCall, span: Span): Promise<CallOutcome> {
     let decision: Decision
     try {
       decision = await this.deps.pipeline.decide(call)
@@ -87,10 +64,8 @@ export class Gateway implements ApprovalHost {
       const code: ErrorCode = err instanceof WardenError ? err.code : 'state_unavailable'
       this.deps.onError?.(err, 'pipeline')
       await this.recordRejection(call.requestId, code, (err as Error).message)
-      return {
-        status: 503,
-        body: errorBody(code, 'the call could not be decided; it was not executed', call.requestId),
-      }
+      const message = 'the call could not be decided; it was not executed'
+      return { kind: 'unavailable', code, message, requestId: call.requestId }
     }
     const principal = decision.checks[0]?.outcome === 'pass' ? call.agentId : null
     this.deps.onDecision?.(decision, principal)
@@ -101,148 +76,62 @@ export class Gateway implements ApprovalHost {
       'warden.risk.level': decision.risk.level,
       'warden.policy_version': decision.policyVersion,
     })
-    const base = {
-      request_id: call.requestId,
-      risk: decision.risk,
-      checks: decision.checks,
-      policy_version: decision.policyVersion,
-    }
 
-    if (decision.decision === 'approval_required') return this.approvals.hold(call, decision, base)
+    if (decision.decision === 'approval_required') return this.deps.approvals.hold(call, decision)
 
     const event = decisionEvent(call, decision, principal)
     try {
-      await this.record([event])
+      await this.deps.recorder.record([event])
     } catch (err) {
-      return this.unavailable(err, call.requestId)
+      return this.notRecorded(err, call.requestId, decision)
     }
-    if (decision.decision === 'deny') return denyReply(decision, base)
+    if (decision.decision === 'deny') return { kind: 'denied', decision }
 
     const tool = this.runtime.tools.get(call.tool)
     if (!tool) throw new Error(`allowed call for unknown tool \`${call.tool}\``)
-    const run = await this.run(tool, call, event)
-    if (run.failure) return run.failure
-    const warnings = run.outputScan
-      ? [{ code: 'injection_in_output', ...run.outputScan }]
-      : undefined
-    return {
-      status: 200,
-      body: { decision: 'allow', ...base, result: run.result, ...(warnings && { warnings }) },
-    }
-  }
-
-  /** Execute an allowed or approved call and record its outcome. */
-  async run(
-    tool: ToolConfig,
-    call: Pick<ToolCall, 'requestId' | 'params' | 'sessionId' | 'agentId'>,
-    event: AuditEventInput,
-    approvalId?: string,
-  ) {
-    const started = performance.now()
-    let outcome: 'ok' | 'error' | 'unknown' = 'ok'
-    let result: unknown
-    let failure: Reply | undefined
-    const span = tracer.startSpan('warden.tool', {
-      attributes: {
-        'warden.request_id': call.requestId,
-        'warden.tool': tool.name,
-        'warden.executor': tool.executor.type,
-        ...(approvalId && { 'warden.approval_id': approvalId }),
-      },
-    })
+    const run = await this.deps.runner.invoke(tool, call)
     try {
-      // Only the tool call itself is in here: whatever fails after it must not report a tool
-      // that ran as failed (the agent would retry, and a retried refund is a second refund).
-      result = await this.deps.executors[tool.executor.type].execute(
-        tool,
-        call.params,
-        call.requestId,
-      )
-    } catch (err) {
-      const timeout = err instanceof ToolFailure && err.kind === 'timeout'
-      outcome = timeout ? 'unknown' : 'error'
-      const code: ErrorCode = timeout ? 'upstream_timeout' : 'upstream_error'
-      const message = err instanceof ToolFailure ? err.message : `\`${tool.name}\` failed`
-      if (!(err instanceof ToolFailure)) this.deps.onError?.(err, `executor:${tool.name}`)
-      result = { error: message }
-      failure = {
-        status: timeout ? 504 : 502,
-        body: { decision: 'allow', ...errorBody(code, message, call.requestId) },
-      }
-      span.setStatus({ code: SpanStatusCode.ERROR, message })
-    } finally {
-      span.setAttribute('warden.outcome', outcome)
-      span.end()
-    }
-    this.deps.onToolRun?.(tool.name, outcome, (performance.now() - started) / 1000)
-    let outputScan: { score: number; categories: string[] } | undefined
-    let audited: Masked<unknown>
-    if (outcome === 'ok') {
-      const inspected = await inspectOutput(this.runtime, tool, call, result, Date.now(), (err) =>
-        this.deps.onError?.(err, 'state:taint'),
-      )
-      result = inspected.delivered
-      audited = inspected.audited
-      outputScan = inspected.scan
-    } else audited = maskPii(result, '/result')
-    try {
-      await this.record([
-        {
-          ...executionEvent(event, outcome, audited, performance.now() - started, approvalId),
-          ...(outputScan && { output_scan: outputScan }),
-        },
-      ])
+      await this.deps.runner.record(run, event)
     } catch (err) {
       // The tool already ran; say so rather than pretend it did not.
       this.deps.onError?.(err, 'audit:execution-record')
-      return {
-        result,
-        outcome,
-        failure:
-          failure ??
-          this.unavailable(
-            err,
-            call.requestId,
-            'the tool ran but its outcome could not be recorded',
-          ),
+      if (!run.failure) {
+        const message = 'the tool ran but its outcome could not be recorded'
+        return this.notRecorded(err, call.requestId, decision, message)
       }
     }
-    return { result, outcome, failure, outputScan }
+    if (run.failure) return { kind: 'tool_failed', decision, ...run.failure }
+    return {
+      kind: 'executed',
+      decision,
+      result: run.result,
+      ...(run.warning && { warnings: [run.warning] }),
+    }
   }
 
-  unavailable(err: unknown, requestId: string, message?: string): Reply {
+  /** The audit log could not take a record: 503-class, with the store's own code. */
+  private notRecorded(
+    err: unknown,
+    requestId: string,
+    decision: Decision,
+    message = 'the decision could not be recorded; the call was not executed',
+  ): CallOutcome {
     const code: ErrorCode = err instanceof WardenError ? err.code : 'audit_unavailable'
     if (!(err instanceof WardenError)) this.deps.onError?.(err, 'store')
-    return {
-      status: 503,
-      body: errorBody(
-        code,
-        message ?? 'the decision could not be recorded; the call was not executed',
-        requestId,
-      ),
-    }
+    return { kind: 'unavailable', code, message, requestId, decision }
   }
 
   /**
    * Record a request refused before the pipeline (bad JSON, oversize, bad shape). Best effort:
-   * nothing runs either way, so a store failure is logged and the 4xx still goes out.
+   * nothing runs either way, so a store failure is logged and the refusal still goes out.
    */
   async recordRejection(requestId: string, code: ErrorCode, message: string): Promise<void> {
     try {
-      await this.record([rejectionEvent(requestId, code, message, this.runtime.policyVersion)])
+      await this.deps.recorder.record([
+        rejectionEvent(requestId, code, message, this.runtime.policyVersion),
+      ])
     } catch (err) {
       this.deps.onError?.(err, 'audit:rejection')
     }
   }
-}
-
-function denyReply(d: Decision, base: Record<string, unknown>): Reply {
-  const code = d.code ?? 'policy_denied'
-  const reply: Reply = {
-    status: statusOf(code),
-    body: { decision: 'deny', ...base, layer: d.layer, error: { code, message: d.reason } },
-  }
-  if (d.retryAfterSeconds !== undefined)
-    reply.headers = { 'retry-after': String(d.retryAfterSeconds) }
-  return reply
 }

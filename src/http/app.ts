@@ -14,7 +14,11 @@ import type { ToolCall } from '../domain/types.js'
 import type { EventBus } from '../events/bus.js'
 import { Stats } from '../events/stats.js'
 import { streamEvents } from '../events/websocket.js'
-import type { Gateway, Reply } from '../gateway/service.js'
+import type { Gateway } from '../gateway/service.js'
+import type { CallOutcome } from '../domain/outcome.js'
+import { approvalReply, callReply, messageReply } from './outcomes.js'
+import type { Reply } from './reply.js'
+import type { Recorder } from '../audit/recorder.js'
 import { parseApproveBody, parseExecuteBody, parseMessageBody } from './execute-body.js'
 import { sendMessage } from '../messaging/service.js'
 import { scanText } from '../detect/injection.js'
@@ -24,7 +28,7 @@ import { parseStrictJson } from './safe-json.js'
 import type { AuditQuery, Store } from '../store/types.js'
 import { EXPORT_FORMATS, exportHeader, exportLine, type ExportFormat } from '../audit/export.js'
 import { verifyChain } from '../audit/verify.js'
-import { principalOf } from '../auth/credentials.js'
+import { bearer, principalOf } from '../auth/credentials.js'
 import { replaySession } from '../replay/session.js'
 
 declare module 'fastify' {
@@ -41,7 +45,8 @@ export interface AppDeps {
   logger: FastifyBaseLogger
   metrics?: Metrics
   /** Runs a demo scenario in a world of its own; the demo routes exist only when it is given. */
-  runScenario?: (call: ToolCall) => Promise<Reply>
+  runScenario?: (call: ToolCall) => Promise<CallOutcome>
+  recorder: Recorder
 }
 
 const EXPECTED_STATUS: Record<string, number> = { allow: 200, approval_required: 202 }
@@ -153,21 +158,25 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       idempotencyKey: idempotencyKey(req.headers['idempotency-key']),
       ...(body.delegation !== undefined && { delegation: body.delegation }),
     }
-    const result = await gateway.execute(call)
-    const code = (result.body.error as { code?: string } | undefined)?.code
-    if (code === 'audit_unavailable' || code === 'approval_store_unavailable')
+    const outcome = await gateway.execute(call)
+    if (
+      outcome.kind === 'unavailable' &&
+      (outcome.code === 'audit_unavailable' || outcome.code === 'approval_store_unavailable')
+    )
       metrics.storeFailures.inc()
-    return send(reply, result)
+    return send(reply, callReply(outcome))
   })
 
   app.post('/gateway/message', async (req, reply) =>
     send(
       reply,
-      await sendMessage(
-        gateway,
-        parseMessageBody(req.body),
-        bearer(req.headers.authorization),
-        req.id,
+      messageReply(
+        await sendMessage(
+          { runtime: gateway.runtime, recorder: deps.recorder },
+          parseMessageBody(req.body),
+          bearer(req.headers.authorization),
+          req.id,
+        ),
       ),
     ),
   )
@@ -176,11 +185,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const body = parseApproveBody(req.body)
     return send(
       reply,
-      await gateway.approvals.resolve(
-        body.approval_id,
-        bearer(req.headers.authorization),
-        body.decision,
-        body.comment ?? null,
+      approvalReply(
+        await gateway.approvals.resolve(
+          body.approval_id,
+          bearer(req.headers.authorization),
+          body.decision,
+          body.comment ?? null,
+        ),
       ),
     )
   })
@@ -195,27 +206,23 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.get<{ Params: { id: string }; Querystring: { wait?: string } }>(
     '/gateway/approvals/:id',
     async (req, reply) => {
-      const credential = bearer(req.headers.authorization)
       const waitMs = Math.min(Math.max(Number(req.query.wait ?? 0) || 0, 0), 60) * 1000
-      const deadline = Date.now() + waitMs
-      for (;;) {
-        const r = await gateway.approvals.read(req.params.id, credential)
-        const approval = r.body.approval as
-          { status?: string; executed_at?: string | null } | undefined
-        const settled =
-          !approval ||
-          (approval.status !== 'pending' &&
-            (approval.status !== 'approved' || approval.executed_at))
-        if (settled || Date.now() >= deadline || req.raw.destroyed) return send(reply, r)
-        await new Promise((resolve) => setTimeout(resolve, 200))
-      }
+      // A client that hangs up stops the wait.
+      const gone = new AbortController()
+      req.raw.once('close', () => gone.abort())
+      const outcome = await gateway.approvals.read(
+        req.params.id,
+        bearer(req.headers.authorization),
+        { waitMs, signal: gone.signal },
+      )
+      return send(reply, approvalReply(outcome))
     },
   )
 
   app.get<{ Params: { id: string }; Querystring: Record<string, unknown> }>(
     '/gateway/approvals/:id/decide',
     async (req, reply) =>
-      send(reply, await gateway.approvals.decideByLink(req.params.id, req.query)),
+      send(reply, approvalReply(await gateway.approvals.decideByLink(req.params.id, req.query))),
   )
 
   app.post('/gateway/callbacks/approvals', async (req, reply) => {
@@ -226,10 +233,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const raw = req.rawBody?.toString('utf8') ?? ''
     return send(
       reply,
-      await gateway.approvals.decideByCallback(
-        raw,
-        header('x-warden-timestamp'),
-        header('x-warden-signature'),
+      approvalReply(
+        await gateway.approvals.decideByCallback(
+          raw,
+          header('x-warden-timestamp'),
+          header('x-warden-signature'),
+        ),
       ),
     )
   })
@@ -340,7 +349,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         return reply
           .code(404)
           .send(errorBody('not_found', `no scenario \`${req.params.id}\``, req.id))
-      const result = await runScenario({
+      const outcome = await runScenario({
         requestId: req.id,
         agentId: scenario.call.agent_id,
         tool: scenario.call.tool,
@@ -350,6 +359,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         credential: `demo-${scenario.call.agent_id}-key`,
         receivedAt: Date.now(),
       })
+      const result = callReply(outcome)
       const decision = (result.body.decision as string | undefined) ?? 'error'
       const statusOk =
         decision === 'deny'
@@ -446,11 +456,6 @@ function idempotencyKey(header: string | string[] | undefined): string | undefin
     )
   }
   return header
-}
-
-function bearer(header: string | undefined): string | undefined {
-  const m = header?.match(/^Bearer\s+(\S+)\s*$/i)
-  return m?.[1]
 }
 
 function clampLimit(raw: string | undefined, fallback: number): number {

@@ -2,13 +2,47 @@ import { randomUUID } from 'node:crypto'
 import type { AuditEventInput } from '../domain/audit-event.js'
 import { detectInjection } from '../detect/injection.js'
 import { maskPii } from '../detect/pii.js'
-import { errorBody, statusOf, WardenError, type ErrorCode } from '../domain/errors.js'
+import { WardenError, type ErrorCode } from '../domain/errors.js'
 import { timeOrderedId } from '../domain/ids.js'
-import type { Gateway, Reply } from '../gateway/service.js'
-import type { MessageBody } from '../http/execute-body.js'
+import { refused, unavailable, type Failure } from '../domain/outcome.js'
+import type { Recorder } from '../audit/recorder.js'
 import { riskOf } from '../pipeline/risk.js'
+import type { Runtime } from '../pipeline/runtime.js'
 import { principalOf } from '../auth/credentials.js'
 import { sanitizeMessage } from '../auth/delegation.js'
+
+/** A message as a door hands it over (already shape-checked). */
+export interface MessageRequest {
+  agent_id: string
+  to_agent: string
+  content: string
+  session_id?: string | undefined
+  /** The sender's own delegation, when it is itself acting for someone: the chain grows. */
+  delegation?: string | undefined
+  /** The person who started the work, if this is the first agent of the chain. */
+  requested_by?: string | undefined
+}
+
+/** A delivered message: what the receiver gets, with the delegation to present. */
+export interface DeliveredMessage {
+  message_id: string
+  request_id: string
+  from_agent: string
+  to_agent: string
+  content: string
+  chain: string[]
+  requested_by?: string
+  delegation: string
+  expires_at: string
+  scan: { score: number; categories: string[] }
+}
+
+export type MessageOutcome = Failure | { kind: 'delivered'; message: DeliveredMessage }
+
+export interface MessagingDeps {
+  runtime: Runtime
+  recorder: Recorder
+}
 
 /**
  * `POST /gateway/message`: one agent asks another to do something, through the gateway only.
@@ -19,25 +53,30 @@ import { sanitizeMessage } from '../auth/delegation.js'
  * Both outcomes are audited with the chain.
  */
 export async function sendMessage(
-  gw: Gateway,
-  body: MessageBody,
+  deps: MessagingDeps,
+  body: MessageRequest,
   credential: string | undefined,
   requestId: string,
-): Promise<Reply> {
-  const rt = gw.runtime
+): Promise<MessageOutcome> {
+  const rt = deps.runtime
   const { messaging, injection } = rt.config
   const now = Date.now()
   const { agent } = principalOf(rt, credential)
   let human = body.requested_by
-  const refuse = async (code: ErrorCode, message: string, chain: string[], score = 0) => {
+  const refuse = async (
+    code: ErrorCode,
+    message: string,
+    chain: string[],
+    score = 0,
+  ): Promise<MessageOutcome> => {
     try {
-      await gw.record([
-        event(gw, body, requestId, now, 'denied', code, message, chain, score, human),
+      await deps.recorder.record([
+        event(rt, body, requestId, now, 'denied', code, message, chain, score, human),
       ])
     } catch (err) {
-      return gw.unavailable(err, requestId)
+      return notRecorded(err, requestId)
     }
-    return { status: statusOf(code), body: errorBody(code, message, requestId) }
+    return refused(code, message, requestId)
   }
 
   if (!agent || agent.id !== body.agent_id)
@@ -108,9 +147,9 @@ export async function sendMessage(
     exp: expiresAt,
   })
   try {
-    await gw.record([
+    await deps.recorder.record([
       event(
-        gw,
+        rt,
         { ...body, content },
         requestId,
         now,
@@ -124,11 +163,11 @@ export async function sendMessage(
       ),
     ])
   } catch (err) {
-    return gw.unavailable(err, requestId)
+    return notRecorded(err, requestId)
   }
   return {
-    status: 200,
-    body: {
+    kind: 'delivered',
+    message: {
       message_id: messageId,
       request_id: requestId,
       from_agent: agent.id,
@@ -143,9 +182,15 @@ export async function sendMessage(
   }
 }
 
+/** The audit log could not take the record: nothing was delivered. */
+function notRecorded(err: unknown, requestId: string): MessageOutcome {
+  const code: ErrorCode = err instanceof WardenError ? err.code : 'audit_unavailable'
+  return unavailable(code, 'the message could not be recorded; it was not delivered', requestId)
+}
+
 function event(
-  gw: Gateway,
-  body: MessageBody,
+  rt: Runtime,
+  body: MessageRequest,
   requestId: string,
   now: number,
   outcome: 'delivered' | 'denied',
@@ -172,7 +217,7 @@ function event(
     code,
     reason,
     risk: riskOf(score * 60),
-    policy_version: gw.runtime.policyVersion,
+    policy_version: rt.policyVersion,
     args_hash: '',
     params: value,
     masked,

@@ -1,0 +1,70 @@
+import type { ErrorCode } from './errors.js'
+import type { Decision } from './types.js'
+
+/**
+ * The engine's answer, whatever the door. Doors map these to their protocol (HTTP status codes
+ * in `http/`, JSON-RPC results and tool errors in `mcp/`); the engine never speaks HTTP.
+ */
+
+/** The call was not taken up: a refusal (4xx in HTTP terms) or a dependency that is down (5xx). */
+export interface Failure {
+  kind: 'refused' | 'unavailable'
+  code: ErrorCode
+  message: string
+  requestId?: string
+}
+
+/** A dependency the operation needs is down: nothing was done (503 in HTTP terms). */
+export type Unavailable = Failure & { kind: 'unavailable' }
+
+/** A finding about a tool's output that the agent should know (an injection in untrusted data). */
+export interface OutputWarning {
+  code: 'injection_in_output'
+  score: number
+  categories: string[]
+}
+
+/** What happened to one tool call. */
+export type CallOutcome =
+  /** Allowed, run, and its (masked) result is here. */
+  | { kind: 'executed'; decision: Decision; result: unknown; warnings?: OutputWarning[] }
+  /** Allowed and run, but the tool failed (`upstream_error`) or timed out (`upstream_timeout`). */
+  | { kind: 'tool_failed'; decision: Decision; code: ErrorCode; message: string }
+  /** Denied by a layer (or by the approval queue: flood cap, reused key); nothing ran. */
+  | { kind: 'denied'; decision: Decision }
+  /** Held for a person; nothing ran yet. `duplicateOf` names the original request of a retry. */
+  | {
+      kind: 'held'
+      decision: Decision
+      approval: { id: string; expiresAt: string; argsHash: string }
+      duplicateOf?: string
+    }
+  /** Could not be decided or recorded; nothing ran (or, when the message says so, its outcome is unrecorded). */
+  | (Unavailable & { decision?: Decision })
+
+/** The code a denied outcome carries (the catalog's catch-all for a deny without one). */
+export function deniedCode(d: Decision): ErrorCode {
+  return d.code ?? 'policy_denied'
+}
+
+/** Shorthand for a refusal. */
+export function refused(code: ErrorCode, message: string, requestId?: string): Failure {
+  return requestId === undefined
+    ? { kind: 'refused', code, message }
+    : { kind: 'refused', code, message, requestId }
+}
+
+/** Shorthand for a dependency failure. */
+export function unavailable(code: ErrorCode, message: string, requestId?: string): Unavailable {
+  return requestId === undefined
+    ? { kind: 'unavailable', code, message }
+    : { kind: 'unavailable', code, message, requestId }
+}
+
+/**
+ * Whether an approval has reached its end: decided against, expired, or approved and run.
+ * An approved call that has not run yet is still in flight.
+ */
+export function approvalSettled(a: { status: string; executed_at?: string | null }): boolean {
+  return a.status !== 'pending' && (a.status !== 'approved' || Boolean(a.executed_at))
+}

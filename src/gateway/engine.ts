@@ -1,0 +1,58 @@
+import { Approvals } from '../approvals/service.js'
+import { recorder as auditRecorder, type Recorder } from '../audit/recorder.js'
+import type { ToolConfig } from '../domain/config.js'
+import type { Decision } from '../domain/types.js'
+import type { EventBus } from '../events/bus.js'
+import { toolRunner, type ToolRunnerDeps } from '../executors/tool-runner.js'
+import type { Executor } from '../executors/types.js'
+import type { Pipeline } from '../pipeline/runner.js'
+import type { Store } from '../store/types.js'
+import { Gateway } from './service.js'
+
+export interface EngineDeps {
+  pipeline: Pipeline
+  store: Store
+  bus: EventBus
+  executors: Record<ToolConfig['executor']['type'], Executor>
+  onError?: (err: unknown, where: string) => void
+  onDecision?: (decision: Decision, principal: string | null) => void
+  onToolRun?: ToolRunnerDeps['onToolRun']
+}
+
+/** The engine's parts, wired: what every door calls. */
+export interface Engine {
+  gateway: Gateway
+  approvals: Approvals
+  recorder: Recorder
+}
+
+/** Wire the engine from its capabilities; each part depends only on the small pieces it uses. */
+export function createEngine(deps: EngineDeps): Engine {
+  const runtime = deps.pipeline.runtime
+  const onError = deps.onError ?? (() => {})
+  const recorder = auditRecorder(deps.store, deps.bus)
+  const runner = toolRunner({
+    runtime,
+    recorder,
+    executors: deps.executors,
+    onError,
+    ...(deps.onToolRun && { onToolRun: deps.onToolRun }),
+  })
+  const approvals = new Approvals({
+    runtime,
+    store: deps.store,
+    recorder,
+    runner,
+    bus: deps.bus,
+    onError,
+  })
+  const gateway = new Gateway({
+    pipeline: deps.pipeline,
+    recorder,
+    runner,
+    approvals,
+    onError,
+    ...(deps.onDecision && { onDecision: deps.onDecision }),
+  })
+  return { gateway, approvals, recorder }
+}
