@@ -1,4 +1,3 @@
-import type { AuditEvent } from '../domain/audit-event.js'
 import type { AuditCounts } from '../store/types.js'
 import type { EventBus } from './bus.js'
 
@@ -13,13 +12,52 @@ const KEY: Record<string, keyof Tally | undefined> = {
 /** Names that are not in the configuration are counted together, so callers cannot grow the maps. */
 export const UNKNOWN = '(unknown)'
 const MAX_REASONS = 1000
+const MAX_AGE_MS = 2000
 
 /**
- * Live counters for `/stats`: seeded from the store at start, then kept current from the bus.
- * Memory is bounded: agents and tools are only the configured ones (anything else, such as an
- * unauthenticated caller's claimed id, counts as `(unknown)`), and distinct reasons are capped.
+ * `/stats`, derived from the audit log itself, so every instance that shares the log shows the
+ * same figures. The aggregate is computed on demand and kept until the next committed event
+ * (or at most two seconds), so a dashboard polling an idle gateway hardly costs anything. Memory is bounded: agents and tools are only the configured ones (anything else, such
+ * as an unauthenticated caller's claimed id, counts as `(unknown)`), and reasons are capped.
  */
 export class Stats {
+  private cached: Promise<ReturnType<Totals['snapshot']>> | null = null
+  private computedAt = 0
+
+  constructor(
+    private readonly log: { counts(): Promise<AuditCounts> },
+    bus: EventBus,
+    private readonly known: { agents: ReadonlySet<string>; tools: ReadonlySet<string> },
+  ) {
+    bus.subscribe(() => {
+      this.cached = null
+    })
+  }
+
+  snapshot(): Promise<ReturnType<Totals['snapshot']>> {
+    // Events of instances whose bus this one does not hear are picked up within MAX_AGE_MS.
+    if (this.cached && Date.now() - this.computedAt > MAX_AGE_MS) this.cached = null
+    if (!this.cached) this.computedAt = Date.now()
+    const current = (this.cached ??= this.compute())
+    // A failed read is not cached: the next request asks the store again.
+    current.catch(() => {
+      if (this.cached === current) this.cached = null
+    })
+    return current
+  }
+
+  private async compute() {
+    const counts = await this.log.counts()
+    const totals = new Totals(this.known)
+    for (const r of counts.rows)
+      totals.add(r.type, r.decision, r.agent_id, r.tool, r.risk_level, r.n)
+    for (const r of counts.denyReasons) totals.countReason(r.reason, r.n)
+    return totals.snapshot()
+  }
+}
+
+/** Tallies of one aggregate. */
+class Totals {
   private totals = tally()
   private byAgent = new Map<string, Tally>()
   private byTool = new Map<string, Tally>()
@@ -28,33 +66,16 @@ export class Stats {
   private reasons = new Map<string, number>()
 
   constructor(
-    seed: AuditCounts,
-    bus: EventBus,
     private readonly known: { agents: ReadonlySet<string>; tools: ReadonlySet<string> },
-  ) {
-    for (const r of seed.rows) this.add(r.type, r.decision, r.agent_id, r.tool, r.risk_level, r.n)
-    for (const r of seed.denyReasons) this.countReason(r.reason, r.n)
-    bus.subscribe((e: AuditEvent) => {
-      const agent = e.principal === 'anonymous' ? UNKNOWN : e.agent_id
-      this.add(e.type, e.decision, agent, e.tool, e.risk.level, 1)
-      if (e.decision === 'deny') this.countReason(e.reason, 1)
-    })
-  }
+  ) {}
 
-  private countReason(reason: string, n: number): void {
+  countReason(reason: string, n: number): void {
     const key =
       this.reasons.has(reason) || this.reasons.size < MAX_REASONS ? reason : '(other reasons)'
     this.reasons.set(key, (this.reasons.get(key) ?? 0) + n)
   }
 
-  private add(
-    type: string,
-    decision: string,
-    agent: string,
-    tool: string,
-    risk: string,
-    n: number,
-  ): void {
+  add(type: string, decision: string, agent: string, tool: string, risk: string, n: number): void {
     this.byType.set(type, (this.byType.get(type) ?? 0) + n)
     const key = KEY[decision]
     if (!key) return // approvals and executions are not decisions

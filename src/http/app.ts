@@ -65,7 +65,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { server } = gateway.runtime.config
   const { config } = gateway.runtime
   const allowedOrigins = new Set(server.allowed_origins.map((o) => new URL(o).origin))
-  const stats = new Stats(await store.counts(), bus, {
+  const stats = new Stats(store, bus, {
     agents: new Set(config.agents.map((a) => a.id)),
     tools: new Set(config.tools.map((t) => t.name)),
   })
