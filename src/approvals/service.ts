@@ -510,13 +510,13 @@ export class Approvals {
         return {
           within(ms: number, signal?: AbortSignal) {
             return new Promise<void>((resolve) => {
-              const timer = setTimeout(resolve, ms)
               const done = () => {
                 clearTimeout(timer)
                 signal?.removeEventListener('abort', done)
                 resolve()
               }
-              signal?.addEventListener('abort', done)
+              const timer = setTimeout(done, ms)
+              signal?.addEventListener('abort', done, { once: true })
               void fired.then(done)
             })
           },
