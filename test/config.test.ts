@@ -26,10 +26,15 @@ describe('example configurations', () => {
 
 /** Copy the demo configuration into a temp dir, apply `edit` to one file, and load it. */
 function loadEdited(file: string, edit: (text: string) => string): () => unknown {
+  return loadEditedFiles({ [file]: edit })
+}
+
+/** Copy the demo configuration into a temp dir, apply an edit per file, and load it. */
+function loadEditedFiles(edits: Record<string, (text: string) => string>): () => unknown {
   const dir = mkdtempSync(join(tmpdir(), 'warden-config-'))
   for (const f of ['warden.yaml', 'agents.yaml', 'tools.yaml', 'policy.yaml']) {
     const text = readFileSync(join(CONFIG_ROOT, 'demo', f), 'utf8')
-    writeFileSync(join(dir, f), f === file ? edit(text) : text)
+    writeFileSync(join(dir, f), edits[f]?.(text) ?? text)
   }
   return () => loadConfig(join(dir, 'warden.yaml'))
 }
@@ -138,6 +143,18 @@ describe('a bad configuration is refused, naming the file and the field', () => 
       (t) => t.replace('- policy.yaml', '- nowhere.yaml'),
       /nowhere\.yaml: cannot read/,
     ],
+    [
+      'messaging edges outside the demo without a signing secret',
+      'warden.yaml',
+      (t) => t.replace('demo: true', 'demo: false'),
+      /policy\.yaml: messaging\.signing_secret: required when `messaging\.edges` is set outside the demo/,
+    ],
+    [
+      'a short previous messaging secret',
+      'policy.yaml',
+      (t) => t.replace('  max_chain: 3', '  max_chain: 3\n  previous_signing_secrets: [short]'),
+      /policy\.yaml: messaging\.previous_signing_secrets\[0\]: must be at least 32 characters/,
+    ],
   ]
   it.each(cases)('%s', (_name, file, edit, message) => {
     const load = loadEdited(file, edit)
@@ -152,6 +169,18 @@ describe('the loaded configuration', () => {
     expect(() => {
       ;(config.agents[0]!.tools as string[]).push('issue_refund')
     }).toThrow(TypeError)
+  })
+
+  it('outside the demo, messaging edges load once a signing secret is given', () => {
+    const secret = 'messaging-secret-0123456789abcdef0123'
+    const load = loadEditedFiles({
+      'warden.yaml': (t) => t.replace('demo: true', 'demo: false'),
+      'policy.yaml': (t) =>
+        t.replace('  max_chain: 3', `  max_chain: 3\n  signing_secret: ${secret}`),
+    })
+    const { config } = load() as ReturnType<typeof loadConfig>
+    expect(config.demo).toBe(false)
+    expect(config.messaging.signing_secret).toBe(secret)
   })
 
   it('changes its policy version when the policy changes', () => {

@@ -134,32 +134,41 @@ describe('agent-to-agent messages and delegation', () => {
     expect(other.statusCode).toBe(401)
     expect(other.json().error.message).toMatch(/addressed to `admin-agent`/)
     // Tampered: a chain without support-agent would give admin its full rights.
-    const [body, sig] = (m.delegation as string).split('.')
-    const claims = JSON.parse(Buffer.from(body!, 'base64url').toString())
-    const tampered = `${Buffer.from(JSON.stringify({ ...claims, chain: [] })).toString('base64url')}.${sig}`
+    const [header, payload, sig] = (m.delegation as string).split('.')
+    const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString())
+    const forgedClaims = Buffer.from(JSON.stringify({ ...claims, chain: [] })).toString('base64url')
     const res = await execute(
       w,
       'admin-agent',
       'export_customer_data',
       { segment: 'all', destination: 's3://x/y' },
-      { delegation: tampered },
+      { delegation: `${header}.${forgedClaims}.${sig}` },
     )
     expect(res.statusCode).toBe(401)
-    expect(res.json().error.message).toMatch(/signature/)
-    // Signed with another key (another gateway's, or a guess).
-    const foreign = new DelegationSigner('x'.repeat(32)).sign({
-      ...claims,
+    expect(res.json().error.message).toBe('delegation token signature does not match')
+    const delegation = {
+      chain: claims.chain,
+      to: 'admin-agent',
+      message_id: claims.jti,
       exp: Date.now() + 60_000,
-    })
-    expect(
-      (await execute(w, 'admin-agent', 'get_system_health', {}, { delegation: foreign }))
-        .statusCode,
-    ).toBe(401)
+    }
+    // Signed with another key (another gateway's, or a guess).
+    const foreign = await new DelegationSigner({ current: 'x'.repeat(32) }).sign(delegation)
+    const refused = await execute(
+      w,
+      'admin-agent',
+      'get_system_health',
+      {},
+      { delegation: foreign },
+    )
+    expect(refused.statusCode).toBe(401)
+    expect(refused.json().error.message).toBe('delegation token is signed with an unknown key')
     // Expired.
     const signer = w.gateway.runtime.delegation
-    const old = signer.sign({ ...claims, exp: Date.now() - 1 })
+    const old = await signer.sign({ ...delegation, exp: Date.now() - 1 })
     const expired = await execute(w, 'admin-agent', 'get_system_health', {}, { delegation: old })
-    expect(expired.json().error.message).toMatch(/expired/)
+    expect(expired.statusCode).toBe(401)
+    expect(expired.json().error.message).toBe('delegation token expired')
   })
 
   it('chains are bounded and loop-free', async () => {

@@ -5,16 +5,18 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { signBody, signLink, verifyBody } from '../src/approvals/signing.js'
+import { Webhook } from 'standardwebhooks'
+import { signLink, signWebhook, verifyWebhook } from '../src/approvals/signing.js'
 import { execute, startWarden } from './helpers.js'
 
 const SECRET = 'test-signing-secret-0123456789abcdef'
+/** The same key as a Standard Webhooks library expects it (docs/approvals.md). */
+const WHSEC = `whsec_${Buffer.from(SECRET).toString('base64')}`
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
 interface Received {
   body: string
-  timestamp: string
-  signature: string
+  headers: Record<string, string>
 }
 
 describe('approval notifications, signed links and callbacks', () => {
@@ -28,11 +30,10 @@ describe('approval notifications, signed links and callbacks', () => {
     hooks = createServer(async (req, res) => {
       let body = ''
       for await (const chunk of req) body += chunk
-      received[req.url!.slice(1)]!.push({
-        body,
-        timestamp: String(req.headers['x-warden-timestamp']),
-        signature: String(req.headers['x-warden-signature']),
-      })
+      const headers: Record<string, string> = {}
+      for (const name of ['webhook-id', 'webhook-timestamp', 'webhook-signature'])
+        headers[name] = String(req.headers[name])
+      received[req.url!.slice(1)]!.push({ body, headers })
       res.end('ok')
     })
     await new Promise<void>((r) => hooks.listen(0, '127.0.0.1', r))
@@ -81,19 +82,24 @@ describe('approval notifications, signed links and callbacks', () => {
     return w.app.inject({ url: url.pathname + url.search })
   }
 
-  it('webhooks are signed (HMAC-SHA256 over timestamp.body) and carry approve/deny links', async () => {
+  it('webhooks are signed per Standard Webhooks and carry approve/deny links', async () => {
     const id = await holdAndNotify()
     const hook = received.json![0]!
-    expect(
-      verifyBody(
-        SECRET,
-        hook.body,
-        hook.timestamp,
-        hook.signature,
-        Math.floor(Date.now() / 1000),
-        300,
-      ),
-    ).toBe('ok')
+    expect(hook.headers['webhook-id']).toMatch(/^msg_[0-9a-f-]{36}$/)
+    expect(hook.headers['webhook-signature']).toMatch(/^v1,[A-Za-z0-9+/]{43}=$/)
+    // The scheme's own library verifies it (signature over `id.timestamp.body`, fresh).
+    expect(new Webhook(WHSEC).verify(hook.body, hook.headers)).toMatchObject({
+      type: 'approval_required',
+    })
+    // Tampered: another body, or the signature of another message id.
+    const wh = new Webhook(WHSEC)
+    expect(() =>
+      wh.verify(hook.body.replace('issue_refund', 'lookup_order'), hook.headers),
+    ).toThrow('No matching signature found')
+    const other = received.slack![0]!.headers['webhook-id']!
+    expect(() => wh.verify(hook.body, { ...hook.headers, 'webhook-id': other })).toThrow(
+      'No matching signature found',
+    )
     const payload = JSON.parse(hook.body)
     expect(payload).toMatchObject({
       type: 'approval_required',
@@ -152,31 +158,56 @@ describe('approval notifications, signed links and callbacks', () => {
         headers: { 'content-type': 'application/json', ...headers },
         payload: body,
       })
+    const code = async (body: string, headers: Record<string, string>) =>
+      (await callback(body, headers)).json().error.code
     const now = Math.floor(Date.now() / 1000)
     const body = JSON.stringify({
       approval_id: id,
       decision: 'deny',
       approver: 'bob',
-      nonce: 'cb-1',
       comment: 'not this one',
     })
-    expect((await callback(body, signBody(SECRET, body, now - 301))).json().error.code).toBe(
+    expect(await code(body, signWebhook(SECRET, 'cb-old', body, now - 301))).toBe(
       'signature_expired',
     )
-    expect(
-      (await callback(body, signBody('wrong-secret-wrong-secret-wrong-secret', body, now))).json()
-        .error.code,
-    ).toBe('signature_invalid')
-    const ok = await callback(body, signBody(SECRET, body, now))
+    const wrongKey = 'wrong-secret-wrong-secret-wrong-secret'
+    expect(await code(body, signWebhook(wrongKey, 'cb-1', body, now))).toBe('signature_invalid')
+    const signed = signWebhook(SECRET, 'cb-1', body, now)
+    expect(await code(body.replace('"deny"', '"approve"'), signed)).toBe('signature_invalid')
+    expect(await code(body, { ...signed, 'webhook-id': 'cb-2' })).toBe('signature_invalid')
+    // An unsigned request is refused as unsigned, however old it says it is.
+    const { 'webhook-signature': _, ...unsigned } = signWebhook(SECRET, 'cb-1', body, now - 999)
+    expect(await code(body, unsigned)).toBe('signature_invalid')
+    // Signed by the scheme's own library, as a chat integration would.
+    const ok = await callback(body, {
+      'webhook-id': 'cb-1',
+      'webhook-timestamp': String(now),
+      'webhook-signature': new Webhook(WHSEC).sign('cb-1', new Date(now * 1000), body),
+    })
     expect(ok.statusCode).toBe(200)
     expect(ok.json().approval).toMatchObject({
       status: 'denied',
       decided_by: 'bob',
       comment: 'not this one',
     })
-    const replay = await callback(body, signBody(SECRET, body, now))
+    // The webhook-id is the nonce: the same request again is a replay.
+    const replay = await callback(body, signed)
     expect(replay.statusCode).toBe(409)
     expect(replay.json().error.code).toBe('replayed')
+  })
+
+  it('a `whsec_` secret is decoded as Standard Webhooks does; a rotating sender may list two signatures', () => {
+    const body = '{"approval_id":"a","decision":"deny","approver":"bob"}'
+    const now = Math.floor(Date.now() / 1000)
+    const headers = signWebhook(WHSEC, 'msg_1', body, now)
+    // The same key written two ways signs alike.
+    expect(headers).toEqual(signWebhook(SECRET, 'msg_1', body, now))
+    const stale = signWebhook('old-secret-old-secret-old-secret-0', 'msg_1', body, now)
+    const both = `${stale['webhook-signature']} ${headers['webhook-signature']}`
+    expect(verifyWebhook(SECRET, body, { ...headers, 'webhook-signature': both }, now, 300)).toBe(
+      'ok',
+    )
+    expect(verifyWebhook(SECRET, body, stale, now, 300)).toBe('bad_signature')
   })
 
   // Last: it runs a refund, which counts towards the agent's hourly refund total (a sequence rule).

@@ -2,7 +2,7 @@ import type { WardenConfig } from '../domain/config.js'
 import { timeOrderedId } from '../domain/ids.js'
 import type { ApprovalRecord } from '../store/types.js'
 import { approverProblem } from './rules.js'
-import { signBody, signLink, type LinkFields } from './signing.js'
+import { signLink, signWebhook, type LinkFields } from './signing.js'
 
 type NotifyConfig = NonNullable<WardenConfig['approvals']['notify']>
 type Webhook = NotifyConfig['webhooks'][number]
@@ -116,7 +116,8 @@ export function sendApprovalRequired(
       method: 'POST',
       headers: {
         'content-type': 'application/json',
-        ...signBody(notify.signing_secret, body, now),
+        // Standard Webhooks: the id names this message (a receiver drops a repeat of it).
+        ...signWebhook(notify.signing_secret, `msg_${timeOrderedId()}`, body, now),
       },
       body,
       signal: AbortSignal.timeout(5000),

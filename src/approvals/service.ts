@@ -22,7 +22,7 @@ import { scalarParams } from '../pipeline/runner.js'
 import type { ApprovalRecord, ApprovalStatus, Store } from '../store/types.js'
 import { sendApprovalRequired } from './notify.js'
 import { approverProblem, ttlSeconds } from './rules.js'
-import { verifyBody, verifyLink } from './signing.js'
+import { verifyLink, verifyWebhook, type ReceivedWebhookHeaders } from './signing.js'
 import { canTransition } from './state.js'
 
 /** What the approvals service works with: small capabilities, not the gateway. */
@@ -238,39 +238,37 @@ export class Approvals {
     return this.decideOnce(nonce, approver, approvalId, decision, 'via signed link')
   }
 
-  /** Decide through a signed callback (a chat tool's button): signature over `timestamp.body`, fresh, used once. */
+  /**
+   * Decide through a signed callback (a chat tool's button), per Standard Webhooks: signature
+   * over `id.timestamp.body`, fresh, and the `webhook-id` used once.
+   */
   async decideByCallback(
     rawBody: string,
-    timestamp: string | undefined,
-    signature: string | undefined,
+    headers: ReceivedWebhookHeaders,
   ): Promise<ApprovalOutcome> {
     const notify = this.config.approvals.notify
     if (!notify) return refused('not_found', 'approval callbacks are not configured')
-    const verdict = verifyBody(
+    const verdict = verifyWebhook(
       notify.signing_secret,
       rawBody,
-      timestamp,
-      signature,
+      headers,
       Math.floor(Date.now() / 1000),
       notify.callback_max_age_seconds,
     )
-    if (verdict !== 'ok')
+    const nonce = headers['webhook-id']
+    if (verdict !== 'ok' || nonce === undefined)
       return refused(
         verdict === 'expired' ? 'signature_expired' : 'signature_invalid',
         `the callback is ${verdict === 'expired' ? 'too old' : 'not validly signed'}`,
       )
     const body = JSON.parse(rawBody) as Record<string, unknown>
-    const { approval_id: id, decision, approver, nonce, comment } = body
+    const { approval_id: id, decision, approver, comment } = body
     if (
       typeof id !== 'string' ||
       typeof approver !== 'string' ||
-      typeof nonce !== 'string' ||
       (decision !== 'approve' && decision !== 'deny')
     ) {
-      return refused(
-        'invalid_request',
-        'a callback needs approval_id, decision, approver and nonce',
-      )
+      return refused('invalid_request', 'a callback needs approval_id, decision and approver')
     }
     return this.decideOnce(
       nonce,

@@ -1,9 +1,11 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
+import { Webhook } from 'standardwebhooks'
 
 /**
- * HMAC-SHA256 signatures for what leaves and re-enters Warden outside an approver's token:
- * outbound webhooks, approve/deny links, and incoming decision callbacks. One secret
- * (`approvals.notify.signing_secret`) signs all three; each signs a different string.
+ * Signatures for what leaves and re-enters Warden outside an approver's token: outbound
+ * webhooks and incoming decision callbacks (Standard Webhooks), and approve/deny links (an
+ * HMAC-SHA256 query parameter). One secret (`approvals.notify.signing_secret`) signs all three;
+ * each signs a differently shaped string.
  */
 export function hmac(secret: string, message: string): string {
   return createHmac('sha256', secret).update(message).digest('hex')
@@ -15,27 +17,73 @@ function same(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y)
 }
 
-/** Headers for a signed request body: `X-Warden-Timestamp` and `X-Warden-Signature: v1=<hex>`. */
-export function signBody(secret: string, body: string, nowSeconds: number): Record<string, string> {
+const WHSEC = 'whsec_'
+
+/**
+ * The Standard Webhooks key for `signing_secret`: a `whsec_<base64>` secret is decoded as the
+ * scheme's libraries do; any other string is used as its UTF-8 bytes (a receiver using those
+ * libraries passes `whsec_` + base64 of the secret, or the raw bytes with `format: 'raw'`).
+ */
+export function webhookSigner(secret: string): Webhook {
+  return secret.startsWith(WHSEC)
+    ? new Webhook(secret)
+    : new Webhook(Buffer.from(secret, 'utf8'), { format: 'raw' })
+}
+
+/** The Standard Webhooks headers of one request. */
+export type WebhookHeaders = {
+  'webhook-id': string
+  'webhook-timestamp': string
+  'webhook-signature': string
+}
+
+/** Headers for a webhook: `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`. */
+export function signWebhook(
+  secret: string,
+  id: string,
+  body: string,
+  nowSeconds: number,
+): WebhookHeaders {
   return {
-    'x-warden-timestamp': String(nowSeconds),
-    'x-warden-signature': `v1=${hmac(secret, `${nowSeconds}.${body}`)}`,
+    'webhook-id': id,
+    'webhook-timestamp': String(nowSeconds),
+    'webhook-signature': webhookSigner(secret).sign(id, new Date(nowSeconds * 1000), body),
   }
 }
 
+/** The same headers as a request brought them: any may be missing. */
+export type ReceivedWebhookHeaders = { [K in keyof WebhookHeaders]?: string | undefined }
+
 export type Verdict = 'ok' | 'bad_signature' | 'expired'
 
-/** Check a signed request: the signature over `timestamp.body`, and a timestamp at most `maxAge` old. */
-export function verifyBody(
+/** Message ids become single-use nonces in the store: printable ASCII, bounded. */
+const WEBHOOK_ID = /^[\x21-\x7e]{1,128}$/
+/** A sender rotating its secret lists a few signatures; more is not a real sender. */
+const MAX_SIGNATURES = 4
+
+/**
+ * Check a Standard Webhooks request: one of the listed `v1` signatures over `id.timestamp.body`,
+ * then a timestamp at most `maxAge` old (and at most a minute ahead). The signature is checked
+ * first, so an unsigned request is `bad_signature` however old it claims to be. Single use of
+ * the id is the caller's nonce check.
+ */
+export function verifyWebhook(
   secret: string,
   body: string,
-  timestamp: string | undefined,
-  signature: string | undefined,
+  headers: ReceivedWebhookHeaders,
   nowSeconds: number,
   maxAgeSeconds: number,
 ): Verdict {
-  if (!timestamp || !signature || !/^\d{1,12}$/.test(timestamp)) return 'bad_signature'
-  if (!same(signature, `v1=${hmac(secret, `${timestamp}.${body}`)}`)) return 'bad_signature'
+  const {
+    'webhook-id': id,
+    'webhook-timestamp': timestamp,
+    'webhook-signature': signature,
+  } = headers
+  if (!id || !WEBHOOK_ID.test(id) || !signature || !timestamp || !/^\d{1,12}$/.test(timestamp))
+    return 'bad_signature'
+  const expected = webhookSigner(secret).sign(id, new Date(Number(timestamp) * 1000), body)
+  const given = signature.split(' ').slice(0, MAX_SIGNATURES)
+  if (!given.some((s) => same(s, expected))) return 'bad_signature'
   const age = nowSeconds - Number(timestamp)
   return age > maxAgeSeconds || age < -60 ? 'expired' : 'ok'
 }

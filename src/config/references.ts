@@ -114,6 +114,14 @@ export function checkReferences(config: WardenConfig): Problem[] {
           message: `unknown agent \`${edge[end]}\``,
         })
   })
+  // A random per-process key would make gateway instances refuse each other's tokens; the demo
+  // derives a public one from its version instead (src/auth/delegation.ts).
+  if (config.messaging.edges.length > 0 && !config.demo && !config.messaging.signing_secret)
+    problems.push({
+      path: ['messaging', 'signing_secret'],
+      message:
+        'required when `messaging.edges` is set outside the demo: every gateway instance must sign delegation tokens with the same key',
+    })
   const roles = new Set(config.approvals.approvers.flatMap((a) => a.roles))
   config.approvals.rules.forEach((rule, i) => {
     const at = (key: string, message: string) =>

@@ -241,8 +241,18 @@ export const configSchema = z.strictObject({
         .strictObject({
           /** Base URL of this gateway as approvers reach it (for approve/deny links). */
           public_url: z.url({ protocol: /^https?$/ }),
-          /** HMAC key for webhooks, links and callbacks. Keep the file that holds it private. */
-          signing_secret: z.string().min(32, 'must be at least 32 characters'),
+          /**
+           * Key for webhooks and callbacks (Standard Webhooks) and links (HMAC). A `whsec_<base64>`
+           * value is decoded as Standard Webhooks does; any other is used as its UTF-8 bytes.
+           * Keep the file that holds it private.
+           */
+          signing_secret: z
+            .string()
+            .min(32, 'must be at least 32 characters')
+            .refine(
+              (s) => !s.startsWith('whsec_') || /^whsec_[A-Za-z0-9+/]{32,}={0,2}$/.test(s),
+              'a `whsec_` secret must be base64 of at least 24 bytes',
+            ),
           link_ttl_seconds: seconds.max(3600).default(600),
           callback_max_age_seconds: seconds.max(3600).default(300),
           webhooks: z
@@ -280,8 +290,16 @@ export const configSchema = z.strictObject({
       edges: z.array(z.strictObject({ from: id, to: id })).default([]),
       /** The longest delegation chain, counting the receiving agent. */
       max_chain: z.number().int().min(2).max(8).default(3),
-      /** HMAC key for delegation tokens; give one when several gateways share the work. */
+      /**
+       * Key material for delegation tokens (HS256 JWTs). Required outside the demo when there are
+       * edges: every gateway instance that shares the work must use the same one.
+       */
       signing_secret: z.string().min(32, 'must be at least 32 characters').optional(),
+      /** Earlier signing secrets: tokens they signed are accepted until they expire (rotation). */
+      previous_signing_secrets: z
+        .array(z.string().min(32, 'must be at least 32 characters'))
+        .max(4)
+        .default([]),
       token_ttl_seconds: seconds.max(86_400).default(900),
       max_message_chars: z.number().int().positive().max(100_000).default(8000),
     })

@@ -234,11 +234,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return send(
       reply,
       approvalReply(
-        await gateway.approvals.decideByCallback(
-          raw,
-          header('x-warden-timestamp'),
-          header('x-warden-signature'),
-        ),
+        await gateway.approvals.decideByCallback(raw, {
+          'webhook-id': header('webhook-id'),
+          'webhook-timestamp': header('webhook-timestamp'),
+          'webhook-signature': header('webhook-signature'),
+        }),
       ),
     )
   })

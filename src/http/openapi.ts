@@ -126,7 +126,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     responses: { 200: 'decided', 403: 'bad or expired signature', 409: 'already decided' },
   },
   'POST /gateway/callbacks/approvals': {
-    summary: 'Signed decision callback (HMAC over timestamp and body)',
+    summary: 'Signed decision callback (Standard Webhooks: webhook-id, -timestamp, -signature)',
     tags: ['approvals'],
     responses: { 200: 'decided', 401: 'bad, old or replayed signature' },
   },

@@ -83,7 +83,7 @@ export async function sendMessage(
     return refuse('unauthenticated', 'the credential does not belong to `agent_id`', [])
   let chain = [agent.id]
   if (body.delegation !== undefined) {
-    const checked = rt.delegation.verify(body.delegation, now)
+    const checked = await rt.delegation.verify(body.delegation, agent.id, now)
     if (!checked.ok || checked.delegation.to !== agent.id)
       return refuse(
         'unauthenticated',
@@ -138,7 +138,7 @@ export async function sendMessage(
   const content = sanitizeMessage(body.content)
   const messageId = `msg_${randomUUID()}`
   const expiresAt = now + messaging.token_ttl_seconds * 1000
-  const delegation = rt.delegation.sign({
+  const delegation = await rt.delegation.sign({
     chain,
     to,
     ...(human && { human }),

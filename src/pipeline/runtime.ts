@@ -8,7 +8,7 @@ import type {
   WardenConfig,
   PiiKind,
 } from '../domain/config.js'
-import { DelegationSigner } from '../auth/delegation.js'
+import { delegationSigner, type DelegationSigner } from '../auth/delegation.js'
 import { compilePolicy, type CompiledPolicy } from '../policy/cel-policy.js'
 import { compileToolSchemas } from '../policy/param-schemas.js'
 import type { StateStore } from '../state/types.js'
@@ -41,7 +41,7 @@ export function buildRuntime(loaded: LoadedConfig, state: StateStore): Runtime {
     schemas: compileToolSchemas(config.tools),
     policy: compilePolicy(config),
     state,
-    delegation: new DelegationSigner(config.messaging.signing_secret),
+    delegation: delegationSigner(config),
     maskInResults: {
       public: new Set(config.pii.mask_in_results.public),
       internal: new Set(config.pii.mask_in_results.internal),

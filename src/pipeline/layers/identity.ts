@@ -1,5 +1,6 @@
 import { sha256Hex } from '../../auth/credentials.js'
-import type { Layer } from '../layer.js'
+import type { DecisionContext, Layer } from '../layer.js'
+import type { Verdict } from '../../domain/types.js'
 import type { Runtime } from '../runtime.js'
 
 /**
@@ -28,24 +29,34 @@ export function identity(rt: Runtime): Layer {
       ctx.agent = agent
       if (ctx.call.delegation === undefined)
         return { outcome: 'pass', reason: `authenticated as \`${agent.id}\`` }
-      // A delegated call: the token must be the gateway's, unexpired, and addressed to this agent.
-      const checked = rt.delegation.verify(ctx.call.delegation, ctx.now)
-      if (!checked.ok || checked.delegation.to !== agent.id) {
-        const reason = checked.ok
-          ? `the delegation is addressed to \`${checked.delegation.to}\`, not \`${agent.id}\``
-          : checked.why
-        return { outcome: 'deny', code: 'unauthenticated', reason, risk: 60 }
-      }
-      ctx.chain = checked.delegation.chain
-      if (checked.delegation.human) ctx.human = checked.delegation.human
-      const sender = ctx.chain[ctx.chain.length - 1]
-      if (checked.delegation.session && sender)
-        ctx.delegatorSession = { agent: sender, session: checked.delegation.session }
-      return {
-        outcome: 'pass',
-        reason: `authenticated as \`${agent.id}\`, acting for ${ctx.chain.map((c) => `\`${c}\``).join(' → ')}`,
-        details: { chain: [...ctx.chain, agent.id] },
-      }
+      // Only a delegated call waits (on the token check); the common path stays synchronous.
+      return delegated(rt, ctx, agent.id, ctx.call.delegation)
     },
+  }
+}
+
+/** A delegated call: the token must be the gateway's, unexpired, and addressed to this agent. */
+async function delegated(
+  rt: Runtime,
+  ctx: DecisionContext,
+  agentId: string,
+  token: string,
+): Promise<Verdict> {
+  const checked = await rt.delegation.verify(token, agentId, ctx.now)
+  if (!checked.ok || checked.delegation.to !== agentId) {
+    const reason = checked.ok
+      ? `the delegation is addressed to \`${checked.delegation.to}\`, not \`${agentId}\``
+      : checked.why
+    return { outcome: 'deny', code: 'unauthenticated', reason, risk: 60 }
+  }
+  ctx.chain = checked.delegation.chain
+  if (checked.delegation.human) ctx.human = checked.delegation.human
+  const sender = ctx.chain[ctx.chain.length - 1]
+  if (checked.delegation.session && sender)
+    ctx.delegatorSession = { agent: sender, session: checked.delegation.session }
+  return {
+    outcome: 'pass',
+    reason: `authenticated as \`${agentId}\`, acting for ${ctx.chain.map((c) => `\`${c}\``).join(' → ')}`,
+    details: { chain: [...ctx.chain, agentId] },
   }
 }
