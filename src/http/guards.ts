@@ -1,0 +1,48 @@
+import type { FastifyReply } from 'fastify'
+import { WardenError } from '../domain/errors.js'
+import { principalOf } from '../auth/credentials.js'
+import type { Runtime } from '../pipeline/runtime.js'
+import type { Reply } from './reply.js'
+
+/** The token of an `Authorization: Bearer <token>` header, if that is what was sent. */
+export function bearer(header: string | undefined): string | undefined {
+  const m = header?.match(/^Bearer\s+(\S+)\s*$/i)
+  return m?.[1]
+}
+
+/** Routes that show the audit whole or act need an approver token; agent keys never work. */
+export function requireApprover(runtime: Runtime, authorization: string | undefined) {
+  const { approver } = principalOf(runtime, bearer(authorization))
+  if (!approver)
+    throw new WardenError(
+      'approver_unauthenticated',
+      'send an approver token: Authorization: Bearer <token>',
+    )
+  return approver
+}
+
+/** With `server.read_access: approver`, reading decisions needs an approver token too. */
+export function requireReader(runtime: Runtime, authorization: string | undefined): void {
+  if (runtime.config.server.read_access === 'approver') requireApprover(runtime, authorization)
+}
+
+/** Put an engine reply on the wire as it is: status, headers, body. */
+export function send(reply: FastifyReply, r: Reply): FastifyReply {
+  return reply
+    .code(r.status)
+    .headers(r.headers ?? {})
+    .send(r.body)
+}
+
+/** WebSocket subprotocol prefix that carries an approver token from a browser. */
+export const TOKEN_PROTOCOL = 'warden.token.'
+
+/** The approver token a browser sent as a WebSocket subprotocol, as an Authorization value. */
+export function subprotocolToken(header: string | string[] | undefined): string | undefined {
+  const token = String(header ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .find((p) => p.startsWith(TOKEN_PROTOCOL))
+    ?.slice(TOKEN_PROTOCOL.length)
+  return token ? `Bearer ${token}` : undefined
+}
