@@ -1,8 +1,6 @@
-import type { FastifyReply } from 'fastify'
 import { WardenError } from '../domain/errors.js'
 import { principalOf } from '../auth/credentials.js'
 import type { Runtime } from '../pipeline/runtime.js'
-import type { Reply } from './reply.js'
 
 /** The token of an `Authorization: Bearer <token>` header, if that is what was sent. */
 export function bearer(header: string | undefined): string | undefined {
@@ -24,14 +22,6 @@ export function requireApprover(runtime: Runtime, authorization: string | undefi
 /** With `server.read_access: approver`, reading decisions needs an approver token too. */
 export function requireReader(runtime: Runtime, authorization: string | undefined): void {
   if (runtime.config.server.read_access === 'approver') requireApprover(runtime, authorization)
-}
-
-/** Put an engine reply on the wire as it is: status, headers, body. */
-export function send(reply: FastifyReply, r: Reply): FastifyReply {
-  return reply
-    .code(r.status)
-    .headers(r.headers ?? {})
-    .send(r.body)
 }
 
 /** WebSocket subprotocol prefix that carries an approver token from a browser. */

@@ -202,7 +202,18 @@ const SECURITY: Record<NonNullable<RouteDoc['security']>, Record<string, string[
  * field with a default is optional) or what it receives (`io: 'output'`).
  */
 export function jsonSchemaOf(schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {
-  const { $schema: _dialect, ...json } = z.toJSONSchema(schema, { io, unrepresentable: 'any' })
+  const { $schema: _dialect, ...json } = z.toJSONSchema(schema, {
+    io,
+    unrepresentable: 'any',
+    // A literal as `enum: [x]` rather than `const: x`: @fastify/swagger rewrites it so anyway, and
+    // writing it here keeps the document exactly what this function returns.
+    override: ({ jsonSchema }) => {
+      if (jsonSchema.const !== undefined) {
+        jsonSchema.enum = [jsonSchema.const]
+        delete jsonSchema.const
+      }
+    },
+  })
   return json
 }
 
@@ -211,7 +222,8 @@ function responsesOf(doc: RouteDoc): Record<string, Record<string, unknown>> {
     Object.entries(doc.responses).map(([status, r]) => {
       const [description, body] =
         typeof r === 'string' ? [r, Number(status) >= 400 ? s.errorResponse : undefined] : r
-      return [status, { ...(body && jsonSchemaOf(body, 'output')), description }]
+      const content = body && { 'application/json': { schema: jsonSchemaOf(body, 'output') } }
+      return [status, { description, ...(content && { content }) }]
     }),
   )
 }

@@ -1,5 +1,4 @@
 import { z } from 'zod'
-import { EVENT_TYPES } from '../domain/audit-event.js'
 import { RISK_LEVELS, TOOL_NAME } from '../domain/config.js'
 import { ERROR_CATALOG, WardenError, type ErrorCode } from '../domain/errors.js'
 
@@ -8,7 +7,8 @@ import { ERROR_CATALOG, WardenError, type ErrorCode } from '../domain/errors.js'
  * OpenAPI document at `/docs` is generated from them (src/http/openapi.ts), and the clients (the
  * agent API's GatewayClient, the dashboard) use the types inferred from them.
  *
- * INVARIANT: importable without Node: the dashboard type-checks this file in a browser setting.
+ * INVARIANT: nothing here may import Node (directly or through another module): the dashboard
+ * imports its types, and type-checks this file in a browser setting without Node's types.
  */
 
 // ─── Requests ────────────────────────────────────────────────────────────────────────────────
@@ -247,7 +247,8 @@ export const auditEvent = z.looseObject({
   version: z.literal(1),
   id: z.string(),
   seq: z.number(),
-  type: z.enum(EVENT_TYPES),
+  // A string, not the enum: domain/audit-event.ts needs Node, and this file must not (above).
+  type: z.string().meta({ description: 'e.g. `tool_call_allowed`; see docs/audit.md' }),
   timestamp: z.string(),
   request_id: z.string(),
   agent_id: z.string(),

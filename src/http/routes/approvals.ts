@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { Gateway } from '../../gateway/service.js'
-import { bearer, requireReader, send } from '../guards.js'
+import { bearer, requireReader } from '../guards.js'
+import { send } from '../send.js'
 import type { Metrics } from '../metrics.js'
 import { approvalQuery, approveBody, parseBody, parseQuery } from '../schemas.js'
 
