@@ -3,59 +3,17 @@
  * the dashboard server's `/api` proxy (so the gateway can live on another host, `GATEWAY_URL`).
  */
 
-export type RiskLevel = 'low' | 'medium' | 'high' | 'critical'
+import type * as wire from '../../src/http/schemas'
 
-export interface Check {
-  layer: string
-  outcome: 'pass' | 'hold' | 'deny'
-  reason: string
-  code?: string
-  risk?: number
-  duration_us?: number
-  details?: Record<string, unknown>
-}
-
-export interface WardenEvent {
-  id: string
-  seq: number
-  type: string
-  timestamp: string
-  request_id: string
-  agent_id: string | null
-  principal?: string
-  tool: string | null
-  session_id: string | null
-  decision: string
-  layer: string | null
-  code: string | null
-  reason: string
-  risk: { score: number; level: RiskLevel }
-  policy_version?: string
-  params?: unknown
-  masked?: string[]
-  checks?: Check[]
-  outcome?: string
-  result?: unknown
-  approval_id?: string | null
-  approver?: string | null
-  /** Delegated calls and agent messages: the agents involved, oldest first. */
-  chain?: string[]
-  human?: string
-}
-
-export interface Approval {
-  id: string
-  request_id: string
-  agent_id: string
-  tool: string
-  params: unknown
-  risk: { score: number; level: RiskLevel }
-  reason: string
-  layer: string | null
-  status: string
-  created_at: string
-  expires_at: string
-}
+// The gateway's wire types, inferred from the zod schemas it parses and documents with. A
+// type-only import: nothing of the server reaches the browser bundle.
+export type RiskLevel = wire.AuditEvent['risk']['level']
+export type Check = wire.Check
+export type WardenEvent = wire.AuditEvent
+export type Approval = wire.Approval
+export type Stats = wire.Stats
+export type TimelineBody = wire.Timeline
+export type PendingApprovals = wire.PendingApprovals
 
 const TOKEN_KEY = 'warden.approver_token'
 

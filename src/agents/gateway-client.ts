@@ -1,38 +1,48 @@
-/** The agent API's way to the gateway: its public HTTP API, at any URL (`GATEWAY_URL`). */
-export interface GatewayReply {
+import type {
+  AgentInfo,
+  ApprovalResponse,
+  ErrorResponse,
+  ExecuteRequest,
+  ExecuteResponse,
+  MessageRequest,
+  MessageResponse,
+  ToolInfo,
+} from '../http/schemas.js'
+
+export type { AgentInfo, ToolInfo } from '../http/schemas.js'
+
+/**
+ * A gateway answer: the status and the body typed as the gateway documents it (src/http/schemas.ts).
+ * The types are not checked at run time: a newer gateway may add fields.
+ */
+export interface GatewayReply<T = Record<string, unknown>> {
   status: number
-  body: Record<string, unknown>
+  body: T
 }
 
-export interface AgentInfo {
-  id: string
-  role: string
-  description: string
-  tools: string[]
-  can_message: string[]
-}
-
-export interface ToolInfo {
-  name: string
-  description: string
-  params: Record<string, unknown>
-}
-
+/** The agent API's way to the gateway: its public HTTP API, at any URL (`GATEWAY_URL`). */
 export class GatewayClient {
   constructor(
     readonly baseUrl: string,
     private readonly timeoutMs = 30_000,
   ) {}
 
-  execute(key: string, body: Record<string, unknown>): Promise<GatewayReply> {
+  execute(key: string, body: ExecuteRequest): Promise<GatewayReply<ExecuteResponse>> {
     return this.request('POST', '/gateway/execute', key, body)
   }
 
-  message(key: string, body: Record<string, unknown>): Promise<GatewayReply> {
+  message(
+    key: string,
+    body: MessageRequest,
+  ): Promise<GatewayReply<MessageResponse | ErrorResponse>> {
     return this.request('POST', '/gateway/message', key, body)
   }
 
-  approval(key: string, id: string, waitSeconds = 0): Promise<GatewayReply> {
+  approval(
+    key: string,
+    id: string,
+    waitSeconds = 0,
+  ): Promise<GatewayReply<ApprovalResponse | ErrorResponse>> {
     return this.request(
       'GET',
       `/gateway/approvals/${encodeURIComponent(id)}?wait=${waitSeconds}`,
@@ -41,29 +51,29 @@ export class GatewayClient {
   }
 
   async agents(): Promise<AgentInfo[]> {
-    return (await this.json('/config/agents')).agents as AgentInfo[]
+    return (await this.json<{ agents: AgentInfo[] }>('/config/agents')).agents
   }
 
   async tools(): Promise<ToolInfo[]> {
-    return (await this.json('/config/tools')).tools as ToolInfo[]
+    return (await this.json<{ tools: ToolInfo[] }>('/config/tools')).tools
   }
 
   async health(): Promise<GatewayReply> {
     return this.request('GET', '/health')
   }
 
-  private async json(path: string): Promise<Record<string, unknown>> {
-    const r = await this.request('GET', path)
+  private async json<T>(path: string): Promise<T> {
+    const r = await this.request<T>('GET', path)
     if (r.status !== 200) throw new Error(`gateway ${path} answered ${r.status}`)
     return r.body
   }
 
-  private async request(
+  private async request<T = Record<string, unknown>>(
     method: string,
     path: string,
     key?: string,
     body?: unknown,
-  ): Promise<GatewayReply> {
+  ): Promise<GatewayReply<T>> {
     const res = await fetch(new URL(path, this.baseUrl), {
       method,
       headers: {
@@ -78,8 +88,10 @@ export class GatewayClient {
     try {
       parsed = text ? JSON.parse(text) : {}
     } catch {
-      parsed = { error: { code: 'bad_gateway_reply', message: text.slice(0, 200) } }
+      // Not JSON: something between us and the gateway answered (a proxy's error page).
+      const error = { code: 'gateway_unavailable' as const, message: text.slice(0, 200) }
+      parsed = { error } satisfies ErrorResponse
     }
-    return { status: res.status, body: (parsed ?? {}) as Record<string, unknown> }
+    return { status: res.status, body: (parsed ?? {}) as T }
   }
 }

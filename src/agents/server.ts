@@ -1,6 +1,8 @@
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
 import { z } from 'zod'
-import { errorBody, statusOf, WardenError, type ErrorCode } from '../domain/errors.js'
+import { errorBody, statusOf, type ErrorCode } from '../domain/errors.js'
+import { catalogCodeOf, replyNotFound } from '../http/errors.js'
+import { parseBody } from '../http/schemas.js'
 import { timeOrderedId } from '../domain/ids.js'
 import { installHostGuard } from '../http/host-guard.js'
 import { GatewayClient } from './gateway-client.js'
@@ -79,25 +81,13 @@ export async function buildAgentApi(opts: AgentApiOptions): Promise<FastifyInsta
   installHostGuard(app, opts.publicOrigins)
   app.setErrorHandler(async (err: FastifyError, req, reply) => {
     const code: ErrorCode =
-      err instanceof WardenError
-        ? err.code
-        : err instanceof AgentError || err instanceof ProviderError
-          ? err.code
-          : err.statusCode && err.statusCode < 500
-            ? err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
-              ? 'unsupported_media_type'
-              : 'invalid_request'
-            : 'internal_error'
+      err instanceof AgentError || err instanceof ProviderError ? err.code : catalogCodeOf(err)
     if (statusOf(code) >= 500) req.log.error({ err }, 'agent request failed')
     const message =
       code === 'internal_error' ? 'internal_error; see the agent API log' : err.message
     return reply.code(statusOf(code)).send(errorBody(code, message, req.id))
   })
-  app.setNotFoundHandler((req, reply) =>
-    reply
-      .code(404)
-      .send(errorBody('not_found', `no route ${req.method} ${req.url.split('?')[0]}`, req.id)),
-  )
+  app.setNotFoundHandler(replyNotFound)
 
   const providerOf = (name: string | undefined): ModelProvider => {
     const chosen = name ?? opts.defaultProvider ?? 'offline'
@@ -111,15 +101,7 @@ export async function buildAgentApi(opts: AgentApiOptions): Promise<FastifyInsta
   }
 
   app.post('/agent/prompt', async (req) => {
-    const parsed = promptBody.safeParse(req.body)
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]
-      throw new WardenError(
-        'invalid_request',
-        `\`${issue?.path.join('.') || 'body'}\`: ${issue?.message}`,
-      )
-    }
-    const body = parsed.data
+    const body = parseBody(promptBody, req.body)
     const provider = providerOf(body.provider)
     await isDemoGateway()
     return runtime.run({

@@ -1,63 +1,51 @@
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
+import { z } from 'zod'
+import * as s from './schemas.js'
 
-type Schema = Record<string, unknown>
+/** A response: its description, and the zod schema of its body when it is JSON. */
+type ResponseDoc = string | [description: string, body: z.ZodType]
+
 interface RouteDoc {
   summary: string
   tags: string[]
   description?: string
-  body?: Schema
-  query?: Schema
-  /** Status → description; bodies are in the API contract and docs/errors.md. */
-  responses: Record<string, string>
+  /** The schema the handler parses the body with (src/http/schemas.ts). */
+  body?: z.ZodType
+  /** The schema the handler parses the query string with. */
+  query?: z.ZodType
+  /** Status → description (and body). A 4xx/5xx without a body schema is the error body. */
+  responses: Record<string, ResponseDoc>
   security?: 'agent' | 'approver' | 'agent or approver'
 }
 
 const error = 'error body: `{ "error": { "code", "message" }, "request_id" }`'
-const filters: Schema = {
-  type: 'object',
-  properties: Object.fromEntries(
-    ['agent_id', 'tool', 'decision', 'type', 'session_id', 'risk_level', 'from', 'to', 'text'].map(
-      (k) => [k, { type: 'string' }],
-    ),
-  ),
-}
 
 /**
- * The gateway API as OpenAPI, served at `/docs` (UI) and `/docs/json`. Request bodies are
- * described here, not as Fastify route schemas: the gateway parses bodies itself (strict JSON,
- * zod), and a route schema would validate them a second time with different error codes.
- * A test keeps this table and the registered routes in step.
+ * What the schemas do not say about each route: summary, tags, security, response descriptions.
+ * A test keeps this table and the registered routes in step; the app refuses a route without an
+ * entry.
  */
 export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'POST /gateway/execute': {
     summary: 'Decide a tool call, and run it when allowed',
     tags: ['gateway'],
     security: 'agent',
-    body: {
-      type: 'object',
-      required: ['agent_id', 'tool', 'params'],
-      additionalProperties: false,
-      properties: {
-        agent_id: { type: 'string' },
-        tool: { type: 'string' },
-        params: { type: 'object' },
-        session_id: { type: 'string', description: 'groups calls for taint and history' },
-        context: {
-          type: 'object',
-          description: 'untrusted text the call came from, e.g. user_input',
-        },
-      },
-    },
+    body: s.executeBody,
     responses: {
-      200: 'allowed and executed: `decision`, `request_id`, `result`, `risk`, `checks`',
-      202: 'held for a person: `approval_id`, `expires_at`, `risk`, `checks`',
+      200: ['allowed and executed', s.executeAllowed],
+      202: ['held for a person', s.executeHeld],
       400: `malformed input; ${error}`,
       401: 'missing or wrong agent key',
-      403: 'denied: `layer`, `error`, `risk`, `checks`',
-      429: 'rate limited (`Retry-After`)',
+      403: ['denied by a layer', s.executeDenied],
+      429: ['rate limited (`Retry-After`)', s.executeDenied],
+      502: ['allowed, but the tool failed', s.executeToolFailed],
       503: 'a dependency the decision needs is down; nothing ran',
+      504: [
+        'allowed, but the tool did not answer in time (it may have acted)',
+        s.executeToolFailed,
+      ],
     },
   },
   'POST /gateway/message': {
@@ -66,20 +54,9 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     security: 'agent',
     description:
       'The receiver gets the sanitized content and a delegation token to present (`delegation`) with the tool calls it makes for this message; those calls get only what every agent of the chain may do.',
-    body: {
-      type: 'object',
-      required: ['agent_id', 'to_agent', 'content'],
-      properties: {
-        agent_id: { type: 'string' },
-        to_agent: { type: 'string' },
-        content: { type: 'string' },
-        session_id: { type: 'string' },
-        delegation: { type: 'string', description: "the sender's own delegation, if any" },
-        requested_by: { type: 'string', description: 'the person who started the work' },
-      },
-    },
+    body: s.messageBody,
     responses: {
-      200: '`message_id`, `content` (sanitized), `chain`, `delegation`, `expires_at`, `scan`',
+      200: ['delivered', s.messageResponse],
       401: 'wrong key or delegation',
       403: '`message_not_allowed` or `injection_detected`',
     },
@@ -88,17 +65,9 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     summary: 'Approve or deny a held call',
     tags: ['approvals'],
     security: 'approver',
-    body: {
-      type: 'object',
-      required: ['approval_id', 'decision'],
-      properties: {
-        approval_id: { type: 'string' },
-        decision: { type: 'string', enum: ['approve', 'deny'] },
-        comment: { type: 'string' },
-      },
-    },
+    body: s.approveBody,
     responses: {
-      200: 'the resolved approval (and the tool result when approved)',
+      200: ['the resolved approval (with the tool result when approved)', s.approvalResponse],
       403: 'not allowed to decide this',
       404: 'unknown approval',
       409: 'already decided or expired',
@@ -107,15 +76,15 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'GET /gateway/pending-approvals': {
     summary: 'Held calls waiting for a person',
     tags: ['approvals'],
-    responses: { 200: '`approvals` (parameters masked), `count`' },
+    responses: { 200: ['pending approvals, parameters masked', s.pendingApprovals] },
   },
   'GET /gateway/approvals/:id': {
     summary: 'One approval; `?wait=N` long-polls up to N seconds',
     tags: ['approvals'],
     security: 'agent or approver',
-    query: { type: 'object', properties: { wait: { type: 'integer', maximum: 60 } } },
+    query: s.approvalQuery,
     responses: {
-      200: '`approval`',
+      200: ['the approval', s.approvalResponse],
       403: 'not the requesting agent nor an approver',
       404: 'unknown',
     },
@@ -133,28 +102,25 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'POST /detect/injection': {
     summary: 'Score text with the prompt-injection detector',
     tags: ['detection'],
-    body: { type: 'object', required: ['text'], properties: { text: { type: 'string' } } },
+    body: s.detectBody,
     responses: { 200: '`score`, `detected`, `categories`' },
   },
   'GET /stats': {
     summary: 'Totals, per agent, per tool, per risk level, block rate, top block reasons',
     tags: ['observability'],
-    responses: { 200: 'statistics' },
+    responses: { 200: ['statistics', s.stats] },
   },
   'GET /events/recent': {
     summary: 'Newest audit events first',
     tags: ['audit'],
-    query: {
-      ...filters,
-      properties: { ...(filters.properties as Schema), limit: { type: 'integer' } },
-    },
-    responses: { 200: '`events`, `count`' },
+    query: s.recentQuery,
+    responses: { 200: ['events, newest first', s.recentEvents] },
   },
   'GET /events/timeline': {
     summary: 'Events per agent and per session, in time order',
     tags: ['audit'],
-    query: filters,
-    responses: { 200: '`agents`, `sessions`' },
+    query: s.timelineQuery,
+    responses: { 200: ['events grouped', s.timeline] },
   },
   'GET /auth/whoami': {
     summary: 'Who an approver token belongs to',
@@ -166,13 +132,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     summary: 'The filtered audit events as JSONL (exact hashed text + hash), CSV or CEF',
     tags: ['audit'],
     security: 'approver',
-    query: {
-      ...filters,
-      properties: {
-        ...(filters.properties as Schema),
-        format: { type: 'string', enum: ['jsonl', 'csv', 'cef'] },
-      },
-    },
+    query: s.exportQuery,
     responses: {
       200: 'the export, oldest first (at most 10,000 events)',
       401: 'not an approver token',
@@ -193,9 +153,13 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'GET /config/agents': {
     summary: 'Agents (never their keys)',
     tags: ['configuration'],
-    responses: { 200: '`agents`' },
+    responses: { 200: ['agents', s.configAgents] },
   },
-  'GET /config/tools': { summary: 'Tools', tags: ['configuration'], responses: { 200: '`tools`' } },
+  'GET /config/tools': {
+    summary: 'Tools',
+    tags: ['configuration'],
+    responses: { 200: ['tools (of the executor, only its type)', s.configTools] },
+  },
   'GET /demo/scenarios': {
     summary: 'The demo scenarios (demo configuration only)',
     tags: ['demo'],
@@ -222,7 +186,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'GET /ws/events': {
     summary: 'WebSocket: audit events live as JSON text frames; `?last_seq=N` catches up first',
     tags: ['audit'],
-    query: { type: 'object', properties: { last_seq: { type: 'integer' } } },
+    query: s.streamQuery,
     responses: { 101: 'switching protocols', 403: 'browser origin not allowed' },
   },
 }
@@ -231,6 +195,75 @@ const SECURITY: Record<NonNullable<RouteDoc['security']>, Record<string, string[
   agent: [{ agentKey: [] }],
   approver: [{ approverToken: [] }],
   'agent or approver': [{ agentKey: [] }, { approverToken: [] }],
+}
+
+/**
+ * A zod schema as the JSON Schema in the document: what a client may send (`io: 'input'`, so a
+ * field with a default is optional) or what it receives (`io: 'output'`).
+ */
+export function jsonSchemaOf(schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {
+  const { $schema: _dialect, ...json } = z.toJSONSchema(schema, {
+    io,
+    unrepresentable: 'any',
+    // A literal as `enum: [x]` rather than `const: x`: @fastify/swagger rewrites it so anyway, and
+    // writing it here keeps the document exactly what this function returns.
+    override: ({ jsonSchema }) => {
+      if (jsonSchema.const !== undefined) {
+        jsonSchema.enum = [jsonSchema.const]
+        delete jsonSchema.const
+      }
+    },
+  })
+  return json
+}
+
+function responsesOf(doc: RouteDoc): Record<string, Record<string, unknown>> {
+  return Object.fromEntries(
+    Object.entries(doc.responses).map(([status, r]) => {
+      const [description, body] =
+        typeof r === 'string' ? [r, Number(status) >= 400 ? s.errorResponse : undefined] : r
+      const content = body && { 'application/json': { schema: jsonSchemaOf(body, 'output') } }
+      return [status, { description, ...(content && { content }) }]
+    }),
+  )
+}
+
+/**
+ * The OpenAPI fields of one route, in Fastify's route-schema form.
+ *
+ * The schemas reach the document only through @fastify/swagger's `transform`, never as route
+ * schemas: a route schema would make Fastify validate bodies a second time (with its own error
+ * codes, before our strict parser's and zod's) and serialize replies with fast-json-stringify
+ * (dropping fields the schema does not list), both changes to the wire.
+ */
+function routeSchema(doc: RouteDoc): Record<string, unknown> {
+  return {
+    summary: doc.summary,
+    tags: doc.tags,
+    ...(doc.description && { description: doc.description }),
+    ...(doc.body && { body: jsonSchemaOf(doc.body, 'input') }),
+    ...(doc.query && { querystring: jsonSchemaOf(doc.query, 'input') }),
+    ...(doc.security && { security: SECURITY[doc.security] }),
+    response: responsesOf(doc),
+  }
+}
+
+/** The WebSocket route as an OpenAPI operation (@fastify/swagger leaves WebSocket routes out). */
+function streamOperation(): Record<string, unknown> {
+  const doc = ROUTE_DOCS['GET /ws/events']!
+  const query = jsonSchemaOf(doc.query!, 'input') as { properties: Record<string, object> }
+  return {
+    summary: doc.summary,
+    tags: doc.tags,
+    parameters: Object.entries(query.properties).map(([name, schema]) => ({
+      name,
+      in: 'query',
+      schema,
+    })),
+    responses: Object.fromEntries(
+      Object.entries(responsesOf(doc)).map(([code, { description }]) => [code, { description }]),
+    ),
+  }
 }
 
 /**
@@ -264,26 +297,12 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
         },
       },
     },
-    // @fastify/swagger leaves WebSocket routes out; the event stream is part of the API.
     transformObject: (doc) => {
       const spec = ('openapiObject' in doc ? doc.openapiObject : doc.swaggerObject) as Record<
         string,
         unknown
       > & { paths?: Record<string, unknown> }
-      const ws = ROUTE_DOCS['GET /ws/events']!
-      spec.paths = {
-        ...spec.paths,
-        '/ws/events': {
-          get: {
-            summary: ws.summary,
-            tags: ws.tags,
-            parameters: [{ name: 'last_seq', in: 'query', schema: { type: 'integer' } }],
-            responses: Object.fromEntries(
-              Object.entries(ws.responses).map(([code, description]) => [code, { description }]),
-            ),
-          },
-        },
-      }
+      spec.paths = { ...spec.paths, '/ws/events': { get: streamOperation() } }
       // The document we were given, with one path added; its declared type is a union.
       return spec as never
     },
@@ -291,21 +310,7 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
       const method = Array.isArray(route.method) ? route.method[0] : route.method
       const doc = ROUTE_DOCS[`${method} ${route.url}`]
       if (!doc) return { schema: { ...schema, hide: true }, url }
-      return {
-        url,
-        schema: {
-          ...schema,
-          summary: doc.summary,
-          tags: doc.tags,
-          ...(doc.description && { description: doc.description }),
-          ...(doc.body && { body: doc.body }),
-          ...(doc.query && { querystring: doc.query }),
-          ...(doc.security && { security: SECURITY[doc.security] }),
-          response: Object.fromEntries(
-            Object.entries(doc.responses).map(([code, description]) => [code, { description }]),
-          ),
-        },
-      }
+      return { url, schema: { ...schema, ...routeSchema(doc) } }
     },
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })

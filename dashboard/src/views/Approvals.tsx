@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks'
-import { api, ApiError, type Approval } from '../api'
+import { api, ApiError, type Approval, type PendingApprovals } from '../api'
 import { duration, Json, RiskBadge, secondsLeft } from '../format'
 
 /**
@@ -13,7 +13,7 @@ export function Approvals(props: { version: number; approver: string | null }) {
 
   useEffect(() => {
     api
-      .get<{ approvals: Approval[] }>('/gateway/pending-approvals')
+      .get<PendingApprovals>('/gateway/pending-approvals')
       .then((r) => {
         setPending(r.approvals)
         setError(null)

@@ -11,7 +11,7 @@ import {
   type ChartConfiguration,
 } from 'chart.js'
 import { useEffect, useRef, useState } from 'preact/hooks'
-import { api, type WardenEvent } from '../api'
+import { api, type Stats as StatsBody, type WardenEvent } from '../api'
 import { RISK_COLOR } from '../format'
 
 Chart.register(
@@ -29,19 +29,6 @@ Chart.defaults.borderColor = '#30363d'
 // A live view redraws often; animations would only delay what the numbers say.
 Chart.defaults.animation = false
 
-type Tally = { allowed: number; denied: number; approval_required: number }
-interface StatsBody {
-  total_requests: number
-  allowed: number
-  denied: number
-  approval_required: number
-  block_rate: number
-  by_agent: Record<string, Tally>
-  by_tool: Record<string, Tally>
-  by_risk_level: Record<string, number>
-  top_block_reasons: { reason: string; count: number }[]
-}
-
 const COLORS = { allowed: '#2e9d5b', denied: '#d33a3a', approval_required: '#d3a21a' }
 
 /** Totals, decisions over time, risk distribution, per-agent and per-tool, top block reasons. */
@@ -55,7 +42,7 @@ export function Stats(props: { version: number; events: WardenEvent[] }) {
   }, [props.version])
   if (!stats) return <p class="empty">Loading statistics…</p>
 
-  const stacked = (rows: Record<string, Tally>): ChartConfiguration<'bar'> => {
+  const stacked = (rows: StatsBody['by_agent']): ChartConfiguration<'bar'> => {
     const names = Object.keys(rows).sort()
     return {
       type: 'bar',

@@ -1,11 +1,6 @@
 import { useEffect, useState } from 'preact/hooks'
-import { api, qs, type WardenEvent } from '../api'
+import { api, qs, type TimelineBody, type WardenEvent } from '../api'
 import { DECISION_ICON, RiskBadge, time } from '../format'
-
-interface TimelineBody {
-  agents: { agent_id: string; events: WardenEvent[] }[]
-  sessions: { session_id: string; agent_id?: string; events: WardenEvent[] }[]
-}
 
 /** What one agent (or one session) did, in order: follow an agent through its calls. */
 export function Timeline(props: {

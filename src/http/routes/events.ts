@@ -1,0 +1,117 @@
+import type { FastifyPluginAsync } from 'fastify'
+import type { AuditEvent } from '../../domain/audit-event.js'
+import { errorBody } from '../../domain/errors.js'
+import type { EventBus } from '../../events/bus.js'
+import type { Stats } from '../../events/stats.js'
+import { streamEvents } from '../../events/websocket.js'
+import type { Runtime } from '../../pipeline/runtime.js'
+import type { Store } from '../../store/types.js'
+import { requireApprover, requireReader, subprotocolToken } from '../guards.js'
+import { parseQuery, recentQuery, streamQuery, timelineQuery } from '../schemas.js'
+
+export interface EventRoutesOptions {
+  runtime: Runtime
+  store: Store
+  bus: EventBus
+  stats: Stats
+}
+
+/** Reading decisions: `/stats`, `/events/recent`, `/events/timeline` and the `/ws/events` stream. */
+export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (
+  app,
+  { runtime, store, bus, stats },
+) => {
+  const { server } = runtime.config
+  const allowedOrigins = new Set(server.allowed_origins.map((o) => new URL(o).origin))
+
+  app.get('/stats', async (req) => {
+    requireReader(runtime, req.headers.authorization)
+    return stats.snapshot()
+  })
+
+  app.get('/events/recent', async (req) => {
+    requireReader(runtime, req.headers.authorization)
+    const { limit, ...filters } = parseQuery(recentQuery, req.query)
+    const events = await store.query({ ...filters, limit: clampLimit(limit, 50) })
+    return { events, count: events.length }
+  })
+
+  app.get('/events/timeline', async (req) => {
+    requireReader(runtime, req.headers.authorization)
+    const { limit, ...filters } = parseQuery(timelineQuery, req.query)
+    const events = await store.query({ ...filters, limit: clampLimit(limit, 500) })
+    return timeline(events.reverse())
+  })
+
+  app.get(
+    '/ws/events',
+    {
+      websocket: true,
+      // Browsers send an Origin: only pages from an allowed origin may open the stream (another
+      // site cannot read it through a visitor's browser). Clients without one are not browsers.
+      preValidation: async (req, reply) => {
+        const origin = req.headers.origin
+        if (server.read_access === 'approver') {
+          const protocol = subprotocolToken(req.headers['sec-websocket-protocol'])
+          requireApprover(runtime, req.headers.authorization ?? protocol)
+        }
+        if (origin !== undefined && !allowedOrigins.has(originOf(origin)))
+          return reply
+            .code(403)
+            .send(
+              errorBody(
+                'origin_not_allowed',
+                `origin ${origin} may not open the event stream`,
+                req.id,
+              ),
+            )
+      },
+    },
+    (socket, req) => {
+      const raw = Number(parseQuery(streamQuery, req.query).last_seq)
+      const lastSeq = Number.isSafeInteger(raw) && raw >= 0 ? raw : null
+      streamEvents(socket, { store, bus, lastSeq }).catch((err: unknown) => {
+        req.log.error({ err }, 'websocket catch-up failed')
+        socket.close(1011, 'catch-up failed')
+      })
+    },
+  )
+}
+
+/** `limit` as asked, when it is a whole number from 1 (at most 1000); else the default. */
+export function clampLimit(raw: string | undefined, fallback: number): number {
+  const n = Number(raw ?? fallback)
+  return Number.isInteger(n) && n > 0 ? Math.min(n, 1000) : fallback
+}
+
+function originOf(value: string): string {
+  try {
+    return new URL(value).origin
+  } catch {
+    return value
+  }
+}
+
+/** Events grouped per agent and per session, each group in time order. */
+function timeline(events: AuditEvent[]) {
+  const group = (key: (e: AuditEvent) => string | null) => {
+    const map = new Map<string, AuditEvent[]>()
+    for (const e of events) {
+      const k = key(e)
+      if (k === null) continue
+      const list = map.get(k)
+      if (list) list.push(e)
+      else map.set(k, [e])
+    }
+    return [...map]
+  }
+  return {
+    agents: group((e) => e.agent_id).map(([agent_id, list]) => ({ agent_id, events: list })),
+    sessions: group((e) => e.session_id).map(([session_id, list]) => ({
+      session_id,
+      agent_id: list[0]?.agent_id,
+      events: list,
+    })),
+    count: events.length,
+  }
+}
