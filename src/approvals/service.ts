@@ -9,7 +9,7 @@ import type { Reply } from '../http/reply.js'
 import { principalOf } from '../auth/credentials.js'
 import type { Runtime } from '../pipeline/runtime.js'
 import { scalarParams } from '../pipeline/runner.js'
-import type { ApprovalRecord, ApprovalStatus, Store } from '../store/types.js'
+import type { ApprovalRecord, ApprovalStatus, ApprovalStore, NonceStore } from '../store/types.js'
 import { sendApprovalRequired } from './notify.js'
 import { approverProblem, ttlSeconds } from './rules.js'
 import { verifyBody, verifyLink } from './signing.js'
@@ -18,7 +18,8 @@ import { canTransition } from './state.js'
 /** What the approvals service needs from the gateway that owns it. */
 export interface ApprovalHost {
   readonly runtime: Runtime
-  readonly store: Store
+  readonly approvalStore: ApprovalStore
+  readonly nonces: NonceStore
   /** Append durably, then publish; throws `audit_unavailable`. */
   record(events: AuditEventInput[]): Promise<AuditEvent[]>
   /** Run a call once and record its outcome. */
@@ -45,7 +46,7 @@ export class Approvals {
 
   /** Hold `call` for a person; a retry of the same call gets the same pending approval back. */
   async hold(call: ToolCall, decision: Decision, base: Record<string, unknown>): Promise<Reply> {
-    const { store } = this.host
+    const store = this.host.approvalStore
     const now = new Date(call.receivedAt).toISOString()
     const hash = argsHash(call.params)
     let existing: ApprovalRecord | null
@@ -80,7 +81,7 @@ export class Approvals {
     }
     if (!existing) {
       try {
-        await store.createApproval(approval)
+        await store.create(approval)
       } catch (err) {
         this.host.onError(err, 'store:approval')
         return storeDown(call.requestId)
@@ -112,9 +113,13 @@ export class Approvals {
 
   private findRetry(call: ToolCall, hash: string, now: string): Promise<ApprovalRecord | null> {
     if (call.idempotencyKey !== undefined)
-      return this.host.store.findPending(call.agentId, { idempotencyKey: call.idempotencyKey }, now)
+      return this.host.approvalStore.findPending(
+        call.agentId,
+        { idempotencyKey: call.idempotencyKey },
+        now,
+      )
     if (call.sessionId === undefined) return Promise.resolve(null)
-    return this.host.store.findPending(
+    return this.host.approvalStore.findPending(
       call.agentId,
       { tool: call.tool, argsHash: hash, sessionId: call.sessionId },
       now,
@@ -215,7 +220,9 @@ export class Approvals {
         verdict === 'expired' ? 'signature_expired' : 'signature_invalid',
         `the link is ${verdict === 'expired' ? 'expired' : 'not valid'}`,
       )
-    return this.decideOnce(nonce, approver, approvalId, decision, 'via signed link')
+    // The nonce is remembered while the link is valid: after `exp` the link is refused anyway.
+    const until = new Date(fields.exp * 1000).toISOString()
+    return this.decideOnce(nonce, until, approver, approvalId, decision, 'via signed link')
   }
 
   /** Decide through a signed callback (a chat tool's button): signature over `timestamp.body`, fresh, used once. */
@@ -249,8 +256,11 @@ export class Approvals {
     ) {
       return fail('invalid_request', 'a callback needs approval_id, decision, approver and nonce')
     }
+    // The nonce is remembered while the callback is fresh: older ones are refused anyway.
+    const until = new Date((Number(timestamp) + notify.callback_max_age_seconds) * 1000)
     return this.decideOnce(
       nonce,
+      until.toISOString(),
       approver,
       id,
       decision,
@@ -260,6 +270,7 @@ export class Approvals {
 
   private async decideOnce(
     nonce: string,
+    nonceExpiresAt: string,
     approverId: string,
     approvalId: string,
     verdict: 'approve' | 'deny',
@@ -267,7 +278,7 @@ export class Approvals {
   ): Promise<Reply> {
     const approver = this.config.approvals.approvers.find((a) => a.id === approverId)
     if (!approver) return fail('approver_not_authorized', `unknown approver \`${approverId}\``)
-    if (!(await this.host.store.useNonce(`${approvalId}:${nonce}`, new Date().toISOString()))) {
+    if (!(await this.host.nonces.use(`${approvalId}:${nonce}`, nonceExpiresAt))) {
       return fail('replayed', 'this link or callback was already used')
     }
     return this.decideAs(approver, approvalId, verdict, comment)
@@ -280,7 +291,7 @@ export class Approvals {
     verdict: 'approve' | 'deny',
     comment: string | null,
   ): Promise<Reply> {
-    const approval = await this.host.store.getApproval(approvalId)
+    const approval = await this.host.approvalStore.get(approvalId)
     if (!approval) return fail('approval_not_found', `approval \`${approvalId}\` not found`)
     if (approval.requested_by !== null && approval.requested_by === approver.id) {
       return fail(
@@ -315,9 +326,9 @@ export class Approvals {
     // INVARIANT: only `pending` moves, and only once: the store's compare-and-set decides races.
     if (
       !canTransition(approval.status, to) ||
-      !(await this.host.store.resolveApproval(approvalId, to, approver.id, comment, now))
+      !(await this.host.approvalStore.resolve(approvalId, to, approver.id, comment, now))
     ) {
-      const current = await this.host.store.getApproval(approvalId)
+      const current = await this.host.approvalStore.get(approvalId)
       if (current?.status === 'expired')
         return fail('approval_expired', `approval \`${approvalId}\` expired`)
       return fail(
@@ -343,8 +354,8 @@ export class Approvals {
     } catch (err) {
       // A decision the log does not have did not happen: roll the approval back to pending
       // (ROLLBACK in state.ts), so it can be decided again once the store is back.
-      await this.host.store
-        .reopenApproval(approvalId, to, approver.id)
+      await this.host.approvalStore
+        .reopen(approvalId, to, approver.id)
         .catch((rollbackErr: unknown) => this.host.onError(rollbackErr, 'store:approval-rollback'))
       return this.host.unavailable(
         err,
@@ -388,11 +399,11 @@ export class Approvals {
         this.config.sequence.history_limit,
       )
       .catch((err: unknown) => this.host.onError(err, 'state:history'))
-    await this.host.store
+    await this.host.approvalStore
       .recordExecution(approval.id, run.outcome, run.result, new Date().toISOString())
       // The tool ran and the audit log has its outcome; only the approval record lags behind.
       .catch((err: unknown) => this.host.onError(err, 'store:approval-execution'))
-    const final = (await this.host.store.getApproval(approval.id)) ?? approval
+    const final = (await this.host.approvalStore.get(approval.id)) ?? approval
     return {
       status: run.failure?.status ?? 200,
       body: {
@@ -406,7 +417,7 @@ export class Approvals {
   /** Move a pending approval whose TTL passed to `expired` and record that a timeout denied it. */
   async expire(approval: ApprovalRecord): Promise<boolean> {
     const now = new Date().toISOString()
-    if (!(await this.host.store.resolveApproval(approval.id, 'expired', null, null, now)))
+    if (!(await this.host.approvalStore.resolve(approval.id, 'expired', null, null, now)))
       return false
     await this.host.record([
       approvalEvent({ ...approval, status: 'expired' }, 'approval_expired', null, null),
@@ -417,7 +428,7 @@ export class Approvals {
   /** Expire every pending approval past its TTL; returns how many. */
   async sweepExpired(): Promise<number> {
     let n = 0
-    for (const a of await this.host.store.expiredPending(new Date().toISOString()))
+    for (const a of await this.host.approvalStore.expiredPending(new Date().toISOString()))
       if (await this.expire(a)) n++
     return n
   }
@@ -427,7 +438,7 @@ export class Approvals {
     const { agent, approver } = principalOf(this.host.runtime, credential)
     // Authenticate before looking anything up, so ids cannot be probed without a credential.
     if (!approver && !agent) return fail('unauthenticated', 'missing or unknown credential')
-    const approval = await this.host.store.getApproval(approvalId)
+    const approval = await this.host.approvalStore.get(approvalId)
     if (!approval) return fail('approval_not_found', `approval \`${approvalId}\` not found`)
     if (!approver && agent?.id !== approval.agent_id) {
       return fail(
@@ -440,7 +451,7 @@ export class Approvals {
 
   async pending(): Promise<Record<string, unknown>[]> {
     const now = new Date().toISOString()
-    return (await this.host.store.listApprovals('pending'))
+    return (await this.host.approvalStore.list('pending'))
       .filter((a) => a.expires_at > now)
       .map(publicApproval)
   }

@@ -7,7 +7,7 @@ import type { Decision, ToolCall } from '../domain/types.js'
 import type { EventBus } from '../events/bus.js'
 import { ToolFailure, type Executor } from '../executors/types.js'
 import type { Pipeline } from '../pipeline/runner.js'
-import type { Store } from '../store/types.js'
+import type { ApprovalStore, AuditLog, NonceStore } from '../store/types.js'
 import { Approvals, type ApprovalHost } from '../approvals/service.js'
 import type { Reply } from '../http/reply.js'
 import { decisionEvent, executionEvent, rejectionEvent } from '../audit/events.js'
@@ -20,7 +20,9 @@ const tracer = trace.getTracer('warden')
 
 export interface GatewayDeps {
   pipeline: Pipeline
-  store: Store
+  audit: AuditLog
+  approvalStore: ApprovalStore
+  nonces: NonceStore
   bus: EventBus
   executors: Record<ToolConfig['executor']['type'], Executor>
   onError?: (err: unknown, where: string) => void
@@ -45,8 +47,12 @@ export class Gateway implements ApprovalHost {
     return this.deps.pipeline.runtime
   }
 
-  get store(): Store {
-    return this.deps.store
+  get approvalStore(): ApprovalStore {
+    return this.deps.approvalStore
+  }
+
+  get nonces(): NonceStore {
+    return this.deps.nonces
   }
 
   onError(err: unknown, where: string): void {
@@ -55,7 +61,7 @@ export class Gateway implements ApprovalHost {
 
   /** Record events durably and then publish them; throws `audit_unavailable` if the store fails. */
   async record(events: AuditEventInput[]): Promise<AuditEvent[]> {
-    const sealed = await this.deps.store.append(events)
+    const sealed = await this.deps.audit.append(events)
     this.deps.bus.publish(sealed)
     return sealed
   }

@@ -21,7 +21,7 @@ import { scanText } from '../detect/injection.js'
 import { Metrics } from './metrics.js'
 import { registerOpenApi } from './openapi.js'
 import { parseStrictJson } from './safe-json.js'
-import type { AuditQuery, Store } from '../store/types.js'
+import type { AuditQuery, Stores } from '../store/types.js'
 import { EXPORT_FORMATS, exportHeader, exportLine, type ExportFormat } from '../audit/export.js'
 import { verifyChain } from '../audit/verify.js'
 import { principalOf } from '../auth/credentials.js'
@@ -36,7 +36,8 @@ declare module 'fastify' {
 
 export interface AppDeps {
   gateway: Gateway
-  store: Store
+  /** The audit log for the read routes, and the backend's health. */
+  stores: Pick<Stores, 'audit' | 'health'>
   bus: EventBus
   logger: FastifyBaseLogger
   metrics?: Metrics
@@ -55,12 +56,13 @@ const FASTIFY_ERRORS: Record<string, WardenError['code']> = {
 
 /** Build the gateway HTTP app from injected parts; nothing here reads the environment. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const { gateway, store, bus } = deps
+  const { gateway, stores, bus } = deps
+  const { audit } = stores
   const metrics = deps.metrics ?? new Metrics()
   const { server } = gateway.runtime.config
   const { config } = gateway.runtime
   const allowedOrigins = new Set(server.allowed_origins.map((o) => new URL(o).origin))
-  const stats = new Stats(await store.counts(), bus, {
+  const stats = new Stats(await audit.counts(), bus, {
     agents: new Set(config.agents.map((a) => a.id)),
     tools: new Set(config.tools.map((t) => t.name)),
   })
@@ -254,7 +256,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.get<{ Querystring: Record<string, string | undefined> }>('/events/recent', async (req) => {
     requireReader(req.headers.authorization)
-    const events = await store.query({
+    const events = await audit.query({
       ...auditFilter(req.query),
       limit: clampLimit(req.query.limit, 50),
     })
@@ -264,7 +266,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.get<{ Querystring: Record<string, string | undefined> }>('/events/timeline', async (req) => {
     requireReader(req.headers.authorization)
     const events = (
-      await store.query({ ...auditFilter(req.query), limit: clampLimit(req.query.limit, 500) })
+      await audit.query({ ...auditFilter(req.query), limit: clampLimit(req.query.limit, 500) })
     ).reverse()
     return timeline(events)
   })
@@ -283,7 +285,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         throw new WardenError('invalid_request', '`format` must be jsonl, csv or cef')
       const { format: _f, ...filters } = req.query
       // The filtered set, oldest first, as stored: a JSONL line carries the exact hashed text.
-      const rows = await store.queryStored({
+      const rows = await audit.queryStored({
         ...auditFilter(filters),
         order: 'asc',
         limit: EXPORT_LIMIT,
@@ -309,12 +311,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.get('/audit/verify', async (req) => {
     requireApprover(req.headers.authorization)
-    return verifyChain(store)
+    return verifyChain(audit)
   })
 
   app.get<{ Params: { id: string } }>('/audit/sessions/:id/replay', async (req) => {
     requireApprover(req.headers.authorization)
-    const events = await store.query({ session_id: req.params.id, order: 'asc', limit: 1000 })
+    const events = await audit.query({ session_id: req.params.id, order: 'asc', limit: 1000 })
     return replaySession(gateway.runtime, req.params.id, events)
   })
 
@@ -368,7 +370,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.get('/health', async (_req, reply) => {
     const [storeHealth, stateHealth] = await Promise.all([
-      store.health(),
+      stores.health(),
       gateway.runtime.state.health(),
     ])
     const ok = storeHealth.ok && stateHealth.ok
@@ -384,7 +386,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.get('/metrics', async (_req, reply) => {
     // Gauges that describe the present are read at scrape time.
     const [storeHealth, stateHealth, pending] = await Promise.all([
-      store.health(),
+      stores.health(),
       gateway.runtime.state.health(),
       gateway.approvals.pending().catch(() => null),
     ])
@@ -426,7 +428,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       const raw = Number(req.query.last_seq)
       const lastSeq =
         req.query.last_seq !== undefined && Number.isSafeInteger(raw) && raw >= 0 ? raw : null
-      streamEvents(socket, { store, bus, lastSeq }).catch((err: unknown) => {
+      streamEvents(socket, { audit, bus, lastSeq }).catch((err: unknown) => {
         req.log.error({ err }, 'websocket catch-up failed')
         socket.close(1011, 'catch-up failed')
       })
