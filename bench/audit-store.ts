@@ -11,12 +11,12 @@ import { timeOrderedId } from '../src/domain/ids.js'
 import type { Decision, ToolCall } from '../src/domain/types.js'
 import { maskPii } from '../src/detect/pii.js'
 import { decisionEvent, executionEvent } from '../src/audit/events.js'
-import { sqliteStore } from '../src/store/sqlite.js'
+import { sqliteStores } from '../src/store/sqlite.js'
 
 const calls = Number(process.argv[2] ?? 20_000)
 const concurrency = Number(process.argv[3] ?? 50)
 const dir = mkdtempSync(join(tmpdir(), 'warden-store-bench-'))
-const store = sqliteStore(join(dir, 'audit.db'))
+const stores = sqliteStores(join(dir, 'audit.db'))
 
 const LAYERS = [
   'identity',
@@ -78,8 +78,8 @@ async function worker(): Promise<void> {
     started++
     const c = call()
     const event = decisionEvent(c, decision(c), c.agentId)
-    await store.append([event])
-    await store.append([executionEvent(event, 'ok', maskPii(result, '/result'), 1)])
+    await stores.audit.append([event])
+    await stores.audit.append([executionEvent(event, 'ok', maskPii(result, '/result'), 1)])
   }
 }
 
@@ -91,5 +91,5 @@ const cpu = process.cpuUsage(cpu0)
 console.log(
   `${calls} calls, ${concurrency} at a time, 2 events each: ${Math.round(calls / seconds)} calls/s, ${((cpu.user + cpu.system) / calls).toFixed(1)} µs CPU per call (both threads)`,
 )
-await store.close()
+await stores.close()
 rmSync(dir, { recursive: true, force: true })

@@ -44,7 +44,7 @@ import type { ToolCall } from '../src/domain/types.js'
 import { buildRuntime } from '../src/pipeline/runtime.js'
 import { pipeline } from '../src/pipeline/runner.js'
 import { memoryState } from '../src/state/memory.js'
-import { sqliteStore } from '../src/store/sqlite.js'
+import { sqliteStores } from '../src/store/sqlite.js'
 import { createWarden } from '../src/warden.js'
 
 const CONFIG = fileURLToPath(new URL('../config/bench/warden.yaml', import.meta.url))
@@ -137,17 +137,17 @@ async function serve(kind: Kind, sqlitePath: string | undefined): Promise<void> 
     // (same content and size) appended one after the other to Warden's store, nothing else.
     if (!sqlitePath) throw new Error('--serve echo-audit needs --db')
     const [decided, executed] = await sampleEvents()
-    const store = sqliteStore(sqlitePath)
+    const stores = sqliteStores(sqlitePath)
     app = Fastify({ logger: false })
     app.post('/echo', async (req) => {
       const timestamp = new Date().toISOString()
-      await store.append([{ ...decided, id: randomUUID(), request_id: req.id, timestamp }])
-      await store.append([{ ...executed, id: randomUUID(), request_id: req.id, timestamp }])
+      await stores.audit.append([{ ...decided, id: randomUUID(), request_id: req.id, timestamp }])
+      await stores.audit.append([{ ...executed, id: randomUUID(), request_id: req.id, timestamp }])
       return req.body
     })
     close = async () => {
       await app.close()
-      await store.close()
+      await stores.close()
     }
     path = '/echo'
   } else {
@@ -200,7 +200,7 @@ async function sampleEvents(): Promise<[AuditEventInput, AuditEventInput]> {
       payload: SEARCH_BODY,
     })
     if (res.statusCode !== 200) throw new Error(`sample call: ${res.statusCode} ${res.body}`)
-    const events = await warden.store.query({ order: 'asc', limit: 2 })
+    const events = await warden.stores.audit.query({ order: 'asc', limit: 2 })
     const inputs = events.map(({ seq: _seq, prev_hash: _prev, hash: _hash, ...input }) => input)
     if (inputs.length !== 2) throw new Error('sample call: expected two audit events')
     return [inputs[0]!, inputs[1]!]
@@ -211,16 +211,16 @@ async function sampleEvents(): Promise<[AuditEventInput, AuditEventInput]> {
 
 /** Reopen the closed store and count and verify what the run left in it. */
 async function auditSummary(sqlitePath: string): Promise<AuditSummary> {
-  const store = sqliteStore(sqlitePath)
+  const stores = sqliteStores(sqlitePath)
   try {
-    const counts = await store.counts()
+    const counts = await stores.audit.counts()
     const byType: Record<string, number> = {}
     let rows = 0
     for (const r of counts.rows) {
       byType[r.type] = (byType[r.type] ?? 0) + r.n
       rows += r.n
     }
-    const chain = await verifyChain(store)
+    const chain = await verifyChain(stores.audit)
     return {
       rows,
       byType,
@@ -229,7 +229,7 @@ async function auditSummary(sqlitePath: string): Promise<AuditSummary> {
       ...(chain.firstBad && { firstBad: `seq ${chain.firstBad.seq}: ${chain.firstBad.problem}` }),
     }
   } finally {
-    await store.close()
+    await stores.close()
   }
 }
 

@@ -14,15 +14,17 @@ import { buildRuntime } from './pipeline/runtime.js'
 import { pipeline } from './pipeline/runner.js'
 import { memoryState } from './state/memory.js'
 import type { StateStore } from './state/types.js'
-import { sqliteStore } from './store/sqlite.js'
-import type { Store } from './store/types.js'
+import { openStores, storeOptions, type Stores } from './store/index.js'
 
 export interface WardenOptions {
   /** A loaded configuration, or the file to load. */
   config: LoadedConfig | string
   /** Overrides `store.sqlite_path` (tests use a temp file). */
   sqlitePath?: string
-  store?: Store
+  /** `DATABASE_URL`, passed in by main.ts: a `postgres://` URL selects PostgreSQL. */
+  databaseUrl?: string
+  /** Stores to use instead of opening the `store:` section's backend; closed with the gateway. */
+  stores?: Stores
   state?: StateStore
   logger?: Logger
   demoBackend?: DemoBackend
@@ -34,7 +36,7 @@ export interface WardenOptions {
 export interface Warden {
   app: FastifyInstance
   gateway: Gateway
-  store: Store
+  stores: Stores
   bus: EventBus
   loaded: LoadedConfig
   close(): Promise<void>
@@ -45,7 +47,14 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
   const loaded = typeof opts.config === 'string' ? loadConfig(opts.config) : opts.config
   const logger = opts.logger ?? pino({ level: 'silent' })
   const metrics = new Metrics()
-  const store = opts.store ?? sqliteStore(opts.sqlitePath ?? loaded.config.store.sqlite_path)
+  const stores =
+    opts.stores ??
+    (await openStores(
+      storeOptions(loaded.config.store, {
+        sqlitePath: opts.sqlitePath,
+        databaseUrl: opts.databaseUrl,
+      }),
+    ))
   const state = opts.state ?? memoryState()
   const bus = memoryBus((err) => logger.error({ err }, 'event listener failed'))
   const runtime = buildRuntime(loaded, state)
@@ -59,7 +68,7 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
     pipeline: decide,
     onDecision: (d, principal) => metrics.observe(d, principal),
     onToolRun: (tool, outcome, seconds) => metrics.toolSeconds.observe({ tool, outcome }, seconds),
-    store,
+    stores,
     bus,
     executors: { demo: demoExecutor(opts.demoBackend ?? new DemoBackend()), http: httpExecutor() },
     onError: (err, where) => {
@@ -74,13 +83,13 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
     ? (call: ToolCall) =>
         createEngine({
           pipeline: pipeline({ ...runtime, state: memoryState() }),
-          store,
+          stores,
           bus,
           executors: { demo: demoExecutor(new DemoBackend()), http: httpExecutor() },
           onError: (err, where) => logger.error({ err, where }, 'demo scenario error'),
         }).gateway.execute(call)
     : undefined
-  const app = await buildApp({ gateway, recorder, store, bus, logger, metrics, runScenario })
+  const app = await buildApp({ gateway, recorder, stores, bus, logger, metrics, runScenario })
   const interval = opts.sweepIntervalMs ?? 5000
   const sweeper =
     interval > 0
@@ -93,14 +102,14 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
   return {
     app,
     gateway,
-    store,
+    stores,
     bus,
     loaded,
     async close() {
       if (sweeper) clearInterval(sweeper)
       await app.close()
       await state.close()
-      await store.close()
+      await stores.close()
     },
   }
 }

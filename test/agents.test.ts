@@ -206,7 +206,7 @@ describe('agent API', () => {
       expect(run.steps[0].delegated.steps[0].reason).toBe(
         'tool `issue_refund` is not allowed for agent `support-agent`, which delegated this call',
       )
-      const [event] = await w.store.query({
+      const [event] = await w.stores.audit.query({
         type: 'tool_call_denied',
         agent_id: 'refund-agent',
         limit: 1,

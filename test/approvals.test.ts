@@ -172,7 +172,7 @@ describe('approvals', () => {
       headers: { authorization: `Bearer ${APPROVER}` },
       payload: { approval_id: id, decision: 'approve', comment: 'customer called' },
     })
-    const [granted] = await w.store
+    const [granted] = await w.stores.audit
       .query({ type: 'approval_granted', text: '', limit: 50 })
       .then((all) => all.filter((e) => e.approval_id === id))
     expect(granted).toMatchObject({
@@ -268,7 +268,7 @@ describe('approval flooding', () => {
         layer: 'approval',
         error: { code: 'too_many_pending_approvals' },
       })
-      const [event] = await w.store.query({ type: 'tool_call_denied', limit: 1 })
+      const [event] = await w.stores.audit.query({ type: 'tool_call_denied', limit: 1 })
       expect(event).toMatchObject({
         code: 'too_many_pending_approvals',
         request_id: fourth.json().request_id,
@@ -308,7 +308,7 @@ describe('a decision the audit log cannot record does not take effect', () => {
         })
       const failed = await approve()
       expect(failed.statusCode).toBe(503)
-      expect((await w.store.getApproval(id))!.status).toBe('pending')
+      expect((await w.stores.approvals.get(id))!.status).toBe('pending')
       expect(
         backend.get_system_health({ service: 'search', environment: 'dev' }).services[0]!.restarts,
       ).toBe(0)

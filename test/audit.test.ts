@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { chainHash } from '../src/domain/audit-event.js'
 import { verifyChain } from '../src/audit/verify.js'
 import { main } from '../src/main.js'
-import { sqliteStore } from '../src/store/sqlite.js'
+import { sqliteStores } from '../src/store/sqlite.js'
 import { DemoBackend } from '../src/demo/backend.js'
 import { execute, startWarden } from './helpers.js'
 
@@ -54,7 +54,7 @@ async function cli(args: string[]): Promise<{ code: number; out: string }> {
 describe('hash-chained audit log', () => {
   it('verifies a busy log written by concurrent calls', async () => {
     w = await busyLog()
-    const result = await verifyChain(w.store)
+    const result = await verifyChain(w.stores.audit)
     // 15 allowed searches + 15 lookups + 15 health checks, each decision + execution, + 15 denials.
     expect(result).toMatchObject({ ok: true, checked: 105 })
     const { code, out } = await cli(['audit', 'verify', '--db', w.dbPath])
@@ -70,7 +70,7 @@ describe('hash-chained audit log', () => {
       row.body.replace(/"reason":"[^"]*"/, '"reason":"nothing to see"'),
     )
     db.close()
-    expect(await verifyChain(w.store)).toMatchObject({
+    expect(await verifyChain(w.stores.audit)).toMatchObject({
       ok: false,
       firstBad: { seq: 7, problem: expect.stringContaining('edited') },
     })
@@ -84,7 +84,7 @@ describe('hash-chained audit log', () => {
     const db = new Database(w.dbPath)
     db.prepare('DELETE FROM audit_events WHERE seq = 5').run()
     db.close()
-    expect(await verifyChain(w.store)).toMatchObject({
+    expect(await verifyChain(w.stores.audit)).toMatchObject({
       ok: false,
       firstBad: { seq: 6, problem: expect.stringContaining('missing') },
     })
@@ -101,7 +101,7 @@ describe('hash-chained audit log', () => {
       chainHash(prev, edited),
     )
     db.close()
-    expect(await verifyChain(w.store)).toMatchObject({
+    expect(await verifyChain(w.stores.audit)).toMatchObject({
       ok: false,
       firstBad: { seq: 5, problem: expect.stringContaining('prev_hash') },
     })
@@ -118,10 +118,10 @@ describe('hash-chained audit log', () => {
       readFileSync(w.dbPath).toString('latin1') + readFileSync(`${w.dbPath}-wal`).toString('latin1')
     expect(raw).not.toContain('4111 1111 1111 1111')
     expect(raw).not.toContain('ada@example.com')
-    const [event] = await w.store.query({ type: 'tool_call_allowed', limit: 1 })
+    const [event] = await w.stores.audit.query({ type: 'tool_call_allowed', limit: 1 })
     expect(event!.masked.sort()).toEqual(['/params/description', '/params/subject'])
     expect(event!.params).toMatchObject({ subject: 'Card [card ****1111] charged twice' })
-    expect((await verifyChain(w.store)).ok).toBe(true)
+    expect((await verifyChain(w.stores.audit)).ok).toBe(true)
   })
 })
 
@@ -150,7 +150,7 @@ describe('write-ahead audit', () => {
 
   it('every executed call has a committed decision before its execution record', async () => {
     w = await busyLog(40)
-    const events = await w.store.query({ order: 'asc', limit: 1000 })
+    const events = await w.stores.audit.query({ order: 'asc', limit: 1000 })
     const decided = new Map<string, number>()
     for (const e of events) {
       if (e.type === 'tool_call_allowed') decided.set(e.request_id, e.seq)
@@ -183,8 +183,8 @@ describe('export', () => {
 
   it('reads the same log from another process-level handle (store reopen)', async () => {
     w = await busyLog(8)
-    const other = sqliteStore(w.dbPath)
-    expect((await verifyChain(other)).checked).toBe(14)
+    const other = sqliteStores(w.dbPath)
+    expect((await verifyChain(other.audit)).checked).toBe(14)
     await other.close()
   })
 })
@@ -205,7 +205,7 @@ describe('hostile values in a batch', () => {
     const [bad, good] = await Promise.all([raw('1e309'), raw('5')])
     expect(bad.statusCode).toBe(400)
     expect(good.statusCode).toBe(200)
-    expect((await verifyChain(w.store)).ok).toBe(true)
+    expect((await verifyChain(w.stores.audit)).ok).toBe(true)
   })
 })
 
@@ -235,13 +235,13 @@ describe('group commit isolation', () => {
     })
     // A BigInt has no JSON form: that caller's append must fail, the others must commit.
     const results = await Promise.allSettled([
-      w.store.append([event({ n: 1 })]),
-      w.store.append([event({ n: 10n })]),
-      w.store.append([event({ n: 3 })]),
+      w.stores.audit.append([event({ n: 1 })]),
+      w.stores.audit.append([event({ n: 10n })]),
+      w.stores.audit.append([event({ n: 3 })]),
     ])
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
     expect((results[1] as PromiseRejectedResult).reason.code).toBe('audit_unavailable')
-    expect(await verifyChain(w.store)).toMatchObject({ ok: true, checked: 2 })
+    expect(await verifyChain(w.stores.audit)).toMatchObject({ ok: true, checked: 2 })
   })
 })
 
@@ -255,13 +255,13 @@ describe('requests refused before the pipeline', () => {
       payload: '{"tool":"issue_refund","params":{"amount":',
     })
     expect(res.statusCode).toBe(400)
-    const [event] = await w.store.query({ type: 'request_rejected', limit: 1 })
+    const [event] = await w.stores.audit.query({ type: 'request_rejected', limit: 1 })
     expect(event).toMatchObject({
       decision: 'rejected',
       code: 'invalid_json',
       request_id: res.json().request_id,
       principal: 'anonymous',
     })
-    expect((await verifyChain(w.store)).ok).toBe(true)
+    expect((await verifyChain(w.stores.audit)).ok).toBe(true)
   })
 })

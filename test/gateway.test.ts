@@ -55,7 +55,7 @@ describe('POST /gateway/execute (contract)', () => {
     expect(customer.card).toBe('[card ****0004]')
     expect(JSON.stringify(res.json())).not.toContain('grace@example.com')
     // The audit record says what was masked (masking happens once, before both uses).
-    const [executed] = await w.store.query({ type: 'tool_call_executed', limit: 1 })
+    const [executed] = await w.stores.audit.query({ type: 'tool_call_executed', limit: 1 })
     expect(executed!.masked).toEqual(
       expect.arrayContaining(['/result/customer/email', '/result/customer/card']),
     )
@@ -72,7 +72,7 @@ describe('POST /gateway/execute (contract)', () => {
       const customer = res.json().result.customer
       expect(customer.email).toBe('grace@example.com')
       expect(customer.card).toBe('[card ****0004]')
-      const [executed] = await w2.store.query({ type: 'tool_call_executed', limit: 1 })
+      const [executed] = await w2.stores.audit.query({ type: 'tool_call_executed', limit: 1 })
       expect(JSON.stringify(executed!.result)).not.toContain('grace@example.com')
       expect(executed!.masked).toEqual(expect.arrayContaining(['/result/customer/email']))
     } finally {
@@ -242,7 +242,9 @@ describe('approvals', () => {
     const held = await hold()
     // Move the clock on by expiring through the store's own CAS with a time past the TTL.
     const later = new Date(Date.parse(held.expires_at) + 1000).toISOString()
-    expect(await w.store.resolveApproval(held.approval_id, 'expired', null, null, later)).toBe(true)
+    expect(await w.stores.approvals.resolve(held.approval_id, 'expired', null, null, later)).toBe(
+      true,
+    )
     const res = await approve(held.approval_id, APPROVER)
     expect(res.statusCode).toBe(409)
     expect(res.json().error.code).toBe('approval_expired')
@@ -250,11 +252,11 @@ describe('approvals', () => {
 
   it('the sweeper expires past-TTL approvals and records an approval_expired event', async () => {
     const held = await hold()
-    const a = (await w.store.getApproval(held.approval_id))!
+    const a = (await w.stores.approvals.get(held.approval_id))!
     const past = new Date(Date.now() - 1000).toISOString()
-    await w.store.createApproval({ ...a, id: `${a.id}-old`, expires_at: past })
+    await w.stores.approvals.create({ ...a, id: `${a.id}-old`, expires_at: past })
     expect(await w.gateway.approvals.sweepExpired()).toBeGreaterThanOrEqual(1)
-    expect((await w.store.getApproval(`${a.id}-old`))!.status).toBe('expired')
+    expect((await w.stores.approvals.get(`${a.id}-old`))!.status).toBe('expired')
     const events = (await w.app.inject({ url: '/events/recent?type=approval_expired' })).json()
       .events
     expect(events[0]).toMatchObject({
@@ -508,7 +510,7 @@ describe('state store failures', () => {
       expect(res.statusCode).toBe(503)
       expect(res.json().error.code).toBe('state_unavailable')
       expect(backend.lookup_order({ order_id: 'ORD-1001' }).balance).toBe(49)
-      const [event] = await w.store.query({ type: 'request_rejected', limit: 1 })
+      const [event] = await w.stores.audit.query({ type: 'request_rejected', limit: 1 })
       expect(event).toMatchObject({ code: 'state_unavailable', request_id: res.json().request_id })
     } finally {
       await w.close()
@@ -526,7 +528,7 @@ describe('state store failures', () => {
         { session_id: 's1' },
       )
       expect(res.statusCode).toBe(200)
-      const [event] = await w.store.query({ type: 'tool_call_executed', limit: 1 })
+      const [event] = await w.stores.audit.query({ type: 'tool_call_executed', limit: 1 })
       expect(event!.outcome).toBe('ok')
     } finally {
       await w.close()
@@ -692,7 +694,7 @@ describe('injections in untrusted tool output', () => {
           categories: expect.arrayContaining(['instruction_override']),
         }),
       ])
-      const [executed] = await w.store.query({ type: 'tool_call_executed', limit: 1 })
+      const [executed] = await w.stores.audit.query({ type: 'tool_call_executed', limit: 1 })
       expect(executed!.output_scan!.score).toBeGreaterThanOrEqual(0.5)
       // A small refund would normally run; in this session it waits for a person.
       const refund = await execute(

@@ -114,7 +114,7 @@ describe('http executor against a real upstream', () => {
     const res = await execute(w, 'support-agent', 'lookup_order', { order_id: 'ORD-5000' })
     expect(res.statusCode).toBe(502)
     expect(res.json().error.code).toBe('upstream_error')
-    const [event] = await w.store.query({ type: 'tool_call_executed', limit: 1 })
+    const [event] = await w.stores.audit.query({ type: 'tool_call_executed', limit: 1 })
     expect(event).toMatchObject({ outcome: 'error', request_id: res.json().request_id })
   })
 
@@ -130,7 +130,7 @@ describe('http executor against a real upstream', () => {
     expect(res.json().error.code).toBe('upstream_timeout')
     expect(Date.now() - started).toBeGreaterThanOrEqual(450)
     expect(up.hits.length - before).toBe(1)
-    const [event] = await w.store.query({ type: 'tool_call_executed', limit: 1 })
+    const [event] = await w.stores.audit.query({ type: 'tool_call_executed', limit: 1 })
     expect(event).toMatchObject({ outcome: 'unknown', request_id: res.json().request_id })
   })
 
@@ -141,7 +141,7 @@ describe('http executor against a real upstream', () => {
       reason: 'damaged',
     })
     expect(res.statusCode).toBe(504)
-    const [event] = await w.store.query({ type: 'tool_call_executed', limit: 1 })
+    const [event] = await w.stores.audit.query({ type: 'tool_call_executed', limit: 1 })
     expect(event).toMatchObject({ outcome: 'unknown', request_id: res.json().request_id })
   })
 

@@ -61,7 +61,7 @@ describe('agent-to-agent messages and delegation', () => {
     expect(refund.json().error.message).toBe(
       'tool `issue_refund` is not allowed for agent `support-agent`, which delegated this call',
     )
-    const [denied] = await w.store.query({
+    const [denied] = await w.stores.audit.query({
       type: 'tool_call_denied',
       session_id: 'ticket-77',
       limit: 1,
@@ -71,7 +71,7 @@ describe('agent-to-agent messages and delegation', () => {
       chain: ['support-agent', 'refund-agent'],
       human: 'alice@example.com',
     })
-    const [sentEvent] = await w.store.query({ type: 'agent_message_sent', limit: 1 })
+    const [sentEvent] = await w.stores.audit.query({ type: 'agent_message_sent', limit: 1 })
     expect(sentEvent).toMatchObject({
       agent_id: 'support-agent',
       decision: 'delivered',
@@ -106,7 +106,7 @@ describe('agent-to-agent messages and delegation', () => {
     const res = await message(w, 'refund-agent', 'support-agent', 'hello')
     expect(res.statusCode).toBe(403)
     expect(res.json().error.code).toBe('message_not_allowed')
-    const [event] = await w.store.query({ type: 'agent_message_denied', limit: 1 })
+    const [event] = await w.stores.audit.query({ type: 'agent_message_denied', limit: 1 })
     expect(event).toMatchObject({ agent_id: 'refund-agent', code: 'message_not_allowed' })
   })
 
@@ -390,7 +390,7 @@ describe('delegation: the chain’s policy, quarantine and approvals', () => {
         requested_by: 'mallory',
       })
       expect(both.statusCode).toBe(400)
-      const [sent] = await w.store.query({ type: 'agent_message_sent', limit: 1 })
+      const [sent] = await w.stores.audit.query({ type: 'agent_message_sent', limit: 1 })
       expect(sent).toMatchObject({ human: 'alice' })
     } finally {
       await w.close()

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { verifyChain } from '../src/audit/verify.js'
-import { sqliteStore } from '../src/store/sqlite.js'
+import { sqliteStores } from '../src/store/sqlite.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'warden-restart-'))
@@ -101,13 +101,13 @@ describe('durable approvals across kill -9', () => {
       second.kill('SIGTERM')
       await new Promise((r) => second.once('exit', r))
     }
-    const store = sqliteStore(dbPath)
+    const stores = sqliteStores(dbPath)
     try {
-      const executed = await store.query({ type: 'tool_call_executed', limit: 100 })
+      const executed = await stores.audit.query({ type: 'tool_call_executed', limit: 100 })
       expect(executed.filter((e) => e.approval_id === id)).toHaveLength(1)
-      expect((await verifyChain(store)).ok).toBe(true)
+      expect((await verifyChain(stores.audit)).ok).toBe(true)
     } finally {
-      await store.close()
+      await stores.close()
     }
   })
 })

@@ -19,7 +19,7 @@ import type { ToolRunner } from '../executors/tool-runner.js'
 import { principalOf } from '../auth/credentials.js'
 import type { Runtime } from '../pipeline/runtime.js'
 import { scalarParams } from '../pipeline/runner.js'
-import type { ApprovalRecord, ApprovalStatus, Store } from '../store/types.js'
+import type { ApprovalRecord, ApprovalStatus, ApprovalStore, NonceStore } from '../store/types.js'
 import { sendApprovalRequired } from './notify.js'
 import { approverProblem, ttlSeconds } from './rules.js'
 import { verifyLink, verifyWebhook, type ReceivedWebhookHeaders } from './signing.js'
@@ -28,7 +28,8 @@ import { canTransition } from './state.js'
 /** What the approvals service works with: small capabilities, not the gateway. */
 export interface ApprovalDeps {
   readonly runtime: Runtime
-  readonly store: Store
+  readonly approvalStore: ApprovalStore
+  readonly nonces: NonceStore
   readonly recorder: Recorder
   readonly runner: ToolRunner
   /** Committed events; a long-poll wakes on the ones about its approval. */
@@ -66,7 +67,7 @@ export class Approvals {
 
   /** Hold `call` for a person; a retry of the same call gets the same pending approval back. */
   async hold(call: ToolCall, decision: Decision): Promise<CallOutcome> {
-    const { store } = this.host
+    const store = this.host.approvalStore
     const now = new Date(call.receivedAt).toISOString()
     const hash = argsHash(call.params)
     let existing: ApprovalRecord | null
@@ -100,7 +101,7 @@ export class Approvals {
     }
     if (!existing) {
       try {
-        await store.createApproval(approval)
+        await store.create(approval)
       } catch (err) {
         this.host.onError(err, 'store:approval')
         return storeDown(call.requestId)
@@ -125,9 +126,13 @@ export class Approvals {
 
   private findRetry(call: ToolCall, hash: string, now: string): Promise<ApprovalRecord | null> {
     if (call.idempotencyKey !== undefined)
-      return this.host.store.findPending(call.agentId, { idempotencyKey: call.idempotencyKey }, now)
+      return this.host.approvalStore.findPending(
+        call.agentId,
+        { idempotencyKey: call.idempotencyKey },
+        now,
+      )
     if (call.sessionId === undefined) return Promise.resolve(null)
-    return this.host.store.findPending(
+    return this.host.approvalStore.findPending(
       call.agentId,
       { tool: call.tool, argsHash: hash, sessionId: call.sessionId },
       now,
@@ -235,7 +240,9 @@ export class Approvals {
         verdict === 'expired' ? 'signature_expired' : 'signature_invalid',
         `the link is ${verdict === 'expired' ? 'expired' : 'not valid'}`,
       )
-    return this.decideOnce(nonce, approver, approvalId, decision, 'via signed link')
+    // The nonce is remembered while the link is valid: after `exp` the link is refused anyway.
+    const until = new Date(fields.exp * 1000).toISOString()
+    return this.decideOnce(nonce, until, approver, approvalId, decision, 'via signed link')
   }
 
   /**
@@ -270,8 +277,12 @@ export class Approvals {
     ) {
       return refused('invalid_request', 'a callback needs approval_id, decision and approver')
     }
+    // The nonce is remembered while the callback is fresh: older ones are refused anyway.
+    const sentAt = Number(headers['webhook-timestamp'])
+    const until = new Date((sentAt + notify.callback_max_age_seconds) * 1000).toISOString()
     return this.decideOnce(
       nonce,
+      until,
       approver,
       id,
       decision,
@@ -281,6 +292,7 @@ export class Approvals {
 
   private async decideOnce(
     nonce: string,
+    nonceExpiresAt: string,
     approverId: string,
     approvalId: string,
     verdict: 'approve' | 'deny',
@@ -288,7 +300,7 @@ export class Approvals {
   ): Promise<ApprovalOutcome> {
     const approver = this.config.approvals.approvers.find((a) => a.id === approverId)
     if (!approver) return refused('approver_not_authorized', `unknown approver \`${approverId}\``)
-    if (!(await this.host.store.useNonce(`${approvalId}:${nonce}`, new Date().toISOString()))) {
+    if (!(await this.host.nonces.use(`${approvalId}:${nonce}`, nonceExpiresAt))) {
       return refused('replayed', 'this link or callback was already used')
     }
     return this.decideAs(approver, approvalId, verdict, comment)
@@ -301,7 +313,7 @@ export class Approvals {
     verdict: 'approve' | 'deny',
     comment: string | null,
   ): Promise<ApprovalOutcome> {
-    const approval = await this.host.store.getApproval(approvalId)
+    const approval = await this.host.approvalStore.get(approvalId)
     if (!approval) return refused('approval_not_found', `approval \`${approvalId}\` not found`)
     if (approval.requested_by !== null && approval.requested_by === approver.id) {
       return refused(
@@ -336,9 +348,9 @@ export class Approvals {
     // INVARIANT: only `pending` moves, and only once: the store's compare-and-set decides races.
     if (
       !canTransition(approval.status, to) ||
-      !(await this.host.store.resolveApproval(approvalId, to, approver.id, comment, now))
+      !(await this.host.approvalStore.resolve(approvalId, to, approver.id, comment, now))
     ) {
-      const current = await this.host.store.getApproval(approvalId)
+      const current = await this.host.approvalStore.get(approvalId)
       if (current?.status === 'expired')
         return refused('approval_expired', `approval \`${approvalId}\` expired`)
       return refused(
@@ -364,8 +376,8 @@ export class Approvals {
     } catch (err) {
       // A decision the log does not have did not happen: roll the approval back to pending
       // (ROLLBACK in state.ts), so it can be decided again once the store is back.
-      await this.host.store
-        .reopenApproval(approvalId, to, approver.id)
+      await this.host.approvalStore
+        .reopen(approvalId, to, approver.id)
         .catch((rollbackErr: unknown) => this.host.onError(rollbackErr, 'store:approval-rollback'))
       return this.notRecorded(
         err,
@@ -400,7 +412,7 @@ export class Approvals {
     // INVARIANT: the approval record says the call ran before anything else is attempted, so a
     // later failure can never lead to a second run; and a long-poll woken by the execution
     // event below reads a record that already has the result.
-    await this.host.store
+    await this.host.approvalStore
       .recordExecution(approval.id, run.outcome, run.result, new Date().toISOString())
       .catch((err: unknown) => this.host.onError(err, 'store:approval-execution'))
     let failure = run.failure
@@ -429,7 +441,7 @@ export class Approvals {
         this.config.sequence.history_limit,
       )
       .catch((err: unknown) => this.host.onError(err, 'state:history'))
-    const final = (await this.host.store.getApproval(approval.id)) ?? approval
+    const final = (await this.host.approvalStore.get(approval.id)) ?? approval
     return {
       kind: 'executed',
       approval: publicApproval(final),
@@ -442,7 +454,7 @@ export class Approvals {
   /** Move a pending approval whose TTL passed to `expired` and record that a timeout denied it. */
   async expire(approval: ApprovalRecord): Promise<boolean> {
     const now = new Date().toISOString()
-    if (!(await this.host.store.resolveApproval(approval.id, 'expired', null, null, now)))
+    if (!(await this.host.approvalStore.resolve(approval.id, 'expired', null, null, now)))
       return false
     await this.host.recorder.record([
       approvalEvent({ ...approval, status: 'expired' }, 'approval_expired', null, null),
@@ -453,7 +465,7 @@ export class Approvals {
   /** Expire every pending approval past its TTL; returns how many. */
   async sweepExpired(): Promise<number> {
     let n = 0
-    for (const a of await this.host.store.expiredPending(new Date().toISOString()))
+    for (const a of await this.host.approvalStore.expiredPending(new Date().toISOString()))
       if (await this.expire(a)) n++
     return n
   }
@@ -477,7 +489,7 @@ export class Approvals {
       for (;;) {
         // Listening before reading: a change between the read and the wait is not missed.
         const changed = waiter.next()
-        const approval = await this.host.store.getApproval(approvalId)
+        const approval = await this.host.approvalStore.get(approvalId)
         if (!approval) return refused('approval_not_found', `approval \`${approvalId}\` not found`)
         if (!approver && agent?.id !== approval.agent_id) {
           return refused(
@@ -525,7 +537,7 @@ export class Approvals {
 
   async pending(): Promise<Record<string, unknown>[]> {
     const now = new Date().toISOString()
-    return (await this.host.store.listApprovals('pending'))
+    return (await this.host.approvalStore.list('pending'))
       .filter((a) => a.expires_at > now)
       .map(publicApproval)
   }

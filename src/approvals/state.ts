@@ -17,7 +17,7 @@ export const TRANSITIONS: Readonly<Record<ApprovalStatus, readonly ApprovalStatu
 }
 
 // ROLLBACK, the one way back: a decision whose audit record could not be written is returned to
-// `pending` (`Store.reopenApproval`: same decider, nothing ran yet), because a decision the log
+// `pending` (`ApprovalStore.reopen`: same decider, nothing ran yet), because a decision the log
 // does not have must not take effect. It is not a transition anyone can ask for.
 
 export function canTransition(from: ApprovalStatus, to: ApprovalStatus): boolean {

@@ -1,6 +1,6 @@
 import type { AuditEvent, AuditEventInput } from '../domain/audit-event.js'
 import type { EventBus } from '../events/bus.js'
-import type { Store } from '../store/types.js'
+import type { AuditLog } from '../store/types.js'
 
 /** Writes audit events durably, then tells live consumers; the one way events enter the log. */
 export interface Recorder {
@@ -9,7 +9,7 @@ export interface Recorder {
 }
 
 /** A recorder over an audit log and an event bus. */
-export function recorder(log: Pick<Store, 'append'>, bus: EventBus): Recorder {
+export function recorder(log: Pick<AuditLog, 'append'>, bus: EventBus): Recorder {
   return {
     async record(events) {
       const sealed = await log.append(events)

@@ -1,6 +1,6 @@
 import { chainHash, GENESIS_HASH } from '../domain/audit-event.js'
 import type { StoredEvent } from '../domain/audit-event.js'
-import type { Store } from '../store/types.js'
+import type { AuditLog } from '../store/types.js'
 
 export interface VerifyResult {
   ok: boolean
@@ -17,10 +17,10 @@ export interface VerifyResult {
  * A plain chain cannot catch an attacker who rewrites every later hash, nor a cut tail; signed
  * checkpoints published elsewhere are what close that gap (see docs/audit.md).
  */
-export async function verifyChain(store: Store): Promise<VerifyResult> {
+export async function verifyChain(log: Pick<AuditLog, 'scan'>): Promise<VerifyResult> {
   let expected = 1
   let prev = GENESIS_HASH
-  for await (const page of store.scan()) {
+  for await (const page of log.scan()) {
     for (const row of page) {
       const problem = linkProblem(row, expected, prev)
       if (problem)

@@ -6,7 +6,7 @@ import { verifyChain } from '../audit/verify.js'
 import { loadConfig } from '../config/loader.js'
 import { sha256Hex } from '../auth/credentials.js'
 import { runScenarioFile, scenarioFiles } from '../replay/scenario-runner.js'
-import { sqliteStore } from '../store/sqlite.js'
+import { openStores } from '../store/index.js'
 
 /** Where commands print; injected so tests can read the output. */
 export interface Io {
@@ -33,9 +33,9 @@ export function keysCreate(agentId: string, json: boolean, io: Io): number {
 /** `warden audit verify`: walk the chain; exit 1 naming the first bad event. */
 export async function auditVerify(dbPath: string, json: boolean, io: Io): Promise<number> {
   if (!existsSync(dbPath)) return missing(dbPath, io)
-  const store = sqliteStore(dbPath)
+  const stores = await openStores({ kind: 'sqlite', sqlitePath: dbPath })
   try {
-    const result = await verifyChain(store)
+    const result = await verifyChain(stores.audit)
     if (json) io.out(JSON.stringify(result))
     else if (result.ok) io.out(`ok: ${result.checked} events verified; head ${result.head}`)
     else
@@ -44,7 +44,7 @@ export async function auditVerify(dbPath: string, json: boolean, io: Io): Promis
       )
     return result.ok ? 0 : 1
   } finally {
-    await store.close()
+    await stores.close()
   }
 }
 
@@ -56,7 +56,7 @@ export async function auditExport(
   io: Io,
 ): Promise<number> {
   if (!existsSync(dbPath)) return missing(dbPath, io)
-  const store = sqliteStore(dbPath)
+  const stores = await openStores({ kind: 'sqlite', sqlitePath: dbPath })
   const file = outFile ? createWriteStream(outFile) : undefined
   const write = async (line: string) => {
     if (!file) return io.out(line)
@@ -66,7 +66,7 @@ export async function auditExport(
     let n = 0
     const header = exportHeader(format)
     if (header) await write(header)
-    for await (const page of store.scan()) {
+    for await (const page of stores.audit.scan()) {
       for (const row of page) await write(exportLine(row, format))
       n += page.length
     }
@@ -77,7 +77,7 @@ export async function auditExport(
     }
     return 0
   } finally {
-    await store.close()
+    await stores.close()
   }
 }
 

@@ -173,7 +173,13 @@ export const configSchema = z.strictObject({
       read_access: z.enum(['open', 'approver']).default('open'),
     })
     .prefault({}),
-  store: z.strictObject({ sqlite_path: z.string().default('data/warden.db') }).prefault({}),
+  store: z
+    .strictObject({
+      /** `memory` keeps everything in process memory: for tests and demos, never for real traffic. */
+      kind: z.enum(['sqlite', 'memory']).default('sqlite'),
+      sqlite_path: z.string().default('data/warden.db'),
+    })
+    .prefault({}),
   agents: z.array(agent).min(1),
   tools: z.array(tool).min(1),
   policy: z.strictObject({ rules: z.array(policyRule).min(1) }),

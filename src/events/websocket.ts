@@ -1,6 +1,6 @@
 import type { WebSocket } from 'ws'
 import type { AuditEvent } from '../domain/audit-event.js'
-import type { Store } from '../store/types.js'
+import type { AuditLog } from '../store/types.js'
 import type { EventBus } from './bus.js'
 
 const PAGE = 500
@@ -16,7 +16,7 @@ const DRAIN_BELOW = 1024 * 1024
  */
 export async function streamEvents(
   socket: WebSocket,
-  opts: { store: Store; bus: EventBus; lastSeq: number | null },
+  opts: { audit: Pick<AuditLog, 'query'>; bus: EventBus; lastSeq: number | null },
 ): Promise<void> {
   // Sequence numbers start at 1, so 0 means "nothing sent yet".
   let sentUpTo = opts.lastSeq ?? 0
@@ -30,7 +30,7 @@ export async function streamEvents(
   }
   const readFromStore = async () => {
     for (;;) {
-      const page = await opts.store.query({ after_seq: sentUpTo, order: 'asc', limit: PAGE })
+      const page = await opts.audit.query({ after_seq: sentUpTo, order: 'asc', limit: PAGE })
       for (const e of page) deliver(e)
       if (page.length < PAGE || !open()) return
       while (open() && socket.bufferedAmount > DRAIN_BELOW)

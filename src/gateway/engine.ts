@@ -6,12 +6,12 @@ import type { EventBus } from '../events/bus.js'
 import { toolRunner, type ToolRunnerDeps } from '../executors/tool-runner.js'
 import type { Executor } from '../executors/types.js'
 import type { Pipeline } from '../pipeline/runner.js'
-import type { Store } from '../store/types.js'
+import type { Stores } from '../store/types.js'
 import { Gateway } from './service.js'
 
 export interface EngineDeps {
   pipeline: Pipeline
-  store: Store
+  stores: Pick<Stores, 'audit' | 'approvals' | 'nonces'>
   bus: EventBus
   executors: Record<ToolConfig['executor']['type'], Executor>
   onError?: (err: unknown, where: string) => void
@@ -30,7 +30,7 @@ export interface Engine {
 export function createEngine(deps: EngineDeps): Engine {
   const runtime = deps.pipeline.runtime
   const onError = deps.onError ?? (() => {})
-  const recorder = auditRecorder(deps.store, deps.bus)
+  const recorder = auditRecorder(deps.stores.audit, deps.bus)
   const runner = toolRunner({
     runtime,
     recorder,
@@ -40,7 +40,8 @@ export function createEngine(deps: EngineDeps): Engine {
   })
   const approvals = new Approvals({
     runtime,
-    store: deps.store,
+    approvalStore: deps.stores.approvals,
+    nonces: deps.stores.nonces,
     recorder,
     runner,
     bus: deps.bus,

@@ -13,7 +13,7 @@ import { Stats } from '../events/stats.js'
 import type { Recorder } from '../audit/recorder.js'
 import type { CallOutcome } from '../domain/outcome.js'
 import type { Gateway } from '../gateway/service.js'
-import type { Store } from '../store/types.js'
+import type { Stores } from '../store/types.js'
 import { catalogCodeOf, replyNotFound } from './errors.js'
 import { TOKEN_PROTOCOL } from './guards.js'
 import { Metrics } from './metrics.js'
@@ -40,7 +40,7 @@ declare module 'fastify' {
 
 export interface AppDeps {
   gateway: Gateway
-  store: Store
+  stores: Pick<Stores, 'audit' | 'health'>
   bus: EventBus
   logger: FastifyBaseLogger
   metrics?: Metrics
@@ -56,10 +56,11 @@ export interface AppDeps {
  * per resource, each given only the parts it uses.
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const { gateway, store, bus } = deps
+  const { gateway, stores, bus } = deps
+  const { audit } = stores
   const { runtime } = gateway
   const metrics = deps.metrics ?? new Metrics()
-  const stats = new Stats(store, bus, {
+  const stats = new Stats(audit, bus, {
     agents: new Set(runtime.config.agents.map((a) => a.id)),
     tools: new Set(runtime.config.tools.map((t) => t.name)),
   })
@@ -89,12 +90,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(executeRoutes, { gateway, recorder: deps.recorder, metrics })
   await app.register(approvalRoutes, { gateway, metrics })
   await app.register(detectRoutes, { runtime })
-  await app.register(eventRoutes, { runtime, store, bus, stats })
+  await app.register(eventRoutes, { runtime, audit, bus, stats })
   await app.register(authRoutes, { runtime })
-  await app.register(auditRoutes, { runtime, store })
+  await app.register(auditRoutes, { runtime, audit })
   await app.register(configRoutes, { runtime })
   if (deps.runScenario) await app.register(demoRoutes, { runScenario: deps.runScenario })
-  await app.register(healthRoutes, { gateway, store, metrics })
+  await app.register(healthRoutes, { gateway, stores, metrics })
   return app
 }
 

@@ -64,34 +64,54 @@ export interface ApprovalRecord {
   result: unknown
 }
 
+/** The statuses an approval can be resolved to (it starts `pending`). */
+export type ResolvedStatus = Exclude<ApprovalStatus, 'pending'>
+
+/** What a retry refers to: the same idempotency key, or the same call in the same session. */
+export type PendingMatch =
+  { idempotencyKey: string } | { tool: string; argsHash: string; sessionId: string }
+
 /**
- * Durable records: the hash-chained audit log and approvals. SQLite is the embedded default;
- * PostgreSQL implements the same interface for scale-out.
+ * The hash-chained audit log. `seq` starts at 1 and grows by one per event; each event's hash
+ * covers the previous hash and its exact stored text (`seal` in domain/audit-event.ts).
+ * Failures throw `StoreError('audit_unavailable')`.
  */
-export interface Store {
-  /** Append events durably, in order; resolves once they are committed (group commit). */
+export interface AuditLog {
+  /**
+   * Append events durably and in order; resolves once they are committed (group commit), with
+   * each event numbered and chained. An event that cannot be encoded fails only its own call.
+   */
   append(events: AuditEventInput[]): Promise<AuditEvent[]>
+  /** Events matching every filter given, by `seq` (newest first unless `order: 'asc'`). */
   query(q: AuditQuery): Promise<AuditEvent[]>
   /** The same events as stored (exact hashed text and hash), for exports. */
   queryStored(q: AuditQuery): Promise<StoredEvent[]>
   /** Every stored event in sequence order, in pages (for verify and export). */
   scan(pageSize?: number): AsyncIterable<StoredEvent[]>
   counts(): Promise<AuditCounts>
-  createApproval(record: ApprovalRecord): Promise<void>
+}
+
+/**
+ * Held calls. Times are ISO strings compared as text; `now` is always the caller's, so expiry
+ * is decided by the caller's clock. Failures throw `StoreError('approval_store_unavailable')`.
+ */
+export interface ApprovalStore {
+  /** Store a new approval; fails when the id exists. */
+  create(record: ApprovalRecord): Promise<void>
+  get(id: string): Promise<ApprovalRecord | null>
+  /** Every approval (or those with `status`), soonest to expire first. */
+  list(status?: ApprovalStatus): Promise<ApprovalRecord[]>
   /** Unexpired pending approvals of one agent (the flood cap). */
   countPending(agentId: string, now: string): Promise<number>
-  /** The unexpired pending approval a retry refers to: same idempotency key, or same call in the same session. */
-  findPending(
-    agentId: string,
-    match: { idempotencyKey: string } | { tool: string; argsHash: string; sessionId: string },
-    now: string,
-  ): Promise<ApprovalRecord | null>
-  getApproval(id: string): Promise<ApprovalRecord | null>
-  listApprovals(status?: ApprovalStatus): Promise<ApprovalRecord[]>
-  /** Compare-and-set from `pending`; false when it was no longer pending (or expired by `now`). */
-  resolveApproval(
+  /** The unexpired pending approval of `agentId` a retry refers to. */
+  findPending(agentId: string, match: PendingMatch, now: string): Promise<ApprovalRecord | null>
+  /**
+   * Compare-and-set from `pending`: false when it was no longer pending, or (for `approved` and
+   * `denied`) already expired by `now`, or (for `expired`) not yet expired by `now`.
+   */
+  resolve(
     id: string,
-    to: Exclude<ApprovalStatus, 'pending'>,
+    to: ResolvedStatus,
     by: string | null,
     comment: string | null,
     now: string,
@@ -100,7 +120,7 @@ export interface Store {
    * Undo a decision that could not be recorded: back to `pending`, only if it is still the
    * decision `by` made and nothing has run. False when that is no longer the case.
    */
-  reopenApproval(id: string, from: 'approved' | 'denied', by: string): Promise<boolean>
+  reopen(id: string, from: 'approved' | 'denied', by: string): Promise<boolean>
   /** Record the execution of an approved call; false when it had already been recorded. */
   recordExecution(
     id: string,
@@ -108,10 +128,35 @@ export interface Store {
     result: unknown,
     now: string,
   ): Promise<boolean>
-  /** Mark a one-time token (a link or callback nonce) used; false when it was used before. */
-  useNonce(nonce: string, now: string): Promise<boolean>
-  /** Pending approvals whose TTL has passed. */
+  /** Pending approvals whose TTL has passed by `now`. */
   expiredPending(now: string): Promise<ApprovalRecord[]>
+}
+
+/**
+ * One-time tokens (approve/deny link and callback nonces). Failures throw
+ * `StoreError('approval_store_unavailable')`.
+ */
+export interface NonceStore {
+  /**
+   * Mark `nonce` used until `expiresAt` (when the signature it came with would be refused as too
+   * old anyway); false when it was used before. Nonces expired by `now` are forgotten.
+   */
+  use(nonce: string, expiresAt: string, now?: string): Promise<boolean>
+}
+
+/** The backends `openStores` knows; PostgreSQL joins this list. */
+export type StoreKind = 'sqlite' | 'memory'
+
+/**
+ * Every durable capability of one backend, opened together and closed together. SQLite is the
+ * embedded default, memory is for tests and throwaway worlds, PostgreSQL is for scale-out.
+ */
+export interface Stores {
+  readonly kind: StoreKind
+  readonly audit: AuditLog
+  readonly approvals: ApprovalStore
+  readonly nonces: NonceStore
   health(): Promise<{ ok: boolean; detail: string }>
+  /** Wait for appends in flight to commit, then release the backend; later calls throw. */
   close(): Promise<void>
 }

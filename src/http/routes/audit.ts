@@ -3,13 +3,13 @@ import { exportHeader, exportLine } from '../../audit/export.js'
 import { verifyChain } from '../../audit/verify.js'
 import type { Runtime } from '../../pipeline/runtime.js'
 import { replaySession } from '../../replay/session.js'
-import type { Store } from '../../store/types.js'
+import type { AuditLog } from '../../store/types.js'
 import { requireApprover } from '../guards.js'
 import { exportQuery, parseQuery } from '../schemas.js'
 
 export interface AuditRoutesOptions {
   runtime: Runtime
-  store: Store
+  audit: AuditLog
 }
 
 /** At most this many events per export; `x-warden-truncated` says when there may be more. */
@@ -19,13 +19,13 @@ const CONTENT_TYPES = { jsonl: 'application/x-ndjson', csv: 'text/csv', cef: 'te
 /** The whole audit, for approvers: export, chain verification, session replay. */
 export const auditRoutes: FastifyPluginAsync<AuditRoutesOptions> = async (
   app,
-  { runtime, store },
+  { runtime, audit },
 ) => {
   app.get('/audit/export', async (req, reply) => {
     requireApprover(runtime, req.headers.authorization)
     const { format = 'jsonl', ...filters } = parseQuery(exportQuery, req.query)
     // The filtered set, oldest first, as stored: a JSONL line carries the exact hashed text.
-    const rows = await store.queryStored({ ...filters, order: 'asc', limit: EXPORT_LIMIT })
+    const rows = await audit.queryStored({ ...filters, order: 'asc', limit: EXPORT_LIMIT })
     const header = exportHeader(format)
     const lines = rows.map((r) => exportLine(r, format))
     const filename = `warden-audit.${format === 'cef' ? 'cef.txt' : format}`
@@ -39,12 +39,12 @@ export const auditRoutes: FastifyPluginAsync<AuditRoutesOptions> = async (
 
   app.get('/audit/verify', async (req) => {
     requireApprover(runtime, req.headers.authorization)
-    return verifyChain(store)
+    return verifyChain(audit)
   })
 
   app.get<{ Params: { id: string } }>('/audit/sessions/:id/replay', async (req) => {
     requireApprover(runtime, req.headers.authorization)
-    const events = await store.query({ session_id: req.params.id, order: 'asc', limit: 1000 })
+    const events = await audit.query({ session_id: req.params.id, order: 'asc', limit: 1000 })
     return replaySession(runtime, req.params.id, events)
   })
 }

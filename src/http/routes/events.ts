@@ -5,13 +5,13 @@ import type { EventBus } from '../../events/bus.js'
 import type { Stats } from '../../events/stats.js'
 import { streamEvents } from '../../events/websocket.js'
 import type { Runtime } from '../../pipeline/runtime.js'
-import type { Store } from '../../store/types.js'
+import type { AuditLog } from '../../store/types.js'
 import { requireApprover, requireReader, subprotocolToken } from '../guards.js'
 import { parseQuery, recentQuery, streamQuery, timelineQuery } from '../schemas.js'
 
 export interface EventRoutesOptions {
   runtime: Runtime
-  store: Store
+  audit: AuditLog
   bus: EventBus
   stats: Stats
 }
@@ -19,7 +19,7 @@ export interface EventRoutesOptions {
 /** Reading decisions: `/stats`, `/events/recent`, `/events/timeline` and the `/ws/events` stream. */
 export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (
   app,
-  { runtime, store, bus, stats },
+  { runtime, audit, bus, stats },
 ) => {
   const { server } = runtime.config
   const allowedOrigins = new Set(server.allowed_origins.map((o) => new URL(o).origin))
@@ -32,14 +32,14 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (
   app.get('/events/recent', async (req) => {
     requireReader(runtime, req.headers.authorization)
     const { limit, ...filters } = parseQuery(recentQuery, req.query)
-    const events = await store.query({ ...filters, limit: clampLimit(limit, 50) })
+    const events = await audit.query({ ...filters, limit: clampLimit(limit, 50) })
     return { events, count: events.length }
   })
 
   app.get('/events/timeline', async (req) => {
     requireReader(runtime, req.headers.authorization)
     const { limit, ...filters } = parseQuery(timelineQuery, req.query)
-    const events = await store.query({ ...filters, limit: clampLimit(limit, 500) })
+    const events = await audit.query({ ...filters, limit: clampLimit(limit, 500) })
     return timeline(events.reverse())
   })
 
@@ -70,7 +70,7 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (
     (socket, req) => {
       const raw = Number(parseQuery(streamQuery, req.query).last_seq)
       const lastSeq = Number.isSafeInteger(raw) && raw >= 0 ? raw : null
-      streamEvents(socket, { store, bus, lastSeq }).catch((err: unknown) => {
+      streamEvents(socket, { audit, bus, lastSeq }).catch((err: unknown) => {
         req.log.error({ err }, 'websocket catch-up failed')
         socket.close(1011, 'catch-up failed')
       })

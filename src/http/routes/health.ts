@@ -1,23 +1,23 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { Gateway } from '../../gateway/service.js'
-import type { Store } from '../../store/types.js'
+import type { Stores } from '../../store/types.js'
 import type { Metrics } from '../metrics.js'
 
 export interface HealthRoutesOptions {
   gateway: Gateway
-  store: Store
+  stores: Pick<Stores, 'health'>
   metrics: Metrics
 }
 
 /** `GET /health` (readiness of each dependency) and `GET /metrics` (Prometheus). */
 export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (
   app,
-  { gateway, store, metrics },
+  { gateway, stores, metrics },
 ) => {
   const { runtime } = gateway
 
   app.get('/health', async (_req, reply) => {
-    const [storeHealth, stateHealth] = await Promise.all([store.health(), runtime.state.health()])
+    const [storeHealth, stateHealth] = await Promise.all([stores.health(), runtime.state.health()])
     const ok = storeHealth.ok && stateHealth.ok
     return reply.code(ok ? 200 : 503).send({
       status: ok ? 'ok' : 'unavailable',
@@ -30,7 +30,7 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (
   app.get('/metrics', async (_req, reply) => {
     // Gauges that describe the present are read at scrape time.
     const [storeHealth, stateHealth, pending] = await Promise.all([
-      store.health(),
+      stores.health(),
       runtime.state.health(),
       gateway.approvals.pending().catch(() => null),
     ])

@@ -1,0 +1,41 @@
+import type { WardenConfig } from '../domain/config.js'
+import { memoryStores } from './memory.js'
+import { sqliteStores } from './sqlite.js'
+import type { Stores } from './types.js'
+
+export { StoreError } from './errors.js'
+export type * from './types.js'
+
+/** Which backend to open, and what it needs. */
+export type StoreOptions =
+  { kind: 'sqlite'; sqlitePath: string } | { kind: 'memory' } | { kind: 'postgres'; url: string }
+
+/**
+ * Resolve the backend from the `store:` configuration and `DATABASE_URL` (read by main.ts and
+ * passed in): a `postgres://` URL selects PostgreSQL, otherwise `store.kind` decides.
+ */
+export function storeOptions(
+  config: WardenConfig['store'],
+  overrides: { sqlitePath?: string | undefined; databaseUrl?: string | undefined } = {},
+): StoreOptions {
+  const url = overrides.databaseUrl
+  if (url !== undefined && url !== '') {
+    if (!/^postgres(ql)?:\/\//.test(url))
+      throw new Error('DATABASE_URL must be a postgres:// or postgresql:// URL')
+    return { kind: 'postgres', url }
+  }
+  if (config.kind === 'memory') return { kind: 'memory' }
+  return { kind: 'sqlite', sqlitePath: overrides.sqlitePath ?? config.sqlite_path }
+}
+
+/** Open every store capability on the chosen backend. A backend is one case here. */
+export async function openStores(options: StoreOptions): Promise<Stores> {
+  switch (options.kind) {
+    case 'sqlite':
+      return sqliteStores(options.sqlitePath)
+    case 'memory':
+      return memoryStores()
+    case 'postgres':
+      throw new Error('postgres store not built yet: unset DATABASE_URL to use `store.kind`')
+  }
+}

@@ -1,0 +1,243 @@
+import {
+  encodeInput,
+  GENESIS_HASH,
+  parseStored,
+  seal,
+  type AuditEvent,
+  type AuditEventInput,
+  type StoredEvent,
+} from '../domain/audit-event.js'
+import { StoreError, storeCall, type StoreErrorCode } from './errors.js'
+import { queryLimit } from './query.js'
+import type {
+  ApprovalRecord,
+  ApprovalStore,
+  AuditCounts,
+  AuditLog,
+  AuditQuery,
+  NonceStore,
+  Stores,
+} from './types.js'
+
+/** A stored event with the fields queries filter on, as the SQLite columns hold them. */
+interface Row extends StoredEvent {
+  seq: number
+  input: AuditEventInput
+}
+
+/**
+ * Every capability in this process's memory, with the SQLite backend's semantics (the same
+ * contract suite runs on both): a sealed hash chain from `seq` 1, compare-and-set approvals,
+ * single-use nonces. For tests and throwaway worlds (demo scenarios, replays): it keeps every
+ * event and approval until it is dropped and bounds nothing, so it is never the gateway's store
+ * for real traffic. After `close()` every call throws, as a lost database would.
+ */
+export function memoryStores(): Stores {
+  let closed = false
+  const open = (code: StoreErrorCode) => {
+    if (closed) throw new StoreError(code, 'memory store is closed')
+  }
+  return {
+    kind: 'memory',
+    audit: memoryAuditLog(() => open('audit_unavailable')),
+    approvals: memoryApprovals(() => open('approval_store_unavailable')),
+    nonces: memoryNonces(() => open('approval_store_unavailable')),
+    async health() {
+      return closed
+        ? { ok: false, detail: 'memory store is closed' }
+        : { ok: true, detail: 'memory' }
+    },
+    async close() {
+      closed = true
+    },
+  }
+}
+
+function memoryAuditLog(check: () => void): AuditLog {
+  const rows: Row[] = []
+  const head = () => rows[rows.length - 1]?.hash ?? GENESIS_HASH
+  const select = (q: AuditQuery): StoredEvent[] => {
+    check()
+    const hits = rows.filter((r) => matches(r, q))
+    if (q.order !== 'asc') hits.reverse()
+    return hits.slice(0, queryLimit(q)).map(({ body, hash }) => ({ body, hash }))
+  }
+  const log: AuditLog = {
+    async append(events) {
+      check()
+      let encoded: string[]
+      try {
+        encoded = events.map(encodeInput)
+      } catch (err) {
+        throw new StoreError(
+          'audit_unavailable',
+          `event cannot be encoded: ${(err as Error).message}`,
+        )
+      }
+      // One synchronous step: no other append can interleave, so the batch is contiguous.
+      return events.map((input, i): AuditEvent => {
+        const seq = rows.length + 1
+        const prev_hash = head()
+        const { body, hash } = seal(encoded[i]!, seq, prev_hash)
+        rows.push({ seq, body, hash, input })
+        return { ...input, seq, prev_hash, hash }
+      })
+    },
+    async query(q) {
+      return select(q).map(parseStored)
+    },
+    async queryStored(q) {
+      return select(q)
+    },
+    async *scan(pageSize = 1000) {
+      // By position, so events appended during the scan are read too (as SQLite's `seq > ?`).
+      for (let at = 0; ; at += pageSize) {
+        check()
+        const page = rows.slice(at, at + pageSize)
+        if (page.length === 0) return
+        yield page.map(({ body, hash }) => ({ body, hash }))
+      }
+    },
+    async counts() {
+      check()
+      return countRows(rows)
+    },
+  }
+  return log
+}
+
+/** SQLite's `lower()`: ASCII letters only, so both backends match the same text. */
+const asciiLower = (s: string) => s.replace(/[A-Z]/g, (c) => c.toLowerCase())
+
+function matches({ seq, input: e }: Row, q: AuditQuery): boolean {
+  if (q.agent_id !== undefined && e.agent_id !== q.agent_id) return false
+  if (q.tool !== undefined && e.tool !== q.tool) return false
+  if (q.decision !== undefined && e.decision !== q.decision) return false
+  if (q.type !== undefined && e.type !== q.type) return false
+  if (q.session_id !== undefined && e.session_id !== q.session_id) return false
+  if (q.risk_level !== undefined && e.risk.level !== q.risk_level) return false
+  if (q.from !== undefined && e.timestamp < q.from) return false
+  if (q.to !== undefined && e.timestamp > q.to) return false
+  if (q.after_seq !== undefined && seq <= q.after_seq) return false
+  if (q.text) {
+    const t = q.text.toLowerCase()
+    const found = [e.reason, e.agent_id, e.tool].some((f) => asciiLower(f).includes(t))
+    if (!found && e.request_id !== q.text) return false
+  }
+  return true
+}
+
+function countRows(rows: Row[]): AuditCounts {
+  const groups = new Map<string, AuditCounts['rows'][number]>()
+  const reasons = new Map<string, number>()
+  for (const { input: e } of rows) {
+    const key = JSON.stringify([e.type, e.decision, e.agent_id, e.tool, e.risk.level])
+    const group = groups.get(key)
+    if (group) group.n++
+    else
+      groups.set(key, {
+        type: e.type,
+        decision: e.decision,
+        agent_id: e.agent_id,
+        tool: e.tool,
+        risk_level: e.risk.level,
+        n: 1,
+      })
+    if (e.decision === 'deny') reasons.set(e.reason, (reasons.get(e.reason) ?? 0) + 1)
+  }
+  const denyReasons = [...reasons]
+    .map(([reason, n]) => ({ reason, n }))
+    .sort((a, b) => b.n - a.n)
+    .slice(0, 10)
+  return { rows: [...groups.values()], denyReasons }
+}
+
+function memoryApprovals(check: () => void): ApprovalStore {
+  // Records are kept as JSON text, as SQLite keeps them: callers never share an object with the
+  // store, and what comes back is what JSON can carry.
+  const records = new Map<string, string>()
+  const all = () => [...records.values()].map((text) => JSON.parse(text) as ApprovalRecord)
+  const load = (id: string) => {
+    check()
+    const text = records.get(id)
+    return text === undefined ? null : (JSON.parse(text) as ApprovalRecord)
+  }
+  const save = (r: ApprovalRecord) =>
+    storeCall('approval_store_unavailable', () => records.set(r.id, JSON.stringify(r)))
+  const byExpiry = (rs: ApprovalRecord[]) =>
+    rs.sort((a, b) => (a.expires_at < b.expires_at ? -1 : a.expires_at > b.expires_at ? 1 : 0))
+  const pending = (agentId: string, now: string) => {
+    check()
+    return all().filter(
+      (r) => r.agent_id === agentId && r.status === 'pending' && r.expires_at > now,
+    )
+  }
+  return {
+    async create(r) {
+      check()
+      if (records.has(r.id))
+        throw new StoreError('approval_store_unavailable', `approval \`${r.id}\` already exists`)
+      save(r)
+    },
+    async get(id) {
+      return load(id)
+    },
+    async list(status) {
+      check()
+      return byExpiry(all().filter((r) => status === undefined || r.status === status))
+    },
+    async countPending(agentId, now) {
+      return pending(agentId, now).length
+    },
+    async findPending(agentId, match, now) {
+      const found = pending(agentId, now).find((r) =>
+        'idempotencyKey' in match
+          ? r.idempotency_key === match.idempotencyKey
+          : r.tool === match.tool &&
+            r.args_hash === match.argsHash &&
+            r.session_id === match.sessionId,
+      )
+      return found ?? null
+    },
+    async resolve(id, to, by, comment, now) {
+      const r = load(id)
+      if (r?.status !== 'pending') return false
+      // INVARIANT: as SQLite's one-statement UPDATE, check and set happen with nothing between.
+      const expired = r.expires_at <= now
+      if (expired !== (to === 'expired')) return false
+      save({ ...r, status: to, decided_by: by, decided_at: now, comment })
+      return true
+    },
+    async reopen(id, from, by) {
+      const r = load(id)
+      if (!r || r.status !== from || r.decided_by !== by || r.executed_at !== null) return false
+      save({ ...r, status: 'pending', decided_by: null, decided_at: null, comment: null })
+      return true
+    },
+    async recordExecution(id, outcome, result, now) {
+      const r = load(id)
+      if (!r || r.status !== 'approved' || r.executed_at !== null) return false
+      save({ ...r, executed_at: now, outcome, result: result ?? null })
+      return true
+    },
+    async expiredPending(now) {
+      check()
+      return byExpiry(all().filter((r) => r.status === 'pending' && r.expires_at <= now))
+    },
+  }
+}
+
+function memoryNonces(check: () => void): NonceStore {
+  /** nonce → the time after which it can be forgotten. */
+  const used = new Map<string, string>()
+  return {
+    async use(nonce, expiresAt, now = new Date().toISOString()) {
+      check()
+      // Forget what can no longer be replayed: its signature is refused as too old anyway.
+      for (const [n, until] of used) if (until < now) used.delete(n)
+      if (used.has(nonce)) return false
+      used.set(nonce, expiresAt)
+      return true
+    },
+  }
+}

@@ -1,0 +1,153 @@
+import type { Database } from 'better-sqlite3'
+import { storeCall } from './errors.js'
+import type { ApprovalRecord, ApprovalStore, NonceStore } from './types.js'
+
+const parse = (row: { record: string } | undefined) =>
+  row ? (JSON.parse(row.record) as ApprovalRecord) : null
+const parseAll = (rows: unknown[]) => (rows as { record: string }[]).map((r) => parse(r)!)
+
+/** Approvals in the `approvals` table: the record as JSON, plus the columns queries need. */
+export function sqliteApprovals(db: Database): ApprovalStore {
+  const run = <T>(fn: () => T) => storeCall('approval_store_unavailable', fn)
+  return {
+    async create(r) {
+      run(() =>
+        db
+          .prepare(
+            `INSERT INTO approvals (id, status, expires_at, executed_at, agent_id, tool, args_hash, session_id, idempotency_key, record)
+             VALUES (?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)`,
+          )
+          .run(
+            r.id,
+            r.status,
+            r.expires_at,
+            r.agent_id,
+            r.tool,
+            r.args_hash,
+            r.session_id,
+            r.idempotency_key,
+            JSON.stringify(r),
+          ),
+      )
+    },
+    async get(id) {
+      return run(() =>
+        parse(
+          db
+            .prepare<[string], { record: string }>('SELECT record FROM approvals WHERE id = ?')
+            .get(id),
+        ),
+      )
+    },
+    async list(status) {
+      return run(() =>
+        parseAll(
+          status
+            ? db
+                .prepare('SELECT record FROM approvals WHERE status = ? ORDER BY expires_at')
+                .all(status)
+            : db.prepare('SELECT record FROM approvals ORDER BY expires_at').all(),
+        ),
+      )
+    },
+    async countPending(agentId, now) {
+      const row = run(
+        () =>
+          db
+            .prepare(
+              `SELECT count(*) AS n FROM approvals WHERE agent_id = ? AND status = 'pending' AND expires_at > ?`,
+            )
+            .get(agentId, now) as { n: number },
+      )
+      return row.n
+    },
+    async findPending(agentId, match, now) {
+      const row = run(() =>
+        'idempotencyKey' in match
+          ? db
+              .prepare(
+                `SELECT record FROM approvals WHERE agent_id = ? AND idempotency_key = ? AND status = 'pending' AND expires_at > ?`,
+              )
+              .get(agentId, match.idempotencyKey, now)
+          : db
+              .prepare(
+                `SELECT record FROM approvals WHERE agent_id = ? AND tool = ? AND args_hash = ? AND session_id = ? AND status = 'pending' AND expires_at > ?`,
+              )
+              .get(agentId, match.tool, match.argsHash, match.sessionId, now),
+      )
+      return parse(row as { record: string } | undefined)
+    },
+    async resolve(id, to, by, comment, now) {
+      // Compare-and-set in one statement: only one resolver can move a pending approval.
+      const expiryGuard = to === 'expired' ? 'expires_at <= @now' : 'expires_at > @now'
+      const changed = run(
+        () =>
+          db
+            .prepare(
+              `UPDATE approvals SET status = @to,
+                 record = json_set(record, '$.status', @to, '$.decided_by', @by, '$.decided_at', @now, '$.comment', @comment)
+               WHERE id = @id AND status = 'pending' AND ${expiryGuard}`,
+            )
+            .run({ id, to, by, comment, now }).changes,
+      )
+      return changed === 1
+    },
+    async reopen(id, from, by) {
+      const changed = run(
+        () =>
+          db
+            .prepare(
+              `UPDATE approvals SET status = 'pending',
+                 record = json_set(record, '$.status', 'pending', '$.decided_by', NULL, '$.decided_at', NULL, '$.comment', NULL)
+               WHERE id = ? AND status = ? AND json_extract(record, '$.decided_by') = ? AND executed_at IS NULL`,
+            )
+            .run(id, from, by).changes,
+      )
+      return changed === 1
+    },
+    async recordExecution(id, outcome, result, now) {
+      const changed = run(
+        () =>
+          db
+            .prepare(
+              `UPDATE approvals SET executed_at = @now,
+                 record = json_set(record, '$.executed_at', @now, '$.outcome', @outcome, '$.result', json(@result))
+               WHERE id = @id AND status = 'approved' AND executed_at IS NULL`,
+            )
+            .run({ id, now, outcome, result: JSON.stringify(result ?? null) }).changes,
+      )
+      return changed === 1
+    },
+    async expiredPending(now) {
+      return run(() =>
+        parseAll(
+          db
+            .prepare(
+              `SELECT record FROM approvals WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at`,
+            )
+            .all(now),
+        ),
+      )
+    },
+  }
+}
+
+/** Used nonces in `used_nonces`, each kept until its `expires_at`. */
+export function sqliteNonces(db: Database): NonceStore {
+  return {
+    async use(nonce, expiresAt, now = new Date().toISOString()) {
+      return storeCall('approval_store_unavailable', () => {
+        // Forget what can no longer be replayed: its signature is refused as too old anyway.
+        db.prepare('DELETE FROM used_nonces WHERE expires_at < ?').run(now)
+        // The primary key makes the first use win; every later use is a replay.
+        return (
+          db
+            .prepare(
+              'INSERT OR IGNORE INTO used_nonces (nonce, used_at, expires_at) VALUES (?, ?, ?)',
+            )
+            .run(nonce, now, expiresAt).changes === 1
+        )
+      })
+    },
+  }
+}
