@@ -3,6 +3,7 @@ import { z } from 'zod'
 import { errorBody, statusOf, WardenError, type ErrorCode } from '../domain/errors.js'
 import { timeOrderedId } from '../domain/ids.js'
 import { installHostGuard } from '../http/host-guard.js'
+import { openRunStore, type OpenRunStoreOptions } from '../store/open-run-store.js'
 import { GatewayClient } from './gateway-client.js'
 import { ollamaProvider } from './providers/ollama.js'
 import { offlineProvider } from './providers/offline.js'
@@ -12,6 +13,9 @@ import { AgentError, AgentRuntime } from './runtime.js'
 
 export const PROVIDERS = ['offline', 'openai', 'ollama'] as const
 export type ProviderName = (typeof PROVIDERS)[number]
+
+/** Where held runs are kept unless told otherwise (`AGENT_RUNS_PATH`). */
+export const DEFAULT_RUNS_PATH = 'data/agent-runs.db'
 
 export interface AgentApiOptions {
   gatewayUrl: string
@@ -26,6 +30,11 @@ export interface AgentApiOptions {
   maxSteps?: number
   /** Origins the agent API is reached at besides localhost (see src/http/host-guard.ts). */
   publicOrigins?: string[]
+  /**
+   * Where held runs are kept (default: SQLite at `DEFAULT_RUNS_PATH`). Instances over the same
+   * store resume each other's runs; the API closes the store when it closes.
+   */
+  runs?: OpenRunStoreOptions
 }
 
 const promptBody = z.strictObject({
@@ -63,9 +72,22 @@ export async function buildAgentApi(opts: AgentApiOptions): Promise<FastifyInsta
     }
     return demo === true
   }
+  const providerOf = (name: string | undefined): ModelProvider => {
+    const chosen = name ?? opts.defaultProvider ?? 'offline'
+    if (!(PROVIDERS as readonly string[]).includes(chosen))
+      throw new ProviderError(
+        chosen,
+        'not_configured',
+        `unknown provider \`${chosen}\`; use ${PROVIDERS.join(', ')}`,
+      )
+    return providers[chosen as ProviderName]
+  }
+  const runs = openRunStore(opts.runs ?? { kind: 'sqlite', sqlitePath: DEFAULT_RUNS_PATH })
   const runtime = new AgentRuntime({
     gateway,
     keyOf: (id) => opts.keys[id] ?? (demo === true ? `demo-${id}-key` : undefined),
+    runs,
+    providerOf,
     ...(opts.maxSteps && { maxSteps: opts.maxSteps }),
   })
 
@@ -77,6 +99,7 @@ export async function buildAgentApi(opts: AgentApiOptions): Promise<FastifyInsta
   })
   // Whoever reaches this API drives agents with their keys: no other site's page, no rebound name.
   installHostGuard(app, opts.publicOrigins)
+  app.addHook('onClose', () => runs.close())
   app.setErrorHandler(async (err: FastifyError, req, reply) => {
     const code: ErrorCode =
       err instanceof WardenError
@@ -99,17 +122,6 @@ export async function buildAgentApi(opts: AgentApiOptions): Promise<FastifyInsta
       .send(errorBody('not_found', `no route ${req.method} ${req.url.split('?')[0]}`, req.id)),
   )
 
-  const providerOf = (name: string | undefined): ModelProvider => {
-    const chosen = name ?? opts.defaultProvider ?? 'offline'
-    if (!(PROVIDERS as readonly string[]).includes(chosen))
-      throw new ProviderError(
-        chosen,
-        'not_configured',
-        `unknown provider \`${chosen}\`; use ${PROVIDERS.join(', ')}`,
-      )
-    return providers[chosen as ProviderName]
-  }
-
   app.post('/agent/prompt', async (req) => {
     const parsed = promptBody.safeParse(req.body)
     if (!parsed.success) {
@@ -131,9 +143,11 @@ export async function buildAgentApi(opts: AgentApiOptions): Promise<FastifyInsta
     })
   })
 
-  app.post<{ Params: { id: string } }>('/agent/runs/:id/resume', async (req) =>
-    runtime.resume(req.params.id),
-  )
+  app.post<{ Params: { id: string } }>('/agent/runs/:id/resume', async (req) => {
+    // A run held on another instance (or before a restart) needs the demo keys settled here too.
+    await isDemoGateway()
+    return runtime.resume(req.params.id)
+  })
 
   app.get('/agents/available', async () => {
     const demoKeys = await isDemoGateway()
