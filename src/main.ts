@@ -14,7 +14,7 @@ import {
 } from './cli/commands.js'
 import { ConfigError, loadConfig } from './config/loader.js'
 import { readFileSync } from 'node:fs'
-import { buildAgentApi, PROVIDERS, type ProviderName } from './agents/server.js'
+import { buildAgentApi, DEFAULT_RUNS_PATH, PROVIDERS, type ProviderName } from './agents/server.js'
 import { buildDashboard } from './dashboard/server.js'
 import { startTracing } from './telemetry.js'
 import { createWarden } from './warden.js'
@@ -211,12 +211,17 @@ async function serve(
         ...(env.OLLAMA_HOST && { host: normalizeOllamaHost(env.OLLAMA_HOST) }),
         ...(env.OLLAMA_MODEL && { model: env.OLLAMA_MODEL }),
       },
+      // Held runs survive restarts; instances sharing this file resume each other's runs.
+      runs: { kind: 'sqlite', sqlitePath: env.AGENT_RUNS_PATH || DEFAULT_RUNS_PATH },
     })
     closers.unshift(() => agentApi.close())
     const port = env.AGENTS_PORT ? Number(env.AGENTS_PORT) : 8005
     // Loopback by default: whoever reaches it can drive the agents (with their keys).
     await agentApi.listen({ host: env.AGENTS_HOST ?? '127.0.0.1', port })
-    logger.info({ port, gateway_url: gatewayUrl, provider }, 'warden agent API listening')
+    logger.info(
+      { port, gateway_url: gatewayUrl, provider, runs: env.AGENT_RUNS_PATH || DEFAULT_RUNS_PATH },
+      'warden agent API listening',
+    )
   }
   if (parts.dashboard) {
     const dashboard = await buildDashboard({

@@ -1,5 +1,8 @@
+import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer, request, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildAgentApi, type AgentApiOptions } from '../src/agents/server.js'
@@ -104,6 +107,9 @@ describe('agent API', () => {
   let openai: ScriptServer
   let ollama: ScriptServer
   const apis: Awaited<ReturnType<typeof buildAgentApi>>[] = []
+  // Every agent API here keeps its held runs in one temp SQLite file, as instances would share it.
+  const runsDir = mkdtempSync(join(tmpdir(), 'warden-agent-runs-'))
+  const runs = { kind: 'sqlite', sqlitePath: join(runsDir, 'agent-runs.db') } as const
 
   async function agentApi(over: Partial<AgentApiOptions> = {}) {
     const api = await buildAgentApi({
@@ -113,6 +119,7 @@ describe('agent API', () => {
       demoKeys: true,
       openai: { apiKey: 'sk-test', baseURL: `${openai.url}/v1`, model: 'test-model' },
       ollama: { host: ollama.url, model: 'llama3.1' },
+      runs,
       ...over,
     })
     apis.push(api)
@@ -134,6 +141,7 @@ describe('agent API', () => {
     await openai.close()
     await ollama.close()
     await w.close()
+    rmSync(runsDir, { recursive: true, force: true })
   })
 
   describe('offline provider (the default)', () => {
@@ -631,6 +639,7 @@ describe('agent API', () => {
         gatewayUrl: 'http://127.0.0.1:9',
         logger: pino({ level: 'silent' }),
         keys: {},
+        runs,
       })
       apis.push(lost)
       const res = await lost.inject({ url: '/health' })

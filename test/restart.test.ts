@@ -36,7 +36,13 @@ async function startProcess(port: number): Promise<ChildProcess> {
     ['--import', 'tsx', '-e', "import('./src/main.ts').then((m) => m.main(['start']))"],
     {
       cwd: ROOT,
-      env: { ...process.env, WARDEN_CONFIG: configFile, PORT: String(port), LOG_LEVEL: 'warn' },
+      env: {
+        ...process.env,
+        WARDEN_CONFIG: configFile,
+        PORT: String(port),
+        LOG_LEVEL: 'warn',
+        AGENT_RUNS_PATH: join(dir, 'agent-runs.db'),
+      },
       stdio: 'ignore',
     },
   )

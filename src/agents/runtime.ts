@@ -1,13 +1,9 @@
 import { approvalSettled } from '../domain/outcome.js'
 import { randomUUID } from 'node:crypto'
+import type { RunLease, RunStore } from '../store/run-store.js'
 import type { AgentInfo, GatewayClient, ToolInfo } from './gateway-client.js'
-import {
-  ProviderError,
-  type ChatMessage,
-  type ModelProvider,
-  type ToolCallRequest,
-  type ToolSpec,
-} from './providers/types.js'
+import { ProviderError, type ModelProvider, type ToolCallRequest } from './providers/types.js'
+import { fromSaved, toSaved, type RunState } from './run-state.js'
 
 /** The pseudo-tool through which an agent asks another agent (via `POST /gateway/message`). */
 export const MESSAGE_TOOL = 'message_agent'
@@ -50,22 +46,6 @@ export interface RunInput {
   fromAgent?: string
 }
 
-interface RunState {
-  input: RunInput
-  agent: AgentInfo
-  key: string
-  tools: ToolSpec[]
-  messages: ChatMessage[]
-  steps: Step[]
-  /** Calls of the current model turn not yet sent to the gateway. */
-  queue: ToolCallRequest[]
-  /** The held call the run waits on; `nested` when it is a delegated agent's run that is held. */
-  held?: { call: ToolCallRequest; approvalId: string; nested?: string }
-  turns: number
-  depth: number
-  createdAt: number
-}
-
 export class AgentError extends Error {
   constructor(
     readonly code:
@@ -87,9 +67,10 @@ export interface RuntimeOptions {
   maxSteps?: number
   /** How deep agents may ask agents (the gateway bounds the chain too). */
   maxDepth?: number
-  /** Held runs kept for resuming. */
-  maxRuns?: number
-  runTtlMs?: number
+  /** Held runs, shared with every instance over the same store (TTL and cap are the store's). */
+  runs: RunStore
+  /** The provider a stored run names, on this instance. */
+  providerOf: (name: ModelProvider['name']) => ModelProvider
 }
 
 /**
@@ -99,7 +80,6 @@ export interface RuntimeOptions {
  * The user's prompt travels as `context.user_input`, so the gateway's taint tracking sees it.
  */
 export class AgentRuntime {
-  private readonly runs = new Map<string, RunState>()
   private readonly maxSteps: number
   private readonly maxDepth: number
 
@@ -112,12 +92,7 @@ export class AgentRuntime {
     const [agents, tools] = await this.catalog()
     const agent = agents.find((a) => a.id === input.agentId)
     if (!agent) throw new AgentError('unknown_agent', `no agent \`${input.agentId}\``)
-    const key = this.opts.keyOf(agent.id)
-    if (!key)
-      throw new AgentError(
-        'agent_key_missing',
-        `no key for agent \`${agent.id}\` is configured for the agent API`,
-      )
+    const key = this.keyFor(agent.id)
     const specs = tools
       .filter((t) => agent.tools.includes(t.name))
       .map((t) => ({ name: t.name, description: t.description, parameters: t.params }))
@@ -148,30 +123,27 @@ export class AgentRuntime {
       queue: [],
       turns: 0,
       depth,
-      createdAt: Date.now(),
     }
     return this.drive(randomUUID(), state)
   }
 
   /** Continue a run that stopped on a hold, once the approval is decided. */
   async resume(runId: string): Promise<RunResult> {
-    const state = this.runs.get(runId)
-    if (!state) throw new AgentError('run_not_found', `no held run \`${runId}\``)
-    const held = state.held
-    if (!held) throw new AgentError('run_not_pending', 'the run is not waiting on an approval')
-    // Taken out before the first await: two concurrent resumes must not both drive the run.
-    this.runs.delete(runId)
+    // The store's lease makes this the run's only driver, across instances, until it is given back.
+    const state = await this.claim(runId)
+    const { held, lease } = state
     let outcome: { content: string; reason: string; delegated?: RunResult } | 'pending'
     try {
+      if (!held) throw new AgentError('run_not_pending', 'the run is not waiting on an approval')
       outcome = held.nested
         ? await this.nestedOutcome(held.nested)
         : await this.approvalOutcome(state, held.approvalId)
     } catch (err) {
-      this.keep(runId, state)
+      await this.opts.runs.release(lease)
       throw err
     }
     if (outcome === 'pending') {
-      this.keep(runId, state)
+      await this.opts.runs.release(lease)
       return this.snapshot(runId, state, 'pending_approval')
     }
     const step = state.steps.find((s) => s.approval_id === held.approvalId)
@@ -182,6 +154,45 @@ export class AgentRuntime {
     this.toolMessage(state, held.call, outcome.content)
     state.held = undefined
     return this.drive(runId, state)
+  }
+
+  /** Take a held run's lease and bring it back with this instance's provider and the agent's key. */
+  private async claim(runId: string): Promise<RunState & { lease: RunLease }> {
+    const claim = await this.opts.runs.claim(runId)
+    // Busy reads as not found, as before: the run is not held now, another request drives it.
+    if (!claim.ok)
+      throw new AgentError(
+        'run_not_found',
+        claim.reason === 'busy'
+          ? `run \`${runId}\` is being resumed by another request`
+          : `no held run \`${runId}\``,
+      )
+    const { lease } = claim
+    try {
+      const state = fromSaved(claim.run.state, (saved) => ({
+        provider: this.opts.providerOf(saved.input.provider),
+        key: this.keyFor(saved.agent.id),
+      }))
+      if (!state)
+        throw new AgentError(
+          'run_not_found',
+          `run \`${runId}\` was stored in a format not read here`,
+        )
+      return { ...state, lease }
+    } catch (err) {
+      await this.opts.runs.release(lease)
+      throw err
+    }
+  }
+
+  private keyFor(agentId: string): string {
+    const key = this.opts.keyOf(agentId)
+    if (!key)
+      throw new AgentError(
+        'agent_key_missing',
+        `no key for agent \`${agentId}\` is configured for the agent API`,
+      )
+    return key
   }
 
   private async approvalOutcome(state: RunState, approvalId: string) {
@@ -224,28 +235,36 @@ export class AgentRuntime {
    * tools that ran must be reported, not lost in an error.
    */
   private async drive(runId: string, state: RunState): Promise<RunResult> {
+    let result: RunResult
     try {
-      return await this.driveUnsafe(runId, state)
+      result = await this.driveUnsafe(runId, state)
     } catch (err) {
+      // INVARIANT: a resumed run always has steps (its held call), so it never leaves here leased.
       if (state.steps.length === 0) throw err
-      return {
+      result = {
         ...this.snapshot(runId, state, 'failed', `The run stopped: ${(err as Error).message}`),
         error: { code: codeOf(err), message: (err as Error).message },
       }
     }
+    // A resumed run that ended (not held again) is finished: nobody can resume it any more.
+    if (state.lease && result.status !== 'pending_approval')
+      await this.opts.runs.delete(state.lease)
+    return result
   }
 
   private async driveUnsafe(runId: string, state: RunState): Promise<RunResult> {
     for (;;) {
       while (state.queue.length > 0) {
+        await this.heartbeat(runId, state)
         const call = state.queue.shift()!
         const stop = await this.perform(state, call)
         if (stop) {
-          this.keep(runId, state)
+          await this.hold(runId, state)
           return this.snapshot(runId, state, 'pending_approval')
         }
       }
       if (state.turns >= this.maxSteps) return this.snapshot(runId, state, 'step_limit')
+      await this.heartbeat(runId, state)
       state.turns++
       const turn = await state.input.provider.chat(state.messages, state.tools)
       state.messages.push({ role: 'assistant', content: turn.content, toolCalls: turn.toolCalls })
@@ -437,13 +456,19 @@ export class AgentRuntime {
     }
   }
 
-  private keep(runId: string, state: RunState): void {
-    const ttl = this.opts.runTtlMs ?? 3_600_000
-    const now = Date.now()
-    for (const [id, s] of this.runs) if (now - s.createdAt > ttl) this.runs.delete(id)
-    const max = this.opts.maxRuns ?? 1000
-    while (this.runs.size >= max) this.runs.delete(this.runs.keys().next().value!)
-    this.runs.set(runId, state)
+  /** Store a run that stopped on a hold: a new run is saved, a resumed one given back held again. */
+  private async hold(runId: string, state: RunState): Promise<void> {
+    const saved = toSaved(state)
+    if (!state.lease)
+      return this.opts.runs.save({ id: runId, agentId: state.agent.id, state: saved })
+    const kept = await this.opts.runs.release(state.lease, saved)
+    state.lease = undefined
+    if (!kept) throw takenOver(runId)
+  }
+
+  /** Before each step of a resumed run: keep the lease, or stop if another driver took it over. */
+  private async heartbeat(runId: string, state: RunState): Promise<void> {
+    if (state.lease && !(await this.opts.runs.renew(state.lease))) throw takenOver(runId)
   }
 
   private async catalog(): Promise<[AgentInfo[], ToolInfo[]]> {
@@ -486,6 +511,11 @@ function systemPrompt(agent: AgentInfo, input: RunInput): string {
 function nestedSession(parent: string, to: string): string {
   const id = `${parent}>${to}`
   return id.length <= 128 ? id : `${parent.slice(0, 127 - to.length - 1)}>${to}`.slice(0, 128)
+}
+
+/** The lease on a resumed run ran out and another request claimed it: this driver stops. */
+function takenOver(runId: string): AgentError {
+  return new AgentError('run_not_pending', `run \`${runId}\` was taken over by another request`)
 }
 
 /** The stable code of an error that stopped a run (or part of one). */

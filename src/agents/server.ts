@@ -5,6 +5,7 @@ import { catalogCodeOf, replyNotFound } from '../http/errors.js'
 import { parseBody } from '../http/schemas.js'
 import { timeOrderedId } from '../domain/ids.js'
 import { installHostGuard } from '../http/host-guard.js'
+import { openRunStore, type OpenRunStoreOptions } from '../store/open-run-store.js'
 import { GatewayClient } from './gateway-client.js'
 import { ollamaProvider } from './providers/ollama.js'
 import { offlineProvider } from './providers/offline.js'
@@ -14,6 +15,9 @@ import { AgentError, AgentRuntime } from './runtime.js'
 
 export const PROVIDERS = ['offline', 'openai', 'ollama'] as const
 export type ProviderName = (typeof PROVIDERS)[number]
+
+/** Where held runs are kept unless told otherwise (`AGENT_RUNS_PATH`). */
+export const DEFAULT_RUNS_PATH = 'data/agent-runs.db'
 
 export interface AgentApiOptions {
   gatewayUrl: string
@@ -28,6 +32,11 @@ export interface AgentApiOptions {
   maxSteps?: number
   /** Origins the agent API is reached at besides localhost (see src/http/host-guard.ts). */
   publicOrigins?: string[]
+  /**
+   * Where held runs are kept (default: SQLite at `DEFAULT_RUNS_PATH`). Instances over the same
+   * store resume each other's runs; the API closes the store when it closes.
+   */
+  runs?: OpenRunStoreOptions
 }
 
 const promptBody = z.strictObject({
@@ -65,9 +74,22 @@ export async function buildAgentApi(opts: AgentApiOptions): Promise<FastifyInsta
     }
     return demo === true
   }
+  const providerOf = (name: string | undefined): ModelProvider => {
+    const chosen = name ?? opts.defaultProvider ?? 'offline'
+    if (!(PROVIDERS as readonly string[]).includes(chosen))
+      throw new ProviderError(
+        chosen,
+        'not_configured',
+        `unknown provider \`${chosen}\`; use ${PROVIDERS.join(', ')}`,
+      )
+    return providers[chosen as ProviderName]
+  }
+  const runs = openRunStore(opts.runs ?? { kind: 'sqlite', sqlitePath: DEFAULT_RUNS_PATH })
   const runtime = new AgentRuntime({
     gateway,
     keyOf: (id) => opts.keys[id] ?? (demo === true ? `demo-${id}-key` : undefined),
+    runs,
+    providerOf,
     ...(opts.maxSteps && { maxSteps: opts.maxSteps }),
   })
 
@@ -79,6 +101,7 @@ export async function buildAgentApi(opts: AgentApiOptions): Promise<FastifyInsta
   })
   // Whoever reaches this API drives agents with their keys: no other site's page, no rebound name.
   installHostGuard(app, opts.publicOrigins)
+  app.addHook('onClose', () => runs.close())
   app.setErrorHandler(async (err: FastifyError, req, reply) => {
     const code: ErrorCode =
       err instanceof AgentError || err instanceof ProviderError ? err.code : catalogCodeOf(err)
@@ -88,17 +111,6 @@ export async function buildAgentApi(opts: AgentApiOptions): Promise<FastifyInsta
     return reply.code(statusOf(code)).send(errorBody(code, message, req.id))
   })
   app.setNotFoundHandler(replyNotFound)
-
-  const providerOf = (name: string | undefined): ModelProvider => {
-    const chosen = name ?? opts.defaultProvider ?? 'offline'
-    if (!(PROVIDERS as readonly string[]).includes(chosen))
-      throw new ProviderError(
-        chosen,
-        'not_configured',
-        `unknown provider \`${chosen}\`; use ${PROVIDERS.join(', ')}`,
-      )
-    return providers[chosen as ProviderName]
-  }
 
   app.post('/agent/prompt', async (req) => {
     const body = parseBody(promptBody, req.body)
@@ -113,9 +125,11 @@ export async function buildAgentApi(opts: AgentApiOptions): Promise<FastifyInsta
     })
   })
 
-  app.post<{ Params: { id: string } }>('/agent/runs/:id/resume', async (req) =>
-    runtime.resume(req.params.id),
-  )
+  app.post<{ Params: { id: string } }>('/agent/runs/:id/resume', async (req) => {
+    // A run held on another instance (or before a restart) needs the demo keys settled here too.
+    await isDemoGateway()
+    return runtime.resume(req.params.id)
+  })
 
   app.get('/agents/available', async () => {
     const demoKeys = await isDemoGateway()
