@@ -11,8 +11,7 @@ import { Gateway } from './gateway/service.js'
 import { Metrics } from './http/metrics.js'
 import { buildRuntime } from './pipeline/runtime.js'
 import { pipeline } from './pipeline/runner.js'
-import { memoryState } from './state/memory.js'
-import type { StateStore } from './state/types.js'
+import { openState, type StateBackend } from './state/index.js'
 import { sqliteStore } from './store/sqlite.js'
 import type { Store } from './store/types.js'
 
@@ -22,7 +21,10 @@ export interface WardenOptions {
   /** Overrides `store.sqlite_path` (tests use a temp file). */
   sqlitePath?: string
   store?: Store
-  state?: StateStore
+  /** An open state backend; by default the one `state.kind` names is opened (and closed). */
+  state?: StateBackend
+  /** The Redis server for `state.kind: redis` (`REDIS_URL`). */
+  redisUrl?: string
   logger?: Logger
   demoBackend?: DemoBackend
   /** How often pending approvals are checked for expiry; 0 disables the sweeper. */
@@ -44,8 +46,13 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
   const loaded = typeof opts.config === 'string' ? loadConfig(opts.config) : opts.config
   const logger = opts.logger ?? pino({ level: 'silent' })
   const metrics = new Metrics()
+  const state =
+    opts.state ??
+    (await openState({
+      kind: opts.redisUrl !== undefined ? 'redis' : loaded.config.state.kind,
+      ...(opts.redisUrl !== undefined && { url: opts.redisUrl }),
+    }))
   const store = opts.store ?? sqliteStore(opts.sqlitePath ?? loaded.config.store.sqlite_path)
-  const state = opts.state ?? memoryState()
   const bus = memoryBus((err) => logger.error({ err }, 'event listener failed'))
   const runtime = buildRuntime(loaded, state)
   const decide = pipeline(runtime, {
@@ -70,9 +77,9 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
   // Demo scenarios run in a world of their own (fresh state and backend per run), so clicking
   // them never quarantines, rate-limits or refunds anything of the real agents.
   const runScenario = loaded.config.demo
-    ? (call: ToolCall) =>
+    ? async (call: ToolCall) =>
         new Gateway({
-          pipeline: pipeline({ ...runtime, state: memoryState() }),
+          pipeline: pipeline({ ...runtime, state: await openState({ kind: 'memory' }) }),
           store,
           bus,
           executors: { demo: demoExecutor(new DemoBackend()), http: httpExecutor() },

@@ -1,12 +1,12 @@
 import { sha256Hex } from '../../auth/credentials.js'
-import type { Layer } from '../layer.js'
+import type { ResolveLayer } from '../layer.js'
 import type { Runtime } from '../runtime.js'
 
 /**
  * Layer 1: the bearer key names the agent; the claimed `agent_id` must be that agent. Keys are
  * high-entropy random strings, so a plain SHA-256 lookup is safe (no password stretching needed).
  */
-export function identity(rt: Runtime): Layer {
+export function identity(rt: Runtime): ResolveLayer<'identity'> {
   return {
     name: 'identity',
     check(ctx) {
