@@ -21,7 +21,7 @@
 //           demo tool executed, the execution event committed, then the reply.
 // - mixed:  the same gateway with a rotation of allowed calls from three agents and tools,
 //           including `lookup_order`, whose result is PII-masked.
-// - decide: `pipeline(buildRuntime(loadConfig(...), memoryState())).decide(call)` awaited in a
+// - decide: `pipeline(buildRuntime(loadConfig(...), await openState())).decide(call)` awaited in a
 //           loop, in this process, before any load runs.
 //
 // After each run with a store the audit log is checked: every request that reached the server
@@ -43,7 +43,7 @@ import { loadConfig } from '../src/config/loader.js'
 import type { ToolCall } from '../src/domain/types.js'
 import { buildRuntime } from '../src/pipeline/runtime.js'
 import { pipeline } from '../src/pipeline/runner.js'
-import { memoryState } from '../src/state/memory.js'
+import { openState } from '../src/state/index.js'
 import { sqliteStores } from '../src/store/sqlite.js'
 import { createWarden } from '../src/warden.js'
 
@@ -528,7 +528,7 @@ async function decisionRate(
   n: number,
 ): Promise<{ perSecond: number; usPerDecision: number; rounds: number[]; notAllowed: number }> {
   const loaded = loadConfig(CONFIG)
-  const p = pipeline(buildRuntime(loaded, memoryState()))
+  const p = pipeline(buildRuntime(loaded, await openState()))
   const params = { query: 'reset password' }
   const context = {}
   let notAllowed = 0

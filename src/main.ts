@@ -177,7 +177,12 @@ async function serve(
         'demo credentials are active (demo-<agent>-key, demo-approver-token): do not expose this gateway',
       )
     }
-    const warden = await createWarden({ config: loaded, logger, databaseUrl: env.DATABASE_URL })
+    const warden = await createWarden({
+      config: loaded,
+      logger,
+      databaseUrl: env.DATABASE_URL,
+      ...(env.REDIS_URL !== undefined && { redisUrl: env.REDIS_URL }),
+    })
     closers.push(() => warden.close())
     const port = env.PORT ? Number(env.PORT) : loaded.config.server.port
     await warden.app.listen({ host: loaded.config.server.host, port })

@@ -12,8 +12,7 @@ import type { Gateway } from './gateway/service.js'
 import { Metrics } from './http/metrics.js'
 import { buildRuntime } from './pipeline/runtime.js'
 import { pipeline } from './pipeline/runner.js'
-import { memoryState } from './state/memory.js'
-import type { StateStore } from './state/types.js'
+import { openState, type StateBackend } from './state/index.js'
 import { openStores, storeOptions, type Stores } from './store/index.js'
 
 export interface WardenOptions {
@@ -25,7 +24,10 @@ export interface WardenOptions {
   databaseUrl?: string
   /** Stores to use instead of opening the `store:` section's backend; closed with the gateway. */
   stores?: Stores
-  state?: StateStore
+  /** An open state backend; by default the one `state.kind` names is opened (and closed). */
+  state?: StateBackend
+  /** The Redis server for `state.kind: redis` (`REDIS_URL`). */
+  redisUrl?: string
   logger?: Logger
   demoBackend?: DemoBackend
   /** How often pending approvals are checked for expiry; 0 disables the sweeper. */
@@ -47,6 +49,13 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
   const loaded = typeof opts.config === 'string' ? loadConfig(opts.config) : opts.config
   const logger = opts.logger ?? pino({ level: 'silent' })
   const metrics = new Metrics()
+  // State first: a bad REDIS_URL is refused before any file is opened.
+  const state =
+    opts.state ??
+    (await openState({
+      kind: opts.redisUrl !== undefined ? 'redis' : loaded.config.state.kind,
+      ...(opts.redisUrl !== undefined && { url: opts.redisUrl }),
+    }))
   const stores =
     opts.stores ??
     (await openStores(
@@ -55,7 +64,6 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
         databaseUrl: opts.databaseUrl,
       }),
     ))
-  const state = opts.state ?? memoryState()
   const bus = memoryBus((err) => logger.error({ err }, 'event listener failed'))
   const runtime = buildRuntime(loaded, state)
   const decide = pipeline(runtime, {
@@ -80,9 +88,9 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
   // Demo scenarios run in a world of their own (fresh state and backend per run), so clicking
   // them never quarantines, rate-limits or refunds anything of the real agents.
   const runScenario = loaded.config.demo
-    ? (call: ToolCall) =>
+    ? async (call: ToolCall) =>
         createEngine({
-          pipeline: pipeline({ ...runtime, state: memoryState() }),
+          pipeline: pipeline({ ...runtime, state: await openState({ kind: 'memory' }) }),
           stores,
           bus,
           executors: { demo: demoExecutor(new DemoBackend()), http: httpExecutor() },

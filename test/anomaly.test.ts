@@ -5,7 +5,7 @@ import type { ToolCall } from '../src/domain/types.js'
 import { judgeTransition, SESSION_START } from '../src/pipeline/layers/sequence.js'
 import { pipeline } from '../src/pipeline/runner.js'
 import { buildRuntime } from '../src/pipeline/runtime.js'
-import { memoryState } from '../src/state/memory.js'
+import { openState, type StateBackend } from '../src/state/index.js'
 import { DEMO_CONFIG, keyOf } from './helpers.js'
 
 const CFG: WardenConfig['anomaly'] = {
@@ -61,17 +61,22 @@ describe('sequence anomaly in the pipeline', () => {
   const ticket = (s: string) =>
     call('create_support_ticket', { customer_id: 'CUST-001', subject: 'help' }, s)
 
+  /** The agent's learned transitions out of `from`. */
+  const learned = async (state: StateBackend, from: string) => ({
+    ...(await state.sessions.load({ agent: 'support-agent', now: 0 })).transitions.get(from),
+  })
+
   it('learns the agent’s workflow from allowed calls and holds a call off it', async () => {
-    const state = memoryState()
+    const state = await openState()
     const p = pipeline(buildRuntime({ ...loaded, config }, state))
     for (let i = 0; i < 20; i++) {
       expect((await p.decide(search(`s${i}`))).decision).toBe('allow')
       expect((await p.decide(ticket(`s${i}`))).decision).toBe('allow')
     }
-    expect(await state.transitions('support-agent', SESSION_START)).toEqual({
+    expect(await learned(state, SESSION_START)).toEqual({
       search_knowledge_base: 20,
     })
-    expect(await state.transitions('support-agent', 'search_knowledge_base')).toEqual({
+    expect(await learned(state, 'search_knowledge_base')).toEqual({
       create_support_ticket: 20,
     })
     // The usual path still passes; opening a session with a ticket is off the learned workflow.
@@ -82,16 +87,16 @@ describe('sequence anomaly in the pipeline', () => {
     const check = odd.checks.find((c) => c.layer === 'sequence')
     expect(check?.details).toMatchObject({ from: SESSION_START, seen: 0, total: 21 })
     // A held call is not learned as normal.
-    expect(await state.transitions('support-agent', SESSION_START)).toEqual({
+    expect(await learned(state, SESSION_START)).toEqual({
       search_knowledge_base: 21,
     })
   })
 
   it('is off unless enabled: the same call is allowed and nothing is learned', async () => {
-    const state = memoryState()
+    const state = await openState()
     const p = pipeline(buildRuntime(loaded, state))
     for (let i = 0; i < 12; i++) await p.decide(search(`x${i}`))
     expect((await p.decide(ticket('x-odd'))).decision).toBe('allow')
-    expect(await state.transitions('support-agent', SESSION_START)).toEqual({})
+    expect(await learned(state, SESSION_START)).toEqual({})
   })
 })

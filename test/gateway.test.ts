@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { DemoBackend } from '../src/demo/backend.js'
 import { SCENARIOS } from '../src/demo/scenarios.js'
-import { memoryState } from '../src/state/memory.js'
-import type { StateStore } from '../src/state/types.js'
+import { openState } from '../src/state/index.js'
+import type { SessionChanges, StateBackend } from '../src/state/types.js'
 import { loadConfig } from '../src/config/loader.js'
 import { APPROVER, DEMO_CONFIG, execute, keyOf, startWarden } from './helpers.js'
 
@@ -492,15 +492,18 @@ describe('taint from untrusted tool output', () => {
 })
 
 describe('state store failures', () => {
-  /** The real memory state with one method made to fail. */
-  function failing(method: 'recordCall' | 'addTaint'): StateStore {
-    const state = memoryState()
-    return { ...state, [method]: async () => Promise.reject(new Error(`${method} is down`)) }
+  /** The real memory state whose commits of one kind fail: a call's, or a tool output's taint. */
+  async function failing(what: 'call' | 'output taint'): Promise<StateBackend> {
+    const state = await openState()
+    const fails = (c: SessionChanges) => (what === 'call' ? c.history : !c.history && c.taint)
+    const commit = (c: SessionChanges) =>
+      fails(c) ? Promise.reject(new Error(`${what} commits are down`)) : state.sessions.commit(c)
+    return { ...state, sessions: { load: (s) => state.sessions.load(s), commit } }
   }
 
   it('history that cannot be recorded fails closed: 503 state_unavailable, the tool does not run', async () => {
     const backend = new DemoBackend()
-    const w = await startWarden({ state: failing('recordCall'), demoBackend: backend })
+    const w = await startWarden({ state: await failing('call'), demoBackend: backend })
     try {
       const res = await execute(w, 'refund-agent', 'issue_refund', {
         order_id: 'ORD-1001',
@@ -518,7 +521,7 @@ describe('state store failures', () => {
   })
 
   it('a tool that ran is reported as ran even when its output cannot be kept as taint', async () => {
-    const w = await startWarden({ state: failing('addTaint') })
+    const w = await startWarden({ state: await failing('output taint') })
     try {
       const res = await execute(
         w,

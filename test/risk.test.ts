@@ -5,7 +5,7 @@ import type { ToolCall } from '../src/domain/types.js'
 import { agentRecord } from '../src/pipeline/layers/sequence.js'
 import { pipeline } from '../src/pipeline/runner.js'
 import { buildRuntime } from '../src/pipeline/runtime.js'
-import { memoryState } from '../src/state/memory.js'
+import { openState } from '../src/state/index.js'
 import { DEMO_CONFIG, keyOf } from './helpers.js'
 
 const loaded = loadConfig(DEMO_CONFIG)
@@ -23,26 +23,28 @@ const call = (agent: string, tool: string, params: Record<string, unknown>): Too
 const refund = () =>
   call('refund-agent', 'issue_refund', { order_id: 'ORD-1001', amount: 50, reason: 'damaged' })
 
-function withRisk(actions: Partial<WardenConfig['risk']['actions']>) {
+async function withRisk(actions: Partial<WardenConfig['risk']['actions']>) {
   const risk = { ...loaded.config.risk, actions: { ...loaded.config.risk.actions, ...actions } }
-  return pipeline(buildRuntime({ ...loaded, config: { ...loaded.config, risk } }, memoryState()))
+  return pipeline(
+    buildRuntime({ ...loaded, config: { ...loaded.config, risk } }, await openState()),
+  )
 }
 
 describe('risk levels mapped to actions', () => {
   it('by default a level adds nothing: a $50 refund (risk 45, medium) is allowed', async () => {
-    const d = await pipeline(buildRuntime(loaded, memoryState())).decide(refund())
+    const d = await pipeline(buildRuntime(loaded, await openState())).decide(refund())
     expect(d).toMatchObject({ decision: 'allow', risk: { score: 45, level: 'medium' } })
   })
 
   it('`medium: hold` holds it, on the approval layer’s line of the trace', async () => {
-    const d = await withRisk({ medium: 'hold' }).decide(refund())
+    const d = await (await withRisk({ medium: 'hold' })).decide(refund())
     expect(d).toMatchObject({ decision: 'approval_required', layer: 'approval' })
     expect(d.reason).toBe('risk 45 is medium, which is configured to hold')
     expect(d.checks.find((c) => c.layer === 'approval')).toMatchObject({ outcome: 'hold' })
   })
 
   it('`medium: deny` refuses it with risk_too_high; lower levels are untouched', async () => {
-    const p = withRisk({ medium: 'deny' })
+    const p = await withRisk({ medium: 'deny' })
     const d = await p.decide(refund())
     expect(d).toMatchObject({ decision: 'deny', layer: 'approval', code: 'risk_too_high' })
     const low = await p.decide(call('support-agent', 'search_knowledge_base', { query: 'hours' }))
@@ -50,7 +52,9 @@ describe('risk levels mapped to actions', () => {
   })
 
   it('a level action never loosens: a layer’s deny stays a deny under `allow`', async () => {
-    const d = await withRisk({ low: 'allow' }).decide(
+    const d = await (
+      await withRisk({ low: 'allow' })
+    ).decide(
       call('support-agent', 'issue_refund', { order_id: 'ORD-1001', amount: 5, reason: 'x' }),
     )
     expect(d).toMatchObject({ decision: 'deny', layer: 'tool_allowlist' })
@@ -80,7 +84,7 @@ describe('agent record', () => {
   })
 
   it('an agent that keeps getting refused carries more risk on its next call', async () => {
-    const p = pipeline(buildRuntime(loaded, memoryState()))
+    const p = pipeline(buildRuntime(loaded, await openState()))
     const before = await p.decide(call('support-agent', 'search_knowledge_base', { query: 'a' }))
     // Three refusals: well below the demo's quarantine (10 in 60 s), so the next call is still judged.
     for (let i = 0; i < 3; i++)

@@ -428,18 +428,20 @@ export class Approvals {
     }
     // An approved call that ran counts in the agent's history like an allowed one, so session
     // rules (counts, sums) see approved refunds too.
-    await this.host.runtime.state
-      .recordCall(
-        approval.agent_id,
-        {
-          tool: approval.tool,
-          decision: 'allow',
-          at: Date.now(),
-          params: scalarParams(approval.params),
-          ...(approval.session_id !== null && { session: approval.session_id }),
+    await this.host.runtime.state.sessions
+      .commit({
+        agent: approval.agent_id,
+        history: {
+          entry: {
+            tool: approval.tool,
+            decision: 'allow',
+            at: Date.now(),
+            params: scalarParams(approval.params),
+            ...(approval.session_id !== null && { session: approval.session_id }),
+          },
+          limit: this.config.sequence.history_limit,
         },
-        this.config.sequence.history_limit,
-      )
+      })
       .catch((err: unknown) => this.host.onError(err, 'state:history'))
     const final = (await this.host.approvalStore.get(approval.id)) ?? approval
     return {

@@ -180,6 +180,11 @@ export const configSchema = z.strictObject({
       sqlite_path: z.string().default('data/warden.db'),
     })
     .prefault({}),
+  /**
+   * Where rate limits, taint, history and quarantine live: `memory` (one process) or `redis`
+   * (shared by every instance; the server comes from `REDIS_URL`).
+   */
+  state: z.strictObject({ kind: z.enum(['memory', 'redis']).default('memory') }).prefault({}),
   agents: z.array(agent).min(1),
   tools: z.array(tool).min(1),
   policy: z.strictObject({ rules: z.array(policyRule).min(1) }),
@@ -326,6 +331,7 @@ export const configSchema = z.strictObject({
 })
 
 export type WardenConfig = z.infer<typeof configSchema>
+export type StateConfig = WardenConfig['state']
 export type AgentConfig = WardenConfig['agents'][number]
 export type ToolConfig = WardenConfig['tools'][number]
 export type PolicyRuleConfig = WardenConfig['policy']['rules'][number]

@@ -28,17 +28,25 @@ export interface ToolCall {
   readonly delegation?: string
 }
 
-export type LayerName =
-  | 'identity'
-  | 'tool_allowlist'
-  | 'policy'
-  | 'rate_limit'
-  | 'params'
-  | 'injection'
-  | 'taint'
-  | 'guards'
-  | 'approval'
-  | 'sequence'
+/**
+ * The pipeline's layers in order. `pipeline/index.ts` builds them and is checked against this
+ * list at compile time; the list is here so that decisions and audit events can name layers
+ * without importing the pipeline.
+ */
+export const LAYER_NAMES = [
+  'identity',
+  'tool_allowlist',
+  'policy',
+  'rate_limit',
+  'params',
+  'injection',
+  'taint',
+  'guards',
+  'approval',
+  'sequence',
+] as const
+
+export type LayerName = (typeof LAYER_NAMES)[number]
 
 /** What a layer says. "No" is a value; throwing means the layer is broken (and the call is denied). */
 export type Verdict =

@@ -99,9 +99,10 @@ export async function sendMessage(
       '`requested_by` comes from the delegation when one is given; send one or the other',
     )
   // A quarantined agent may not get others to act for it.
+  const state = await rt.state.sessions.load({ agent: agent.id, chain, now })
   for (const member of chain) {
-    const until = await rt.state.quarantinedUntil(member)
-    if (until !== null && until > now)
+    const until = state.quarantinedUntil.get(member)
+    if (until !== undefined)
       return refuse(
         'agent_quarantined',
         `agent \`${member}\` is quarantined until ${new Date(until).toISOString()}`,

@@ -1,4 +1,4 @@
-import type { Layer } from './layer.js'
+import { LAYER_NAMES } from '../domain/types.js'
 import type { Runtime } from './runtime.js'
 import { approval } from './layers/approval.js'
 import { guards } from './layers/guards.js'
@@ -11,18 +11,37 @@ import { sequence } from './layers/sequence.js'
 import { taint } from './layers/taint.js'
 import { toolAllowlist } from './layers/tool-allowlist.js'
 
-/** The seed's ten layers, in order. The order is the design: change it here and only here. */
-export function layers(rt: Runtime): Layer[] {
-  return [
-    identity(rt), //       who is calling; everything below trusts `ctx.agent`
-    toolAllowlist(rt), //  cheapest authorization, and resolves `ctx.tool` for the rest
-    policy(rt), //         attribute rules (CEL) before we spend any rate-limit budget
-    rateLimit(rt), //      counts only calls the agent is entitled to make
-    params(rt), //         schema before any layer reads parameter values
-    injection(rt), //      scans the validated parameters and the untrusted context
-    taint(rt), //          provenance of sensitive values; records this call's user input
-    guards(rt), //         business thresholds on values known to be well-typed
-    approval(rt), //       tool-level and risk-level holds, after all risk signals above
-    sequence(rt), //       history rules last: they need the call to be otherwise acceptable
-  ]
+/**
+ * The seed's ten layers, in order. The order is the design: change it here and only here. The
+ * first two resolve the call (who, which tool); the runner loads the call's state once they
+ * passed, and the rest decide.
+ */
+export function layers(rt: Runtime) {
+  return {
+    resolve: [
+      identity(rt), //       who is calling; everything below trusts `ctx.agent`
+      toolAllowlist(rt), //  cheapest authorization, and resolves `ctx.tool` for the rest
+    ],
+    decide: [
+      policy(rt), //         attribute rules (CEL) before we spend any rate-limit budget
+      rateLimit(rt), //      counts only calls the agent is entitled to make
+      params(rt), //         schema before any layer reads parameter values
+      injection(rt), //      scans the validated parameters and the untrusted context
+      taint(rt), //          provenance of sensitive values; records this call's user input
+      guards(rt), //         business thresholds on values known to be well-typed
+      approval(rt), //       tool-level and risk-level holds, after all risk signals above
+      sequence(rt), //       history rules last: they need the call to be otherwise acceptable
+    ],
+  } as const
 }
+
+type Registry = ReturnType<typeof layers>
+type Names<T extends readonly { name: string }[]> = { -readonly [K in keyof T]: T[K]['name'] }
+
+/** The layer names in pipeline order, as the registry above builds them. */
+export type LayerOrder = Names<[...Registry['resolve'], ...Registry['decide']]>
+
+// INVARIANT (checked by the compiler): the registry builds exactly `LAYER_NAMES`, in its order.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
+const registryMatchesDomain: Same<LayerOrder, [...typeof LAYER_NAMES]> = true
+void registryMatchesDomain

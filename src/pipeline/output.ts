@@ -3,7 +3,7 @@ import { detectInjection } from '../detect/injection.js'
 import { maskPii, type Masked } from '../detect/pii.js'
 import { PII_KINDS } from '../domain/config.js'
 import { stringLeaves } from './layers/injection.js'
-import { taintForm, taintSession } from './layers/taint.js'
+import { taintForm } from './layers/taint.js'
 import type { Runtime } from './runtime.js'
 
 /** What Warden makes of a tool's result before the agent sees it. */
@@ -44,14 +44,15 @@ export async function inspectOutput(
   const found = detectInjection(stringLeaves(delivered).join('\n'))
   const scan = found.score >= rt.config.injection.hold_at ? found : undefined
   if (call.sessionId !== undefined) {
-    await rt.state
-      .addTaint(taintSession(call.agentId, call.sessionId), {
-        source: `tool:${tool.name}#${call.requestId}`,
-        // The whole output, numbers included: any value in it may come back as a parameter.
-        text: taintForm(JSON.stringify(delivered) ?? ''),
-        at: now,
-        ...(scan && { injected: true }),
-      })
+    const entry = {
+      source: `tool:${tool.name}#${call.requestId}`,
+      // The whole output, numbers included: any value in it may come back as a parameter.
+      text: taintForm(JSON.stringify(delivered) ?? ''),
+      at: now,
+      ...(scan && { injected: true }),
+    }
+    await rt.state.sessions
+      .commit({ agent: call.agentId, taint: { session: call.sessionId, entries: [entry] } })
       // The session loses this output's taint; logged and counted rather than hidden.
       .catch(onTaintError)
   }

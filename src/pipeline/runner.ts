@@ -1,98 +1,194 @@
 import type { Check, Decision, LayerName, ToolCall, Verdict } from '../domain/types.js'
 import { THROTTLING_CODES, WardenError, type ErrorCode } from '../domain/errors.js'
-import { layers as defaultLayers } from './index.js'
-import type { DecisionContext, Layer } from './layer.js'
+import type { SessionChanges, SessionScope, SessionSnapshot } from '../state/types.js'
+import { layers } from './index.js'
+import type { DecisionContext, ResolveContext, ResolvedCall } from './layer.js'
 import { riskOf } from './risk.js'
 import type { Runtime } from './runtime.js'
 
-/** Runs the layers for each call and keeps the per-agent history the sequence layer reads. */
+/** Runs the layers for each call, with the call's state read once before and written once after. */
 export interface Pipeline {
   readonly runtime: Runtime
   decide(call: ToolCall): Promise<Decision>
 }
 
 export interface PipelineOptions {
-  layers?: Layer[]
   /** Told about every layer that threw (the call was denied); used for logs and metrics. */
   onLayerError?: (layer: LayerName, err: unknown) => void
 }
 
 const VERDICTS = new Set<unknown>(['pass', 'hold', 'deny'])
 
+type Deny = Extract<Verdict, { outcome: 'deny' }>
+/** Any layer of either phase, as the runner drives it. */
+type Stage<C> = { readonly name: LayerName; check(ctx: C): Verdict | Promise<Verdict> }
+
+/** The per-layer trace of one decision, and what it came to so far. */
+interface Trace {
+  readonly checks: Check[]
+  denied?: { layer: LayerName; verdict: Deny }
+  held?: { layer: LayerName; reason: string }
+}
+
 /** Build the pipeline for a runtime. */
 export function pipeline(rt: Runtime, options: PipelineOptions = {}): Pipeline {
-  const list = options.layers ?? defaultLayers(rt)
+  const registry = layers(rt)
+  const run = <C extends { risk: number }>(list: readonly Stage<C>[], ctx: C, trace: Trace) =>
+    runPhase(list, ctx, trace, options.onLayerError)
   return {
     runtime: rt,
     async decide(call) {
-      const ctx: DecisionContext = { call, now: call.receivedAt, risk: 0 }
-      const checks: Check[] = []
-      let denied: { layer: LayerName; verdict: Extract<Verdict, { outcome: 'deny' }> } | undefined
-      let held: { layer: LayerName; reason: string } | undefined
-      for (const layer of list) {
-        const started = performance.now()
-        const verdict = await runLayer(layer, ctx, options.onLayerError)
-        ctx.risk += verdict.risk ?? 0
-        checks.push(toCheck(layer.name, verdict, performance.now() - started))
-        if (verdict.outcome === 'deny') {
-          denied = { layer: layer.name, verdict }
-          break
-        }
-        if (verdict.outcome === 'hold') held ??= { layer: layer.name, reason: verdict.reason }
+      const trace: Trace = { checks: [] }
+      // 1. Resolve: who is calling, and which tool. A call that fails here reads no state.
+      const found = resolveContext(call)
+      await run(registry.resolve, found, trace)
+      const resolved = trace.denied ? undefined : resolvedCall(found)
+      let ctx: DecisionContext | undefined
+      if (resolved) {
+        // 2. Load state: everything the layers below read, in one round trip.
+        const state = await rt.state.sessions.load(scopeOf(resolved)).catch(stateFailed('read'))
+        ctx = decisionContext(resolved, state)
+        // 3. The layers, in order (the rate-limit layer spends its budgets in one round trip).
+        await run(registry.decide, ctx, trace)
       }
-      const risk = riskOf(ctx.risk)
-      // The configured action of the final risk level: it can only make a decision stricter.
-      if (!denied) {
-        const action = rt.config.risk.actions[risk.level]
-        const reason = `risk ${risk.score} is ${risk.level}, which is configured to ${action}`
-        if (action === 'deny') {
-          denied = {
-            layer: 'approval',
-            verdict: { outcome: 'deny', code: 'risk_too_high', reason: `${reason}: refused` },
-          }
-          escalate(checks, { outcome: 'deny', reason, code: 'risk_too_high' })
-        } else if (action === 'hold' && !held) {
-          held = { layer: 'approval', reason }
-          escalate(checks, { outcome: 'hold', reason })
-        }
-      }
-      const decision: Decision = denied
-        ? {
-            requestId: call.requestId,
-            decision: 'deny',
-            layer: denied.layer,
-            code: denied.verdict.code,
-            reason: denied.verdict.reason,
-            risk,
-            checks,
-            policyVersion: rt.policyVersion,
-            ...(denied.verdict.retryAfterSeconds !== undefined && {
-              retryAfterSeconds: denied.verdict.retryAfterSeconds,
-            }),
-          }
-        : {
-            requestId: call.requestId,
-            decision: held ? 'approval_required' : 'allow',
-            layer: held?.layer ?? null,
-            code: null,
-            reason: held?.reason ?? 'all layers passed',
-            risk,
-            checks,
-            policyVersion: rt.policyVersion,
-          }
-      if (ctx.chain) decision.chain = [...ctx.chain]
-      if (ctx.human) decision.human = ctx.human
-      try {
-        await remember(rt, ctx, decision)
-      } catch (err) {
-        // Without the history the next sequence and quarantine checks would be blind: fail closed.
-        throw new WardenError(
-          'state_unavailable',
-          `the agent history could not be recorded: ${(err as Error).message}`,
-        )
-      }
+      // 4. Risk action: the final level's configured action can only make a decision stricter.
+      const risk = riskOf(ctx?.risk ?? found.risk)
+      if (!trace.denied) applyRiskAction(rt, risk, trace)
+      const decision = toDecision(rt, found, risk, trace)
+      // 5. Commit: history, taint, the learned transition and a counted denial in one round trip.
+      const changes = found.agent && changesOf(rt, found.agent.id, found, ctx, decision)
+      if (changes) await rt.state.sessions.commit(changes).catch(stateFailed('recorded'))
       return decision
     },
+  }
+}
+
+// Contexts are built with every field present, so that each has one shape for all calls and
+// the layers' property reads stay fast (monomorphic).
+function resolveContext(call: ToolCall): ResolveContext {
+  return {
+    call,
+    now: call.receivedAt,
+    risk: 0,
+    agent: undefined,
+    tool: undefined,
+    chain: undefined,
+    human: undefined,
+    delegatorSession: undefined,
+  }
+}
+
+/** The call, once identity and the allowlist passed; their absence is a wiring bug. */
+function resolvedCall(found: ResolveContext): ResolvedCall {
+  const { agent, tool } = found
+  if (!agent || !tool) throw new Error('resolution passed without an agent and a tool')
+  return {
+    call: found.call,
+    now: found.now,
+    risk: found.risk,
+    agent,
+    tool,
+    chain: found.chain,
+    human: found.human,
+    delegatorSession: found.delegatorSession,
+  }
+}
+
+function decisionContext(c: ResolvedCall, state: SessionSnapshot): DecisionContext {
+  return {
+    call: c.call,
+    now: c.now,
+    risk: c.risk,
+    agent: c.agent,
+    tool: c.tool,
+    chain: c.chain,
+    human: c.human,
+    delegatorSession: c.delegatorSession,
+    state,
+    newTaint: [],
+    previousTool: undefined,
+  }
+}
+
+function scopeOf(c: ResolvedCall): SessionScope {
+  return {
+    agent: c.agent.id,
+    now: c.now,
+    session: c.call.sessionId,
+    chain: c.chain,
+    delegatorSession: c.delegatorSession,
+  }
+}
+
+/**
+ * Run one phase's layers in order into the trace: stop at the first deny, keep the first hold.
+ */
+async function runPhase<C extends { risk: number }>(
+  list: readonly Stage<C>[],
+  ctx: C,
+  trace: Trace,
+  onError: PipelineOptions['onLayerError'],
+): Promise<void> {
+  for (const layer of list) {
+    const started = performance.now()
+    const pending = runLayer(layer, ctx, onError)
+    // Most layers are synchronous; only the others cost a microtask.
+    const verdict = pending instanceof Promise ? await pending : pending
+    ctx.risk += verdict.risk ?? 0
+    trace.checks.push(toCheck(layer.name, verdict, performance.now() - started))
+    if (verdict.outcome === 'deny') {
+      trace.denied = { layer: layer.name, verdict }
+      return
+    }
+    if (verdict.outcome === 'hold') trace.held ??= { layer: layer.name, reason: verdict.reason }
+  }
+}
+
+/** One layer's verdict; a layer that throws, rejects or answers nonsense denies the call. */
+function runLayer<C>(
+  layer: Stage<C>,
+  ctx: C,
+  onError: PipelineOptions['onLayerError'],
+): Verdict | Promise<Verdict> {
+  try {
+    const result = layer.check(ctx)
+    if (!(result instanceof Promise)) return checked(result)
+    return result.then(checked).catch((err: unknown) => failed(layer.name, err, onError))
+  } catch (err) {
+    return failed(layer.name, err, onError)
+  }
+}
+
+function checked(verdict: Verdict): Verdict {
+  if (!VERDICTS.has(verdict?.outcome))
+    throw new Error(`layer returned an unknown verdict \`${String(verdict?.outcome)}\``)
+  return verdict
+}
+
+function failed(name: LayerName, err: unknown, onError: PipelineOptions['onLayerError']): Verdict {
+  onError?.(name, err)
+  // INVARIANT: a broken layer never lets a call through.
+  return {
+    outcome: 'deny',
+    code: 'layer_failed',
+    reason: `layer \`${name}\` failed; the call is denied`,
+  }
+}
+
+/** The configured action of the final risk level, recorded on the approval layer's line. */
+function applyRiskAction(rt: Runtime, risk: ReturnType<typeof riskOf>, trace: Trace): void {
+  const action = rt.config.risk.actions[risk.level]
+  const reason = `risk ${risk.score} is ${risk.level}, which is configured to ${action}`
+  if (action === 'deny') {
+    const code = 'risk_too_high'
+    trace.denied = {
+      layer: 'approval',
+      verdict: { outcome: 'deny', code, reason: `${reason}: refused` },
+    }
+    escalate(trace.checks, { outcome: 'deny', reason, code })
+  } else if (action === 'hold' && !trace.held) {
+    trace.held = { layer: 'approval', reason }
+    escalate(trace.checks, { outcome: 'hold', reason })
   }
 }
 
@@ -108,27 +204,40 @@ function escalate(
   if (change.code) check.code = change.code
 }
 
-async function runLayer(
-  layer: Layer,
-  ctx: DecisionContext,
-  onError: PipelineOptions['onLayerError'],
-): Promise<Verdict> {
-  try {
-    const result = layer.check(ctx)
-    // Most layers are synchronous; skip the extra microtask when there is nothing to wait for.
-    const verdict = result instanceof Promise ? await result : result
-    if (!VERDICTS.has(verdict?.outcome))
-      throw new Error(`layer returned an unknown verdict \`${String(verdict?.outcome)}\``)
-    return verdict
-  } catch (err) {
-    onError?.(layer.name, err)
-    // INVARIANT: a broken layer never lets a call through.
-    return {
-      outcome: 'deny',
-      code: 'layer_failed',
-      reason: `layer \`${layer.name}\` failed; the call is denied`,
-    }
-  }
+function toDecision(
+  rt: Runtime,
+  found: ResolveContext,
+  risk: Decision['risk'],
+  { checks, denied, held }: Trace,
+): Decision {
+  const { call } = found
+  const decision: Decision = denied
+    ? {
+        requestId: call.requestId,
+        decision: 'deny',
+        layer: denied.layer,
+        code: denied.verdict.code,
+        reason: denied.verdict.reason,
+        risk,
+        checks,
+        policyVersion: rt.policyVersion,
+        ...(denied.verdict.retryAfterSeconds !== undefined && {
+          retryAfterSeconds: denied.verdict.retryAfterSeconds,
+        }),
+      }
+    : {
+        requestId: call.requestId,
+        decision: held ? 'approval_required' : 'allow',
+        layer: held?.layer ?? null,
+        code: null,
+        reason: held?.reason ?? 'all layers passed',
+        risk,
+        checks,
+        policyVersion: rt.policyVersion,
+      }
+  if (found.chain) decision.chain = [...found.chain]
+  if (found.human) decision.human = found.human
+  return decision
 }
 
 function toCheck(layer: LayerName, v: Verdict, ms: number): Check {
@@ -144,38 +253,67 @@ function toCheck(layer: LayerName, v: Verdict, ms: number): Check {
   return check
 }
 
-/** Keep the agent's history and denial count for the sequence layer. */
-async function remember(rt: Runtime, ctx: DecisionContext, decision: Decision): Promise<void> {
-  const { agent, call } = ctx
-  if (!agent) return
-  const params = scalarParams(call.params)
-  await rt.state.recordCall(
-    agent.id,
-    {
-      tool: call.tool,
-      decision: decision.decision,
-      at: ctx.now,
-      params,
-      ...(call.sessionId !== undefined && { session: call.sessionId }),
-      ...(decision.code && { code: decision.code }),
+/**
+ * What the call changes for its agent: the history entry (sequence rules, the agent's record),
+ * this call's user input as session taint, the transition when the call was allowed (the anomaly
+ * model), and a denial counted towards quarantine (throttling denials do not count).
+ */
+function changesOf(
+  rt: Runtime,
+  agent: string,
+  found: ResolveContext,
+  ctx: DecisionContext | undefined,
+  decision: Decision,
+): SessionChanges {
+  const { call, now } = found
+  const changes: SessionChanges = {
+    agent,
+    history: {
+      entry: {
+        tool: call.tool,
+        decision: decision.decision,
+        at: now,
+        params: scalarParams(call.params),
+        ...(call.sessionId !== undefined && { session: call.sessionId }),
+        ...(decision.code && { code: decision.code }),
+      },
+      limit: rt.config.sequence.history_limit,
     },
-    rt.config.sequence.history_limit,
-  )
+  }
+  if (ctx && ctx.newTaint.length > 0 && call.sessionId !== undefined)
+    changes.taint = { session: call.sessionId, entries: ctx.newTaint }
   // The anomaly model learns only from what was allowed outright: holds and denials are not normal.
   // Only configured tools on both ends, so the table stays within agents × tools².
-  const from = ctx.previousTool
+  const from = ctx?.previousTool
   if (decision.decision === 'allow' && from !== undefined && (from === '^' || rt.tools.has(from)))
-    await rt.state.recordTransition(agent.id, from, call.tool)
+    changes.transition = { from, to: call.tool }
   const quarantine = rt.config.sequence.quarantine
   if (
-    decision.decision !== 'deny' ||
-    !quarantine ||
-    (decision.code && THROTTLING_CODES.has(decision.code))
+    decision.decision === 'deny' &&
+    quarantine &&
+    !(decision.code && THROTTLING_CODES.has(decision.code))
   )
-    return
-  const count = await rt.state.recordDenial(agent.id, ctx.now, quarantine.within_seconds * 1000)
-  if (count >= quarantine.denials)
-    await rt.state.quarantine(agent.id, ctx.now + quarantine.duration_seconds * 1000)
+    changes.denial = {
+      at: now,
+      windowMs: quarantine.within_seconds * 1000,
+      threshold: quarantine.denials,
+      quarantineUntil: now + quarantine.duration_seconds * 1000,
+    }
+  return changes
+}
+
+/**
+ * A failed state read or write: without it the layers, or the next call's sequence and quarantine
+ * checks, would be blind.
+ */
+function stateFailed(what: 'read' | 'recorded'): (err: unknown) => never {
+  return (err) => {
+    // INVARIANT: fail closed; the call is not decided, so it does not run.
+    throw new WardenError(
+      'state_unavailable',
+      `the agent's state could not be ${what}: ${(err as Error).message}`,
+    )
+  }
 }
 
 /** The scalar parameters a history entry keeps (what sequence rules compare and sum). */

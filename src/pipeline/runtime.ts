@@ -11,7 +11,7 @@ import type {
 import { delegationSigner, type DelegationSigner } from '../auth/delegation.js'
 import { compilePolicy, type CompiledPolicy } from '../policy/cel-policy.js'
 import { compileToolSchemas } from '../policy/param-schemas.js'
-import type { StateStore } from '../state/types.js'
+import type { StateBackend } from '../state/types.js'
 
 /** Everything compiled once from a configuration that the layers read on every call. */
 export interface Runtime {
@@ -22,15 +22,16 @@ export interface Runtime {
   readonly tools: ReadonlyMap<string, ToolConfig>
   readonly schemas: ReadonlyMap<string, ValidateFunction>
   readonly policy: CompiledPolicy
-  readonly state: StateStore
+  /** Rate limits and the agents' and sessions' state (history, taint, quarantine). */
+  readonly state: StateBackend
   /** PII kinds masked in results delivered to agents, by the tool's data classification. */
   readonly maskInResults: Readonly<Record<Classification, ReadonlySet<PiiKind>>>
   /** Signs and checks delegation tokens (agent-to-agent messages). */
   readonly delegation: DelegationSigner
 }
 
-/** Compile a loaded configuration against a state store. */
-export function buildRuntime(loaded: LoadedConfig, state: StateStore): Runtime {
+/** Compile a loaded configuration against a state backend. */
+export function buildRuntime(loaded: LoadedConfig, state: StateBackend): Runtime {
   const { config } = loaded
   return {
     config,

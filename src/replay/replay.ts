@@ -3,9 +3,9 @@ import type { LoadedConfig } from '../config/loader.js'
 import type { DecisionOutcome, ToolCall } from '../domain/types.js'
 import { inspectOutput } from '../pipeline/output.js'
 import { sha256Hex } from '../auth/credentials.js'
-import { pipeline } from '../pipeline/runner.js'
+import { pipeline, type Pipeline } from '../pipeline/runner.js'
 import { buildRuntime, type Runtime } from '../pipeline/runtime.js'
-import { memoryState } from '../state/memory.js'
+import { openState } from '../state/index.js'
 import type { Trace, TraceCall } from './traces.js'
 
 export interface ReplayOptions {
@@ -113,8 +113,10 @@ function count(t: Tally, d: DecisionOutcome): void {
  * sequence rules, quarantine) carries across traces, which are a day apart in simulated time.
  */
 export class Replayer {
-  private readonly rt: Runtime
-  private readonly decide: (call: ToolCall) => ReturnType<ReturnType<typeof pipeline>['decide']>
+  /** The replay's own runtime, on a fresh in-memory state: a replay never touches live state. */
+  private readonly world: Promise<{ rt: Runtime; decide: Pipeline['decide'] }>
+  /** Simulated time: rate limits count by the recorded calls' clock, as every other layer does. */
+  private clock = START
   private readonly secrets = new Map<string, string>()
   private traces = 0
   private invalidTraces = 0
@@ -134,9 +136,12 @@ export class Replayer {
       this.secrets.set(a.id, secret)
       return { ...a, key_sha256: sha256Hex(secret) }
     })
-    this.rt = buildRuntime({ ...loaded, config: { ...loaded.config, agents } }, memoryState())
-    const p = pipeline(this.rt)
-    this.decide = (call) => p.decide(call)
+    const config = { ...loaded, config: { ...loaded.config, agents } }
+    this.world = openState({ kind: 'memory', clock: () => this.clock }).then((state) => {
+      const rt = buildRuntime(config, state)
+      const p = pipeline(rt)
+      return { rt, decide: (call: ToolCall) => p.decide(call) }
+    })
   }
 
   invalid(): void {
@@ -166,7 +171,9 @@ export class Replayer {
     const attempt = async (c: TraceCall, role: CallRole) => {
       const tool = toolName(c.function)
       const requestId = `replay-${++this.seq}`
-      const d = await this.decide({
+      const { decide } = await this.world
+      this.clock = start + tick++ * CALL_STEP_MS
+      const d = await decide({
         requestId,
         agentId,
         tool,
@@ -174,7 +181,7 @@ export class Replayer {
         sessionId: trace.id,
         context: {},
         credential: this.secrets.get(agentId),
-        receivedAt: start + tick++ * CALL_STEP_MS,
+        receivedAt: this.clock,
       })
       count(role === 'user' ? report.user : report.attacker, d.decision)
       const groups = (this.suites[trace.suite] ??= {
@@ -269,15 +276,9 @@ export class Replayer {
     content: unknown,
     now: number,
   ): Promise<void> {
-    const tool = this.rt.tools.get(toolName)
+    const { rt } = await this.world
+    const tool = rt.tools.get(toolName)
     if (!tool) return
-    await inspectOutput(
-      this.rt,
-      tool,
-      { agentId, sessionId, requestId },
-      content,
-      now,
-      this.onError,
-    )
+    await inspectOutput(rt, tool, { agentId, sessionId, requestId }, content, now, this.onError)
   }
 }

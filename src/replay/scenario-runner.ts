@@ -6,7 +6,7 @@ import { loadConfig } from '../config/loader.js'
 import type { Decision } from '../domain/types.js'
 import { buildRuntime } from '../pipeline/runtime.js'
 import { pipeline } from '../pipeline/runner.js'
-import { memoryState } from '../state/memory.js'
+import { openState } from '../state/index.js'
 
 const caseSchema = z.strictObject({
   name: z.string(),
@@ -72,31 +72,34 @@ export async function runScenarioFile(
   configOverride?: string,
 ): Promise<CaseResult[]> {
   const spec = loadScenarioFile(file)
-  const decide = pipeline(
-    buildRuntime(loadConfig(configOverride ?? spec.configFile), memoryState()),
-  )
-  const results: CaseResult[] = []
-  let n = 0
-  for (const c of spec.cases) {
-    let decision: Decision | undefined
-    for (let i = 0; i < c.repeat; i++) {
-      decision = await decide.decide({
-        requestId: `scenario-${++n}`,
-        agentId: c.call.agent_id,
-        tool: c.call.tool,
-        params: c.call.params,
-        sessionId: c.call.session_id,
-        context: c.call.context,
-        credential:
-          c.call.credential === null
-            ? undefined
-            : (c.call.credential ?? `demo-${c.call.agent_id}-key`),
-        receivedAt: Date.now(),
-      })
+  const state = await openState({ kind: 'memory' })
+  const decide = pipeline(buildRuntime(loadConfig(configOverride ?? spec.configFile), state))
+  try {
+    const results: CaseResult[] = []
+    let n = 0
+    for (const c of spec.cases) {
+      let decision: Decision | undefined
+      for (let i = 0; i < c.repeat; i++) {
+        decision = await decide.decide({
+          requestId: `scenario-${++n}`,
+          agentId: c.call.agent_id,
+          tool: c.call.tool,
+          params: c.call.params,
+          sessionId: c.call.session_id,
+          context: c.call.context,
+          credential:
+            c.call.credential === null
+              ? undefined
+              : (c.call.credential ?? `demo-${c.call.agent_id}-key`),
+          receivedAt: Date.now(),
+        })
+      }
+      results.push(judge(file, c, decision!))
     }
-    results.push(judge(file, c, decision!))
+    return results
+  } finally {
+    await state.close()
   }
-  return results
 }
 
 function judge(file: string, c: ScenarioCase, d: Decision): CaseResult {

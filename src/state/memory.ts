@@ -1,88 +1,154 @@
-import type { HistoryEntry, RateLimitResult, StateStore, TaintEntry } from './types.js'
+import { LRUCache } from 'lru-cache'
+import {
+  MAX_TAINT_ENTRIES,
+  type HistoryEntry,
+  type RateLimit,
+  type RateLimiter,
+  type RateLimitResult,
+  type SessionChanges,
+  type SessionScope,
+  type SessionSnapshot,
+  type SessionState,
+  type StateBackend,
+  type TaintEntry,
+} from './types.js'
 
-const MAX_TAINT_ENTRIES = 64
+/** Keys per map; past this the least recently used go. */
 const MAX_KEYS = 100_000
 
-/** Single-process state. Bounded: old keys are dropped once a map grows past `MAX_KEYS`. */
-export function memoryState(): StateStore {
-  const tat = new Map<string, number>()
-  const taint = new Map<string, TaintEntry[]>()
-  const history = new Map<string, HistoryEntry[]>()
-  const denials = new Map<string, number[]>()
-  const quarantined = new Map<string, number>()
-  // agent → `from` tool → next tool → count. Bounded by the configuration (agents × tools²).
-  const transitions = new Map<string, Map<string, Record<string, number>>>()
+export interface MemoryStateOptions {
+  /** The clock rate limits read (epoch ms); tests and replays drive their own. */
+  clock?: () => number
+}
 
+type Row = Readonly<Record<string, number>>
+const NO_ENTRIES: readonly never[] = Object.freeze([])
+const NO_ROWS: ReadonlyMap<string, Row> = new Map()
+const NO_QUARANTINES: ReadonlyMap<string, number> = new Map()
+
+/**
+ * Single-process state. Stored lists and rows are replaced, never changed in place, so a
+ * snapshot stays what it was when it was loaded.
+ */
+export function memoryState(options: MemoryStateOptions = {}): StateBackend {
+  const rateLimiter = memoryRateLimiter(options.clock ?? Date.now)
+  const sessions = memorySessions()
   return {
-    async rateLimit(key, limit, windowMs, now): Promise<RateLimitResult> {
-      // GCRA: each hit moves the theoretical arrival time on by one emission interval;
-      // a hit is refused while that time would be more than one window ahead of now.
-      const interval = windowMs / limit
-      const current = Math.max(tat.get(key) ?? now, now)
-      const next = current + interval
-      const allowAt = next - windowMs
-      if (allowAt > now) return { allowed: false, retryAfterMs: Math.ceil(allowAt - now) }
-      bounded(tat, (v) => v < now)
-      tat.set(key, next)
-      return { allowed: true, retryAfterMs: 0 }
-    },
-    async addTaint(session, entry) {
-      const list = taint.get(session) ?? []
-      list.push(entry)
-      if (list.length > MAX_TAINT_ENTRIES) list.shift()
-      bounded(taint, () => false)
-      taint.set(session, list)
-    },
-    async taints(session) {
-      return taint.get(session) ?? []
-    },
-    async recordCall(agent, entry, limit) {
-      const list = history.get(agent) ?? []
-      list.push(entry)
-      while (list.length > limit) list.shift()
-      history.set(agent, list)
-    },
-    async history(agent) {
-      return history.get(agent) ?? []
-    },
-    async recordDenial(agent, now, windowMs) {
-      const recent = (denials.get(agent) ?? []).filter((t) => t > now - windowMs)
-      recent.push(now)
-      denials.set(agent, recent)
-      return recent.length
-    },
-    async recordTransition(agent, from, to) {
-      let rows = transitions.get(agent)
-      if (!rows) transitions.set(agent, (rows = new Map()))
-      let row = rows.get(from)
-      if (!row) rows.set(from, (row = Object.create(null) as Record<string, number>))
-      row[to] = (row[to] ?? 0) + 1
-    },
-    async transitions(agent, from) {
-      return transitions.get(agent)?.get(from) ?? {}
-    },
-    async quarantine(agent, until) {
-      quarantined.set(agent, until)
-    },
-    async quarantinedUntil(agent) {
-      return quarantined.get(agent) ?? null
-    },
+    rateLimiter,
+    sessions,
     async health() {
-      return {
-        ok: true,
-        detail: `memory (${tat.size} rate-limit keys, ${history.size} agent histories)`,
-      }
+      return { ok: true, detail: 'memory' }
     },
     async close() {},
   }
 }
 
-/** Keep a map under `MAX_KEYS` by dropping stale entries first, then the oldest inserted. */
-function bounded<V>(map: Map<string, V>, stale: (v: V) => boolean): void {
-  if (map.size < MAX_KEYS) return
-  for (const [k, v] of map) if (stale(v)) map.delete(k)
-  for (const k of map.keys()) {
-    if (map.size < MAX_KEYS) break
-    map.delete(k)
+function memoryRateLimiter(clock: () => number): RateLimiter {
+  // Theoretical arrival time per key (GCRA).
+  const tat = new LRUCache<string, number>({ max: MAX_KEYS })
+  return {
+    async hit(limits: readonly RateLimit[]): Promise<RateLimitResult> {
+      const now = clock()
+      // Work out every key first and store only if all allow: a refused hit spends nothing.
+      const next = new Map<string, number>()
+      let refused: { key: string; retryAfterMs: number } | undefined
+      for (const { key, limit, windowMs } of limits) {
+        // Each hit moves the key's theoretical arrival time on by one emission interval; a hit
+        // is refused while that time would be more than one window ahead of now.
+        const current = Math.max(next.get(key) ?? tat.get(key) ?? now, now)
+        const after = current + windowMs / limit
+        const wait = after - windowMs - now
+        if (wait > 0) {
+          refused = {
+            key: refused?.key ?? key,
+            retryAfterMs: Math.max(refused?.retryAfterMs ?? 0, Math.ceil(wait)),
+          }
+        } else next.set(key, after)
+      }
+      if (refused) return { allowed: false, ...refused }
+      for (const [key, after] of next) tat.set(key, after)
+      return { allowed: true }
+    },
   }
+}
+
+function memorySessions(): SessionState {
+  const history = new LRUCache<string, readonly HistoryEntry[]>({ max: MAX_KEYS })
+  // Keyed by agent and session (see `taintKey`).
+  const taint = new LRUCache<string, readonly TaintEntry[]>({ max: MAX_KEYS })
+  const transitions = new LRUCache<string, ReadonlyMap<string, Row>>({ max: MAX_KEYS })
+  const denials = new LRUCache<string, readonly number[]>({ max: MAX_KEYS })
+  const quarantined = new LRUCache<string, number>({ max: MAX_KEYS })
+
+  const quarantines = (scope: SessionScope): ReadonlyMap<string, number> => {
+    let out: Map<string, number> | undefined
+    for (let i = -1; i < (scope.chain?.length ?? 0); i++) {
+      const id = i < 0 ? scope.agent : scope.chain![i]!
+      const until = quarantined.get(id)
+      if (until !== undefined && until > scope.now) (out ??= new Map()).set(id, until)
+    }
+    return out ?? NO_QUARANTINES
+  }
+
+  return {
+    async load(scope): Promise<SessionSnapshot> {
+      const from = scope.delegatorSession
+      return {
+        history: history.get(scope.agent) ?? NO_ENTRIES,
+        taint:
+          scope.session === undefined
+            ? NO_ENTRIES
+            : (taint.get(taintKey(scope.agent, scope.session)) ?? NO_ENTRIES),
+        delegatorTaint: from
+          ? (taint.get(taintKey(from.agent, from.session)) ?? NO_ENTRIES)
+          : NO_ENTRIES,
+        quarantinedUntil: quarantines(scope),
+        transitions: transitions.get(scope.agent) ?? NO_ROWS,
+      }
+    },
+    async commit(c: SessionChanges): Promise<void> {
+      // INVARIANT: nothing below awaits, so one commit is applied whole before any other.
+      if (c.history) {
+        const list = appendNewest(history.get(c.agent), [c.history.entry], c.history.limit)
+        history.set(c.agent, list)
+      }
+      if (c.taint && c.taint.entries.length > 0) {
+        const key = taintKey(c.agent, c.taint.session)
+        taint.set(key, appendNewest(taint.get(key), c.taint.entries, MAX_TAINT_ENTRIES))
+      }
+      if (c.transition) {
+        const { from, to } = c.transition
+        const rows = new Map(transitions.get(c.agent))
+        // Null prototype: a tool named like an Object.prototype member is an ordinary key.
+        const row = Object.assign(Object.create(null) as Record<string, number>, rows.get(from))
+        row[to] = (row[to] ?? 0) + 1
+        transitions.set(c.agent, rows.set(from, row))
+      }
+      if (c.denial) {
+        const { at, windowMs, threshold, quarantineUntil } = c.denial
+        const recent = (denials.get(c.agent) ?? []).filter((t) => t > at - windowMs)
+        recent.push(at)
+        denials.set(c.agent, recent)
+        if (recent.length >= threshold)
+          quarantined.set(c.agent, Math.max(quarantined.get(c.agent) ?? 0, quarantineUntil))
+      }
+    },
+  }
+}
+
+/** A new list: `list` and `added`, keeping the newest `limit` (one allocation, one copy). */
+function appendNewest<T>(list: readonly T[] = [], added: readonly T[], limit: number): T[] {
+  const size = Math.min(limit, list.length + added.length)
+  const out = new Array<T>(size)
+  for (let i = size - 1, j = added.length - 1, k = list.length - 1; i >= 0; i--)
+    out[i] = j >= 0 ? added[j--]! : list[k--]!
+  return out
+}
+
+/**
+ * Taint is scoped to the agent, so one agent cannot taint another agent's session. Agent ids
+ * have no `:`, so the key is unambiguous.
+ */
+function taintKey(agent: string, session: string): string {
+  return `${agent}:${session}`
 }

@@ -1,32 +1,92 @@
 /**
- * Fast, shared, short-lived state the pipeline reads and writes on every call: rate-limit
- * counters, session taint, per-agent history and quarantine. In memory by default; Redis for
- * scale-out implements the same interface (and the same contract tests).
+ * Fast, shared, short-lived state the pipeline reads and writes on every call, split by
+ * capability: rate limits, and what the layers know about agents and sessions (history, taint,
+ * tool transitions, denials and quarantine). Every operation is one round trip, so a call costs
+ * three (load, rate-limit hit, commit) whether the backend is in memory or remote. Each backend
+ * passes the same contract suite (test/state.test.ts).
  */
-export interface StateStore {
-  /** Count one hit against `key` (GCRA: `limit` per `windowMs`, bursts up to `limit`). */
-  rateLimit(key: string, limit: number, windowMs: number, now: number): Promise<RateLimitResult>
-  addTaint(session: string, entry: TaintEntry): Promise<void>
-  taints(session: string): Promise<readonly TaintEntry[]>
-  /** Append to the agent's history, keeping the newest `limit` entries. */
-  recordCall(agent: string, entry: HistoryEntry, limit: number): Promise<void>
-  history(agent: string): Promise<readonly HistoryEntry[]>
-  /** Record a denial and return how many the agent had within `windowMs`. */
-  recordDenial(agent: string, now: number, windowMs: number): Promise<number>
-  /** Count one allowed `from → to` tool transition of the agent (the sequence anomaly model). */
-  recordTransition(agent: string, from: string, to: string): Promise<void>
-  /** The agent's counts of transitions out of `from`, by next tool. */
-  transitions(agent: string, from: string): Promise<Readonly<Record<string, number>>>
-  quarantine(agent: string, until: number): Promise<void>
-  quarantinedUntil(agent: string): Promise<number | null>
+export interface StateBackend {
+  readonly rateLimiter: RateLimiter
+  readonly sessions: SessionState
   health(): Promise<{ ok: boolean; detail: string }>
   close(): Promise<void>
 }
 
-export interface RateLimitResult {
-  allowed: boolean
-  /** Milliseconds until the next hit would be allowed (0 when allowed). */
-  retryAfterMs: number
+/** Taint entries a backend keeps per session: the newest ones. */
+export const MAX_TAINT_ENTRIES = 64
+
+/** One budget: at most `limit` hits per `windowMs`, bursts up to `limit` (GCRA). */
+export interface RateLimit {
+  key: string
+  limit: number
+  windowMs: number
+}
+
+export type RateLimitResult =
+  | { allowed: true }
+  | {
+      allowed: false
+      /** The first of the given keys that refused. */
+      key: string
+      /** Milliseconds until every given key would allow the hit again. */
+      retryAfterMs: number
+    }
+
+export interface RateLimiter {
+  /**
+   * Count one hit against every given budget, by the backend's own clock.
+   * INVARIANT: all or nothing; a refused hit spends no budget of any key.
+   */
+  hit(limits: readonly RateLimit[]): Promise<RateLimitResult>
+}
+
+/** What one call needs to know; the backend scopes taint to the agent's own sessions. */
+export interface SessionScope {
+  agent: string
+  session?: string
+  /** The agents that delegated the call, oldest first. */
+  chain?: readonly string[]
+  /** For a delegated call: the delegating agent's session, whose taint the call inherits. */
+  delegatorSession?: { agent: string; session: string }
+  /** The call's time: quarantines that ended by then are not reported. */
+  now: number
+}
+
+/** Everything the layers read for one call, read at once. */
+export interface SessionSnapshot {
+  /** The agent's recent calls, oldest first. */
+  readonly history: readonly HistoryEntry[]
+  /** Untrusted text seen in the agent's session (empty without a session). */
+  readonly taint: readonly TaintEntry[]
+  /** Untrusted text seen in the delegator's session (empty unless delegated from one). */
+  readonly delegatorTaint: readonly TaintEntry[]
+  /** Agent id → quarantined until (epoch ms), for the agent and its chain, at the scope's time. */
+  readonly quarantinedUntil: ReadonlyMap<string, number>
+  /** The agent's tool transitions: previous tool → next tool → count. */
+  readonly transitions: ReadonlyMap<string, Readonly<Record<string, number>>>
+}
+
+/** What one call (or one tool output, or one approved call) changes; applied atomically. */
+export interface SessionChanges {
+  agent: string
+  /** Append to the agent's history, keeping the newest `limit` entries. */
+  history?: { entry: HistoryEntry; limit: number }
+  /** Append to the agent's session taint (the oldest entries go past a fixed cap). */
+  taint?: { session: string; entries: readonly TaintEntry[] }
+  /** Count one allowed `from → to` transition (the sequence anomaly model). */
+  transition?: { from: string; to: string }
+  /**
+   * Count a denial at `at`; when the agent has `threshold` within `windowMs`, the backend
+   * quarantines it until `quarantineUntil` in the same step.
+   */
+  denial?: { at: number; windowMs: number; threshold: number; quarantineUntil: number }
+}
+
+export interface SessionState {
+  /** One read per call. */
+  load(scope: SessionScope): Promise<SessionSnapshot>
+  /** One write per call. */
+  commit(changes: SessionChanges): Promise<void>
 }
 
 /** Text that arrived from an untrusted source in a session. */

@@ -1,6 +1,6 @@
 import type { GuardConfig } from '../../domain/config.js'
 import type { Verdict } from '../../domain/types.js'
-import { resolved, type Layer } from '../layer.js'
+import type { Layer } from '../layer.js'
 import type { Runtime } from '../runtime.js'
 
 /**
@@ -8,13 +8,13 @@ import type { Runtime } from '../runtime.js'
  * exact strings, so `PROD`, ` prod` or `pr\u200bod` are simply not on the list. A guard that
  * cannot evaluate denies.
  */
-export function guards(rt: Runtime): Layer {
+export function guards(rt: Runtime): Layer<'guards'> {
   const byTool = new Map<string, GuardConfig[]>()
   for (const g of rt.config.guards) byTool.set(g.tool, [...(byTool.get(g.tool) ?? []), g])
   return {
     name: 'guards',
     check(ctx) {
-      const { tool } = resolved(ctx)
+      const { tool } = ctx
       let hold: Verdict | undefined
       for (const guard of byTool.get(tool.name) ?? []) {
         const v = evaluate(guard, ctx.call.params[guard.param])

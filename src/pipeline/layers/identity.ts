@@ -1,13 +1,13 @@
 import { sha256Hex } from '../../auth/credentials.js'
-import type { DecisionContext, Layer } from '../layer.js'
 import type { Verdict } from '../../domain/types.js'
+import type { ResolveContext, ResolveLayer } from '../layer.js'
 import type { Runtime } from '../runtime.js'
 
 /**
  * Layer 1: the bearer key names the agent; the claimed `agent_id` must be that agent. Keys are
  * high-entropy random strings, so a plain SHA-256 lookup is safe (no password stretching needed).
  */
-export function identity(rt: Runtime): Layer {
+export function identity(rt: Runtime): ResolveLayer<'identity'> {
   return {
     name: 'identity',
     check(ctx) {
@@ -38,7 +38,7 @@ export function identity(rt: Runtime): Layer {
 /** A delegated call: the token must be the gateway's, unexpired, and addressed to this agent. */
 async function delegated(
   rt: Runtime,
-  ctx: DecisionContext,
+  ctx: ResolveContext,
   agentId: string,
   token: string,
 ): Promise<Verdict> {

@@ -1,5 +1,5 @@
 import { detectInjection } from '../../detect/injection.js'
-import { resolved, type Layer } from '../layer.js'
+import type { Layer } from '../layer.js'
 import type { Runtime } from '../runtime.js'
 
 /** Every string leaf of a value, for scanning as one text (catches payloads split across fields). */
@@ -11,12 +11,11 @@ export function stringLeaves(value: unknown, out: string[] = []): string[] {
 }
 
 /** Layer 6: prompt-injection detection over the parameters and the untrusted context. */
-export function injection(rt: Runtime): Layer {
+export function injection(rt: Runtime): Layer<'injection'> {
   const { hold_at, deny_at } = rt.config.injection
   return {
     name: 'injection',
     check(ctx) {
-      resolved(ctx)
       const text = stringLeaves(ctx.call.context, stringLeaves(ctx.call.params)).join('\n')
       if (text.length === 0) return { outcome: 'pass' }
       const { score, categories } = detectInjection(text)

@@ -1,5 +1,5 @@
 import { FORBIDDEN_KEYS } from '../../domain/types.js'
-import { resolved, type Layer } from '../layer.js'
+import type { Layer } from '../layer.js'
 import type { Runtime } from '../runtime.js'
 
 /**
@@ -8,12 +8,12 @@ import type { Runtime } from '../runtime.js'
  * prototype keys and no nesting past the configured depth. The HTTP parser refuses the last two
  * already; this layer holds the line for every other door into the pipeline.
  */
-export function params(rt: Runtime): Layer {
+export function params(rt: Runtime): Layer<'params'> {
   const maxDepth = rt.config.server.max_depth
   return {
     name: 'params',
     check(ctx) {
-      const { tool } = resolved(ctx)
+      const { tool } = ctx
       const unsafe = unsafeValue(ctx.call.params, '', 0, maxDepth)
       if (unsafe !== null)
         return { outcome: 'deny', code: 'param_invalid', reason: unsafe, risk: 10 }

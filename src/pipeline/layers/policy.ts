@@ -1,13 +1,13 @@
-import { resolved, type Layer } from '../layer.js'
+import type { Layer } from '../layer.js'
 import type { Runtime } from '../runtime.js'
 
 /** Layer 3: CEL authorization rules; deny wins, no permit means deny, an erroring rule denies. */
-export function policy(rt: Runtime): Layer {
+export function policy(rt: Runtime): Layer<'policy'> {
   const agents = new Map(rt.config.agents.map((a) => [a.id, a]))
   return {
     name: 'policy',
     check(ctx) {
-      const { agent, tool } = resolved(ctx)
+      const { agent, tool } = ctx
       const result = rt.policy.evaluate(agent, tool, ctx.call.params, ctx.call.context)
       if (result.effect === 'deny') {
         return {

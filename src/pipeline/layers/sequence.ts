@@ -2,7 +2,7 @@ import type { SequenceRuleConfig, WardenConfig } from '../../domain/config.js'
 import { THROTTLING_CODES } from '../../domain/errors.js'
 import type { Verdict } from '../../domain/types.js'
 import type { HistoryEntry } from '../../state/types.js'
-import { resolved, type Layer } from '../layer.js'
+import type { Layer } from '../layer.js'
 import type { Runtime } from '../runtime.js'
 
 type AnomalyConfig = WardenConfig['anomaly']
@@ -13,24 +13,26 @@ type AnomalyConfig = WardenConfig['anomaly']
  * agent's tool transitions. History is per agent, not per session, so a new session id does not
  * wipe it.
  */
-export function sequence(rt: Runtime): Layer {
+export function sequence(rt: Runtime): Layer<'sequence'> {
   const rulesByTool = new Map<string, SequenceRuleConfig[]>()
   for (const r of rt.config.sequence.rules)
     rulesByTool.set(r.tool, [...(rulesByTool.get(r.tool) ?? []), r])
   const anomaly = rt.config.anomaly
   return {
     name: 'sequence',
-    async check(ctx) {
-      const { agent, tool } = resolved(ctx)
-      const until = await rt.state.quarantinedUntil(agent.id)
-      if (until !== null && until > ctx.now) {
+    check(ctx) {
+      const { agent, tool } = ctx
+      // The snapshot names only quarantines still running at the call's time.
+      const quarantined = ctx.state.quarantinedUntil
+      const until = quarantined.get(agent.id)
+      if (until !== undefined) {
         const reason = `agent \`${agent.id}\` is quarantined until ${new Date(until).toISOString()} after repeated denials`
         return { outcome: 'deny', code: 'agent_quarantined', reason, risk: 40 }
       }
       // A delegated call stops when any agent of the chain is quarantined.
       for (const delegatorId of ctx.chain ?? []) {
-        const delegatorUntil = await rt.state.quarantinedUntil(delegatorId)
-        if (delegatorUntil !== null && delegatorUntil > ctx.now)
+        const delegatorUntil = quarantined.get(delegatorId)
+        if (delegatorUntil !== undefined)
           return {
             outcome: 'deny',
             code: 'agent_quarantined',
@@ -38,7 +40,7 @@ export function sequence(rt: Runtime): Layer {
             risk: 40,
           }
       }
-      const history = await rt.state.history(agent.id)
+      const { history } = ctx.state
       const record = agentRecord(history, rt.config.risk.history_window)
       for (const rule of rulesByTool.get(tool.name) ?? []) {
         const hit = triggered(rule, history, ctx.call.params, ctx.now)
@@ -54,7 +56,7 @@ export function sequence(rt: Runtime): Layer {
           ? { outcome: 'pass', risk: record.risk, details: { agent_record: record } }
           : { outcome: 'pass' }
       ctx.previousTool = previousTool(history, ctx.call.sessionId)
-      const row = await rt.state.transitions(agent.id, ctx.previousTool)
+      const row = ctx.state.transitions.get(ctx.previousTool) ?? {}
       const v = judgeTransition(anomaly, ctx.previousTool, tool.name, row, agent.tools.length)
       if (record.risk === 0) return v
       return {

@@ -2,17 +2,12 @@ import { normalizeForMatch } from '../../detect/normalize.js'
 import type { ToolConfig } from '../../domain/config.js'
 import type { Verdict } from '../../domain/types.js'
 import type { TaintEntry } from '../../state/types.js'
-import { resolved, type Layer } from '../layer.js'
+import type { Layer } from '../layer.js'
 import type { Runtime } from '../runtime.js'
 
 /** The text form taint matching compares: NFKC, invisible characters gone, lowercase, one space. */
 export function taintForm(text: string): string {
   return normalizeForMatch(text).folded
-}
-
-/** Session key for taint: scoped to the agent so one agent cannot taint another's session. */
-export function taintSession(agentId: string, sessionId: string): string {
-  return `${agentId}:${sessionId}`
 }
 
 /**
@@ -21,34 +16,28 @@ export function taintSession(agentId: string, sessionId: string): string {
  * and once an untrusted output in the session carried an injection, risky tools get the action
  * `injection.after_injected_output` names for their risk level.
  */
-export function taint(rt: Runtime): Layer {
+export function taint(rt: Runtime): Layer<'taint'> {
   const minLength = rt.config.taint.min_match_length
   const afterInjected = rt.config.injection.after_injected_output
   return {
     name: 'taint',
-    async check(ctx) {
-      const { agent, tool } = resolved(ctx)
+    check(ctx) {
+      const { tool } = ctx
       const { sessionId, context } = ctx.call
-      const current: TaintEntry[] = []
-      if (typeof context.user_input === 'string' && context.user_input.length > 0) {
-        current.push({
-          source: 'context.user_input',
-          text: taintForm(context.user_input),
-          at: ctx.now,
-        })
-      }
+      const input = context.user_input
+      const current: TaintEntry[] =
+        typeof input === 'string' && input.length > 0
+          ? [{ source: 'context.user_input', text: taintForm(input), at: ctx.now }]
+          : []
       let sources: readonly TaintEntry[] = current
       if (sessionId !== undefined) {
-        const key = taintSession(agent.id, sessionId)
-        for (const entry of current) await rt.state.addTaint(key, entry)
-        sources = await rt.state.taints(key)
+        // This call's user input joins the session's taint, committed with the decision.
+        ctx.newTaint.push(...current)
+        sources = current.length > 0 ? [...ctx.state.taint, ...current] : ctx.state.taint
       }
       // A delegated call inherits what the delegating agent's session read: an agent that read
       // an injection cannot launder it by asking another agent.
-      if (ctx.delegatorSession) {
-        const { agent: sender, session } = ctx.delegatorSession
-        sources = [...sources, ...(await rt.state.taints(taintSession(sender, session)))]
-      }
+      if (ctx.state.delegatorTaint.length > 0) sources = [...sources, ...ctx.state.delegatorTaint]
       if (sources.length === 0) return { outcome: 'pass' }
       const verdicts = [
         paramTaint(tool, ctx.call.params, sources, minLength),

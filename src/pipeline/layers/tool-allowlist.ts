@@ -1,4 +1,4 @@
-import type { Layer } from '../layer.js'
+import type { ResolveLayer } from '../layer.js'
 import type { Runtime } from '../runtime.js'
 import { TOOL_RISK_BASE } from '../risk.js'
 import { CLASSIFICATIONS, type Classification } from '../../domain/config.js'
@@ -12,7 +12,7 @@ const CLEARANCE_RANK = Object.fromEntries(CLASSIFICATIONS.map((c, i) => [c, i]))
  * Layer 2: exact, case-sensitive allowlist. An unknown tool gets the same answer as a forbidden
  * one so the allowlist cannot be used to enumerate tools.
  */
-export function toolAllowlist(rt: Runtime): Layer {
+export function toolAllowlist(rt: Runtime): ResolveLayer<'tool_allowlist'> {
   const allowed = new Map(rt.config.agents.map((a) => [a.id, new Set(a.tools)]))
   const agents = new Map(rt.config.agents.map((a) => [a.id, a]))
   return {

@@ -1,0 +1,28 @@
+import type { StateConfig } from '../domain/config.js'
+import { memoryState } from './memory.js'
+import type { StateBackend } from './types.js'
+
+export type { StateBackend } from './types.js'
+
+export interface StateOptions {
+  kind: StateConfig['kind']
+  /** For `redis`: the server (`REDIS_URL`, which only `main.ts` reads). */
+  url?: string
+  /** For `memory`: the clock rate limits read (replays and tests drive their own). */
+  clock?: () => number
+}
+
+/** Open the configured state backend. Another backend is one more case here. */
+export async function openState(options: StateOptions = { kind: 'memory' }): Promise<StateBackend> {
+  switch (options.kind) {
+    case 'memory':
+      return memoryState(options.clock ? { clock: options.clock } : {})
+    case 'redis': {
+      if (options.url === undefined)
+        throw new Error('`state.kind` is `redis` but REDIS_URL is not set')
+      if (!/^rediss?:\/\//.test(options.url))
+        throw new Error('REDIS_URL must be a `redis://` or `rediss://` URL')
+      throw new Error('redis state not built yet: unset REDIS_URL and use `state.kind: memory`')
+    }
+  }
+}
