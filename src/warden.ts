@@ -72,7 +72,7 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
       logger.error({ err, layer }, 'pipeline layer failed; call denied')
     },
   })
-  const { gateway, recorder } = createEngine({
+  const { gateway, messenger } = createEngine({
     pipeline: decide,
     onDecision: (d, principal) => metrics.observe(d, principal),
     onToolRun: (tool, outcome, seconds) => metrics.toolSeconds.observe({ tool, outcome }, seconds),
@@ -97,7 +97,7 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
           onError: (err, where) => logger.error({ err, where }, 'demo scenario error'),
         }).gateway.execute(call)
     : undefined
-  const app = await buildApp({ gateway, recorder, stores, bus, logger, metrics, runScenario })
+  const app = await buildApp({ gateway, messenger, stores, bus, logger, metrics, runScenario })
   const interval = opts.sweepIntervalMs ?? 5000
   const sweeper =
     interval > 0

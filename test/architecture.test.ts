@@ -26,8 +26,8 @@ const RANKS: Record<string, number> = {
   executors: 8, //  running a tool (demo, http) and recording what it did
   approvals: 9, //  held calls
   replay: 10, //    recorded sessions and scenario files through the pipeline
-  gateway: 10, //   the engine: decide, record, run; typed outcomes, no protocol
-  messaging: 11, // agent-to-agent messages
+  messaging: 10, // agent-to-agent messages, through the pipeline's message layers
+  gateway: 11, //   the engine: decide, record, run; typed outcomes, no protocol; wires the rest
   http: 12, //      the HTTP door (routes, status codes)
   agents: 13, //    the agent API, a separate app that talks to the gateway over HTTP
   dashboard: 13, // the dashboard server

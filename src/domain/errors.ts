@@ -31,7 +31,7 @@ export const ERROR_CATALOG = {
   sequence_anomaly: { status: 403, summary: 'a session rule over recent calls forbids it' },
   message_not_allowed: {
     status: 403,
-    summary: 'no configured edge between the agents, a loop, or a chain too long',
+    summary: 'no configured edge, a loop, a chain too long, or a message that would need a person',
   },
   unknown_agent: { status: 404, summary: 'agent API: no such agent in the gateway configuration' },
   agent_key_missing: { status: 503, summary: 'agent API: no key for this agent is configured' },

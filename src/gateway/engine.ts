@@ -7,6 +7,7 @@ import { toolRunner, type ToolRunnerDeps } from '../executors/tool-runner.js'
 import type { Executor } from '../executors/types.js'
 import type { Pipeline } from '../pipeline/runner.js'
 import type { Stores } from '../store/types.js'
+import { messenger, type Messenger } from '../messaging/service.js'
 import { Gateway } from './service.js'
 
 export interface EngineDeps {
@@ -24,6 +25,7 @@ export interface Engine {
   gateway: Gateway
   approvals: Approvals
   recorder: Recorder
+  messenger: Messenger
 }
 
 /** Wire the engine from its capabilities; each part depends only on the small pieces it uses. */
@@ -55,5 +57,6 @@ export function createEngine(deps: EngineDeps): Engine {
     onError,
     ...(deps.onDecision && { onDecision: deps.onDecision }),
   })
-  return { gateway, approvals, recorder }
+  const messages = messenger({ runtime, pipeline: deps.pipeline, recorder, onError })
+  return { gateway, approvals, recorder, messenger: messages }
 }

@@ -10,9 +10,9 @@ import { timeOrderedId } from '../domain/ids.js'
 import type { ToolCall } from '../domain/types.js'
 import type { EventBus } from '../events/bus.js'
 import { Stats } from '../events/stats.js'
-import type { Recorder } from '../audit/recorder.js'
 import type { CallOutcome } from '../domain/outcome.js'
 import type { Gateway } from '../gateway/service.js'
+import type { Messenger } from '../messaging/service.js'
 import type { Stores } from '../store/types.js'
 import { catalogCodeOf, replyNotFound } from './errors.js'
 import { TOKEN_PROTOCOL } from './guards.js'
@@ -46,8 +46,8 @@ export interface AppDeps {
   metrics?: Metrics
   /** Runs a demo scenario in a world of its own; the demo routes exist only when it is given. */
   runScenario?: (call: ToolCall) => Promise<CallOutcome>
-  /** Where messages are recorded (the engine's recorder). */
-  recorder: Recorder
+  /** Agent-to-agent messages (the engine's messenger). */
+  messenger: Messenger
 }
 
 /**
@@ -87,7 +87,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   installErrorHandlers(app, gateway)
 
   // A new route: a file in ./routes/ and one line here (and its entry in ROUTE_DOCS).
-  await app.register(executeRoutes, { gateway, recorder: deps.recorder, metrics })
+  await app.register(executeRoutes, { gateway, messenger: deps.messenger, metrics })
   await app.register(approvalRoutes, { gateway, metrics })
   await app.register(detectRoutes, { runtime })
   await app.register(eventRoutes, { runtime, audit, bus, stats })

@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto'
 import type { AuditEventInput } from '../domain/audit-event.js'
-import { detectInjection } from '../detect/injection.js'
 import { maskPii } from '../detect/pii.js'
 import { WardenError, type ErrorCode } from '../domain/errors.js'
 import { timeOrderedId } from '../domain/ids.js'
 import { refused, unavailable, type Failure } from '../domain/outcome.js'
 import type { Recorder } from '../audit/recorder.js'
-import { riskOf } from '../pipeline/risk.js'
+import type { Decision, ToolCall } from '../domain/types.js'
+import { MESSAGE_TOOL } from '../pipeline/layers/message-edge.js'
+import type { Pipeline } from '../pipeline/runner.js'
 import type { Runtime } from '../pipeline/runtime.js'
-import { principalOf } from '../auth/credentials.js'
 import { sanitizeMessage } from '../auth/delegation.js'
 
 /** A message as a door hands it over (already shape-checked). */
@@ -41,13 +41,19 @@ export type MessageOutcome = Failure | { kind: 'delivered'; message: DeliveredMe
 
 export interface MessagingDeps {
   runtime: Runtime
+  pipeline: Pick<Pipeline, 'decideMessage'>
   recorder: Recorder
+  onError?: (err: unknown, where: string) => void
 }
 
 /**
  * `POST /gateway/message`: one agent asks another to do something, through the gateway only.
- * The sender must be who its key says, the edge must be configured, the chain short enough and
- * free of loops; the content is scanned (refused at the injection deny threshold) and sanitized.
+ * The message goes through the pipeline's message layers (src/pipeline/index.ts): the sender must
+ * be who its key says (and hold a valid delegation, if it presents one), the edge must be
+ * configured, the chain short enough and free of loops, the content within the size limit, the
+ * sender's rate limits not exhausted, the content free of injections, and no agent of the chain
+ * quarantined. A message cannot wait for a person, so what would hold a tool call refuses it.
+ * Delivered content is sanitized.
  * The receiver gets the content and a signed delegation token that it presents with every tool
  * call it makes for this message; those calls get only what every agent of the chain may do.
  * Both outcomes are audited with the chain.
@@ -59,172 +65,128 @@ export async function sendMessage(
   requestId: string,
 ): Promise<MessageOutcome> {
   const rt = deps.runtime
-  const { messaging, injection } = rt.config
-  const now = Date.now()
-  const { agent } = principalOf(rt, credential)
-  let human = body.requested_by
-  const refuse = async (
-    code: ErrorCode,
-    message: string,
-    chain: string[],
-    score = 0,
-  ): Promise<MessageOutcome> => {
-    try {
-      await deps.recorder.record([
-        event(rt, body, requestId, now, 'denied', code, message, chain, score, human),
-      ])
-    } catch (err) {
-      return notRecorded(err, requestId)
-    }
-    return refused(code, message, requestId)
-  }
-
-  if (!agent || agent.id !== body.agent_id)
-    return refuse('unauthenticated', 'the credential does not belong to `agent_id`', [])
-  let chain = [agent.id]
-  if (body.delegation !== undefined) {
-    const checked = await rt.delegation.verify(body.delegation, agent.id, now)
-    if (!checked.ok || checked.delegation.to !== agent.id)
-      return refuse(
-        'unauthenticated',
-        checked.ok ? 'the delegation is for another agent' : checked.why,
-        chain,
-      )
-    chain = [...checked.delegation.chain, agent.id]
-    human = checked.delegation.human
-  }
   if (body.delegation !== undefined && body.requested_by !== undefined)
     throw new WardenError(
       'invalid_request',
       '`requested_by` comes from the delegation when one is given; send one or the other',
     )
-  // A quarantined agent may not get others to act for it.
-  const state = await rt.state.sessions.load({ agent: agent.id, chain, now })
-  for (const member of chain) {
-    const until = state.quarantinedUntil.get(member)
-    if (until !== undefined)
-      return refuse(
-        'agent_quarantined',
-        `agent \`${member}\` is quarantined until ${new Date(until).toISOString()}`,
-        chain,
-      )
+  const call: ToolCall = {
+    requestId,
+    agentId: body.agent_id,
+    tool: MESSAGE_TOOL,
+    params: { to_agent: body.to_agent, content: body.content },
+    sessionId: body.session_id,
+    context: {},
+    credential,
+    receivedAt: Date.now(),
+    ...(body.delegation !== undefined && { delegation: body.delegation }),
   }
-  const to = body.to_agent
-  const path = [...chain, to]
-  if (!messaging.edges.some((e) => e.from === agent.id && e.to === to))
-    return refuse('message_not_allowed', `\`${agent.id}\` may not message \`${to}\``, path)
-  if (chain.includes(to))
-    return refuse('message_not_allowed', `\`${to}\` is already in the chain (a loop)`, path)
-  if (path.length > messaging.max_chain)
-    return refuse(
-      'message_not_allowed',
-      `the delegation chain would be ${path.length} agents long; at most ${messaging.max_chain}`,
-      path,
-    )
-  if (body.content.length > messaging.max_message_chars)
-    return refuse(
-      'invalid_request',
-      `\`content\` is longer than ${messaging.max_message_chars} characters`,
-      path,
-    )
-  // Scanned as sent (hidden characters included), delivered sanitized.
-  const scan = detectInjection(body.content)
-  if (scan.score >= injection.deny_at)
-    return refuse(
-      'injection_detected',
-      `the message carries a prompt injection (${scan.categories.join(', ')})`,
-      path,
-      scan.score,
-    )
+  let decision = await deps.pipeline.decideMessage(call)
+  // A message cannot wait for a person: what would hold a tool call refuses a message.
+  if (decision.decision === 'approval_required')
+    decision = {
+      ...decision,
+      decision: 'deny',
+      code: 'message_not_allowed',
+      reason: `a message cannot wait for approval: ${decision.reason}`,
+    }
+  const authenticated = decision.checks[0]?.outcome === 'pass'
+  const human = decision.human ?? body.requested_by
+  // The chain as verified: the delegators, the sender, the receiver (nothing for a stranger).
+  const path = authenticated ? [...(decision.chain ?? []), body.agent_id, body.to_agent] : []
+  const record = (e: AuditEventInput) => deps.recorder.record([e]).then(() => null, notRecorded)
+  if (decision.decision === 'deny') {
+    const code = decision.code ?? 'message_not_allowed'
+    const failed = await record(event(rt, body, decision, 'denied', { authenticated, path, human }))
+    return failed ?? refused(code, decision.reason, requestId)
+  }
+
   const content = sanitizeMessage(body.content)
   const messageId = `msg_${randomUUID()}`
-  const expiresAt = now + messaging.token_ttl_seconds * 1000
+  const expiresAt = call.receivedAt + rt.config.messaging.token_ttl_seconds * 1000
   const delegation = await rt.delegation.sign({
-    chain,
-    to,
+    chain: path.slice(0, -1),
+    to: body.to_agent,
     ...(human && { human }),
     ...(body.session_id && { session: body.session_id }),
     message_id: messageId,
     exp: expiresAt,
   })
-  try {
-    await deps.recorder.record([
-      event(
-        rt,
-        { ...body, content },
-        requestId,
-        now,
-        'delivered',
-        null,
-        `message to \`${to}\``,
-        path,
-        scan.score,
-        human,
-        messageId,
-      ),
-    ])
-  } catch (err) {
-    return notRecorded(err, requestId)
-  }
+  const delivered = { ...body, content }
+  const failed = await record(
+    event(rt, delivered, decision, 'delivered', { authenticated, path, human, messageId }),
+  )
+  if (failed) return failed
+  const scan = decision.checks.find((c) => c.layer === 'injection')?.details as
+    { score: number; categories: string[] } | undefined
   return {
     kind: 'delivered',
     message: {
       message_id: messageId,
       request_id: requestId,
-      from_agent: agent.id,
-      to_agent: to,
+      from_agent: body.agent_id,
+      to_agent: body.to_agent,
       content,
       chain: path,
       ...(human && { requested_by: human }),
       delegation,
       expires_at: new Date(expiresAt).toISOString(),
-      scan: { score: scan.score, categories: scan.categories },
+      scan: { score: scan?.score ?? 0, categories: scan?.categories ?? [] },
     },
+  }
+
+  function notRecorded(err: unknown): MessageOutcome {
+    const code: ErrorCode = err instanceof WardenError ? err.code : 'audit_unavailable'
+    if (!(err instanceof WardenError)) deps.onError?.(err, 'store')
+    return unavailable(code, 'the message could not be recorded; it was not delivered', requestId)
   }
 }
 
-/** The audit log could not take the record: nothing was delivered. */
-function notRecorded(err: unknown, requestId: string): MessageOutcome {
-  const code: ErrorCode = err instanceof WardenError ? err.code : 'audit_unavailable'
-  return unavailable(code, 'the message could not be recorded; it was not delivered', requestId)
+/** The audit record of a message: what the pipeline decided, and the chain it travels. */
+/** The engine's messenger: `send` is what every door calls for a message. */
+export interface Messenger {
+  send(
+    body: MessageRequest,
+    credential: string | undefined,
+    requestId: string,
+  ): Promise<MessageOutcome>
+}
+
+export function messenger(deps: MessagingDeps): Messenger {
+  return { send: (body, credential, requestId) => sendMessage(deps, body, credential, requestId) }
 }
 
 function event(
   rt: Runtime,
   body: MessageRequest,
-  requestId: string,
-  now: number,
+  d: Decision,
   outcome: 'delivered' | 'denied',
-  code: ErrorCode | null,
-  reason: string,
-  chain: string[],
-  score: number,
-  human: string | undefined,
-  messageId?: string,
+  about: { authenticated: boolean; path: string[]; human: string | undefined; messageId?: string },
 ): AuditEventInput & { message_id?: string } {
   const { value, masked } = maskPii({ to_agent: body.to_agent, content: body.content }, '/params')
+  const { path, human, messageId } = about
   return {
     version: 1,
     id: timeOrderedId(),
     type: outcome === 'delivered' ? 'agent_message_sent' : 'agent_message_denied',
-    timestamp: new Date(now).toISOString(),
-    request_id: requestId,
+    timestamp: new Date().toISOString(),
+    request_id: d.requestId,
     agent_id: body.agent_id,
-    principal: code === 'unauthenticated' ? 'anonymous' : body.agent_id,
+    principal: about.authenticated ? body.agent_id : 'anonymous',
     tool: '',
     session_id: body.session_id ?? null,
     decision: outcome === 'delivered' ? 'delivered' : 'deny',
-    layer: null,
-    code,
-    reason,
-    risk: riskOf(score * 60),
-    policy_version: rt.policyVersion,
+    layer: d.layer,
+    code: d.code,
+    reason: outcome === 'delivered' ? `message to \`${body.to_agent}\`` : d.reason,
+    risk: d.risk,
+    policy_version: d.policyVersion,
     args_hash: '',
     params: value,
     masked,
-    checks: [],
+    checks: d.checks,
     ...(messageId && { message_id: messageId }),
-    ...(chain.length > 0 && { chain }),
+    ...(path.length > 0 && { chain: path }),
     ...(human && { human }),
   }
 }

@@ -4,6 +4,7 @@ import { approval } from './layers/approval.js'
 import { guards } from './layers/guards.js'
 import { identity } from './layers/identity.js'
 import { injection } from './layers/injection.js'
+import { messageEdge } from './layers/message-edge.js'
 import { params } from './layers/params.js'
 import { policy } from './layers/policy.js'
 import { rateLimit } from './layers/rate-limit.js'
@@ -31,6 +32,24 @@ export function layers(rt: Runtime) {
       guards(rt), //         business thresholds on values known to be well-typed
       approval(rt), //       tool-level and risk-level holds, after all risk signals above
       sequence(rt), //       history rules last: they need the call to be otherwise acceptable
+    ],
+  } as const
+}
+
+/**
+ * Agent-to-agent messages run through the same runner, with the layers that mean something for a
+ * message; each check (identity and delegation, rate limits, injection, quarantine) exists once.
+ */
+export function messageLayers(rt: Runtime) {
+  return {
+    resolve: [
+      identity(rt), //       who is sending, and for whom (a presented delegation)
+      messageEdge(rt), //    the message's allowlist: a configured edge, no loop, chain length
+    ],
+    decide: [
+      rateLimit(rt), //      messages spend the sender's (and its delegators') budget
+      injection(rt), //      the content, as sent (hidden characters included)
+      sequence(rt), //       quarantine of the sender or any agent of its chain
     ],
   } as const
 }

@@ -1,7 +1,7 @@
 import type { Check, Decision, LayerName, ToolCall, Verdict } from '../domain/types.js'
 import { THROTTLING_CODES, WardenError, type ErrorCode } from '../domain/errors.js'
 import type { SessionChanges, SessionScope, SessionSnapshot } from '../state/types.js'
-import { layers } from './index.js'
+import { layers, messageLayers } from './index.js'
 import type { DecisionContext, ResolveContext, ResolvedCall } from './layer.js'
 import { riskOf } from './risk.js'
 import type { Runtime } from './runtime.js'
@@ -10,6 +10,11 @@ import type { Runtime } from './runtime.js'
 export interface Pipeline {
   readonly runtime: Runtime
   decide(call: ToolCall): Promise<Decision>
+  /**
+   * Decide an agent-to-agent message (`call.tool` is `MESSAGE_TOOL`, `params` holds `to_agent`
+   * and `content`) with the message layers; state is loaded and committed as for a tool call.
+   */
+  decideMessage(call: ToolCall): Promise<Decision>
 }
 
 export interface PipelineOptions {
@@ -32,35 +37,44 @@ interface Trace {
 
 /** Build the pipeline for a runtime. */
 export function pipeline(rt: Runtime, options: PipelineOptions = {}): Pipeline {
-  const registry = layers(rt)
   const run = <C extends { risk: number }>(list: readonly Stage<C>[], ctx: C, trace: Trace) =>
     runPhase(list, ctx, trace, options.onLayerError)
+  const decideWith = async (registry: Registry, call: ToolCall): Promise<Decision> => {
+    const trace: Trace = { checks: [] }
+    // 1. Resolve: who is calling, and which tool. A call that fails here reads no state.
+    const found = resolveContext(call)
+    await run(registry.resolve, found, trace)
+    const resolved = trace.denied ? undefined : resolvedCall(found)
+    let ctx: DecisionContext | undefined
+    if (resolved) {
+      // 2. Load state: everything the layers below read, in one round trip.
+      const state = await rt.state.sessions.load(scopeOf(resolved)).catch(stateFailed('read'))
+      ctx = decisionContext(resolved, state)
+      // 3. The layers, in order (the rate-limit layer spends its budgets in one round trip).
+      await run(registry.decide, ctx, trace)
+    }
+    // 4. Risk action: the final level's configured action can only make a decision stricter.
+    const risk = riskOf(ctx?.risk ?? found.risk)
+    if (!trace.denied) applyRiskAction(rt, risk, trace)
+    const decision = toDecision(rt, found, risk, trace)
+    // 5. Commit: history, taint, the learned transition and a counted denial in one round trip.
+    const changes = found.agent && changesOf(rt, found.agent.id, found, ctx, decision)
+    if (changes) await rt.state.sessions.commit(changes).catch(stateFailed('recorded'))
+    return decision
+  }
+  const tools = layers(rt)
+  const messages = messageLayers(rt)
   return {
     runtime: rt,
-    async decide(call) {
-      const trace: Trace = { checks: [] }
-      // 1. Resolve: who is calling, and which tool. A call that fails here reads no state.
-      const found = resolveContext(call)
-      await run(registry.resolve, found, trace)
-      const resolved = trace.denied ? undefined : resolvedCall(found)
-      let ctx: DecisionContext | undefined
-      if (resolved) {
-        // 2. Load state: everything the layers below read, in one round trip.
-        const state = await rt.state.sessions.load(scopeOf(resolved)).catch(stateFailed('read'))
-        ctx = decisionContext(resolved, state)
-        // 3. The layers, in order (the rate-limit layer spends its budgets in one round trip).
-        await run(registry.decide, ctx, trace)
-      }
-      // 4. Risk action: the final level's configured action can only make a decision stricter.
-      const risk = riskOf(ctx?.risk ?? found.risk)
-      if (!trace.denied) applyRiskAction(rt, risk, trace)
-      const decision = toDecision(rt, found, risk, trace)
-      // 5. Commit: history, taint, the learned transition and a counted denial in one round trip.
-      const changes = found.agent && changesOf(rt, found.agent.id, found, ctx, decision)
-      if (changes) await rt.state.sessions.commit(changes).catch(stateFailed('recorded'))
-      return decision
-    },
+    decide: (call) => decideWith(tools, call),
+    decideMessage: (call) => decideWith(messages, call),
   }
+}
+
+/** The two phases' layers of one kind of call. */
+interface Registry {
+  resolve: readonly Stage<ResolveContext>[]
+  decide: readonly Stage<DecisionContext>[]
 }
 
 // Contexts are built with every field present, so that each has one shape for all calls and

@@ -1,10 +1,9 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import { WardenError } from '../../domain/errors.js'
 import type { ToolCall } from '../../domain/types.js'
-import type { Recorder } from '../../audit/recorder.js'
 import type { CallOutcome } from '../../domain/outcome.js'
 import type { Gateway } from '../../gateway/service.js'
-import { sendMessage } from '../../messaging/service.js'
+import type { Messenger } from '../../messaging/service.js'
 import { callReply, messageReply } from '../outcomes.js'
 import { bearer } from '../guards.js'
 import { send } from '../send.js'
@@ -13,14 +12,14 @@ import { messageBody, parseBody, parseExecuteBody, type ExecuteBody } from '../s
 
 export interface ExecuteRoutesOptions {
   gateway: Gateway
-  recorder: Recorder
+  messenger: Messenger
   metrics: Metrics
 }
 
 /** `POST /gateway/execute` (decide a tool call, run it when allowed) and `POST /gateway/message`. */
 export const executeRoutes: FastifyPluginAsync<ExecuteRoutesOptions> = async (
   app,
-  { gateway, recorder, metrics },
+  { gateway, messenger, metrics },
 ) => {
   app.post('/gateway/execute', async (req, reply) => {
     const outcome = await gateway.execute(toolCall(req, parseExecuteBody(req.body)))
@@ -31,8 +30,7 @@ export const executeRoutes: FastifyPluginAsync<ExecuteRoutesOptions> = async (
   app.post('/gateway/message', async (req, reply) => {
     const body = parseBody(messageBody, req.body)
     const credential = bearer(req.headers.authorization)
-    const deps = { runtime: gateway.runtime, recorder }
-    return send(reply, messageReply(await sendMessage(deps, body, credential, req.id)))
+    return send(reply, messageReply(await messenger.send(body, credential, req.id)))
   })
 }
 

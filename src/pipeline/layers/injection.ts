@@ -37,7 +37,7 @@ export function injection(rt: Runtime): Layer<'injection'> {
           risk,
           details,
         }
-      return { outcome: 'pass', risk, details: categories.length ? details : undefined }
+      return { outcome: 'pass', risk, details: score > 0 ? details : undefined }
     },
   }
 }
