@@ -1,4 +1,4 @@
-/** What a door (HTTP today, MCP later) sends back for one operation. */
+/** What the HTTP door sends back for one operation (made from an engine outcome in `outcomes.ts`). */
 export interface Reply {
   status: number
   body: Record<string, unknown>
