@@ -122,6 +122,7 @@ describe.each(runStoreBackends)('run store contract: %s', (_name, make) => {
 
   it('renewing keeps the lease past its first end', async () => {
     const store = setup()
+    expect(store.leaseMs).toBe(LEASE)
     await store.save(run('r1'))
     const lease = await claimed(store, 'r1')
     t += LEASE - 1

@@ -19,6 +19,11 @@ export interface RunState {
   depth: number
   /** Set while a resumed run is driven: the store's lease on it (never stored). */
   lease?: RunLease
+  /**
+   * Set while a nested run is driven: renews the leases of the runs it is nested in, so their
+   * driver keeps them for as long as this run works (never stored).
+   */
+  outer?: () => Promise<void>
 }
 
 /**

@@ -88,7 +88,18 @@ export class AgentRuntime {
     this.maxDepth = opts.maxDepth ?? 2
   }
 
-  async run(input: RunInput, depth = 0): Promise<RunResult> {
+  /** Start a run for a prompt. */
+  async run(input: RunInput): Promise<RunResult> {
+    return this.start(input, 0)
+  }
+
+  /** Continue a run that stopped on a hold, once the approval is decided. */
+  async resume(runId: string): Promise<RunResult> {
+    return this.resumeRun(runId)
+  }
+
+  /** A new run; `outer` keeps the leases of the runs it is nested in (when delegated). */
+  private async start(input: RunInput, depth: number, outer?: KeepAlive): Promise<RunResult> {
     const [agents, tools] = await this.catalog()
     const agent = agents.find((a) => a.id === input.agentId)
     if (!agent) throw new AgentError('unknown_agent', `no agent \`${input.agentId}\``)
@@ -123,20 +134,36 @@ export class AgentRuntime {
       queue: [],
       turns: 0,
       depth,
+      ...(outer && { outer }),
     }
     return this.drive(randomUUID(), state)
   }
 
-  /** Continue a run that stopped on a hold, once the approval is decided. */
-  async resume(runId: string): Promise<RunResult> {
-    // The store's lease makes this the run's only driver, across instances, until it is given back.
+  /**
+   * Resume a held run (a nested one with `outer`, the leases of the runs it is nested in). The
+   * store's lease makes this the run's only driver, across instances, until it is given back;
+   * it is renewed before every step and on a timer until this returns.
+   */
+  private async resumeRun(runId: string, outer?: KeepAlive): Promise<RunResult> {
     const state = await this.claim(runId)
+    const stopRenewing = this.renewWhileDriven(state.lease)
+    try {
+      if (outer) state.outer = outer
+      return await this.resumeClaimed(runId, state)
+    } finally {
+      stopRenewing()
+    }
+  }
+
+  private async resumeClaimed(runId: string, state: RunState & { lease: RunLease }) {
     const { held, lease } = state
     let outcome: { content: string; reason: string; delegated?: RunResult } | 'pending'
     try {
       if (!held) throw new AgentError('run_not_pending', 'the run is not waiting on an approval')
+      // Keep the outer runs' leases before this run's first gateway call, as before each step.
+      await state.outer?.()
       outcome = held.nested
-        ? await this.nestedOutcome(held.nested)
+        ? await this.nestedOutcome(held.nested, () => this.heartbeat(runId, state))
         : await this.approvalOutcome(state, held.approvalId)
     } catch (err) {
       await this.opts.runs.release(lease)
@@ -218,9 +245,12 @@ export class AgentRuntime {
     }
   }
 
-  /** The held run of a delegated agent: resume it; its answer is the parent's tool result. */
-  private async nestedOutcome(nestedRunId: string) {
-    const nested = await this.resume(nestedRunId)
+  /**
+   * The held run of a delegated agent: resume it (each of its steps keeps the parent's lease
+   * too); its answer is the parent's tool result.
+   */
+  private async nestedOutcome(nestedRunId: string, keepParent: KeepAlive) {
+    const nested = await this.resumeRun(nestedRunId, keepParent)
     if (nested.status === 'pending_approval') return 'pending' as const
     return {
       content: `${nested.agent_id} answered (${nested.status}): ${nested.answer}`,
@@ -253,18 +283,19 @@ export class AgentRuntime {
   }
 
   private async driveUnsafe(runId: string, state: RunState): Promise<RunResult> {
+    const keepAlive = () => this.heartbeat(runId, state)
     for (;;) {
       while (state.queue.length > 0) {
-        await this.heartbeat(runId, state)
+        await keepAlive()
         const call = state.queue.shift()!
-        const stop = await this.perform(state, call)
+        const stop = await this.perform(state, call, keepAlive)
         if (stop) {
           await this.hold(runId, state)
           return this.snapshot(runId, state, 'pending_approval')
         }
       }
       if (state.turns >= this.maxSteps) return this.snapshot(runId, state, 'step_limit')
-      await this.heartbeat(runId, state)
+      await keepAlive()
       state.turns++
       const turn = await state.input.provider.chat(state.messages, state.tools)
       state.messages.push({ role: 'assistant', content: turn.content, toolCalls: turn.toolCalls })
@@ -273,10 +304,17 @@ export class AgentRuntime {
     }
   }
 
-  /** Send one proposed call to the gateway; true when it was held (the run stops). */
-  private async perform(state: RunState, call: ToolCallRequest): Promise<boolean> {
+  /**
+   * Send one proposed call to the gateway; true when it was held (the run stops). `keepAlive`
+   * renews this run's leases (its own and its outer runs'), for a delegated run to call too.
+   */
+  private async perform(
+    state: RunState,
+    call: ToolCallRequest,
+    keepAlive: KeepAlive,
+  ): Promise<boolean> {
     if (call.name === MESSAGE_TOOL && state.tools.some((t) => t.name === MESSAGE_TOOL))
-      return this.delegate(state, call)
+      return this.delegate(state, call, keepAlive)
     const { input } = state
     const reply = await this.gatewayCall(() =>
       this.opts.gateway.execute(state.key, {
@@ -340,9 +378,14 @@ export class AgentRuntime {
 
   /**
    * Ask another agent, through the gateway; its run (with the delegation) becomes this step.
-   * True when that run is held (this run then waits too).
+   * True when that run is held (this run then waits too). Every step of that run calls
+   * `keepAlive` first, so this run's driver keeps its leases however long the other agent works.
    */
-  private async delegate(state: RunState, call: ToolCallRequest): Promise<boolean> {
+  private async delegate(
+    state: RunState,
+    call: ToolCallRequest,
+    keepAlive: KeepAlive,
+  ): Promise<boolean> {
     const to = String(call.arguments.to_agent ?? '')
     const content = String(call.arguments.content ?? '')
     const { input } = state
@@ -374,7 +417,7 @@ export class AgentRuntime {
     }
     let nested: RunResult
     try {
-      nested = await this.run(
+      nested = await this.start(
         {
           agentId: to,
           prompt: String(body.content),
@@ -385,6 +428,7 @@ export class AgentRuntime {
           ...(input.requestedBy && { requestedBy: input.requestedBy }),
         },
         state.depth + 1,
+        keepAlive,
       )
     } catch (err) {
       // The other agent could not run (no key, its model failed): this agent is told, and goes on.
@@ -466,9 +510,31 @@ export class AgentRuntime {
     if (!kept) throw takenOver(runId)
   }
 
-  /** Before each step of a resumed run: keep the lease, or stop if another driver took it over. */
+  /**
+   * Before each step of a run: keep its lease and those of the runs it is nested in, or stop if
+   * another driver took one of them over.
+   */
   private async heartbeat(runId: string, state: RunState): Promise<void> {
     if (state.lease && !(await this.opts.runs.renew(state.lease))) throw takenOver(runId)
+    await state.outer?.()
+  }
+
+  /**
+   * While a claimed run is driven, renew its lease every third of the lease length too, so one
+   * slow step (a model turn, a tool behind the gateway) does not lose it; a crashed process
+   * renews nothing. Returns the stop. A lost lease is not regained: the next heartbeat sees it.
+   */
+  private renewWhileDriven(lease: RunLease): () => void {
+    const timer = setInterval(
+      () => {
+        // A failed renewal here changes nothing: the next heartbeat renews or stops the run.
+        this.opts.runs.renew(lease).catch(() => false)
+      },
+      Math.max(1, Math.floor(this.opts.runs.leaseMs / 3)),
+    )
+    // INVARIANT: the timer never keeps the process alive; it lives only as long as the drive.
+    timer.unref()
+    return () => clearInterval(timer)
   }
 
   private async catalog(): Promise<[AgentInfo[], ToolInfo[]]> {
@@ -512,6 +578,9 @@ function nestedSession(parent: string, to: string): string {
   const id = `${parent}>${to}`
   return id.length <= 128 ? id : `${parent.slice(0, 127 - to.length - 1)}>${to}`.slice(0, 128)
 }
+
+/** Renews the leases a driver holds (a run's and its outer runs'); throws when one was lost. */
+type KeepAlive = () => Promise<void>
 
 /** The lease on a resumed run ran out and another request claimed it: this driver stops. */
 function takenOver(runId: string): AgentError {

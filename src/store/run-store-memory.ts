@@ -35,6 +35,7 @@ export function memoryRunStore(opts: RunStoreOptions = {}): RunStore {
   }
 
   return {
+    leaseMs,
     async save(run) {
       const t = now()
       const state = JSON.stringify(run.state)

@@ -84,6 +84,7 @@ export function sqliteRunStore(path: string, opts: RunStoreOptions = {}): RunSto
   const remove = db.prepare('DELETE FROM agent_runs WHERE id = @id AND lease_token = @token')
 
   return {
+    leaseMs,
     async save(run) {
       const t = now()
       save.immediate({

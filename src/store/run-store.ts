@@ -28,6 +28,8 @@ export type RunClaim =
  * runs are kept: a save beyond the cap evicts the runs touched least recently.
  */
 export interface RunStore {
+  /** How long a claim or renewal lasts: a driver renews well within it while it works. */
+  readonly leaseMs: number
   /** Store a new hold (replacing a run of the same id), unleased. */
   save(run: HeldRun): Promise<void>
   /** Read a run without claiming it; null when missing or expired. */
