@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import { sqliteApprovals, sqliteNonces } from './sqlite-approvals.js'
-import { sqliteAuditLog } from './sqlite-audit.js'
+import { backfillCounts, sqliteAuditLog } from './sqlite-audit.js'
 import type { Stores } from './types.js'
 
 const SCHEMA = `
@@ -25,6 +25,20 @@ CREATE TABLE IF NOT EXISTS audit_events (
 CREATE INDEX IF NOT EXISTS audit_agent ON audit_events(agent_id, seq);
 CREATE INDEX IF NOT EXISTS audit_session ON audit_events(session_id, seq);
 CREATE INDEX IF NOT EXISTS audit_request ON audit_events(request_id);
+-- The /stats counters (counts.ts), upserted by the writer in each append's transaction.
+CREATE TABLE IF NOT EXISTS audit_counts (
+  type TEXT NOT NULL,
+  decision TEXT NOT NULL,
+  agent_id TEXT NOT NULL,
+  tool TEXT NOT NULL,
+  risk_level TEXT NOT NULL,
+  n INTEGER NOT NULL,
+  PRIMARY KEY (type, decision, agent_id, tool, risk_level)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_deny_reasons (
+  reason TEXT PRIMARY KEY,
+  n INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS approvals (
   id TEXT PRIMARY KEY,
   status TEXT NOT NULL CHECK (status IN ('pending','approved','denied','expired')),
@@ -77,6 +91,7 @@ export function sqliteStores(path: string): Stores {
   db.pragma('busy_timeout = 5000')
   db.exec(SCHEMA)
   migrate(db)
+  backfillCounts(db)
   const audit = sqliteAuditLog(db, path)
   return {
     kind: 'sqlite',
