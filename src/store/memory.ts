@@ -254,7 +254,8 @@ function memoryNonces(check: () => void): NonceStore {
   return {
     async use(nonce, expiresAt, now = new Date().toISOString()) {
       check()
-      // Forget what can no longer be replayed: its signature is refused as too old anyway.
+      // Forget what can no longer be replayed: the caller's `expiresAt` is past the last moment
+      // its signature could verify.
       for (const [n, until] of used) if (until < now) used.delete(n)
       if (used.has(nonce)) return false
       used.set(nonce, expiresAt)
