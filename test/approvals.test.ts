@@ -3,11 +3,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { pino } from 'pino'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { canTransition, TRANSITIONS } from '../src/approvals/state.js'
 import { DemoBackend } from '../src/demo/backend.js'
-import type { ApprovalStatus } from '../src/store/types.js'
-import { APPROVER, execute, startWarden } from './helpers.js'
+import { StoreError } from '../src/store/errors.js'
+import { memoryStores } from '../src/store/memory.js'
+import type { ApprovalStatus, Stores } from '../src/store/types.js'
+import { APPROVER, approve, execute, keyOf, startWarden } from './helpers.js'
 
 const CONFIG = fileURLToPath(new URL('./fixtures/approvals/warden.yaml', import.meta.url))
 /** Race trials per test; raise it for a longer run (`WARDEN_RACE_TRIALS=1000 npx vitest run test/approvals.test.ts`). */
@@ -346,6 +349,86 @@ describe('session totals count approved calls too', () => {
         layer: 'sequence',
         reason: expect.stringContaining('`amount` totals 650'),
       })
+    } finally {
+      await w.close()
+    }
+  })
+})
+
+describe('an approved call whose execution the approval store cannot record', () => {
+  it('answers with the result and approval_store_unavailable, and reports the failure', async () => {
+    const real = memoryStores()
+    const stores: Stores = {
+      ...real,
+      approvals: {
+        ...real.approvals,
+        recordExecution: () =>
+          Promise.reject(new StoreError('approval_store_unavailable', 'disk full')),
+      },
+    }
+    const logged: { where?: string }[] = []
+    const logger = pino(
+      { level: 'error' },
+      { write: (line: string) => logged.push(JSON.parse(line)) },
+    )
+    const w = await startWarden({ stores, logger })
+    try {
+      const held = await execute(w, 'refund-agent', 'issue_refund', {
+        order_id: 'ORD-1006',
+        amount: 300,
+        reason: 'late',
+      })
+      const res = await approve(w, held.json().approval_id)
+      expect(res.statusCode).toBe(503)
+      expect(res.json()).toMatchObject({
+        error: { code: 'approval_store_unavailable' },
+        result: { amount: 300 },
+        approval: { status: 'approved', executed_at: null },
+      })
+      expect(logged.map((l) => l.where)).toContain('store:approval-execution')
+    } finally {
+      await w.close()
+    }
+  })
+})
+
+describe('long-polls', () => {
+  it('share one bus listener while they wait, and leave none when they end', async () => {
+    const w = await startWarden()
+    let active = 0
+    const subscribe = w.bus.subscribe.bind(w.bus)
+    w.bus.subscribe = (listener) => {
+      active++
+      const stop = subscribe(listener)
+      let stopped = false
+      return () => {
+        if (!stopped) active--
+        stopped = true
+        stop()
+      }
+    }
+    try {
+      const hold = async (amount: number) => {
+        const res = await execute(w, 'refund-agent', 'issue_refund', {
+          order_id: 'ORD-1006',
+          amount,
+          reason: 'late',
+        })
+        expect(res.statusCode).toBe(202)
+        return res.json().approval_id as string
+      }
+      const ids = [await hold(300), await hold(250)]
+      const polls = [0, 1, 0, 1, 0].map((i) =>
+        w.app.inject({
+          url: `/gateway/approvals/${ids[i]}?wait=10`,
+          headers: { authorization: `Bearer ${keyOf('refund-agent')}` },
+        }),
+      )
+      await vi.waitFor(() => expect(active).toBe(1))
+      for (const id of ids) await approve(w, id, 'deny')
+      const answers = await Promise.all(polls)
+      expect(answers.map((r) => r.json().approval.status)).toEqual(Array(5).fill('denied'))
+      expect(active).toBe(0)
     } finally {
       await w.close()
     }

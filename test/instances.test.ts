@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createWarden, type Warden } from '../src/warden.js'
-import { DEMO_CONFIG, execute } from './helpers.js'
+import { approve, DEMO_CONFIG, execute, keyOf } from './helpers.js'
 
 /**
  * Nothing a gateway shows may live only in its own process: a second instance over the same
@@ -40,4 +40,30 @@ describe('two gateway instances over one store', () => {
     expect(stats).toMatchObject({ total_requests: 2, allowed: 1, denied: 1 })
     expect(stats.by_agent['support-agent']).toMatchObject({ allowed: 1 })
   })
+
+  it('a long-poll on one instance answers when the other decides', async () => {
+    const held = await execute(a, 'refund-agent', 'issue_refund', {
+      order_id: 'ORD-1006',
+      amount: 300,
+      reason: 'late delivery',
+    })
+    expect(held.statusCode).toBe(202)
+    const id = held.json().approval_id as string
+    // B's bus never hears A's events: B must see the decision in the shared store.
+    const poll = b.app.inject({
+      url: `/gateway/approvals/${id}?wait=10`,
+      headers: { authorization: `Bearer ${keyOf('refund-agent')}` },
+    })
+    expect((await approve(a, id)).statusCode).toBe(200)
+    let timer: NodeJS.Timeout | undefined
+    const waitedOut = new Promise<'waited out'>((resolve) => {
+      timer = setTimeout(() => resolve('waited out'), 9000)
+    })
+    const answer = await Promise.race([poll, waitedOut])
+    clearTimeout(timer)
+    expect(answer).not.toBe('waited out')
+    const approval = (answer as Awaited<typeof poll>).json().approval
+    expect(approval.status).toBe('approved')
+    expect(approval.executed_at).toEqual(expect.any(String))
+  }, 15_000)
 })

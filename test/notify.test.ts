@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { Webhook } from 'standardwebhooks'
 import { signLink, signWebhook, verifyWebhook } from '../src/approvals/signing.js'
 import { execute, startWarden } from './helpers.js'
@@ -194,6 +194,39 @@ describe('approval notifications, signed links and callbacks', () => {
     const replay = await callback(body, signed)
     expect(replay.statusCode).toBe(409)
     expect(replay.json().error.code).toBe('replayed')
+  })
+
+  it('a link or callback replayed just past its window, while it still verifies, is a replay', async () => {
+    const id = await holdAndNotify()
+    // Half a second into second `edge`: a link expiring at `edge`, and a callback sent
+    // `callback_max_age_seconds` (300) before it, still verify (whole seconds), though their
+    // window ended at `edge.000`.
+    const edge = Math.floor(Date.now() / 1000) + 2
+    vi.useFakeTimers({ toFake: ['Date'], now: edge * 1000 + 500 })
+    try {
+      const fields = { approval: id, decision: 'deny', approver: 'bob', exp: edge, nonce: 'n-edge' }
+      const link = `/gateway/approvals/${id}/decide?decision=deny&approver=bob&exp=${edge}&nonce=n-edge&sig=${signLink(SECRET, fields as Parameters<typeof signLink>[1])}`
+      expect((await w.app.inject({ url: link })).json().approval.status).toBe('denied')
+      expect((await w.app.inject({ url: link })).json().error.code).toBe('replayed')
+
+      const body = JSON.stringify({ approval_id: id, decision: 'deny', approver: 'bob' })
+      const headers = {
+        'content-type': 'application/json',
+        ...signWebhook(SECRET, 'cb-edge', body, edge - 300),
+      }
+      const callback = () =>
+        w.app.inject({
+          method: 'POST',
+          url: '/gateway/callbacks/approvals',
+          headers,
+          payload: body,
+        })
+      // The first use takes the nonce (the approval was decided by the link meanwhile).
+      expect((await callback()).json().error.code).toBe('approval_already_decided')
+      expect((await callback()).json().error.code).toBe('replayed')
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('a `whsec_` secret is decoded as Standard Webhooks does; a rotating sender may list two signatures', () => {

@@ -85,4 +85,25 @@ describe('sqlite nonces from before expiry was kept', () => {
       await stores.close()
     }
   })
+
+  it('left without an expiry by an interrupted upgrade are dated on the next open, not purged', async () => {
+    const path = join(tempDir(), 'half.db')
+    const half = new Database(path)
+    half.exec(
+      `CREATE TABLE used_nonces (nonce TEXT PRIMARY KEY, used_at TEXT NOT NULL, expires_at TEXT NOT NULL DEFAULT '')`,
+    )
+    half
+      .prepare(`INSERT INTO used_nonces VALUES (?, ?, '')`)
+      .run('apr-1:n1', '2030-01-01T00:00:00.000Z')
+    half.close()
+    const stores = sqliteStores(path)
+    try {
+      // `''` sorts before every time: left as it was, the first use would purge it.
+      const until = '2030-01-01T02:00:00.000Z'
+      expect(await stores.nonces.use('apr-1:n1', until, '2030-01-01T00:30:00.000Z')).toBe(false)
+      expect(await stores.nonces.use('apr-1:n1', until, '2030-01-01T01:01:00.000Z')).toBe(false)
+    } finally {
+      await stores.close()
+    }
+  })
 })

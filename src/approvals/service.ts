@@ -1,5 +1,5 @@
 import type { AuditEventInput } from '../domain/audit-event.js'
-import type { ApproverConfig } from '../domain/config.js'
+import { NONCE_MARGIN_SECONDS, type ApproverConfig } from '../domain/config.js'
 import { maskPii } from '../detect/pii.js'
 import { WardenError, type ErrorCode } from '../domain/errors.js'
 import { timeOrderedId } from '../domain/ids.js'
@@ -24,6 +24,13 @@ import { sendApprovalRequired } from './notify.js'
 import { approverProblem, ttlSeconds } from './rules.js'
 import { verifyLink, verifyWebhook, type ReceivedWebhookHeaders } from './signing.js'
 import { canTransition } from './state.js'
+
+/**
+ * How often a long-poll re-reads the store while it waits. It wakes at once on its approval's
+ * events on the bus, but the bus only carries this process's events (until the Redis or
+ * PostgreSQL fan-out), so a decision taken on another instance is seen by re-reading.
+ */
+const RECHECK_MS = 1000
 
 /** What the approvals service works with: small capabilities, not the gateway. */
 export interface ApprovalDeps {
@@ -240,8 +247,8 @@ export class Approvals {
         verdict === 'expired' ? 'signature_expired' : 'signature_invalid',
         `the link is ${verdict === 'expired' ? 'expired' : 'not valid'}`,
       )
-    // The nonce is remembered while the link is valid: after `exp` the link is refused anyway.
-    const until = new Date(fields.exp * 1000).toISOString()
+    // The nonce is remembered while the link can verify (until `exp`), plus the margin.
+    const until = new Date((fields.exp + NONCE_MARGIN_SECONDS) * 1000).toISOString()
     return this.decideOnce(nonce, until, approver, approvalId, decision, 'via signed link')
   }
 
@@ -277,9 +284,11 @@ export class Approvals {
     ) {
       return refused('invalid_request', 'a callback needs approval_id, decision and approver')
     }
-    // The nonce is remembered while the callback is fresh: older ones are refused anyway.
+    // The nonce is remembered while the callback can verify as fresh, plus the margin.
     const sentAt = Number(headers['webhook-timestamp'])
-    const until = new Date((sentAt + notify.callback_max_age_seconds) * 1000).toISOString()
+    const until = new Date(
+      (sentAt + notify.callback_max_age_seconds + NONCE_MARGIN_SECONDS) * 1000,
+    ).toISOString()
     return this.decideOnce(
       nonce,
       until,
@@ -409,13 +418,27 @@ export class Approvals {
       agentId: approval.agent_id,
     }
     const run = await this.host.runner.invoke(tool, call, approval.id)
+    let failure = run.failure
     // INVARIANT: the approval record says the call ran before anything else is attempted, so a
     // later failure can never lead to a second run; and a long-poll woken by the execution
     // event below reads a record that already has the result.
-    await this.host.approvalStore
-      .recordExecution(approval.id, run.outcome, run.result, new Date().toISOString())
-      .catch((err: unknown) => this.host.onError(err, 'store:approval-execution'))
-    let failure = run.failure
+    try {
+      await this.host.approvalStore.recordExecution(
+        approval.id,
+        run.outcome,
+        run.result,
+        new Date().toISOString(),
+      )
+    } catch (err) {
+      // The call ran (its result is in the reply), but the approval cannot say so: the caller
+      // is told, rather than left with an approval that looks approved and never run.
+      this.host.onError(err, 'store:approval-execution')
+      failure ??= unavailable(
+        'approval_store_unavailable',
+        'the tool ran but the approval could not record it',
+        approval.request_id,
+      )
+    }
     try {
       await this.host.runner.record(run, event, approval.id)
     } catch (err) {
@@ -474,8 +497,9 @@ export class Approvals {
 
   /**
    * An approval as the requesting agent or an approver may see it. With `waitMs`, waits until it
-   * is settled (decided against, expired, or approved and run), woken by the approval's events on
-   * the bus rather than by polling, and answers with what it is when the time is up.
+   * is settled (decided against, expired, or approved and run), and answers with what it is when
+   * the time is up. It re-reads the store when an event about the approval is committed in this
+   * process, and every `RECHECK_MS` for decisions taken on other instances.
    */
   async read(
     approvalId: string,
@@ -486,7 +510,7 @@ export class Approvals {
     // Authenticate before looking anything up, so ids cannot be probed without a credential.
     if (!approver && !agent) return refused('unauthenticated', 'missing or unknown credential')
     const deadline = Date.now() + (opts.waitMs ?? 0)
-    const waiter = this.changes(approvalId)
+    const waiter = this.watch(approvalId)
     try {
       for (;;) {
         // Listening before reading: a change between the read and the wait is not missed.
@@ -502,19 +526,37 @@ export class Approvals {
         const left = deadline - Date.now()
         if (approvalSettled(approval) || left <= 0 || opts.signal?.aborted)
           return { kind: 'decided', approval: publicApproval(approval) }
-        await changed.within(left, opts.signal)
+        await changed.within(Math.min(left, RECHECK_MS), opts.signal)
       }
     } finally {
       waiter.stop()
     }
   }
 
-  /** Wakes a reader when an event about `approvalId` is committed (on any instance sharing the bus). */
-  private changes(approvalId: string) {
+  /** Long-polls waiting on each approval; one bus listener serves them all while any wait. */
+  private readonly waiters = new Map<string, Set<() => void>>()
+  private unsubscribe: (() => void) | null = null
+
+  /** Wakes a reader when an event about `approvalId` is committed in this process. */
+  private watch(approvalId: string) {
     let wake: (() => void) | undefined
-    const stop = this.host.bus.subscribe((e) => {
-      if (e.approval_id === approvalId) wake?.()
+    const waiter = () => wake?.()
+    let set = this.waiters.get(approvalId)
+    if (!set) this.waiters.set(approvalId, (set = new Set()))
+    set.add(waiter)
+    this.unsubscribe ??= this.host.bus.subscribe((e) => {
+      if (e.approval_id === undefined) return
+      for (const w of this.waiters.get(e.approval_id) ?? []) w()
     })
+    const waiters = this.waiters
+    const stop = () => {
+      set.delete(waiter)
+      if (set.size === 0 && waiters.get(approvalId) === set) waiters.delete(approvalId)
+      if (waiters.size === 0) {
+        this.unsubscribe?.()
+        this.unsubscribe = null
+      }
+    }
     return {
       stop,
       next() {

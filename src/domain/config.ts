@@ -15,6 +15,16 @@ export type PiiKind = (typeof PII_KINDS)[number]
 export const RISK_LEVELS = ['low', 'medium', 'high', 'critical'] as const
 export const CLASSIFICATIONS = ['public', 'internal', 'confidential', 'restricted'] as const
 
+/** The longest an approve/deny link or a decision callback can stay valid (`approvals.notify`). */
+export const MAX_SIGNED_AGE_SECONDS = 3600
+/**
+ * How long a used link or callback nonce is kept past the moment its signature stops verifying.
+ * Signatures are checked in whole seconds (a link expiring at second `exp` still verifies until
+ * `exp + 1`), and the instance that checks a replay may run ahead of or behind the one that took
+ * the first use: without this margin a replay just after the nonce is forgotten could verify.
+ */
+export const NONCE_MARGIN_SECONDS = 60
+
 const rateLimit = z.strictObject({ limit: z.number().int().positive(), window_seconds: seconds })
 
 const agent = z.strictObject({
@@ -264,8 +274,8 @@ export const configSchema = z.strictObject({
               (s) => !s.startsWith('whsec_') || /^whsec_[A-Za-z0-9+/]{32,}={0,2}$/.test(s),
               'a `whsec_` secret must be base64 of at least 24 bytes',
             ),
-          link_ttl_seconds: seconds.max(3600).default(600),
-          callback_max_age_seconds: seconds.max(3600).default(300),
+          link_ttl_seconds: seconds.max(MAX_SIGNED_AGE_SECONDS).default(600),
+          callback_max_age_seconds: seconds.max(MAX_SIGNED_AGE_SECONDS).default(300),
           webhooks: z
             .array(
               z.strictObject({

@@ -11,14 +11,15 @@ const KEY: Record<string, keyof Tally | undefined> = {
 
 /** Names that are not in the configuration are counted together, so callers cannot grow the maps. */
 export const UNKNOWN = '(unknown)'
-const MAX_REASONS = 1000
 const MAX_AGE_MS = 2000
 
 /**
- * `/stats`, derived from the audit log itself, so every instance that shares the log shows the
- * same figures. The aggregate is computed on demand and kept until the next committed event
- * (or at most two seconds), so a dashboard polling an idle gateway hardly costs anything. Memory is bounded: agents and tools are only the configured ones (anything else, such
- * as an unauthenticated caller's claimed id, counts as `(unknown)`), and reasons are capped.
+ * `/stats`, from the counters the store keeps beside the audit log (updated in each append's
+ * transaction), so every instance that shares the log shows the same figures and reading them
+ * costs a few small rows, not a pass over the log. The figures are kept until the next committed
+ * event (or at most two seconds), so a dashboard polling an idle gateway hardly costs anything.
+ * Memory is bounded: agents and tools are only the configured ones (anything else, such as an
+ * unauthenticated caller's claimed id, counts as `(unknown)`), and the store bounds the reasons.
  */
 export class Stats {
   private cached: Promise<ReturnType<Totals['snapshot']>> | null = null
@@ -70,9 +71,7 @@ class Totals {
   ) {}
 
   countReason(reason: string, n: number): void {
-    const key =
-      this.reasons.has(reason) || this.reasons.size < MAX_REASONS ? reason : '(other reasons)'
-    this.reasons.set(key, (this.reasons.get(key) ?? 0) + n)
+    this.reasons.set(reason, (this.reasons.get(reason) ?? 0) + n)
   }
 
   add(type: string, decision: string, agent: string, tool: string, risk: string, n: number): void {

@@ -47,7 +47,6 @@ export const messageBody = z.strictObject({
     .optional()
     .meta({ description: 'the person who started the work, if this is the first agent' }),
 })
-export type MessageBody = z.output<typeof messageBody>
 export type MessageRequest = z.input<typeof messageBody>
 
 /** `POST /gateway/approve`. */

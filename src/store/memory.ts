@@ -7,6 +7,16 @@ import {
   type AuditEventInput,
   type StoredEvent,
 } from '../domain/audit-event.js'
+import {
+  batchCounts,
+  groupKey,
+  lumped,
+  MAX_DENY_REASONS,
+  MAX_GROUPS,
+  OTHER_REASONS,
+  topReasons,
+  type CountGroup,
+} from './counts.js'
 import { StoreError, storeCall, type StoreErrorCode } from './errors.js'
 import { queryLimit } from './query.js'
 import type {
@@ -55,6 +65,7 @@ export function memoryStores(): Stores {
 
 function memoryAuditLog(check: () => void): AuditLog {
   const rows: Row[] = []
+  const counters = memoryCounters()
   const head = () => rows[rows.length - 1]?.hash ?? GENESIS_HASH
   const select = (q: AuditQuery): StoredEvent[] => {
     check()
@@ -74,14 +85,17 @@ function memoryAuditLog(check: () => void): AuditLog {
           `event cannot be encoded: ${(err as Error).message}`,
         )
       }
-      // One synchronous step: no other append can interleave, so the batch is contiguous.
-      return events.map((input, i): AuditEvent => {
+      // One synchronous step: no other append can interleave, so the batch is contiguous, and
+      // the counters always describe exactly the events kept.
+      const sealed = events.map((input, i): AuditEvent => {
         const seq = rows.length + 1
         const prev_hash = head()
         const { body, hash } = seal(encoded[i]!, seq, prev_hash)
         rows.push({ seq, body, hash, input })
         return { ...input, seq, prev_hash, hash }
       })
+      counters.add(events)
+      return sealed
     },
     async query(q) {
       return select(q).map(parseStored)
@@ -100,7 +114,7 @@ function memoryAuditLog(check: () => void): AuditLog {
     },
     async counts() {
       check()
-      return countRows(rows)
+      return counters.read()
     },
   }
   return log
@@ -127,29 +141,36 @@ function matches({ seq, input: e }: Row, q: AuditQuery): boolean {
   return true
 }
 
-function countRows(rows: Row[]): AuditCounts {
-  const groups = new Map<string, AuditCounts['rows'][number]>()
+/** The `/stats` counters (counts.ts) in two maps, bounded as SQLite's tables are. */
+function memoryCounters() {
+  const groups = new Map<string, CountGroup>()
   const reasons = new Map<string, number>()
-  for (const { input: e } of rows) {
-    const key = JSON.stringify([e.type, e.decision, e.agent_id, e.tool, e.risk.level])
-    const group = groups.get(key)
-    if (group) group.n++
-    else
-      groups.set(key, {
-        type: e.type,
-        decision: e.decision,
-        agent_id: e.agent_id,
-        tool: e.tool,
-        risk_level: e.risk.level,
-        n: 1,
-      })
-    if (e.decision === 'deny') reasons.set(e.reason, (reasons.get(e.reason) ?? 0) + 1)
+  const addGroup = (g: CountGroup) => {
+    const key = groupKey(g)
+    const kept = groups.get(key)
+    if (kept) kept.n += g.n
+    else if (groups.size < MAX_GROUPS) groups.set(key, { ...g })
+    else {
+      const other = lumped(g)
+      const otherKey = groupKey(other)
+      const current = groups.get(otherKey)
+      if (current) current.n += g.n
+      else groups.set(otherKey, other)
+    }
   }
-  const denyReasons = [...reasons]
-    .map(([reason, n]) => ({ reason, n }))
-    .sort((a, b) => b.n - a.n)
-    .slice(0, 10)
-  return { rows: [...groups.values()], denyReasons }
+  return {
+    add(events: AuditEventInput[]) {
+      const batch = batchCounts(events.map((e) => ({ ...e, risk_level: e.risk.level })))
+      for (const g of batch.groups) addGroup(g)
+      for (const [reason, n] of batch.reasons) {
+        const key = reasons.has(reason) || reasons.size < MAX_DENY_REASONS ? reason : OTHER_REASONS
+        reasons.set(key, (reasons.get(key) ?? 0) + n)
+      }
+    },
+    read(): AuditCounts {
+      return { rows: [...groups.values()].map((g) => ({ ...g })), denyReasons: topReasons(reasons) }
+    },
+  }
 }
 
 function memoryApprovals(check: () => void): ApprovalStore {
@@ -233,7 +254,8 @@ function memoryNonces(check: () => void): NonceStore {
   return {
     async use(nonce, expiresAt, now = new Date().toISOString()) {
       check()
-      // Forget what can no longer be replayed: its signature is refused as too old anyway.
+      // Forget what can no longer be replayed: the caller's `expiresAt` is past the last moment
+      // its signature could verify.
       for (const [n, until] of used) if (until < now) used.delete(n)
       if (used.has(nonce)) return false
       used.set(nonce, expiresAt)

@@ -137,7 +137,8 @@ export function sqliteNonces(db: Database): NonceStore {
   return {
     async use(nonce, expiresAt, now = new Date().toISOString()) {
       return storeCall('approval_store_unavailable', () => {
-        // Forget what can no longer be replayed: its signature is refused as too old anyway.
+        // Forget what can no longer be replayed: the caller's `expiresAt` is past the last moment
+        // its signature could verify.
         db.prepare('DELETE FROM used_nonces WHERE expires_at < ?').run(now)
         // The primary key makes the first use win; every later use is a replay.
         return (

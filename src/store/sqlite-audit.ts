@@ -8,6 +8,7 @@ import {
   type AuditEventInput,
   type StoredEvent,
 } from '../domain/audit-event.js'
+import { MAX_DENY_REASONS, MAX_GROUPS, OTHER_NAMES, OTHER_REASONS, TOP_REASONS } from './counts.js'
 import { StoreError, storeCall } from './errors.js'
 import type { WriterReply, WriterRequest, WriterRow } from './sqlite-writer.js'
 import { queryLimit } from './query.js'
@@ -171,18 +172,54 @@ function writerRow(e: AuditEventInput, encoded: string): WriterRow {
   ]
 }
 
+/** The `/stats` counters: two small tables the writer keeps (counts.ts), never the log itself. */
 function counts(db: Database): AuditCounts {
   const rows = db
-    .prepare(
-      `SELECT type, decision, agent_id, tool, risk_level, count(*) AS n FROM audit_events GROUP BY 1, 2, 3, 4, 5`,
+    .prepare<[], AuditCounts['rows'][number]>(
+      'SELECT type, decision, agent_id, tool, risk_level, n FROM audit_counts',
     )
-    .all() as AuditCounts['rows']
+    .all()
   const denyReasons = db
-    .prepare(
-      `SELECT reason, count(*) AS n FROM audit_events WHERE decision = 'deny' GROUP BY reason ORDER BY n DESC LIMIT 10`,
+    .prepare<[number], { reason: string; n: number }>(
+      'SELECT reason, n FROM audit_deny_reasons ORDER BY n DESC, reason LIMIT ?',
     )
-    .all() as { reason: string; n: number }[]
+    .all(TOP_REASONS)
   return { rows, denyReasons }
+}
+
+/**
+ * A log written before the counters existed gets them once, at open, from one pass over the log:
+ * the largest groups and reasons by name, the rest counted together as the writer would. Inside
+ * an IMMEDIATE transaction, so no append (of any process) falls between the check and the fill.
+ */
+export function backfillCounts(db: Database): void {
+  db.transaction(() => {
+    if (db.prepare('SELECT 1 FROM audit_counts LIMIT 1').get()) return
+    if (!db.prepare('SELECT 1 FROM audit_events LIMIT 1').get()) return
+    // Ranked by size, the largest groups and reasons keep their names (as many as the writer
+    // would keep); the rest are summed under the names the writer lumps them into.
+    db.prepare(
+      `WITH counted AS (
+         SELECT type, decision, agent_id, tool, risk_level, count(*) AS n,
+                row_number() OVER (ORDER BY count(*) DESC) AS rank
+         FROM audit_events GROUP BY 1, 2, 3, 4, 5)
+       INSERT INTO audit_counts (type, decision, agent_id, tool, risk_level, n)
+       SELECT type, decision, agent_id, tool, risk_level, sum(n) FROM (
+         SELECT type, decision, risk_level, n,
+                iif(rank < @max, agent_id, @other) AS agent_id,
+                iif(rank < @max, tool, @other) AS tool
+         FROM counted)
+       GROUP BY 1, 2, 3, 4, 5`,
+    ).run({ max: MAX_GROUPS, other: OTHER_NAMES })
+    db.prepare(
+      `WITH counted AS (
+         SELECT reason, count(*) AS n, row_number() OVER (ORDER BY count(*) DESC) AS rank
+         FROM audit_events WHERE decision = 'deny' GROUP BY reason)
+       INSERT INTO audit_deny_reasons (reason, n)
+       SELECT reason, sum(n) FROM (SELECT iif(rank < @max, reason, @other) AS reason, n FROM counted)
+       GROUP BY 1`,
+    ).run({ max: MAX_DENY_REASONS, other: OTHER_REASONS })
+  }).immediate()
 }
 
 const FILTERS: [keyof AuditQuery, string][] = [

@@ -6,6 +6,14 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import Database from 'better-sqlite3'
 import { GENESIS_HASH, seal } from '../domain/audit-event.js'
+import {
+  batchCounts,
+  lumped,
+  MAX_DENY_REASONS,
+  MAX_GROUPS,
+  OTHER_REASONS,
+  type CountGroup,
+} from './counts.js'
 
 /** One event to append: its index columns, then its JSON text from `encodeInput`. */
 export type WriterRow = [
@@ -44,6 +52,7 @@ export function openWriter(
     `INSERT INTO audit_events (seq, id, type, timestamp, request_id, agent_id, tool, session_id, decision, code, reason, risk_level, body, hash)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   )
+  const count = counters(db)
   const write = db.transaction((rows: WriterRow[]) => {
     // Reading the head inside the IMMEDIATE transaction keeps one chain across processes.
     const last = head.get()
@@ -56,9 +65,54 @@ export function openWriter(
       prev = hash
       return hash
     })
+    // INVARIANT: the counters change in the transaction that appends, so they always agree.
+    count(rows)
     return { ok: true as const, firstSeq, prevHash, hashes }
   })
   return (rows) => write.immediate(rows)
+}
+
+/** Add a batch to the `/stats` counters (counts.ts), within the caller's transaction. */
+function counters(db: Database.Database): (rows: WriterRow[]) => void {
+  const bump = db.prepare<CountGroup>(
+    `UPDATE audit_counts SET n = n + @n
+     WHERE type = @type AND decision = @decision AND agent_id = @agent_id AND tool = @tool AND risk_level = @risk_level`,
+  )
+  const upsert = db.prepare<CountGroup>(
+    `INSERT INTO audit_counts (type, decision, agent_id, tool, risk_level, n)
+     VALUES (@type, @decision, @agent_id, @tool, @risk_level, @n)
+     ON CONFLICT (type, decision, agent_id, tool, risk_level) DO UPDATE SET n = n + excluded.n`,
+  )
+  const groups = db.prepare<[], number>('SELECT count(*) FROM audit_counts').pluck()
+  const bumpReason = db.prepare<[number, string]>(
+    'UPDATE audit_deny_reasons SET n = n + ? WHERE reason = ?',
+  )
+  const upsertReason = db.prepare<[string, number]>(
+    `INSERT INTO audit_deny_reasons (reason, n) VALUES (?, ?)
+     ON CONFLICT (reason) DO UPDATE SET n = n + excluded.n`,
+  )
+  const reasons = db.prepare<[], number>('SELECT count(*) FROM audit_deny_reasons').pluck()
+  return (rows) => {
+    const batch = batchCounts(
+      rows.map((r) => ({
+        type: r[1],
+        agent_id: r[4],
+        tool: r[5],
+        decision: r[7],
+        reason: r[9],
+        risk_level: r[10],
+      })),
+    )
+    for (const g of batch.groups) {
+      if (bump.run(g).changes === 1) continue
+      upsert.run((groups.get() ?? 0) < MAX_GROUPS ? g : lumped(g))
+    }
+    for (const [reason, n] of batch.reasons) {
+      if (bumpReason.run(n, reason).changes === 1) continue
+      const kept = (reasons.get() ?? 0) < MAX_DENY_REASONS
+      upsertReason.run(kept ? reason : OTHER_REASONS, n)
+    }
+  }
 }
 
 if (parentPort && workerData?.warden === 'audit-writer') {

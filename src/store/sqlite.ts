@@ -1,8 +1,9 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
+import { MAX_SIGNED_AGE_SECONDS, NONCE_MARGIN_SECONDS } from '../domain/config.js'
 import { sqliteApprovals, sqliteNonces } from './sqlite-approvals.js'
-import { sqliteAuditLog } from './sqlite-audit.js'
+import { backfillCounts, sqliteAuditLog } from './sqlite-audit.js'
 import type { Stores } from './types.js'
 
 const SCHEMA = `
@@ -25,6 +26,20 @@ CREATE TABLE IF NOT EXISTS audit_events (
 CREATE INDEX IF NOT EXISTS audit_agent ON audit_events(agent_id, seq);
 CREATE INDEX IF NOT EXISTS audit_session ON audit_events(session_id, seq);
 CREATE INDEX IF NOT EXISTS audit_request ON audit_events(request_id);
+-- The /stats counters (counts.ts), upserted by the writer in each append's transaction.
+CREATE TABLE IF NOT EXISTS audit_counts (
+  type TEXT NOT NULL,
+  decision TEXT NOT NULL,
+  agent_id TEXT NOT NULL,
+  tool TEXT NOT NULL,
+  risk_level TEXT NOT NULL,
+  n INTEGER NOT NULL,
+  PRIMARY KEY (type, decision, agent_id, tool, risk_level)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_deny_reasons (
+  reason TEXT PRIMARY KEY,
+  n INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS approvals (
   id TEXT PRIMARY KEY,
   status TEXT NOT NULL CHECK (status IN ('pending','approved','denied','expired')),
@@ -47,18 +62,24 @@ CREATE TABLE IF NOT EXISTS used_nonces (
 `
 
 /**
- * Nonces were once kept forever, without `expires_at`. Such a nonce came with a signature at
- * most an hour old (the longest link TTL and callback age) plus a minute of clock skew, so it
- * can be forgotten that long after its use.
+ * Nonces were once kept forever, without `expires_at`. Such a nonce came with a signature at most
+ * `MAX_SIGNED_AGE_SECONDS` old, so it is kept that long after its use, plus the margin every nonce
+ * gets. One transaction, and rows left with no expiry (`''`, which sorts before any time and
+ * would be purged on the next use) are given it too, so an interrupted upgrade cannot forget them.
  */
 function migrate(db: Database.Database): void {
-  const columns = db.prepare('PRAGMA table_info(used_nonces)').all() as { name: string }[]
-  if (!columns.some((c) => c.name === 'expires_at')) {
-    db.exec(`ALTER TABLE used_nonces ADD COLUMN expires_at TEXT NOT NULL DEFAULT ''`)
-    db.exec(
-      `UPDATE used_nonces SET expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', used_at, '+3660 seconds')`,
-    )
-  }
+  const keep = `+${MAX_SIGNED_AGE_SECONDS + NONCE_MARGIN_SECONDS} seconds`
+  db.transaction(() => {
+    const columns = db.prepare('PRAGMA table_info(used_nonces)').all() as { name: string }[]
+    if (!columns.some((c) => c.name === 'expires_at'))
+      db.exec(`ALTER TABLE used_nonces ADD COLUMN expires_at TEXT NOT NULL DEFAULT ''`)
+    // A `used_at` that is not a time cannot be dated: such a nonce is kept for good.
+    db.prepare(
+      `UPDATE used_nonces
+       SET expires_at = coalesce(strftime('%Y-%m-%dT%H:%M:%fZ', used_at, ?), '9999-12-31T23:59:59.999Z')
+       WHERE expires_at = ''`,
+    ).run(keep)
+  }).immediate()
   db.exec('CREATE INDEX IF NOT EXISTS used_nonces_expiry ON used_nonces(expires_at)')
 }
 
@@ -77,6 +98,7 @@ export function sqliteStores(path: string): Stores {
   db.pragma('busy_timeout = 5000')
   db.exec(SCHEMA)
   migrate(db)
+  backfillCounts(db)
   const audit = sqliteAuditLog(db, path)
   return {
     kind: 'sqlite',

@@ -138,8 +138,9 @@ export interface ApprovalStore {
  */
 export interface NonceStore {
   /**
-   * Mark `nonce` used until `expiresAt` (when the signature it came with would be refused as too
-   * old anyway); false when it was used before. Nonces expired by `now` are forgotten.
+   * Mark `nonce` used until `expiresAt` (chosen by the caller past the last moment the signature
+   * it came with can verify, with a margin for rounding and clock skew); false when it was used
+   * before. Nonces expired by `now` are forgotten.
    */
   use(nonce: string, expiresAt: string, now?: string): Promise<boolean>
 }

@@ -1,13 +1,20 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import { verifyChain } from '../../src/audit/verify.js'
 import {
   chainHash,
   GENESIS_HASH,
   parseStored,
+  type AuditEventInput,
   type StoredEvent,
 } from '../../src/domain/audit-event.js'
+import { MAX_DENY_REASONS, MAX_GROUPS } from '../../src/store/counts.js'
+import { sqliteStores } from '../../src/store/sqlite.js'
 import { StoreError } from '../../src/store/errors.js'
-import type { Stores } from '../../src/store/types.js'
+import type { AuditCounts, Stores } from '../../src/store/types.js'
 import { auditInput, BACKENDS } from './backends.js'
 
 describe.each(BACKENDS)('audit log contract: %s', (_name, open) => {
@@ -151,6 +158,45 @@ describe.each(BACKENDS)('audit log contract: %s', (_name, open) => {
     expect(counts.denyReasons.slice(1).every((r) => r.n === 1)).toBe(true)
   })
 
+  it('keeps counts equal to a GROUP BY of every event appended, however appends interleave', async () => {
+    stores = await open()
+    const events = mixedEvents(120)
+    await Promise.all(
+      Array.from({ length: 12 }, (_, i) => stores.audit.append(events.slice(i * 10, i * 10 + 10))),
+    )
+    expect(sorted(await stores.audit.counts())).toEqual(groupBy(events))
+  })
+
+  it('bounds deny reasons: past the cap new ones are counted together, known ones still by name', async () => {
+    stores = await open()
+    const deny = (reason: string) => auditInput({ decision: 'deny', reason })
+    await stores.audit.append(Array.from({ length: 100 }, () => deny('frequent')))
+    // One name is taken by `frequent`: 999 more keep their names, the last 201 do not.
+    await stores.audit.append(
+      Array.from({ length: MAX_DENY_REASONS + 200 }, (_, i) => deny(`reason ${i}`)),
+    )
+    await stores.audit.append(Array.from({ length: 3 }, () => deny('reason 5')))
+    const { denyReasons } = await stores.audit.counts()
+    expect(denyReasons.slice(0, 3)).toEqual([
+      { reason: '(other reasons)', n: 201 },
+      { reason: 'frequent', n: 100 },
+      { reason: 'reason 5', n: 4 },
+    ])
+    expect(denyReasons).toHaveLength(10)
+  })
+
+  it('bounds groups: past the cap new agent and tool names are counted as (unknown)', async () => {
+    stores = await open()
+    await stores.audit.append([auditInput()])
+    const made = (i: number) => auditInput({ decision: 'deny', agent_id: `made-up-${i}` })
+    await stores.audit.append(Array.from({ length: MAX_GROUPS + 49 }, (_, i) => made(i)))
+    const { rows } = await stores.audit.counts()
+    expect(rows).toHaveLength(MAX_GROUPS + 1)
+    expect(rows.reduce((sum, r) => sum + r.n, 0)).toBe(MAX_GROUPS + 50)
+    expect(rows.find((r) => r.agent_id === '(unknown)')).toMatchObject({ tool: '(unknown)', n: 50 })
+    expect(rows.find((r) => r.agent_id === 'support-agent')).toMatchObject({ n: 1 })
+  })
+
   it('reports health, and after close fails every call with audit_unavailable', async () => {
     stores = await open()
     await stores.audit.append([auditInput()])
@@ -177,3 +223,92 @@ async function rowsOf(stores: Stores, seqs: number[]): Promise<StoredEvent[]> {
   const all = await stores.audit.queryStored({ order: 'asc' })
   return all.filter((r) => seqs.includes(parseStored(r).seq))
 }
+
+/** Events over a few types, decisions, agents, tools, risk levels and reasons. */
+function mixedEvents(n: number): AuditEventInput[] {
+  const pick = <T>(xs: readonly T[], i: number) => xs[i % xs.length]!
+  return Array.from({ length: n }, (_, i) => {
+    const decision = pick(['allow', 'deny', 'approval_required', 'deny'] as const, i)
+    return auditInput({
+      type:
+        decision === 'deny'
+          ? pick(['tool_call_denied', 'rate_limit_exceeded'] as const, i >> 1)
+          : 'tool_call_allowed',
+      decision,
+      agent_id: pick(['a', 'b', 'c'], i),
+      tool: pick(['t1', 't2', 't3', 't4', 't5'], i),
+      risk: { score: 1, level: pick(['low', 'medium', 'high', 'critical', 'low'], i * 7) },
+      reason: pick(['r1', 'r2', 'r2', 'r3', 'r3', 'r3', 'r4'], i),
+    })
+  })
+}
+
+/** What `counts()` should say, computed from the events themselves. */
+function groupBy(events: AuditEventInput[]): AuditCounts {
+  const rows = new Map<string, number>()
+  const reasons = new Map<string, number>()
+  for (const e of events) {
+    const key = [e.type, e.decision, e.agent_id, e.tool, e.risk.level].join(' ')
+    rows.set(key, (rows.get(key) ?? 0) + 1)
+    if (e.decision === 'deny') reasons.set(e.reason, (reasons.get(e.reason) ?? 0) + 1)
+  }
+  return {
+    rows: [...rows]
+      .map(([key, n]) => {
+        const [type, decision, agent_id, tool, risk_level] = key.split(' ') as string[]
+        return {
+          type: type!,
+          decision: decision!,
+          agent_id: agent_id!,
+          tool: tool!,
+          risk_level: risk_level!,
+          n,
+        }
+      })
+      .sort(byKey),
+    denyReasons: [...reasons]
+      .map(([reason, n]) => ({ reason, n }))
+      .sort((a, b) => b.n - a.n || a.reason.localeCompare(b.reason))
+      .slice(0, 10),
+  }
+}
+
+const byKey = (a: AuditCounts['rows'][number], b: AuditCounts['rows'][number]) => {
+  const ka = JSON.stringify(Object.values(a))
+  const kb = JSON.stringify(Object.values(b))
+  return ka < kb ? -1 : ka > kb ? 1 : 0
+}
+const sorted = (c: AuditCounts): AuditCounts => ({ ...c, rows: [...c.rows].sort(byKey) })
+
+describe('sqlite counts across restarts', () => {
+  let dir: string
+  afterEach(() => rmSync(dir, { recursive: true, force: true }))
+
+  it('are the same after reopening the file, and are rebuilt once for a log without them', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'warden-counts-'))
+    const path = join(dir, 'warden.db')
+    const events = mixedEvents(60)
+    let stores = sqliteStores(path)
+    await stores.audit.append(events.slice(0, 30))
+    await stores.close()
+    stores = sqliteStores(path)
+    await stores.audit.append(events.slice(30))
+    expect(sorted(await stores.audit.counts())).toEqual(groupBy(events))
+    await stores.close()
+    // A log written before the counters existed: the tables are empty, the events are there.
+    const raw = new Database(path)
+    raw.exec('DELETE FROM audit_counts; DELETE FROM audit_deny_reasons')
+    raw.close()
+    stores = sqliteStores(path)
+    try {
+      expect(sorted(await stores.audit.counts())).toEqual(groupBy(events))
+      await stores.audit.append([auditInput({ decision: 'deny', reason: 'r1' })])
+      const after = await stores.audit.counts()
+      expect(after.denyReasons.find((r) => r.reason === 'r1')!.n).toBe(
+        groupBy(events).denyReasons.find((r) => r.reason === 'r1')!.n + 1,
+      )
+    } finally {
+      await stores.close()
+    }
+  })
+})

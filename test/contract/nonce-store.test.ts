@@ -30,9 +30,10 @@ describe.each(BACKENDS)('nonce store contract: %s', (_name, open) => {
   it('remembers a nonce until it expires, then forgets it', async () => {
     stores = await open()
     expect(await stores.nonces.use('apr-1:n1', EXPIRES, T0)).toBe(true)
-    // At the expiry instant a link is still valid, so the nonce is still remembered.
+    // At the expiry instant the nonce is still remembered.
     expect(await stores.nonces.use('apr-1:n1', LATER, EXPIRES)).toBe(false)
-    // Past it the signature is refused anyway: the nonce is purged, not kept forever.
+    // Past it, it is purged, not kept forever. (The caller's `expiresAt` includes a margin past
+    // the last moment the signature can verify: test/notify.test.ts checks replays there.)
     expect(await stores.nonces.use('apr-1:n1', '2030-01-01T00:20:00.000Z', LATER)).toBe(true)
   })
 
