@@ -1,3 +1,4 @@
+import { LAYER_NAMES } from '../src/domain/types.js'
 /**
  * The audit store alone: N calls, each appending the gateway's two events for an allowed call
  * (decision, then execution), C calls at a time. Prints calls/s and CPU µs per call.
@@ -18,19 +19,7 @@ const concurrency = Number(process.argv[3] ?? 50)
 const dir = mkdtempSync(join(tmpdir(), 'warden-store-bench-'))
 const stores = sqliteStores(join(dir, 'audit.db'))
 
-const LAYERS = [
-  'identity',
-  'tool_allowlist',
-  'policy',
-  'rate_limit',
-  'params',
-  'injection',
-  'taint',
-  'guards',
-  'approval',
-  'sequence',
-] as const
-const checks = LAYERS.map((layer) => ({
+const checks = LAYER_NAMES.map((layer) => ({
   layer,
   outcome: 'pass' as const,
   reason: 'ok',

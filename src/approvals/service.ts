@@ -1,10 +1,11 @@
 import type { AuditEventInput } from '../domain/audit-event.js'
 import { NONCE_MARGIN_SECONDS, type ApproverConfig } from '../domain/config.js'
 import { maskPii } from '../detect/pii.js'
-import { WardenError, type ErrorCode } from '../domain/errors.js'
+import type { ErrorCode } from '../domain/errors.js'
 import { timeOrderedId } from '../domain/ids.js'
 import {
   approvalSettled,
+  notRecorded as notRecordedAs,
   refused,
   unavailable,
   type CallOutcome,
@@ -202,12 +203,11 @@ export class Approvals {
 
   /** The audit log could not take a record: the store's own code, nothing taken. */
   private notRecorded(err: unknown, requestId: string, message?: string): Unavailable {
-    const code: ErrorCode = err instanceof WardenError ? err.code : 'audit_unavailable'
-    if (!(err instanceof WardenError)) this.host.onError(err, 'store')
-    return unavailable(
-      code,
+    return notRecordedAs(
+      err,
       message ?? 'the decision could not be recorded; the call was not executed',
       requestId,
+      (e) => this.host.onError(e, 'store'),
     )
   }
 

@@ -1,4 +1,4 @@
-import type { ErrorCode } from './errors.js'
+import { WardenError, type ErrorCode } from './errors.js'
 import type { Decision } from './types.js'
 
 /**
@@ -59,6 +59,21 @@ export function unavailable(code: ErrorCode, message: string, requestId?: string
   return requestId === undefined
     ? { kind: 'unavailable', code, message }
     : { kind: 'unavailable', code, message, requestId }
+}
+
+/**
+ * The audit log could not take a record: the store's own code (a `StoreError`), else
+ * `audit_unavailable`. An error that is not ours is a surprise, told to `onUnexpected`.
+ */
+export function notRecorded(
+  err: unknown,
+  message: string,
+  requestId: string,
+  onUnexpected?: (err: unknown) => void,
+): Unavailable {
+  if (err instanceof WardenError) return unavailable(err.code, message, requestId)
+  onUnexpected?.(err)
+  return unavailable('audit_unavailable', message, requestId)
 }
 
 /**

@@ -3,7 +3,7 @@ import type { Approvals } from '../approvals/service.js'
 import { decisionEvent, rejectionEvent } from '../audit/events.js'
 import type { Recorder } from '../audit/recorder.js'
 import { WardenError, type ErrorCode } from '../domain/errors.js'
-import type { CallOutcome } from '../domain/outcome.js'
+import { notRecorded, type CallOutcome } from '../domain/outcome.js'
 import type { Decision, ToolCall } from '../domain/types.js'
 import type { ToolRunner } from '../executors/tool-runner.js'
 import type { Pipeline } from '../pipeline/runner.js'
@@ -116,9 +116,8 @@ export class Gateway {
     decision: Decision,
     message = 'the decision could not be recorded; the call was not executed',
   ): CallOutcome {
-    const code: ErrorCode = err instanceof WardenError ? err.code : 'audit_unavailable'
-    if (!(err instanceof WardenError)) this.deps.onError?.(err, 'store')
-    return { kind: 'unavailable', code, message, requestId, decision }
+    const failure = notRecorded(err, message, requestId, (e) => this.deps.onError?.(e, 'store'))
+    return { ...failure, decision }
   }
 
   /**

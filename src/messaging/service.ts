@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import type { AuditEventInput } from '../domain/audit-event.js'
 import { maskPii } from '../detect/pii.js'
-import { WardenError, type ErrorCode } from '../domain/errors.js'
+import { WardenError } from '../domain/errors.js'
 import { timeOrderedId } from '../domain/ids.js'
-import { refused, unavailable, type Failure } from '../domain/outcome.js'
+import { notRecorded as notRecordedAs, refused, type Failure } from '../domain/outcome.js'
 import type { Recorder } from '../audit/recorder.js'
 import type { Decision, ToolCall } from '../domain/types.js'
 import { MESSAGE_TOOL } from '../pipeline/layers/message-edge.js'
@@ -136,9 +136,8 @@ export async function sendMessage(
   }
 
   function notRecorded(err: unknown): MessageOutcome {
-    const code: ErrorCode = err instanceof WardenError ? err.code : 'audit_unavailable'
-    if (!(err instanceof WardenError)) deps.onError?.(err, 'store')
-    return unavailable(code, 'the message could not be recorded; it was not delivered', requestId)
+    const message = 'the message could not be recorded; it was not delivered'
+    return notRecordedAs(err, message, requestId, (e) => deps.onError?.(e, 'store'))
   }
 }
 
