@@ -18,6 +18,10 @@ export function checkReferences(config: WardenConfig): Problem[] {
     'tool name',
     problems,
   )
+  lookAlikes(
+    config.tools.map((t) => t.name),
+    problems,
+  )
   unique(
     config.policy.rules.map((r) => r.id),
     ['policy', 'rules'],
@@ -159,5 +163,36 @@ function unique(values: string[], path: PropertyKey[], what: string, problems: P
   values.forEach((v, i) => {
     if (seen.has(v)) problems.push({ path: [...path, i], message: `duplicate ${what} \`${v}\`` })
     seen.add(v)
+  })
+}
+
+/**
+ * A tool name reduced to how it reads: lower case, and the ASCII confusables of Unicode TR39
+ * (`0`/`o`, `1`/`l`/`i`/`|`, `rn`/`m`, `vv`/`w`, `cl`/`d`) folded together. Two names with one
+ * skeleton are look-alikes an approver or a model can mistake for each other.
+ */
+function toolNameSkeleton(name: string): string {
+  return name
+    .toLowerCase()
+    .replace(/0/g, 'o')
+    .replace(/[1i|]/g, 'l')
+    .replace(/rn/g, 'm')
+    .replace(/vv/g, 'w')
+    .replace(/cl/g, 'd')
+}
+
+// INVARIANT: no two configured tools share a skeleton, so a look-alike (`lssue_refund`,
+// `Issue_Refund`, `lookup_0rder`) can never be registered next to the real tool.
+function lookAlikes(names: string[], problems: Problem[]): void {
+  const seen = new Map<string, string>()
+  names.forEach((name, i) => {
+    const skeleton = toolNameSkeleton(name)
+    const other = seen.get(skeleton)
+    if (other !== undefined && other !== name)
+      problems.push({
+        path: ['tools', i, 'name'],
+        message: `tool name \`${name}\` looks like \`${other}\``,
+      })
+    if (other === undefined) seen.set(skeleton, name)
   })
 }

@@ -55,7 +55,12 @@ function fillTemplate(
     delete rest[name]
     if (value === undefined)
       throw new ToolFailure('error', `URL placeholder \`${name}\` has no parameter`)
-    return encodeURIComponent(String(value))
+    const encoded = encodeURIComponent(String(value))
+    // `encodeURIComponent` leaves dots alone, and URL parsing resolves `.` and `..` segments:
+    // `/orders/{order_id}/refunds` with `..` would call `/refunds`. Refused before any request.
+    if (encoded === '.' || encoded === '..')
+      throw new ToolFailure('error', `URL placeholder \`${name}\` may not be \`${encoded}\``)
+    return encoded
   })
   return { url: new URL(filled), rest }
 }
