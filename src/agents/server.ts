@@ -1,7 +1,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
 import { z } from 'zod'
 import { errorBody, statusOf, type ErrorCode } from '../domain/errors.js'
-import { catalogCodeOf, replyNotFound } from '../http/errors.js'
+import { catalogCodeOf, replyFrameworkError, replyNotFound } from '../http/errors.js'
 import { parseBody } from '../http/schemas.js'
 import { timeOrderedId } from '../domain/ids.js'
 import { installHostGuard } from '../http/host-guard.js'
@@ -98,6 +98,7 @@ export async function buildAgentApi(opts: AgentApiOptions): Promise<FastifyInsta
     genReqId: () => timeOrderedId(),
     requestIdHeader: false,
     bodyLimit: 65_536,
+    frameworkErrors: replyFrameworkError,
   })
   // Whoever reaches this API drives agents with their keys: no other site's page, no rebound name.
   installHostGuard(app, opts.publicOrigins)

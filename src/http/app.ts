@@ -14,7 +14,7 @@ import type { CallOutcome } from '../domain/outcome.js'
 import type { Gateway } from '../gateway/service.js'
 import type { Messenger } from '../messaging/service.js'
 import type { Stores } from '../store/types.js'
-import { catalogCodeOf, replyNotFound } from './errors.js'
+import { catalogCodeOf, replyFrameworkError, replyNotFound } from './errors.js'
 import { TOKEN_PROTOCOL } from './guards.js'
 import { Metrics } from './metrics.js'
 import { registerOpenApi } from './openapi.js'
@@ -71,6 +71,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     requestIdHeader: false,
     // Decisions are logged and audited by the gateway; per-request access logs would double them.
     logController: new LogController({ disableRequestLogging: true }),
+    frameworkErrors: replyFrameworkError,
   })
   await app.register(websocket, {
     options: {

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { errorBody, WardenError, type ErrorCode } from '../domain/errors.js'
+import { errorBody, statusOf, WardenError, type ErrorCode } from '../domain/errors.js'
 
 /** Fastify's own errors that have a code of their own in the catalog. */
 const FASTIFY_ERRORS: Readonly<Record<string, ErrorCode>> = {
@@ -27,4 +27,17 @@ export function replyNotFound(req: FastifyRequest, reply: FastifyReply): Fastify
   return reply
     .code(404)
     .send(errorBody('not_found', `no route ${req.method} ${req.url.split('?')[0]}`, req.id))
+}
+
+/**
+ * Fastify's `frameworkErrors` hook, for errors raised before routing (a URL that is not valid
+ * percent-encoding, a bad Content-Type header): the catalog's JSON body instead of Fastify's own.
+ */
+export function replyFrameworkError(
+  err: FastifyError,
+  req: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply {
+  const code = catalogCodeOf(err)
+  return reply.code(statusOf(code)).send(errorBody(code, err.message, req.id))
 }

@@ -43,31 +43,35 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (
     return timeline(events.reverse())
   })
 
-  app.get(
-    '/ws/events',
-    {
-      websocket: true,
-      // Browsers send an Origin: only pages from an allowed origin may open the stream (another
-      // site cannot read it through a visitor's browser). Clients without one are not browsers.
-      preValidation: async (req, reply) => {
-        const origin = req.headers.origin
-        if (server.read_access === 'approver') {
-          const protocol = subprotocolToken(req.headers['sec-websocket-protocol'])
-          requireApprover(runtime, req.headers.authorization ?? protocol)
-        }
-        if (origin !== undefined && !allowedOrigins.has(originOf(origin)))
-          return reply
-            .code(403)
-            .send(
-              errorBody(
-                'origin_not_allowed',
-                `origin ${origin} may not open the event stream`,
-                req.id,
-              ),
-            )
-      },
+  app.route({
+    method: 'GET',
+    url: '/ws/events',
+    schema: { hide: true },
+    // A plain GET (no upgrade) gets the catalog's JSON 404, not an empty one.
+    handler: async (req, reply) =>
+      reply
+        .code(404)
+        .send(errorBody('not_found', 'GET /ws/events is a WebSocket: send an upgrade', req.id)),
+    // Browsers send an Origin: only pages from an allowed origin may open the stream (another
+    // site cannot read it through a visitor's browser). Clients without one are not browsers.
+    preValidation: async (req, reply) => {
+      const origin = req.headers.origin
+      if (server.read_access === 'approver') {
+        const protocol = subprotocolToken(req.headers['sec-websocket-protocol'])
+        requireApprover(runtime, req.headers.authorization ?? protocol)
+      }
+      if (origin !== undefined && !allowedOrigins.has(originOf(origin)))
+        return reply
+          .code(403)
+          .send(
+            errorBody(
+              'origin_not_allowed',
+              `origin ${origin} may not open the event stream`,
+              req.id,
+            ),
+          )
     },
-    (socket, req) => {
+    wsHandler: (socket, req) => {
       const raw = Number(parseQuery(streamQuery, req.query).last_seq)
       const lastSeq = Number.isSafeInteger(raw) && raw >= 0 ? raw : null
       streamEvents(socket, { audit, bus, lastSeq }).catch((err: unknown) => {
@@ -75,7 +79,7 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (
         socket.close(1011, 'catch-up failed')
       })
     },
-  )
+  })
 }
 
 /** `limit` as asked, when it is a whole number from 1 (at most 1000); else the default. */
