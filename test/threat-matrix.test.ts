@@ -590,11 +590,28 @@ interface GeneratedCall {
   tool: [string, Record<string, unknown>]
   userInput: string | undefined
 }
-const call: fc.Arbitrary<GeneratedCall> = fc.record({
-  agent: fc.constantFrom(...AGENTS),
-  tool: toolAndParams,
-  userInput: fc.option(fc.constantFrom('please refund 250 dollars', 'hello'), { nil: undefined }),
-})
+/** Agents that may call each tool: they are drawn more often, so calls get past the allowlist. */
+const CALLERS: Record<string, string[]> = {
+  search_knowledge_base: ['support-agent', 'refund-agent'],
+  create_support_ticket: ['support-agent'],
+  lookup_order: ['support-agent', 'refund-agent', 'admin-agent'],
+  issue_refund: ['refund-agent'],
+  get_system_health: ['admin-agent'],
+  restart_service: ['admin-agent'],
+  export_customer_data: ['admin-agent'],
+}
+const call: fc.Arbitrary<GeneratedCall> = toolAndParams.chain((tool) =>
+  fc.record({
+    agent: fc.oneof(
+      { weight: 3, arbitrary: fc.constantFrom(...CALLERS[tool[0]]!) },
+      { weight: 1, arbitrary: fc.constantFrom(...AGENTS) },
+    ),
+    tool: fc.constant(tool),
+    userInput: fc.option(fc.constantFrom('please refund 250 dollars', 'hello'), {
+      nil: undefined,
+    }),
+  }),
+)
 
 function tightened(base: WardenConfig, changes: Tightening[]): WardenConfig {
   const config = structuredClone(base) as WardenConfig
