@@ -21,7 +21,7 @@ import type { Decision, ToolCall } from '../src/domain/types.js'
 import { pipeline, type Pipeline } from '../src/pipeline/runner.js'
 import { buildRuntime } from '../src/pipeline/runtime.js'
 import { openState } from '../src/state/index.js'
-import { DEMO_CONFIG, execute, keyOf, startWarden } from './helpers.js'
+import { APPROVER, approve, DEMO_CONFIG, execute, keyOf, startWarden } from './helpers.js'
 
 type Started = Awaited<ReturnType<typeof startWarden>>
 
@@ -406,6 +406,39 @@ describe('threat matrix: audit evidence (U6, P3, U10)', () => {
         expect(typeof e.latency_ms, where).toBe('number')
       }
     }
+  })
+})
+
+describe('threat matrix: what the approver sees is what runs (R16)', () => {
+  let w: Started
+  beforeAll(async () => {
+    w = await startWarden()
+  })
+  afterAll(async () => {
+    await w.close()
+  })
+
+  it('R16: hidden characters reach the approver as they are, and the shown args hash is the executed one', async () => {
+    const reason = 'dam\u200baged \u202egnp.exe \u00adparcel'
+    const held = await execute(w, 'refund-agent', 'issue_refund', {
+      order_id: 'ORD-1003', // balance 899
+      amount: 200,
+      reason,
+    })
+    expect(held.statusCode).toBe(202)
+    const { approval_id: id, args_hash: hash, request_id: requestId } = held.json()
+    const pending = await w.app.inject({
+      method: 'GET',
+      url: '/gateway/pending-approvals',
+      headers: { authorization: `Bearer ${APPROVER}` },
+    })
+    expect(pending.statusCode).toBe(200)
+    const shown = pending.json().approvals.find((a: { id: string }) => a.id === id)
+    expect(shown).toMatchObject({ args_hash: hash, params: { reason } })
+    expect((await approve(w, id)).statusCode).toBe(200)
+    const executed = await w.stores.audit.query({ type: 'tool_call_executed', limit: 5 })
+    const run = executed.filter((e) => e.request_id === requestId)
+    expect(run.map((e) => [e.args_hash, e.outcome])).toEqual([[hash, 'ok']])
   })
 })
 
