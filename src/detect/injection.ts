@@ -1,5 +1,6 @@
 import { predictFolded, shippedModel } from './ngram-model.js'
 import { normalizeForMatch, squeeze, type NormalizedText } from './normalize.js'
+import { OVERRIDE_PHRASES } from './phrases.js'
 
 /**
  * Prompt-injection detector: normalization, multilingual phrase patterns and a small n-gram
@@ -42,25 +43,8 @@ const PATTERNS: Pattern[] = [
     'squeezed',
     /(ignore|disregard|forget)(all|the|any|your)?(previous|prior|above|earlier)(instructions|prompts|rules)/,
   ),
-  P(
-    'instruction_override',
-    0.9,
-    'plain',
-    /(ignorier|vergiss|vergessen sie|missachte).{0,40}(anweisung|instruktion|regeln|vorgaben|befehle|alles)/,
-  ),
-  P(
-    'instruction_override',
-    0.9,
-    'plain',
-    /(ignora|olvida|omite|ignore[rz]?|oublie[rz]?|dimentica|esque[çc]a).{0,40}(instrucciones|indicaciones|reglas|instructions|consignes|r[eè]gles|istruzioni|regole|instru[çc][õo]es|regras)/,
-  ),
-  P('instruction_override', 0.9, 'plain', /(忽略|无视|忘记|忘掉).{0,20}(指令|指示|说明|规则|提示)/),
-  P(
-    'instruction_override',
-    0.9,
-    'plain',
-    /(игнорируй|проигнорируй|забудь|игнорировать).{0,40}(инструкци|указани|правил)/,
-  ),
+  // The same in other languages (src/detect/phrases.ts), on the copy that keeps their scripts.
+  ...Object.values(OVERRIDE_PHRASES).map((re) => P('instruction_override', 0.9, 'plain', re)),
   P(
     'instruction_override',
     0.6,
