@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { detectInjection, SCAN_LIMITS } from '../src/detect/injection.js'
+import { maskPii, maskText } from '../src/detect/pii.js'
 
 // Issue #11, "Low" list: the attacks on the detector found by the white-box pen test. Each case
 // was run against the code before the fix and failed there (score below the hold threshold).
@@ -211,5 +212,28 @@ describe('"ignore the previous instructions" in other languages', () => {
       'Siparişiniz kargoya verildi.',
     ])
       expect(detectInjection(text).score).toBeLessThan(HOLD)
+  })
+})
+
+describe('identifiers are not masked as phone numbers (approvers must see them)', () => {
+  it.each([
+    'refund INV-2026-004512 for the customer',
+    'order ORD-2026-1006-0042 arrived damaged',
+    'batch 2026-1006-0042',
+    'ticket #2026 1006 1122',
+    'ref ORD_2026_100600',
+  ])('%s stays readable', (text) => {
+    expect(maskText(text)).toBe(text)
+    expect(maskPii({ note: text }).masked).toEqual([])
+  })
+
+  it.each([
+    ['call +1 415 555 0101', 'call [phone ***01]'],
+    ['call 1-800-555-0199 today', 'call [phone ***99] today'],
+    ['call 415-555-0101', 'call [phone ***01]'],
+    ['ruf 0151 2345 6789 an', 'ruf [phone ***89] an'],
+    ['tel: 4155550101', 'tel: [phone ***01]'],
+  ])('a real phone number is still masked: %s', (text, masked) => {
+    expect(maskText(text)).toBe(masked)
   })
 })
