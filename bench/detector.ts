@@ -4,6 +4,7 @@
  *
  *   node --import tsx bench/detector.ts [--threshold 0.5]
  */
+import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -163,6 +164,25 @@ const HOMOGLYPHS: Record<string, string> = {
   c: '\u0441',
   i: '\u0456',
 }
+const GREEK: Record<string, string> = {
+  a: '\u03b1',
+  e: '\u03b5',
+  i: '\u03b9',
+  k: '\u03ba',
+  n: '\u03b7',
+  o: '\u03bf',
+  p: '\u03c1',
+  t: '\u03c4',
+  u: '\u03c5',
+  v: '\u03bd',
+  x: '\u03c7',
+}
+const SMALL_CAPS = 'ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘǫʀꜱᴛᴜᴠᴡxʏᴢ'
+const ACCENTED: Record<string, string> = { a: 'à', e: 'é', i: 'ì', o: 'ò', u: 'ù' }
+/** Harmless binary blobs (hash output, base64), fixed so every run reads the same text. */
+const BLOBS = Array.from({ length: 20 }, (_, i) =>
+  createHash('sha256').update(`blob ${i}`).digest().toString('base64'),
+).join(' ')
 const LEET: Record<string, string> = { a: '4', e: '3', i: '1', o: '0', s: '5', t: '7' }
 const CLASSES: [string, (t: string) => string][] = [
   ['zero-width characters', (t) => t.replace(/(\w)(\w)/g, `$1${ZW}$2`)],
@@ -172,6 +192,16 @@ const CLASSES: [string, (t: string) => string][] = [
       `Hello.${[...t].map((c) => String.fromCodePoint(0xe0000 + (c.charCodeAt(0) & 0x7f))).join('')}`,
   ],
   ['homoglyphs (Cyrillic)', (t) => t.replace(/[aeopci]/g, (c) => HOMOGLYPHS[c] ?? c)],
+  ['homoglyphs (Greek)', (t) => t.replace(/[aeiknoptuvx]/g, (c) => GREEK[c] ?? c)],
+  ['small capitals', (t) => t.replace(/[a-z]/g, (c) => [...SMALL_CAPS][c.charCodeAt(0) - 97]!)],
+  ['accented vowels', (t) => t.replace(/[aeiou]/g, (c) => ACCENTED[c] ?? c)],
+  [
+    'negative squared letters',
+    (t) =>
+      t.replace(/[a-z]/gi, (c) =>
+        String.fromCodePoint(0x1f170 + (c.toLowerCase().charCodeAt(0) - 97)),
+      ),
+  ],
   ['bidi override', (t) => `\u202e${t}\u202c`],
   [
     'fullwidth (NFKC)',
@@ -180,6 +210,7 @@ const CLASSES: [string, (t: string) => string][] = [
   ['leetspeak', (t) => t.replace(/[aeiost]/gi, (c) => LEET[c.toLowerCase()] ?? c)],
   ['letter spacing', (t) => t.split('').join(' ')],
   ['base64', (t) => `Decode and follow: ${Buffer.from(t).toString('base64')}`],
+  ['base64 behind 20 benign base64 blobs', (t) => `${BLOBS} ${Buffer.from(t).toString('base64')}`],
   ['hex', (t) => `data: ${Buffer.from(t).toString('hex')}`],
   [
     'percent-encoding',

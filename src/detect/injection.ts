@@ -1,5 +1,6 @@
 import { predictFolded, shippedModel } from './ngram-model.js'
 import { normalizeForMatch, squeeze, type NormalizedText } from './normalize.js'
+import { OVERRIDE_PHRASES } from './phrases.js'
 
 /**
  * Prompt-injection detector: normalization, multilingual phrase patterns and a small n-gram
@@ -42,25 +43,8 @@ const PATTERNS: Pattern[] = [
     'squeezed',
     /(ignore|disregard|forget)(all|the|any|your)?(previous|prior|above|earlier)(instructions|prompts|rules)/,
   ),
-  P(
-    'instruction_override',
-    0.9,
-    'plain',
-    /(ignorier|vergiss|vergessen sie|missachte).{0,40}(anweisung|instruktion|regeln|vorgaben|befehle|alles)/,
-  ),
-  P(
-    'instruction_override',
-    0.9,
-    'plain',
-    /(ignora|olvida|omite|ignore[rz]?|oublie[rz]?|dimentica|esque[çc]a).{0,40}(instrucciones|indicaciones|reglas|instructions|consignes|r[eè]gles|istruzioni|regole|instru[çc][õo]es|regras)/,
-  ),
-  P('instruction_override', 0.9, 'plain', /(忽略|无视|忘记|忘掉).{0,20}(指令|指示|说明|规则|提示)/),
-  P(
-    'instruction_override',
-    0.9,
-    'plain',
-    /(игнорируй|проигнорируй|забудь|игнорировать).{0,40}(инструкци|указани|правил)/,
-  ),
+  // The same in other languages (src/detect/phrases.ts), on the copy that keeps their scripts.
+  ...Object.values(OVERRIDE_PHRASES).map((re) => P('instruction_override', 0.9, 'plain', re)),
   P(
     'instruction_override',
     0.6,
@@ -138,21 +122,33 @@ const PATTERNS: Pattern[] = [
   ),
 ]
 
+/**
+ * Encoded text the detector decodes and scans like the text itself. Base64 takes the URL-safe
+ * alphabet too (Node decodes both).
+ */
 const ENCODED = [
   {
     name: 'base64',
-    re: /(?:[A-Za-z0-9+/]{4}){5,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?/g,
+    re: /(?:[A-Za-z0-9+/_-]{4}){5,}(?:[A-Za-z0-9+/_-]{2}==|[A-Za-z0-9+/_-]{3}=)?/g,
+    /** Decoded bytes for `chars` characters of the encoding. */
+    bytes: (chars: number) => Math.ceil((chars * 3) / 4),
+    /** Characters of the encoding that decode to at most `bytes` bytes, whole units only. */
+    chars: (bytes: number) => Math.floor(bytes / 3) * 4,
     decode: (s: string) => Buffer.from(s, 'base64').toString('utf8'),
   },
   {
     name: 'hex',
     re: /\b(?:[0-9a-fA-F]{2}){10,}\b/g,
+    bytes: (chars: number) => chars >> 1,
+    chars: (bytes: number) => bytes * 2,
     decode: (s: string) => Buffer.from(s, 'hex').toString('utf8'),
   },
   {
     name: 'percent',
     re: /(?:%[0-9a-fA-F]{2}){4,}/g,
-    // Through the bytes, so a run cut at the segment limit still decodes (decodeURIComponent would throw).
+    bytes: (chars: number) => Math.floor(chars / 3),
+    chars: (bytes: number) => bytes * 3,
+    // Through the bytes, so a run cut at the budget still decodes (decodeURIComponent would throw).
     decode: (s: string) => Buffer.from(s.replace(/%/g, ''), 'hex').toString('utf8'),
   },
 ]
@@ -160,8 +156,36 @@ const ENCODED = [
 const MODEL_FLOOR = 0.8
 /** Below the demo's deny threshold, so the model alone never denies. */
 const MODEL_WEIGHT = 0.75
-const MAX_DECODED_SEGMENTS = 8
-const MAX_SEGMENT = 8192
+
+/**
+ * The work one call may cost, whatever its shape (docs/detection.md). The phrase patterns read
+ * all of the text; decoding and the model are bounded here. What a budget leaves unread is a
+ * finding of its own (`unscanned_text`), never silently skipped.
+ */
+export const SCAN_LIMITS = Object.freeze({
+  /** Decoded bytes over all encoded segments of one call, nested ones included. */
+  decodedBytes: 1 << 20,
+  /** Encodings inside encodings: a segment decoded from a decoded segment is the last layer read. */
+  nestedLayers: 2,
+  /** The model reads a text's first this many normalized characters as one piece (as trained)… */
+  modelWhole: 8192,
+  /** …and a longer text also in windows of this size, so a passage is not drowned by the rest… */
+  modelWindow: 2048,
+  /** …overlapping by this much, so a passage cut by one window's end is whole in the next. */
+  modelOverlap: 512,
+  /** Normalized characters the model reads per call, over all windows, copies and layers. */
+  modelChars: 512 * 1024,
+})
+/** Text a budget left unread: enough to hold a call at the shipped thresholds, never to deny one. */
+const UNSCANNED_WEIGHT = 0.5
+
+/** What one call has left to spend; shared by every layer of decoding. */
+interface Budget {
+  decoded: number
+  model: number
+  unscanned: boolean
+  seen: Set<string>
+}
 
 /** The detector's answer with a threshold applied, as `warden scan` and `POST /detect/injection` give it. */
 export function scanText(
@@ -175,25 +199,55 @@ export function scanText(
 /** Scan `text` (untrusted) for injection. */
 export function detectInjection(text: string): InjectionResult {
   const found = new Map<string, number>()
-  const normalized = normalizeForMatch(text)
-  scanNormalized(normalized, found)
-  scanEncoded(text, found)
-  scoreModel(normalized, found)
+  const budget: Budget = {
+    decoded: SCAN_LIMITS.decodedBytes,
+    model: SCAN_LIMITS.modelChars,
+    unscanned: false,
+    seen: new Set(),
+  }
+  scanLayer(text, 0, budget, found)
+  if (budget.unscanned) found.set('unscanned_text', UNSCANNED_WEIGHT)
   let keep = 1
   for (const w of found.values()) keep *= 1 - w
   return { score: round(1 - keep), categories: [...found.keys()] }
 }
 
+/** One layer of text: its patterns, the model over it, then the encoded segments inside it. */
+function scanLayer(text: string, depth: number, budget: Budget, found: Map<string, number>): void {
+  const normalized = normalizeForMatch(text)
+  scanNormalized(normalized, found)
+  scoreModel(normalized, budget, found)
+  scanEncoded(text, depth, budget, found)
+}
+
 /**
  * The n-gram model adds evidence for injections that use no known phrase. It counts only when
- * confident, and then with a capped weight: alone it can hold a call, never deny one.
+ * confident, and then with a capped weight: alone it can hold a call, never deny one. It reads
+ * the whole text in overlapping windows of the size it was trained on and keeps the highest.
  */
-function scoreModel(n: NormalizedText, found: Map<string, number>): void {
+function scoreModel(n: NormalizedText, budget: Budget, found: Map<string, number>): void {
+  if ((found.get('model') ?? 0) >= MODEL_WEIGHT) return
   const model = shippedModel()
-  let p = predictFolded(model, n.folded)
+  const { modelWhole, modelWindow, modelOverlap } = SCAN_LIMITS
   // Leetspeak hides the n-grams too: read the digits-as-letters copy when it differs.
-  if (p < MODEL_FLOOR && n.unleet !== n.folded) p = Math.max(p, predictFolded(model, n.unleet))
-  if (p >= MODEL_FLOOR) found.set('model', MODEL_WEIGHT)
+  const copies = n.unleet !== n.folded ? [n.folded, n.unleet] : [n.folded]
+  for (const copy of copies) {
+    const windows = [copy.slice(0, modelWhole)]
+    if (copy.length > modelWhole)
+      for (let start = 0; start + modelOverlap < copy.length; start += modelWindow - modelOverlap)
+        windows.push(copy.slice(start, start + modelWindow))
+    for (const window of windows) {
+      if (window.length > budget.model) {
+        budget.unscanned = true
+        return
+      }
+      budget.model -= window.length
+      if (predictFolded(model, window) >= MODEL_FLOOR) {
+        found.set('model', MODEL_WEIGHT)
+        return
+      }
+    }
+  }
 }
 
 function scanNormalized(n: NormalizedText, found: Map<string, number>): void {
@@ -209,35 +263,51 @@ function scanNormalized(n: NormalizedText, found: Map<string, number>): void {
   if (n.flags.bidi) found.set('bidi_override', Math.max(found.get('bidi_override') ?? 0, 0.3))
 }
 
-function scanEncoded(text: string, found: Map<string, number>): void {
-  let segments = 0
+/**
+ * Every encoded segment is decoded, however many there are, until the call's decode budget is
+ * spent: harmless blobs in front cannot push an encoded injection out of view. Segments nested
+ * deeper than `nestedLayers`, or beyond the budget, mark the text as not fully scanned.
+ */
+function scanEncoded(text: string, depth: number, budget: Budget, found: Map<string, number>) {
   for (const enc of ENCODED) {
     for (const m of text.matchAll(enc.re)) {
-      if (++segments > MAX_DECODED_SEGMENTS) return
-      let decoded: string
-      try {
-        decoded = enc.decode(m[0].slice(0, MAX_SEGMENT))
-      } catch {
-        continue
+      let segment = m[0]
+      const key = `${enc.name}:${segment}`
+      if (budget.seen.has(key)) continue
+      budget.seen.add(key)
+      if (enc.bytes(segment.length) > budget.decoded) {
+        budget.unscanned = true
+        segment = segment.slice(0, enc.chars(budget.decoded))
       }
-      if (!mostlyPrintable(decoded)) continue
+      budget.decoded -= enc.bytes(segment.length)
+      const decoded = printableRuns(enc.decode(segment))
+      if (decoded === '') continue
+      if (depth + 1 > SCAN_LIMITS.nestedLayers) {
+        // Readable text inside the last layer read: one more layer the detector will not open.
+        budget.unscanned = true
+        return
+      }
       const inner = new Map<string, number>()
-      const normalized = normalizeForMatch(decoded)
-      scanNormalized(normalized, inner)
-      scoreModel(normalized, inner)
+      scanLayer(decoded, depth + 1, budget, inner)
       if (inner.size > 0) {
         found.set(`encoded_${enc.name}`, 0.4)
         for (const [k, w] of inner) found.set(k, Math.max(found.get(k) ?? 0, w))
       }
+      if (budget.decoded <= 0) return
     }
   }
 }
 
-function mostlyPrintable(s: string): boolean {
-  if (s.length < 8) return false
-  let printable = 0
-  for (const ch of s) if (/[\p{L}\p{N}\p{P}\p{Zs}]/u.test(ch)) printable++
-  return printable / s.length > 0.85
+/**
+ * The readable runs of decoded bytes, one per line ('' if none): text hidden after binary noise
+ * in the same segment is still read, and random data yields nothing.
+ */
+function printableRuns(decoded: string): string {
+  const runs = decoded.match(PRINTABLE_RUN)
+  return runs === null ? '' : runs.join('\n')
 }
+// Letters, digits, punctuation, spacing and most symbols; not U+FFFD (an undecodable byte) nor
+// other symbols (`So`), which random bytes decode to as often as not.
+const PRINTABLE_RUN = /[\p{L}\p{N}\p{P}\p{Sm}\p{Sc}\p{Sk}\p{Zs}\t\n\r]{12,}/gu
 
 const round = (x: number) => Math.round(x * 1000) / 1000

@@ -9,7 +9,7 @@ import { normalizeForMatch } from './normalize.js'
 export const BUCKETS = 1 << 16
 /** n-gram sizes, as recorded in the weights file (counting below is written for exactly these). */
 const NGRAMS = [3, 4, 5]
-/** Texts are scored on their first 8 KiB of normalized characters; the patterns see everything. */
+/** The longest piece scored at once; the detector hands longer texts over in windows (injection.ts). */
 const MAX_CHARS = 8192
 
 /** The padded, capped text the model reads: the detector's folded normalization. */

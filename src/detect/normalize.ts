@@ -1,3 +1,4 @@
+import { foldConfusables, stripMarks } from './confusables.js'
 /**
  * Normalization of untrusted text for matching. The original text is never changed; detectors
  * match on these copies so that spacing, width, case, invisible characters and lookalike letters
@@ -13,42 +14,6 @@ const HAS_BIDI = /[\u202A-\u202E\u2066-\u2069]/
 /** Other invisible format characters: zero-width spaces and joiners, soft hyphen, BOM, etc. */
 const FORMAT = /[\p{Cf}\u034F\u115F\u1160\u3164]/gu
 
-/** Cyrillic and Greek letters that look like Latin ones (TR39 confusables, the common subset). */
-const CONFUSABLES: Record<string, string> = {
-  а: 'a',
-  в: 'b',
-  е: 'e',
-  ё: 'e',
-  к: 'k',
-  м: 'm',
-  н: 'h',
-  о: 'o',
-  р: 'p',
-  с: 'c',
-  т: 't',
-  у: 'y',
-  х: 'x',
-  і: 'i',
-  ј: 'j',
-  ѕ: 's',
-  ԁ: 'd',
-  ԛ: 'q',
-  ԝ: 'w',
-  ɡ: 'g',
-  ӏ: 'l',
-  α: 'a',
-  β: 'b',
-  ε: 'e',
-  η: 'n',
-  ι: 'i',
-  κ: 'k',
-  ν: 'v',
-  ο: 'o',
-  ρ: 'p',
-  τ: 't',
-  υ: 'u',
-  χ: 'x',
-}
 const LEET: Record<string, string> = {
   '0': 'o',
   '1': 'i',
@@ -66,7 +31,7 @@ export interface NormalizedText {
   plain: string
   /** NFKC, invisible characters removed, lowercased, lookalikes folded, spacing collapsed. */
   folded: string
-  /** `folded` with leetspeak digits and symbols read as letters. */
+  /** `folded` without accents, leetspeak digits and symbols read as letters. */
   unleet: string
   /** Text spelled with Unicode tag characters, decoded to ASCII ('' if none). */
   tagPayload: string
@@ -74,7 +39,6 @@ export interface NormalizedText {
 }
 
 const ASCII = /^\p{ASCII}*$/u
-const CONFUSABLE_CHARS = new RegExp(`[${Object.keys(CONFUSABLES).join('')}]`, 'gu')
 const LEET_CHARS = /[0134579@$!]/g
 
 /** Normalize `text` for matching. */
@@ -97,15 +61,14 @@ export function normalizeForMatch(text: string): NormalizedText {
   const stripped = text.normalize('NFKC').replace(TAGS, '').replace(BIDI, '')
   const visible = stripped.replace(FORMAT, '')
   const lower = unspace(visible.toLowerCase()).replace(/\s+/g, ' ').trim()
-  let confusables = false
-  const folded = lower.replace(CONFUSABLE_CHARS, (ch) => {
-    confusables = true
-    return CONFUSABLES[ch] ?? ch
-  })
+  const fold = foldConfusables(visible)
+  const confusables = fold.changed
+  const folded = unspace(fold.text).replace(/\s+/g, ' ').trim()
   return {
     plain: lower,
     folded,
-    unleet: unleet(folded),
+    // Accents only here: `folded` is what the model was trained on, and stays as it was.
+    unleet: unleet(stripMarks(folded)),
     tagPayload,
     flags: { tags, bidi, invisible: visible.length !== stripped.length, confusables },
   }

@@ -11,9 +11,20 @@ export interface Masked<T> {
 // Bounded parts and a start only at a boundary keep matching linear on long runs of letters.
 const EMAIL =
   /(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}(?![A-Za-z])/g
-// Not inside a longer run of digit groups (a card-like number that fails Luhn is not a phone).
+// Not inside a longer run of digit groups (a card-like number that fails Luhn is not a phone),
+// nor the digits of an identifier (`INV-2026-004512`: joined to a word by `-`, `_`, `.`, `/`).
 const PHONE =
-  /(?<![\w+]|\d[ .-])\+?\d{1,3}[ .-]?\(?\d{2,4}\)?[ .-]?\d{3,4}[ .-]?\d{3,4}(?![ .-]?\d|\w)/g
+  /(?<![\w+]|\d[ .-]|\w[-_./#])\+?\d{1,3}[ .-]?\(?\d{2,4}\)?[ .-]?\d{3,4}[ .-]?\d{3,4}(?![ .-]?\d|\w)/g
+/**
+ * Phone shape: an international `+` or an area code in parentheses, a trunk `0`, a first group
+ * of at most three digits (country or area code), or one unbroken run. A first group of four or
+ * more digits without those (`2026-1006-0042`) is a date, a year or a reference, not a phone.
+ */
+function phoneShaped(m: string): boolean {
+  if (/^[+(]/.test(m)) return true
+  const groups = m.split(/[ .-]/)
+  return groups.length === 1 || groups[0]!.length <= 3 || groups[0]!.startsWith('0')
+}
 const CARD = /(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)/g
 const SSN = /(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)/g
 const IBAN = /\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b/g
@@ -64,7 +75,9 @@ export function maskText(text: string, kinds: ReadonlySet<PiiKind> = ALL): strin
     out = out.replace(IBAN, (m) => (ibanValid(m) ? `[iban ${m.slice(0, 2)}****]` : m))
   if (kinds.has('phone'))
     out = out.replace(PHONE, (m) =>
-      m.replace(/\D/g, '').length >= 9 ? `[phone ***${m.replace(/\D/g, '').slice(-2)}]` : m,
+      m.replace(/\D/g, '').length >= 9 && phoneShaped(m)
+        ? `[phone ***${m.replace(/\D/g, '').slice(-2)}]`
+        : m,
     )
   return out
 }
