@@ -328,6 +328,11 @@ export const configSchema = z.strictObject({
   sequence: z
     .strictObject({
       history_limit: z.number().int().positive().max(10_000).default(200),
+      /**
+       * Calls kept per agent and watched tool for sequence rules, over each rule's whole time
+       * window; past it the oldest go and the rules that would need them fire (fail closed).
+       */
+      window_limit: z.number().int().positive().max(100_000).default(1000),
       rules: z.array(sequenceRule).default([]),
       quarantine: z
         .strictObject({

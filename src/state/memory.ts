@@ -5,6 +5,7 @@ import {
   type RateLimit,
   type RateLimiter,
   type RateLimitResult,
+  type RuleWindow,
   type SessionChanges,
   type SessionScope,
   type SessionSnapshot,
@@ -25,6 +26,7 @@ type Row = Readonly<Record<string, number>>
 const NO_ENTRIES: readonly never[] = Object.freeze([])
 const NO_ROWS: ReadonlyMap<string, Row> = new Map()
 const NO_QUARANTINES: ReadonlyMap<string, number> = new Map()
+const NO_WINDOWS: ReadonlyMap<string, RuleWindow> = new Map()
 
 /**
  * Single-process state. Stored lists and rows are replaced, never changed in place, so a
@@ -79,6 +81,9 @@ function memorySessions(): SessionState {
   const transitions = new LRUCache<string, ReadonlyMap<string, Row>>({ max: MAX_KEYS })
   const denials = new LRUCache<string, readonly number[]>({ max: MAX_KEYS })
   const quarantined = new LRUCache<string, number>({ max: MAX_KEYS })
+  // Keyed by agent and window key (see `taintKey`).
+  const windows = new LRUCache<string, RuleWindow>({ max: MAX_KEYS })
+  let windowSeq = 0
 
   const quarantines = (scope: SessionScope): ReadonlyMap<string, number> => {
     let out: Map<string, number> | undefined
@@ -88,6 +93,16 @@ function memorySessions(): SessionState {
       if (until !== undefined && until > scope.now) (out ??= new Map()).set(id, until)
     }
     return out ?? NO_QUARANTINES
+  }
+
+  const windowsOf = (scope: SessionScope): ReadonlyMap<string, RuleWindow> => {
+    if (!scope.windows?.length) return NO_WINDOWS
+    const out = new Map<string, RuleWindow>()
+    for (const key of scope.windows) {
+      const w = windows.get(taintKey(scope.agent, key))
+      if (w) out.set(key, w)
+    }
+    return out
   }
 
   return {
@@ -104,6 +119,7 @@ function memorySessions(): SessionState {
           : NO_ENTRIES,
         quarantinedUntil: quarantines(scope),
         transitions: transitions.get(scope.agent) ?? NO_ROWS,
+        windows: windowsOf(scope),
       }
     },
     async commit(c: SessionChanges): Promise<void> {
@@ -115,6 +131,18 @@ function memorySessions(): SessionState {
       if (c.taint && c.taint.entries.length > 0) {
         const key = taintKey(c.agent, c.taint.session)
         taint.set(key, appendNewest(taint.get(key), c.taint.entries, MAX_TAINT_ENTRIES))
+      }
+      if (c.window) {
+        const { key, entry, keepMs, max } = c.window
+        const k = taintKey(c.agent, key)
+        const old = windows.get(k)
+        const kept = (old?.entries ?? []).filter((e) => e.at > entry.at - keepMs)
+        kept.push({ ...entry, seq: ++windowSeq })
+        let droppedUntil = old?.droppedUntil
+        if (kept.length > max)
+          droppedUntil = Math.max(droppedUntil ?? 0, kept[kept.length - max - 1]!.at)
+        const entries = kept.length > max ? kept.slice(-max) : kept
+        windows.set(k, droppedUntil === undefined ? { entries } : { entries, droppedUntil })
       }
       if (c.transition) {
         const { from, to } = c.transition
