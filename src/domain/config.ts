@@ -325,6 +325,21 @@ export const configSchema = z.strictObject({
       max_message_chars: z.number().int().positive().max(100_000).default(8000),
     })
     .prefault({}),
+  /** Per-session state: what a session keeps, for how long, and whether calls must name one. */
+  sessions: z
+    .strictObject({
+      /** Calls without `session_id` are refused with 400 `session_required`. */
+      required: z.boolean().default(false),
+      /** One untrusted text (e.g. `context.user_input`) is kept up to this many characters. */
+      max_entry_chars: z.number().int().positive().max(1_000_000).default(8192),
+      /** A session's untrusted texts together; past it the oldest go (an injection's mark stays). */
+      max_session_chars: z.number().int().positive().max(10_000_000).default(32_768),
+      /** A session nobody used for this long is forgotten (its injection mark too). */
+      idle_ttl_seconds: seconds.default(3600),
+      /** Sessions kept at once per process; past it the least recently used go. */
+      max_sessions: z.number().int().positive().max(1_000_000).default(10_000),
+    })
+    .prefault({}),
   sequence: z
     .strictObject({
       history_limit: z.number().int().positive().max(10_000).default(200),

@@ -305,7 +305,12 @@ function changesOf(
     if (window) changes.window = window
   }
   if (ctx && ctx.newTaint.length > 0 && call.sessionId !== undefined)
-    changes.taint = { session: call.sessionId, entries: ctx.newTaint }
+    changes.taint = {
+      session: call.sessionId,
+      entries: ctx.newTaint,
+      maxChars: rt.config.sessions.max_session_chars,
+      idleMs: rt.config.sessions.idle_ttl_seconds * 1000,
+    }
   // The anomaly model learns only from what was allowed outright: holds and denials are not normal.
   // Only configured tools on both ends, so the table stays within agents × tools².
   const from = ctx?.previousTool

@@ -20,6 +20,8 @@ const MAX_KEYS = 100_000
 export interface MemoryStateOptions {
   /** The clock rate limits read (epoch ms); tests and replays drive their own. */
   clock?: () => number
+  /** Sessions whose taint is kept at once; past it the least recently used go. */
+  maxSessions?: number
 }
 
 type Row = Readonly<Record<string, number>>
@@ -34,7 +36,7 @@ const NO_WINDOWS: ReadonlyMap<string, RuleWindow> = new Map()
  */
 export function memoryState(options: MemoryStateOptions = {}): StateBackend {
   const rateLimiter = memoryRateLimiter(options.clock ?? Date.now)
-  const sessions = memorySessions()
+  const sessions = memorySessions(options.maxSessions ?? MAX_KEYS)
   return {
     rateLimiter,
     sessions,
@@ -74,10 +76,20 @@ function memoryRateLimiter(clock: () => number): RateLimiter {
   }
 }
 
-function memorySessions(): SessionState {
+interface StoredTaint {
+  entries: readonly TaintEntry[]
+  /** Forgotten after this time (epoch ms, the call's clock). */
+  until: number
+}
+
+function memorySessions(maxSessions: number): SessionState {
   const history = new LRUCache<string, readonly HistoryEntry[]>({ max: MAX_KEYS })
   // Keyed by agent and session (see `taintKey`).
-  const taint = new LRUCache<string, readonly TaintEntry[]>({ max: MAX_KEYS })
+  const taint = new LRUCache<string, StoredTaint>({ max: maxSessions })
+  const taintAt = (key: string, now: number): readonly TaintEntry[] => {
+    const stored = taint.get(key)
+    return stored && stored.until >= now ? stored.entries : NO_ENTRIES
+  }
   const transitions = new LRUCache<string, ReadonlyMap<string, Row>>({ max: MAX_KEYS })
   const denials = new LRUCache<string, readonly number[]>({ max: MAX_KEYS })
   const quarantined = new LRUCache<string, number>({ max: MAX_KEYS })
@@ -113,10 +125,8 @@ function memorySessions(): SessionState {
         taint:
           scope.session === undefined
             ? NO_ENTRIES
-            : (taint.get(taintKey(scope.agent, scope.session)) ?? NO_ENTRIES),
-        delegatorTaint: from
-          ? (taint.get(taintKey(from.agent, from.session)) ?? NO_ENTRIES)
-          : NO_ENTRIES,
+            : taintAt(taintKey(scope.agent, scope.session), scope.now),
+        delegatorTaint: from ? taintAt(taintKey(from.agent, from.session), scope.now) : NO_ENTRIES,
         quarantinedUntil: quarantines(scope),
         transitions: transitions.get(scope.agent) ?? NO_ROWS,
         windows: windowsOf(scope),
@@ -129,8 +139,11 @@ function memorySessions(): SessionState {
         history.set(c.agent, list)
       }
       if (c.taint && c.taint.entries.length > 0) {
-        const key = taintKey(c.agent, c.taint.session)
-        taint.set(key, appendNewest(taint.get(key), c.taint.entries, MAX_TAINT_ENTRIES))
+        const { session, entries, maxChars = Infinity, idleMs = Infinity } = c.taint
+        const key = taintKey(c.agent, session)
+        const at = entries[entries.length - 1]!.at
+        const all = appendNewest(taintAt(key, at), entries, MAX_TAINT_ENTRIES)
+        taint.set(key, { entries: withinChars(all, maxChars), until: at + idleMs })
       }
       if (c.window) {
         const { key, entry, keepMs, max } = c.window
@@ -162,6 +175,22 @@ function memorySessions(): SessionState {
       }
     },
   }
+}
+
+/**
+ * The newest entries whose texts fit in `maxChars` together; an older injected entry stays as a
+ * mark with its text emptied, so a poisoned session stays poisoned.
+ */
+function withinChars(list: TaintEntry[], maxChars: number): TaintEntry[] {
+  let chars = 0
+  for (let i = list.length - 1; i >= 0; i--) {
+    const e = list[i]!
+    chars += e.text.length
+    if (chars <= maxChars) continue
+    const marks = list.slice(0, i + 1).flatMap((o) => (o.injected ? [{ ...o, text: '' }] : []))
+    return [...marks, ...list.slice(i + 1)]
+  }
+  return list
 }
 
 /** A new list: `list` and `added`, keeping the newest `limit` (one allocation, one copy). */

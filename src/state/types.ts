@@ -100,8 +100,12 @@ export interface SessionChanges {
   agent: string
   /** Append to the agent's history, keeping the newest `limit` entries. */
   history?: { entry: HistoryEntry; limit: number }
-  /** Append to the agent's session taint (the oldest entries go past a fixed cap). */
-  taint?: { session: string; entries: readonly TaintEntry[] }
+  /**
+   * Append to the agent's session taint. The oldest entries go past a fixed count and past
+   * `maxChars` of text in all (an injected entry's mark stays, its text emptied); a session not
+   * written for `idleMs` is forgotten.
+   */
+  taint?: { session: string; entries: readonly TaintEntry[]; maxChars?: number; idleMs?: number }
   /**
    * Append to the agent's rule window `key`: entries older than `entry.at - keepMs` go; past `max`
    * entries the oldest go and the window records that it dropped some (`droppedUntil`).
@@ -131,6 +135,8 @@ export interface TaintEntry {
   at: number
   /** The text scored as a prompt injection (untrusted tool output): the session is poisoned. */
   injected?: boolean
+  /** The text was longer than Warden keeps: `text` is only its start. */
+  truncated?: boolean
 }
 
 export interface HistoryEntry {
