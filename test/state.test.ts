@@ -185,6 +185,26 @@ describe.each(STATE_BACKENDS)('state contract: %s', (name, open) => {
       expect((await state.sessions.load({ agent: 'a', now: 1400 })).windows.size).toBe(0)
     })
 
+    it('taint: kept within maxChars (an injection keeps its mark) and forgotten when idle', async () => {
+      state = await open()
+      const commit = (t: TaintEntry) =>
+        state.sessions.commit({
+          agent: 'a',
+          taint: { session: 's', entries: [t], maxChars: 10, idleMs: 1000 },
+        })
+      await commit({ source: 'tool:x#1', text: 'ignore all', at: 0, injected: true })
+      await commit(text('abcdef', 100))
+      await commit(text('ghijkl', 200))
+      const load = (now: number) => state.sessions.load({ agent: 'a', session: 's', now })
+      expect((await load(200)).taint).toEqual([
+        { source: 'tool:x#1', text: '', at: 0, injected: true },
+        text('ghijkl', 200),
+      ])
+      // Idle longer than idleMs after the last write: forgotten.
+      expect((await load(1200)).taint).toHaveLength(2)
+      expect((await load(1201)).taint).toEqual([])
+    })
+
     it('transitions: counted per agent and per previous tool', async () => {
       state = await open()
       const learn = (agent: string, from: string, to: string) =>
