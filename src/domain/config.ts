@@ -338,6 +338,14 @@ export const configSchema = z.strictObject({
       idle_ttl_seconds: seconds.default(3600),
       /** Sessions kept at once per process; past it the least recently used go. */
       max_sessions: z.number().int().positive().max(1_000_000).default(10_000),
+      /**
+       * Scan this call's text together with the session's recent user input (the last
+       * `recent_chars` characters from the last `recent_seconds`), so that an injection split
+       * across calls is seen whole (flagged `across_calls`).
+       */
+      scan_across_calls: z.boolean().default(false),
+      recent_chars: z.number().int().positive().max(100_000).default(2000),
+      recent_seconds: seconds.default(600),
     })
     .prefault({}),
   sequence: z
