@@ -54,6 +54,7 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
     opts.state ??
     (await openState({
       kind: opts.redisUrl !== undefined ? 'redis' : loaded.config.state.kind,
+      maxSessions: loaded.config.sessions.max_sessions,
       ...(opts.redisUrl !== undefined && { url: opts.redisUrl }),
     }))
   const stores =

@@ -144,6 +144,67 @@ describe.each(STATE_BACKENDS)('state contract: %s', (name, open) => {
       expect(taint).toEqual(entries.slice(6))
     })
 
+    it('rule windows: kept for their span per agent and key, capped with what was dropped', async () => {
+      state = await open()
+      const add = (agent: string, key: string, at: number, max = 3) =>
+        state.sessions.commit({
+          agent,
+          window: { key, entry: { at, params: { n: at } }, keepMs: 1000, max },
+        })
+      await add('a', 'refund', 0)
+      await add('a', 'refund', 500)
+      await add('b', 'refund', 600)
+      await add('a', 'lookup', 700)
+      // Entries older than keepMs before the newest go; the other agent's and key's stay apart.
+      await add('a', 'refund', 1200)
+      const load = () =>
+        state.sessions.load({ agent: 'a', now: 1200, windows: ['refund', 'lookup', 'none'] })
+      let { windows } = await load()
+      const plain = (es: readonly { at: number; params: object }[] = []) =>
+        es.map(({ at, params }) => ({ at, params }))
+      const refunds = windows.get('refund')!
+      expect(plain(refunds.entries)).toEqual([
+        { at: 500, params: { n: 500 } },
+        { at: 1200, params: { n: 1200 } },
+      ])
+      expect(refunds.droppedUntil).toBeUndefined()
+      // The backend numbers kept entries in commit order (ties in time are told apart).
+      expect(refunds.entries[0]!.seq).toBeLessThan(windows.get('lookup')!.entries[0]!.seq)
+      expect(windows.get('lookup')!.entries[0]!.seq).toBeLessThan(refunds.entries[1]!.seq)
+      expect(plain(windows.get('lookup')?.entries)).toEqual([{ at: 700, params: { n: 700 } }])
+      expect(windows.has('none')).toBe(false)
+      // Past the cap the oldest go and the window says until when it is incomplete.
+      await add('a', 'refund', 1300)
+      await add('a', 'refund', 1400)
+      ;({ windows } = await load())
+      expect(plain(windows.get('refund')?.entries)).toEqual(
+        [1200, 1300, 1400].map((at) => ({ at, params: { n: at } })),
+      )
+      expect(windows.get('refund')?.droppedUntil).toBe(500)
+      // Without asking, no windows are read.
+      expect((await state.sessions.load({ agent: 'a', now: 1400 })).windows.size).toBe(0)
+    })
+
+    it('taint: kept within maxChars (an injection keeps its mark) and forgotten when idle', async () => {
+      state = await open()
+      const commit = (t: TaintEntry) =>
+        state.sessions.commit({
+          agent: 'a',
+          taint: { session: 's', entries: [t], maxChars: 10, idleMs: 1000 },
+        })
+      await commit({ source: 'tool:x#1', text: 'ignore all', at: 0, injected: true })
+      await commit(text('abcdef', 100))
+      await commit(text('ghijkl', 200))
+      const load = (now: number) => state.sessions.load({ agent: 'a', session: 's', now })
+      expect((await load(200)).taint).toEqual([
+        { source: 'tool:x#1', text: '', at: 0, injected: true },
+        text('ghijkl', 200),
+      ])
+      // Idle longer than idleMs after the last write: forgotten.
+      expect((await load(1200)).taint).toHaveLength(2)
+      expect((await load(1201)).taint).toEqual([])
+    })
+
     it('transitions: counted per agent and per previous tool', async () => {
       state = await open()
       const learn = (agent: string, from: string, to: string) =>

@@ -20,6 +20,7 @@ import type { ToolRunner } from '../executors/tool-runner.js'
 import { principalOf } from '../auth/credentials.js'
 import type { Runtime } from '../pipeline/runtime.js'
 import { scalarParams } from '../pipeline/runner.js'
+import { windowChange } from '../pipeline/layers/sequence.js'
 import type { ApprovalRecord, ApprovalStatus, ApprovalStore, NonceStore } from '../store/types.js'
 import { sendApprovalRequired } from './notify.js'
 import { approverProblem, ttlSeconds } from './rules.js'
@@ -449,16 +450,19 @@ export class Approvals {
         'the tool ran but its outcome could not be recorded',
       )
     }
-    // An approved call that ran counts in the agent's history like an allowed one, so session
-    // rules (counts, sums) see approved refunds too.
+    // An approved call that ran counts in the agent's history and rule windows like an allowed
+    // one, so session rules (counts, sums) see approved refunds too.
+    const ranAt = Date.now()
+    const window = windowChange(this.config.sequence, approval.tool, approval.params, ranAt)
     await this.host.runtime.state.sessions
       .commit({
+        ...(window && { window }),
         agent: approval.agent_id,
         history: {
           entry: {
             tool: approval.tool,
             decision: 'allow',
-            at: Date.now(),
+            at: ranAt,
             params: scalarParams(approval.params),
             ...(approval.session_id !== null && { session: approval.session_id }),
           },

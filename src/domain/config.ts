@@ -325,9 +325,37 @@ export const configSchema = z.strictObject({
       max_message_chars: z.number().int().positive().max(100_000).default(8000),
     })
     .prefault({}),
+  /** Per-session state: what a session keeps, for how long, and whether calls must name one. */
+  sessions: z
+    .strictObject({
+      /** Calls without `session_id` are refused with 400 `session_required`. */
+      required: z.boolean().default(false),
+      /** One untrusted text (e.g. `context.user_input`) is kept up to this many characters. */
+      max_entry_chars: z.number().int().positive().max(1_000_000).default(8192),
+      /** A session's untrusted texts together; past it the oldest go (an injection's mark stays). */
+      max_session_chars: z.number().int().positive().max(10_000_000).default(32_768),
+      /** A session nobody used for this long is forgotten (its injection mark too). */
+      idle_ttl_seconds: seconds.default(3600),
+      /** Sessions kept at once per process; past it the least recently used go. */
+      max_sessions: z.number().int().positive().max(1_000_000).default(10_000),
+      /**
+       * Scan this call's text together with the session's recent user input (the last
+       * `recent_chars` characters from the last `recent_seconds`), so that an injection split
+       * across calls is seen whole (flagged `across_calls`).
+       */
+      scan_across_calls: z.boolean().default(false),
+      recent_chars: z.number().int().positive().max(100_000).default(2000),
+      recent_seconds: seconds.default(600),
+    })
+    .prefault({}),
   sequence: z
     .strictObject({
       history_limit: z.number().int().positive().max(10_000).default(200),
+      /**
+       * Calls kept per agent and watched tool for sequence rules, over each rule's whole time
+       * window; past it the oldest go and the rules that would need them fire (fail closed).
+       */
+      window_limit: z.number().int().positive().max(100_000).default(1000),
       rules: z.array(sequenceRule).default([]),
       quarantine: z
         .strictObject({

@@ -44,15 +44,25 @@ export async function inspectOutput(
   const found = detectInjection(stringLeaves(delivered).join('\n'))
   const scan = found.score >= rt.config.injection.hold_at ? found : undefined
   if (call.sessionId !== undefined) {
+    const limits = rt.config.sessions
+    // The whole output, numbers included: any value in it may come back as a parameter (cut to
+    // `sessions.max_entry_chars`, and then marked so that parameter taint fails closed).
+    const whole = taintForm(JSON.stringify(delivered) ?? '')
     const entry = {
       source: `tool:${tool.name}#${call.requestId}`,
-      // The whole output, numbers included: any value in it may come back as a parameter.
-      text: taintForm(JSON.stringify(delivered) ?? ''),
+      text: whole.slice(0, limits.max_entry_chars),
       at: now,
       ...(scan && { injected: true }),
+      ...(whole.length > limits.max_entry_chars && { truncated: true }),
+    }
+    const taint = {
+      session: call.sessionId,
+      entries: [entry],
+      maxChars: limits.max_session_chars,
+      idleMs: limits.idle_ttl_seconds * 1000,
     }
     await rt.state.sessions
-      .commit({ agent: call.agentId, taint: { session: call.sessionId, entries: [entry] } })
+      .commit({ agent: call.agentId, taint })
       // The session loses this output's taint; logged and counted rather than hidden.
       .catch(onTaintError)
   }

@@ -2,6 +2,7 @@ import type { Check, Decision, LayerName, ToolCall, Verdict } from '../domain/ty
 import { THROTTLING_CODES, WardenError, type ErrorCode } from '../domain/errors.js'
 import type { SessionChanges, SessionScope, SessionSnapshot } from '../state/types.js'
 import { layers, messageLayers } from './index.js'
+import { windowChange, windowPlans } from './layers/sequence.js'
 import type { DecisionContext, ResolveContext, ResolvedCall } from './layer.js'
 import { riskOf } from './risk.js'
 import type { Runtime } from './runtime.js'
@@ -48,7 +49,7 @@ export function pipeline(rt: Runtime, options: PipelineOptions = {}): Pipeline {
     let ctx: DecisionContext | undefined
     if (resolved) {
       // 2. Load state: everything the layers below read, in one round trip.
-      const state = await rt.state.sessions.load(scopeOf(resolved)).catch(stateFailed('read'))
+      const state = await rt.state.sessions.load(scopeOf(rt, resolved)).catch(stateFailed('read'))
       ctx = decisionContext(resolved, state)
       // 3. The layers, in order (the rate-limit layer spends its budgets in one round trip).
       await run(registry.decide, ctx, trace)
@@ -124,13 +125,15 @@ function decisionContext(c: ResolvedCall, state: SessionSnapshot): DecisionConte
   }
 }
 
-function scopeOf(c: ResolvedCall): SessionScope {
+function scopeOf(rt: Runtime, c: ResolvedCall): SessionScope {
+  const windows = windowPlans(rt.config.sequence).readBy.get(c.tool.name)
   return {
     agent: c.agent.id,
     now: c.now,
     session: c.call.sessionId,
     chain: c.chain,
     delegatorSession: c.delegatorSession,
+    ...(windows && { windows }),
   }
 }
 
@@ -280,9 +283,12 @@ function changesOf(
   decision: Decision,
 ): SessionChanges {
   const { call, now } = found
-  const changes: SessionChanges = {
-    agent,
-    history: {
+  const changes: SessionChanges = { agent }
+  // Throttling denials cost the agent nothing and are not kept: a flood of them must not push
+  // real calls out of the agent's history.
+  const throttled = decision.decision === 'deny' && THROTTLING_CODES.has(decision.code ?? '')
+  if (!throttled)
+    changes.history = {
       entry: {
         tool: call.tool,
         decision: decision.decision,
@@ -292,21 +298,26 @@ function changesOf(
         ...(decision.code && { code: decision.code }),
       },
       limit: rt.config.sequence.history_limit,
-    },
+    }
+  // Sequence rules count what was allowed (approved calls are added when they run).
+  if (decision.decision === 'allow') {
+    const window = windowChange(rt.config.sequence, call.tool, call.params, now)
+    if (window) changes.window = window
   }
   if (ctx && ctx.newTaint.length > 0 && call.sessionId !== undefined)
-    changes.taint = { session: call.sessionId, entries: ctx.newTaint }
+    changes.taint = {
+      session: call.sessionId,
+      entries: ctx.newTaint,
+      maxChars: rt.config.sessions.max_session_chars,
+      idleMs: rt.config.sessions.idle_ttl_seconds * 1000,
+    }
   // The anomaly model learns only from what was allowed outright: holds and denials are not normal.
   // Only configured tools on both ends, so the table stays within agents × tools².
   const from = ctx?.previousTool
   if (decision.decision === 'allow' && from !== undefined && (from === '^' || rt.tools.has(from)))
     changes.transition = { from, to: call.tool }
   const quarantine = rt.config.sequence.quarantine
-  if (
-    decision.decision === 'deny' &&
-    quarantine &&
-    !(decision.code && THROTTLING_CODES.has(decision.code))
-  )
+  if (decision.decision === 'deny' && quarantine && !throttled)
     changes.denial = {
       at: now,
       windowMs: quarantine.within_seconds * 1000,

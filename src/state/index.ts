@@ -10,13 +10,18 @@ export interface StateOptions {
   url?: string
   /** For `memory`: the clock rate limits read (replays and tests drive their own). */
   clock?: () => number
+  /** For `memory`: sessions whose taint is kept at once (`sessions.max_sessions`). */
+  maxSessions?: number
 }
 
 /** Open the configured state backend. Another backend is one more case here. */
 export async function openState(options: StateOptions = { kind: 'memory' }): Promise<StateBackend> {
   switch (options.kind) {
     case 'memory':
-      return memoryState(options.clock ? { clock: options.clock } : {})
+      return memoryState({
+        ...(options.clock && { clock: options.clock }),
+        ...(options.maxSessions !== undefined && { maxSessions: options.maxSessions }),
+      })
     case 'redis': {
       if (options.url === undefined)
         throw new Error('`state.kind` is `redis` but REDIS_URL is not set')

@@ -5,6 +5,7 @@ import {
   type RateLimit,
   type RateLimiter,
   type RateLimitResult,
+  type RuleWindow,
   type SessionChanges,
   type SessionScope,
   type SessionSnapshot,
@@ -19,12 +20,15 @@ const MAX_KEYS = 100_000
 export interface MemoryStateOptions {
   /** The clock rate limits read (epoch ms); tests and replays drive their own. */
   clock?: () => number
+  /** Sessions whose taint is kept at once; past it the least recently used go. */
+  maxSessions?: number
 }
 
 type Row = Readonly<Record<string, number>>
 const NO_ENTRIES: readonly never[] = Object.freeze([])
 const NO_ROWS: ReadonlyMap<string, Row> = new Map()
 const NO_QUARANTINES: ReadonlyMap<string, number> = new Map()
+const NO_WINDOWS: ReadonlyMap<string, RuleWindow> = new Map()
 
 /**
  * Single-process state. Stored lists and rows are replaced, never changed in place, so a
@@ -32,7 +36,7 @@ const NO_QUARANTINES: ReadonlyMap<string, number> = new Map()
  */
 export function memoryState(options: MemoryStateOptions = {}): StateBackend {
   const rateLimiter = memoryRateLimiter(options.clock ?? Date.now)
-  const sessions = memorySessions()
+  const sessions = memorySessions(options.maxSessions ?? MAX_KEYS)
   return {
     rateLimiter,
     sessions,
@@ -72,13 +76,26 @@ function memoryRateLimiter(clock: () => number): RateLimiter {
   }
 }
 
-function memorySessions(): SessionState {
+interface StoredTaint {
+  entries: readonly TaintEntry[]
+  /** Forgotten after this time (epoch ms, the call's clock). */
+  until: number
+}
+
+function memorySessions(maxSessions: number): SessionState {
   const history = new LRUCache<string, readonly HistoryEntry[]>({ max: MAX_KEYS })
   // Keyed by agent and session (see `taintKey`).
-  const taint = new LRUCache<string, readonly TaintEntry[]>({ max: MAX_KEYS })
+  const taint = new LRUCache<string, StoredTaint>({ max: maxSessions })
+  const taintAt = (key: string, now: number): readonly TaintEntry[] => {
+    const stored = taint.get(key)
+    return stored && stored.until >= now ? stored.entries : NO_ENTRIES
+  }
   const transitions = new LRUCache<string, ReadonlyMap<string, Row>>({ max: MAX_KEYS })
   const denials = new LRUCache<string, readonly number[]>({ max: MAX_KEYS })
   const quarantined = new LRUCache<string, number>({ max: MAX_KEYS })
+  // Keyed by agent and window key (see `taintKey`).
+  const windows = new LRUCache<string, RuleWindow>({ max: MAX_KEYS })
+  let windowSeq = 0
 
   const quarantines = (scope: SessionScope): ReadonlyMap<string, number> => {
     let out: Map<string, number> | undefined
@@ -90,6 +107,16 @@ function memorySessions(): SessionState {
     return out ?? NO_QUARANTINES
   }
 
+  const windowsOf = (scope: SessionScope): ReadonlyMap<string, RuleWindow> => {
+    if (!scope.windows?.length) return NO_WINDOWS
+    const out = new Map<string, RuleWindow>()
+    for (const key of scope.windows) {
+      const w = windows.get(taintKey(scope.agent, key))
+      if (w) out.set(key, w)
+    }
+    return out
+  }
+
   return {
     async load(scope): Promise<SessionSnapshot> {
       const from = scope.delegatorSession
@@ -98,12 +125,11 @@ function memorySessions(): SessionState {
         taint:
           scope.session === undefined
             ? NO_ENTRIES
-            : (taint.get(taintKey(scope.agent, scope.session)) ?? NO_ENTRIES),
-        delegatorTaint: from
-          ? (taint.get(taintKey(from.agent, from.session)) ?? NO_ENTRIES)
-          : NO_ENTRIES,
+            : taintAt(taintKey(scope.agent, scope.session), scope.now),
+        delegatorTaint: from ? taintAt(taintKey(from.agent, from.session), scope.now) : NO_ENTRIES,
         quarantinedUntil: quarantines(scope),
         transitions: transitions.get(scope.agent) ?? NO_ROWS,
+        windows: windowsOf(scope),
       }
     },
     async commit(c: SessionChanges): Promise<void> {
@@ -113,8 +139,23 @@ function memorySessions(): SessionState {
         history.set(c.agent, list)
       }
       if (c.taint && c.taint.entries.length > 0) {
-        const key = taintKey(c.agent, c.taint.session)
-        taint.set(key, appendNewest(taint.get(key), c.taint.entries, MAX_TAINT_ENTRIES))
+        const { session, entries, maxChars = Infinity, idleMs = Infinity } = c.taint
+        const key = taintKey(c.agent, session)
+        const at = entries[entries.length - 1]!.at
+        const all = appendNewest(taintAt(key, at), entries, MAX_TAINT_ENTRIES)
+        taint.set(key, { entries: withinChars(all, maxChars), until: at + idleMs })
+      }
+      if (c.window) {
+        const { key, entry, keepMs, max } = c.window
+        const k = taintKey(c.agent, key)
+        const old = windows.get(k)
+        const kept = (old?.entries ?? []).filter((e) => e.at > entry.at - keepMs)
+        kept.push({ ...entry, seq: ++windowSeq })
+        let droppedUntil = old?.droppedUntil
+        if (kept.length > max)
+          droppedUntil = Math.max(droppedUntil ?? 0, kept[kept.length - max - 1]!.at)
+        const entries = kept.length > max ? kept.slice(-max) : kept
+        windows.set(k, droppedUntil === undefined ? { entries } : { entries, droppedUntil })
       }
       if (c.transition) {
         const { from, to } = c.transition
@@ -134,6 +175,22 @@ function memorySessions(): SessionState {
       }
     },
   }
+}
+
+/**
+ * The newest entries whose texts fit in `maxChars` together; an older injected entry stays as a
+ * mark with its text emptied, so a poisoned session stays poisoned.
+ */
+function withinChars(list: TaintEntry[], maxChars: number): TaintEntry[] {
+  let chars = 0
+  for (let i = list.length - 1; i >= 0; i--) {
+    const e = list[i]!
+    chars += e.text.length
+    if (chars <= maxChars) continue
+    const marks = list.slice(0, i + 1).flatMap((o) => (o.injected ? [{ ...o, text: '' }] : []))
+    return [...marks, ...list.slice(i + 1)]
+  }
+  return list
 }
 
 /** A new list: `list` and `added`, keeping the newest `limit` (one allocation, one copy). */

@@ -50,6 +50,8 @@ export interface SessionScope {
   delegatorSession?: { agent: string; session: string }
   /** The call's time: quarantines that ended by then are not reported. */
   now: number
+  /** The agent's rule windows the call's sequence rules read (see `SessionChanges.window`). */
+  windows?: readonly string[]
 }
 
 /** Everything the layers read for one call, read at once. */
@@ -64,6 +66,33 @@ export interface SessionSnapshot {
   readonly quarantinedUntil: ReadonlyMap<string, number>
   /** The agent's tool transitions: previous tool → next tool → count. */
   readonly transitions: ReadonlyMap<string, Readonly<Record<string, number>>>
+  /** The agent's rule windows asked for in the scope, by key (a missing key has no entries). */
+  readonly windows: ReadonlyMap<string, RuleWindow>
+}
+
+/**
+ * The calls a sequence rule counts (allowed or approved and run), per agent and key, kept for the
+ * rule's whole time window; unlike `history`, nothing else pushes them out.
+ */
+export interface RuleWindow {
+  /** Oldest first. */
+  readonly entries: readonly KeptWindowEntry[]
+  /**
+   * Set when entries inside the window were dropped because the window reached its cap: the
+   * newest dropped entry's time. A rule whose window reaches back to it cannot see everything.
+   */
+  readonly droppedUntil?: number
+}
+
+export interface WindowEntry {
+  at: number
+  /** Only the parameters rules compare, count or sum. */
+  params: Readonly<Record<string, string | number | boolean>>
+}
+
+export interface KeptWindowEntry extends WindowEntry {
+  /** Increases with each entry the backend keeps for the agent: orders calls of the same time. */
+  seq: number
 }
 
 /** What one call (or one tool output, or one approved call) changes; applied atomically. */
@@ -71,8 +100,17 @@ export interface SessionChanges {
   agent: string
   /** Append to the agent's history, keeping the newest `limit` entries. */
   history?: { entry: HistoryEntry; limit: number }
-  /** Append to the agent's session taint (the oldest entries go past a fixed cap). */
-  taint?: { session: string; entries: readonly TaintEntry[] }
+  /**
+   * Append to the agent's session taint. The oldest entries go past a fixed count and past
+   * `maxChars` of text in all (an injected entry's mark stays, its text emptied); a session not
+   * written for `idleMs` is forgotten.
+   */
+  taint?: { session: string; entries: readonly TaintEntry[]; maxChars?: number; idleMs?: number }
+  /**
+   * Append to the agent's rule window `key`: entries older than `entry.at - keepMs` go; past `max`
+   * entries the oldest go and the window records that it dropped some (`droppedUntil`).
+   */
+  window?: { key: string; entry: WindowEntry; keepMs: number; max: number }
   /** Count one allowed `from → to` transition (the sequence anomaly model). */
   transition?: { from: string; to: string }
   /**
@@ -97,6 +135,8 @@ export interface TaintEntry {
   at: number
   /** The text scored as a prompt injection (untrusted tool output): the session is poisoned. */
   injected?: boolean
+  /** The text was longer than Warden keeps: `text` is only its start. */
+  truncated?: boolean
 }
 
 export interface HistoryEntry {

@@ -22,7 +22,14 @@ export const executeRoutes: FastifyPluginAsync<ExecuteRoutesOptions> = async (
   { gateway, messenger, metrics },
 ) => {
   app.post('/gateway/execute', async (req, reply) => {
-    const outcome = await gateway.execute(toolCall(req, parseExecuteBody(req.body)))
+    const body = parseExecuteBody(req.body)
+    // Taint, split-injection and session rules need a session; a deployment can insist on one.
+    if (body.session_id === undefined && gateway.runtime.config.sessions.required)
+      throw new WardenError(
+        'session_required',
+        'this gateway requires a `session_id` on every call',
+      )
+    const outcome = await gateway.execute(toolCall(req, body))
     countStoreFailure(metrics, outcome)
     return send(reply, callReply(outcome))
   })

@@ -1,4 +1,5 @@
 import { detectInjection } from '../../detect/injection.js'
+import type { TaintEntry } from '../../state/types.js'
 import type { Layer } from '../layer.js'
 import type { Runtime } from '../runtime.js'
 
@@ -10,16 +11,41 @@ export function stringLeaves(value: unknown, out: string[] = []): string[] {
   return out
 }
 
+/** The session's user input since `since`, oldest first, as one text. */
+function recentInput(taint: readonly TaintEntry[], since: number): string {
+  return taint
+    .filter((e) => e.source === 'context.user_input' && e.at >= since)
+    .map((e) => e.text)
+    .join(' ')
+}
+
 /** Layer 6: prompt-injection detection over the parameters and the untrusted context. */
 export function injection(rt: Runtime): Layer<'injection'> {
   const { hold_at, deny_at } = rt.config.injection
+  const sessions = rt.config.sessions
   return {
     name: 'injection',
     check(ctx) {
-      const text = stringLeaves(ctx.call.context, stringLeaves(ctx.call.params)).join('\n')
+      const own = stringLeaves(ctx.call.context, stringLeaves(ctx.call.params)).join('\n')
+      // With `sessions.scan_across_calls`, the session's recent user input goes in front, so a
+      // payload split over several calls is scanned whole.
+      const recent =
+        sessions.scan_across_calls && ctx.call.sessionId !== undefined
+          ? recentInput(ctx.state.taint, ctx.now - sessions.recent_seconds * 1000).slice(
+              -sessions.recent_chars,
+            )
+          : ''
+      const text = recent.length > 0 ? `${recent}\n${own}` : own
       if (text.length === 0) return { outcome: 'pass' }
-      const { score, categories } = detectInjection(text)
-      const details = { score, categories }
+      let found = detectInjection(text)
+      let across = false
+      if (recent.length > 0 && found.score >= hold_at) {
+        const alone = detectInjection(own)
+        across = alone.score < found.score
+        if (alone.score >= found.score) found = alone
+      }
+      const { score, categories } = found
+      const details = across ? { score, categories, across_calls: true } : { score, categories }
       const risk = Math.round(score * 60)
       if (score >= deny_at) {
         return {

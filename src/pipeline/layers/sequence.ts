@@ -1,11 +1,99 @@
+import { createHash } from 'node:crypto'
 import type { SequenceRuleConfig, WardenConfig } from '../../domain/config.js'
 import { THROTTLING_CODES } from '../../domain/errors.js'
 import type { Verdict } from '../../domain/types.js'
-import type { HistoryEntry } from '../../state/types.js'
+import type {
+  HistoryEntry,
+  KeptWindowEntry,
+  RuleWindow,
+  SessionChanges,
+} from '../../state/types.js'
 import type { Layer } from '../layer.js'
 import type { Runtime } from '../runtime.js'
 
 type AnomalyConfig = WardenConfig['anomaly']
+
+/** What the agent's rule window of one watched tool keeps. */
+interface WindowPlan {
+  /** The longest window of the rules that read it. */
+  keepMs: number
+  /** The parameters those rules compare, count or sum. */
+  params: readonly string[]
+}
+
+interface WindowPlans {
+  /** Watched tool → what its window keeps. */
+  byTool: ReadonlyMap<string, WindowPlan>
+  /** Tool called → the windows its rules read. */
+  readBy: ReadonlyMap<string, readonly string[]>
+  max: number
+}
+
+const plansByConfig = new WeakMap<WardenConfig['sequence'], WindowPlans>()
+
+/**
+ * The rule windows a configuration needs. Each rule reads the windows of the tools it watches
+ * (`after.tool`, `requires.tool`, `follows.tools`); a window is kept per agent and watched tool for
+ * the longest of those rules' time spans, holding only the calls rules count.
+ */
+export function windowPlans(seq: WardenConfig['sequence']): WindowPlans {
+  let plans = plansByConfig.get(seq)
+  if (plans) return plans
+  const byTool = new Map<string, { keepMs: number; params: Set<string> }>()
+  const readBy = new Map<string, string[]>()
+  const watch = (rule: SequenceRuleConfig, tool: string, seconds: number, params: string[]) => {
+    const plan = byTool.get(tool) ?? { keepMs: 0, params: new Set<string>() }
+    plan.keepMs = Math.max(plan.keepMs, seconds * 1000)
+    for (const p of params) plan.params.add(p)
+    byTool.set(tool, plan)
+    const read = readBy.get(rule.tool) ?? []
+    if (!read.includes(tool)) read.push(tool)
+    readBy.set(rule.tool, read)
+  }
+  for (const r of seq.rules) {
+    if (r.after) {
+      const { tool, within_seconds, distinct_param, sum_param } = r.after
+      watch(
+        r,
+        tool,
+        within_seconds,
+        [distinct_param, sum_param].filter((p) => p !== undefined),
+      )
+    }
+    if (r.requires) watch(r, r.requires.tool, r.requires.within_seconds, [r.requires.same_param])
+    if (r.follows) for (const t of r.follows.tools) watch(r, t, r.follows.within_seconds, [])
+  }
+  plans = {
+    byTool: new Map([...byTool].map(([t, p]) => [t, { keepMs: p.keepMs, params: [...p.params] }])),
+    readBy,
+    max: seq.window_limit,
+  }
+  plansByConfig.set(seq, plans)
+  return plans
+}
+
+/** Strings longer than this are kept as their SHA-256 (equality is all rules need of them). */
+const MAX_KEPT_STRING = 128
+
+/**
+ * The window entry a counted call (allowed, or approved and run) adds, if a rule watches its tool.
+ */
+export function windowChange(
+  seq: WardenConfig['sequence'],
+  tool: string,
+  params: Readonly<Record<string, unknown>>,
+  at: number,
+): SessionChanges['window'] {
+  const plans = windowPlans(seq)
+  const plan = plans.byTool.get(tool)
+  if (!plan) return undefined
+  const kept: Record<string, string | number | boolean> = {}
+  for (const p of plan.params) {
+    const v = keptForm(params[p])
+    if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'string') kept[p] = v
+  }
+  return { key: tool, entry: { at, params: kept }, keepMs: plan.keepMs, max: plans.max }
+}
 
 /**
  * Layer 10: declarative rules over the agent's recent calls (e.g. many lookups then an export),
@@ -43,7 +131,7 @@ export function sequence(rt: Runtime): Layer<'sequence'> {
       const { history } = ctx.state
       const record = agentRecord(history, rt.config.risk.history_window)
       for (const rule of rulesByTool.get(tool.name) ?? []) {
-        const hit = triggered(rule, history, ctx.call.params, ctx.now)
+        const hit = triggered(rule, ctx.state.windows, ctx.call.params, ctx.now)
         if (!hit) continue
         const reason = `${rule.description || rule.id}: ${hit.text}`
         const details = { rule: rule.id, ...hit.figures }
@@ -135,19 +223,34 @@ export function judgeTransition(
 /** Whether a rule fires for this call, and what it saw. */
 function triggered(
   rule: SequenceRuleConfig,
-  history: readonly HistoryEntry[],
+  windows: ReadonlyMap<string, RuleWindow>,
   params: Readonly<Record<string, unknown>>,
   now: number,
 ): { text: string; figures: Record<string, number> } | null {
-  const allowedSince = (tool: string, seconds: number) =>
-    history.filter((h) => h.tool === tool && h.decision === 'allow' && h.at >= now - seconds * 1000)
   const { after, requires, follows } = rule
+  const span = (after ?? requires ?? follows)!.within_seconds
+  const since = now - span * 1000
+  const watched = follows?.tools ?? [(after ?? requires)!.tool]
+  // INVARIANT: fail closed. A window that dropped entries inside this rule's span (its cap was
+  // reached) cannot show the rule everything, so the rule fires.
+  for (const t of watched) {
+    const dropped = windows.get(t)?.droppedUntil
+    if (dropped !== undefined && dropped >= since)
+      return {
+        text: `more \`${t}\` calls in the last ${span}s than Warden keeps for this rule`,
+        figures: {},
+      }
+  }
+  const countedSince = (tool: string): readonly KeptWindowEntry[] =>
+    (windows.get(tool)?.entries ?? []).filter((e) => e.at >= since)
   if (follows) {
-    // Walk the window oldest first, matching the chain's steps in order.
+    // Every watched call in the span, oldest first, matching the chain's steps in order.
+    const calls = [...new Set(follows.tools)]
+      .flatMap((t) => countedSince(t).map((e) => ({ tool: t, at: e.at, seq: e.seq })))
+      .sort((x, y) => x.at - y.at || x.seq - y.seq)
     let step = 0
     let first = 0
-    for (const h of history) {
-      if (h.decision !== 'allow' || h.at < now - follows.within_seconds * 1000) continue
+    for (const h of calls) {
       if (h.tool !== follows.tools[step]) continue
       if (step === 0) first = h.at
       if (++step === follows.tools.length) break
@@ -159,10 +262,8 @@ function triggered(
     }
   }
   if (requires) {
-    const value = params[requires.same_param]
-    const seen = allowedSince(requires.tool, requires.within_seconds).some(
-      (h) => h.params[requires.same_param] === value,
-    )
+    const value = keptForm(params[requires.same_param])
+    const seen = countedSince(requires.tool).some((h) => h.params[requires.same_param] === value)
     if (seen) return null
     return {
       text: `no \`${requires.tool}\` with this \`${requires.same_param}\` in the last ${requires.within_seconds}s`,
@@ -170,7 +271,7 @@ function triggered(
     }
   }
   if (!after) return null
-  const hits = allowedSince(after.tool, after.within_seconds)
+  const hits = countedSince(after.tool)
   if (after.at_least !== undefined) {
     const p = after.distinct_param
     const count = p === undefined ? hits.length : new Set(hits.map((h) => h.params[p])).size
@@ -195,4 +296,11 @@ function triggered(
     }
   }
   return null
+}
+
+/** A parameter value as a window keeps it (long strings as their hash). */
+function keptForm(v: unknown): unknown {
+  return typeof v === 'string' && v.length > MAX_KEPT_STRING
+    ? `sha256:${createHash('sha256').update(v).digest('hex')}`
+    : v
 }

@@ -19,6 +19,7 @@ export function taintForm(text: string): string {
 export function taint(rt: Runtime): Layer<'taint'> {
   const minLength = rt.config.taint.min_match_length
   const afterInjected = rt.config.injection.after_injected_output
+  const maxChars = rt.config.sessions.max_entry_chars
   return {
     name: 'taint',
     check(ctx) {
@@ -26,9 +27,7 @@ export function taint(rt: Runtime): Layer<'taint'> {
       const { sessionId, context } = ctx.call
       const input = context.user_input
       const current: TaintEntry[] =
-        typeof input === 'string' && input.length > 0
-          ? [{ source: 'context.user_input', text: taintForm(input), at: ctx.now }]
-          : []
+        typeof input === 'string' && input.length > 0 ? [inputEntry(input, ctx.now, maxChars)] : []
       let sources: readonly TaintEntry[] = current
       if (sessionId !== undefined) {
         // This call's user input joins the session's taint, committed with the decision.
@@ -52,6 +51,14 @@ export function taint(rt: Runtime): Layer<'taint'> {
   }
 }
 
+/** The user's input as taint, its text cut to `maxChars` (and then marked as cut). */
+function inputEntry(input: string, at: number, maxChars: number): TaintEntry {
+  const text = taintForm(input.length > maxChars * 2 ? input.slice(0, maxChars * 2) : input)
+  return text.length > maxChars || input.length > maxChars * 2
+    ? { source: 'context.user_input', text: text.slice(0, maxChars), at, truncated: true }
+    : { source: 'context.user_input', text, at }
+}
+
 /** A sensitive parameter whose value appears in untrusted text: the tool's taint action. */
 function paramTaint(
   tool: ToolConfig,
@@ -62,10 +69,16 @@ function paramTaint(
   if (!tool.taint) return null
   for (const param of tool.taint.params) {
     const value = params[param]
-    const source = sources.find((e) => derivedFrom(value, viewOf(e), minLength))
+    // INVARIANT: fail closed. Untrusted text kept only in part may hold the value in the part
+    // that was cut, so a value not found in what was kept still gets the action.
+    const source =
+      sources.find((e) => derivedFrom(value, viewOf(e), minLength)) ??
+      sources.find((e) => e.truncated && value !== undefined)
     if (!source) continue
     const path = `${source.source} → params.${param}`
-    const reason = `sensitive parameter \`${param}\` comes from untrusted text (${path})`
+    const reason = source.truncated
+      ? `sensitive parameter \`${param}\` may come from untrusted text too long to check (${source.source})`
+      : `sensitive parameter \`${param}\` comes from untrusted text (${path})`
     const details = { path: [source.source, `params.${param}`] }
     return tool.taint.action === 'deny'
       ? { outcome: 'deny', code: 'taint_violation', reason, risk: 35, details }
