@@ -6,7 +6,7 @@
  * capitals and other Latin letter variants, and the negative circled / squared / regional
  * indicator letters. A compact subset of Unicode TR39 `confusables.txt` chosen for lowercase
  * text (the input is lowercased first); why a table and not a package:
- * docs/decisions/0011-confusable-folding.md.
+ * docs/decisions/0015-confusable-folding.md.
  */
 const TABLE: Record<string, string> = {
   // Cyrillic
