@@ -290,6 +290,15 @@ export const configSchema = z.strictObject({
         .optional(),
     })
     .prefault({}),
+  /** `Idempotency-Key` on `POST /gateway/execute` (docs/approvals.md, "Idempotency"). */
+  idempotency: z
+    .strictObject({
+      /** How long a key and its first response are kept. */
+      ttl_seconds: seconds.max(7 * 86_400).default(86_400),
+      /** Unexpired keys one agent may hold; more are `429 too_many_idempotency_keys`. */
+      max_keys_per_agent: z.number().int().positive().max(1_000_000).default(1000),
+    })
+    .prefault({}),
   anomaly: z
     .strictObject({
       /**

@@ -77,11 +77,20 @@ export const ERROR_CATALOG = {
     status: 409,
     summary: 'the Idempotency-Key was used for a different call',
   },
+  idempotency_in_progress: {
+    status: 409,
+    summary: 'the first request with this Idempotency-Key has not finished',
+  },
+  too_many_idempotency_keys: {
+    status: 429,
+    summary: 'the agent holds too many unexpired Idempotency-Keys',
+  },
 
   // 5xx: could not decide or could not execute; never a silent allow
   layer_failed: { status: 503, summary: 'a pipeline layer failed; the call was denied' },
   audit_unavailable: { status: 503, summary: 'the audit store could not record the decision' },
   approval_store_unavailable: { status: 503, summary: 'the approval store failed' },
+  idempotency_store_unavailable: { status: 503, summary: 'the idempotency store failed' },
   state_unavailable: { status: 503, summary: 'the state store (history, limits, taint) failed' },
   upstream_error: { status: 502, summary: 'the tool failed or answered with an error' },
   upstream_timeout: { status: 504, summary: 'the tool did not answer within its deadline' },

@@ -12,7 +12,7 @@ import { Gateway } from './service.js'
 
 export interface EngineDeps {
   pipeline: Pipeline
-  stores: Pick<Stores, 'audit' | 'approvals' | 'nonces'>
+  stores: Pick<Stores, 'audit' | 'approvals' | 'nonces' | 'idempotency'>
   bus: EventBus
   executors: Record<ToolConfig['executor']['type'], Executor>
   onError?: (err: unknown, where: string) => void
@@ -54,6 +54,7 @@ export function createEngine(deps: EngineDeps): Engine {
     recorder,
     runner,
     approvals,
+    idempotency: deps.stores.idempotency,
     onError,
     ...(deps.onDecision && { onDecision: deps.onDecision }),
   })
