@@ -273,6 +273,41 @@ describe('delegation: the chain’s policy, quarantine and approvals', () => {
     }
   })
 
+  // ISSUE #11, finding 8: the receiving agent could switch the rule off with its own unsigned
+  // `context.requested_by` (even a number).
+  it.each([['someone-else'], [42]])(
+    'an unsigned context.requested_by (%s) cannot override the person signed into the delegation',
+    async (claimed) => {
+      const w = await variant(true)
+      try {
+        const m = (
+          await message(w, 'support-agent', 'refund-agent', 'refund 250 on ORD-1004', {
+            requested_by: 'demo-approver',
+          })
+        ).json()
+        const call = await execute(
+          w,
+          'refund-agent',
+          'issue_refund',
+          { order_id: 'ORD-1004', amount: 250, reason: 'asked' },
+          { delegation: m.delegation, context: { requested_by: claimed } },
+        )
+        if (typeof claimed !== 'string') {
+          // Not a short string: refused, never silently dropped.
+          expect(call.statusCode).toBe(400)
+          expect(call.json().error.code).toBe('invalid_request')
+          return
+        }
+        expect(call.statusCode).toBe(202)
+        const self = await approve(w, call.json().approval_id)
+        expect(self.statusCode).toBe(403)
+        expect(self.json().error.code).toBe('self_approval_forbidden')
+      } finally {
+        await w.close()
+      }
+    },
+  )
+
   it('a quarantined agent can neither message nor have delegated calls made for it', async () => {
     const w = await startWarden()
     try {

@@ -150,9 +150,11 @@ export class Approvals {
   private newApproval(call: ToolCall, decision: Decision, hash: string): ApprovalRecord {
     const created = new Date(call.receivedAt)
     const ttl = ttlSeconds(this.config, call.tool, decision.risk.level)
-    // The person behind the call may not approve it: named by the caller, or signed into the
-    // delegation chain the call was made under.
-    const requestedBy = call.context.requested_by ?? decision.human
+    // The person behind the call may not approve it. INVARIANT: the person signed into the
+    // delegation chain the call was made under wins; the agent's unsigned `context.requested_by`
+    // only names one when nothing signed does (so a receiving agent cannot name someone else and
+    // switch the rule off).
+    const requestedBy = decision.human ?? call.context.requested_by
     return {
       id: `apr_${timeOrderedId()}`,
       status: 'pending',
