@@ -42,6 +42,8 @@ export interface ApprovalDeps {
   readonly runner: ToolRunner
   /** Committed events; a long-poll wakes on the ones about its approval. */
   readonly bus: EventBus
+  /** Prefix of new approval ids: `apr_`, or `apr_scenario_` in a demo scenario's world. */
+  readonly idPrefix?: string
   onError(err: unknown, where: string): void
 }
 
@@ -156,7 +158,7 @@ export class Approvals {
     // switch the rule off).
     const requestedBy = decision.human ?? call.context.requested_by
     return {
-      id: `apr_${timeOrderedId()}`,
+      id: `${this.host.idPrefix ?? 'apr_'}${timeOrderedId()}`,
       status: 'pending',
       request_id: call.requestId,
       agent_id: call.agentId,

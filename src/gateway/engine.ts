@@ -18,6 +18,8 @@ export interface EngineDeps {
   onError?: (err: unknown, where: string) => void
   onDecision?: (decision: Decision, principal: string | null) => void
   onToolRun?: ToolRunnerDeps['onToolRun']
+  /** Prefix of new approval ids (a demo scenario's world uses `apr_scenario_`). */
+  approvalIdPrefix?: string
 }
 
 /** The engine's parts, wired: what every door calls. */
@@ -47,6 +49,7 @@ export function createEngine(deps: EngineDeps): Engine {
     recorder,
     runner,
     bus: deps.bus,
+    ...(deps.approvalIdPrefix !== undefined && { idPrefix: deps.approvalIdPrefix }),
     onError,
   })
   const gateway = new Gateway({
