@@ -533,3 +533,39 @@ describe('messages go through the pipeline: the same checks as tool calls, once'
     }
   })
 })
+
+// ISSUE #11, "by design": the sender of a delegation picked the session whose taint the receiver
+// inherits, and the receiver could call outside it. `messaging.bind_session` binds the call to it.
+describe('messaging.bind_session', () => {
+  it('refuses a delegated call outside the session its token carries', async () => {
+    const loaded = loadConfig(DEMO_CONFIG)
+    const w = await startWarden({
+      config: {
+        ...loaded,
+        config: { ...loaded.config, messaging: { ...loaded.config.messaging, bind_session: true } },
+      },
+    })
+    try {
+      const m = (
+        await message(w, 'support-agent', 'refund-agent', 'look up ORD-1001', {
+          session_id: 'ticket-9',
+        })
+      ).json()
+      const call = (session_id?: string) =>
+        execute(
+          w,
+          'refund-agent',
+          'lookup_order',
+          { order_id: 'ORD-1001' },
+          { delegation: m.delegation, ...(session_id !== undefined && { session_id }) },
+        )
+      for (const res of [await call('elsewhere'), await call()]) {
+        expect(res.statusCode).toBe(403)
+        expect(res.json().error.code).toBe('delegation_session_mismatch')
+      }
+      expect((await call('ticket-9')).statusCode).toBe(200)
+    } finally {
+      await w.close()
+    }
+  })
+})

@@ -331,6 +331,11 @@ export const configSchema = z.strictObject({
         .max(4)
         .default([]),
       token_ttl_seconds: seconds.max(86_400).default(900),
+      /**
+       * A delegated call must be made in the session its token carries (the sender's), else
+       * `403 delegation_session_mismatch`: the receiver cannot leave the inherited taint behind.
+       */
+      bind_session: z.boolean().default(false),
       max_message_chars: z.number().int().positive().max(100_000).default(8000),
     })
     .prefault({}),

@@ -47,6 +47,10 @@ export const ERROR_CATALOG = {
   run_not_found: { status: 404, summary: 'agent API: no held run with that id' },
   run_not_pending: { status: 409, summary: 'agent API: the run is not waiting on an approval' },
   gateway_unavailable: { status: 503, summary: 'agent API: the gateway did not answer' },
+  delegation_session_mismatch: {
+    status: 403,
+    summary: 'a delegated call made outside the session its token carries (`bind_session`)',
+  },
   risk_too_high: { status: 403, summary: "the call's risk level is configured to be refused" },
   agent_quarantined: { status: 403, summary: 'the agent is quarantined after repeated denials' },
   rate_limited: { status: 429, summary: 'a per-agent or per-tool rate limit is exhausted' },
