@@ -13,7 +13,27 @@ import { Metrics } from './http/metrics.js'
 import { buildRuntime } from './pipeline/runtime.js'
 import { pipeline } from './pipeline/runner.js'
 import { openState, type StateBackend } from './state/index.js'
-import { openStores, storeOptions, type Stores } from './store/index.js'
+import { memoryStores } from './store/memory.js'
+import { openStores, storeOptions, type AuditLog, type Stores } from './store/index.js'
+
+/** The principal a demo scenario's calls are made by, and its approvals' id prefix. */
+export const SCENARIO_PRINCIPAL = 'demo-scenario'
+export const SCENARIO_APPROVAL_PREFIX = 'apr_scenario_'
+
+/** The real audit log, with each event marked as a demo scenario's, by its own principal. */
+function scenarioAudit(audit: AuditLog): AuditLog {
+  return {
+    ...audit,
+    append: (events) =>
+      audit.append(
+        events.map((e) => ({
+          ...e,
+          principal: e.principal === 'anonymous' ? e.principal : SCENARIO_PRINCIPAL,
+          scenario: true,
+        })),
+      ),
+  }
+}
 
 export interface WardenOptions {
   /** A loaded configuration, or the file to load. */
@@ -86,17 +106,27 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
       logger.error({ err, where }, 'gateway error')
     },
   })
-  // Demo scenarios run in a world of their own (fresh state and backend per run), so clicking
-  // them never quarantines, rate-limits or refunds anything of the real agents.
+  // Demo scenarios run in a world of their own: fresh state, backend, approvals, nonces and
+  // idempotency keys per run, so clicking them (or a page that posts to them) never quarantines,
+  // rate-limits, queues for approval or refunds anything of the real agents. Their events go to
+  // the real audit log, made by the `demo-scenario` principal and marked `scenario: true`; their
+  // holds have `apr_scenario_` ids that exist nowhere the real approval routes look.
   const runScenario = loaded.config.demo
-    ? async (call: ToolCall) =>
-        createEngine({
-          pipeline: pipeline({ ...runtime, state: await openState({ kind: 'memory' }) }),
-          stores,
-          bus,
-          executors: { demo: demoExecutor(new DemoBackend()), http: httpExecutor() },
-          onError: (err, where) => logger.error({ err, where }, 'demo scenario error'),
-        }).gateway.execute(call)
+    ? async (call: ToolCall) => {
+        const world = memoryStores()
+        try {
+          return await createEngine({
+            pipeline: pipeline({ ...runtime, state: await openState({ kind: 'memory' }) }),
+            stores: { ...world, audit: scenarioAudit(stores.audit) },
+            bus,
+            executors: { demo: demoExecutor(new DemoBackend()), http: httpExecutor() },
+            approvalIdPrefix: SCENARIO_APPROVAL_PREFIX,
+            onError: (err, where) => logger.error({ err, where }, 'demo scenario error'),
+          }).gateway.execute(call)
+        } finally {
+          await world.close()
+        }
+      }
     : undefined
   const app = await buildApp({ gateway, messenger, stores, bus, logger, metrics, runScenario })
   const interval = opts.sweepIntervalMs ?? 5000

@@ -273,6 +273,41 @@ describe('delegation: the chain’s policy, quarantine and approvals', () => {
     }
   })
 
+  // ISSUE #11, finding 8: the receiving agent could switch the rule off with its own unsigned
+  // `context.requested_by` (even a number).
+  it.each([['someone-else'], [42]])(
+    'an unsigned context.requested_by (%s) cannot override the person signed into the delegation',
+    async (claimed) => {
+      const w = await variant(true)
+      try {
+        const m = (
+          await message(w, 'support-agent', 'refund-agent', 'refund 250 on ORD-1004', {
+            requested_by: 'demo-approver',
+          })
+        ).json()
+        const call = await execute(
+          w,
+          'refund-agent',
+          'issue_refund',
+          { order_id: 'ORD-1004', amount: 250, reason: 'asked' },
+          { delegation: m.delegation, context: { requested_by: claimed } },
+        )
+        if (typeof claimed !== 'string') {
+          // Not a short string: refused, never silently dropped.
+          expect(call.statusCode).toBe(400)
+          expect(call.json().error.code).toBe('invalid_request')
+          return
+        }
+        expect(call.statusCode).toBe(202)
+        const self = await approve(w, call.json().approval_id)
+        expect(self.statusCode).toBe(403)
+        expect(self.json().error.code).toBe('self_approval_forbidden')
+      } finally {
+        await w.close()
+      }
+    },
+  )
+
   it('a quarantined agent can neither message nor have delegated calls made for it', async () => {
     const w = await startWarden()
     try {
@@ -493,6 +528,42 @@ describe('messages go through the pipeline: the same checks as tool calls, once'
       await message(w, 'support-agent', 'support-agent', 'x'.repeat(5))
       const [denied] = await w.stores.audit.query({ type: 'agent_message_denied', limit: 1 })
       expect(denied).toMatchObject({ layer: 'tool_allowlist', code: 'message_not_allowed' })
+    } finally {
+      await w.close()
+    }
+  })
+})
+
+// ISSUE #11, "by design": the sender of a delegation picked the session whose taint the receiver
+// inherits, and the receiver could call outside it. `messaging.bind_session` binds the call to it.
+describe('messaging.bind_session', () => {
+  it('refuses a delegated call outside the session its token carries', async () => {
+    const loaded = loadConfig(DEMO_CONFIG)
+    const w = await startWarden({
+      config: {
+        ...loaded,
+        config: { ...loaded.config, messaging: { ...loaded.config.messaging, bind_session: true } },
+      },
+    })
+    try {
+      const m = (
+        await message(w, 'support-agent', 'refund-agent', 'look up ORD-1001', {
+          session_id: 'ticket-9',
+        })
+      ).json()
+      const call = (session_id?: string) =>
+        execute(
+          w,
+          'refund-agent',
+          'lookup_order',
+          { order_id: 'ORD-1001' },
+          { delegation: m.delegation, ...(session_id !== undefined && { session_id }) },
+        )
+      for (const res of [await call('elsewhere'), await call()]) {
+        expect(res.statusCode).toBe(403)
+        expect(res.json().error.code).toBe('delegation_session_mismatch')
+      }
+      expect((await call('ticket-9')).statusCode).toBe(200)
     } finally {
       await w.close()
     }

@@ -43,6 +43,8 @@ export interface ApprovalDeps {
   readonly runner: ToolRunner
   /** Committed events; a long-poll wakes on the ones about its approval. */
   readonly bus: EventBus
+  /** Prefix of new approval ids: `apr_`, or `apr_scenario_` in a demo scenario's world. */
+  readonly idPrefix?: string
   onError(err: unknown, where: string): void
 }
 
@@ -151,11 +153,13 @@ export class Approvals {
   private newApproval(call: ToolCall, decision: Decision, hash: string): ApprovalRecord {
     const created = new Date(call.receivedAt)
     const ttl = ttlSeconds(this.config, call.tool, decision.risk.level)
-    // The person behind the call may not approve it: named by the caller, or signed into the
-    // delegation chain the call was made under.
-    const requestedBy = call.context.requested_by ?? decision.human
+    // The person behind the call may not approve it. INVARIANT: the person signed into the
+    // delegation chain the call was made under wins; the agent's unsigned `context.requested_by`
+    // only names one when nothing signed does (so a receiving agent cannot name someone else and
+    // switch the rule off).
+    const requestedBy = decision.human ?? call.context.requested_by
     return {
-      id: `apr_${timeOrderedId()}`,
+      id: `${this.host.idPrefix ?? 'apr_'}${timeOrderedId()}`,
       status: 'pending',
       request_id: call.requestId,
       agent_id: call.agentId,

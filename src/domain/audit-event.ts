@@ -67,6 +67,11 @@ export interface AuditEventInput {
   chain?: string[]
   /** The person who started a delegation chain, if known. */
   human?: string
+  /**
+   * A demo scenario's call (`POST /demo/run-scenario/{id}`), made by the `demo-scenario`
+   * principal in a world of its own: it changed nothing of the real agents.
+   */
+  scenario?: true
 }
 
 /** A stored event: numbered and chained. */

@@ -290,6 +290,15 @@ export const configSchema = z.strictObject({
         .optional(),
     })
     .prefault({}),
+  /** `Idempotency-Key` on `POST /gateway/execute` (docs/approvals.md, "Idempotency"). */
+  idempotency: z
+    .strictObject({
+      /** How long a key and its first response are kept. */
+      ttl_seconds: seconds.max(7 * 86_400).default(86_400),
+      /** Unexpired keys one agent may hold; more are `429 too_many_idempotency_keys`. */
+      max_keys_per_agent: z.number().int().positive().max(1_000_000).default(1000),
+    })
+    .prefault({}),
   anomaly: z
     .strictObject({
       /**
@@ -322,6 +331,11 @@ export const configSchema = z.strictObject({
         .max(4)
         .default([]),
       token_ttl_seconds: seconds.max(86_400).default(900),
+      /**
+       * A delegated call must be made in the session its token carries (the sender's), else
+       * `403 delegation_session_mismatch`: the receiver cannot leave the inherited taint behind.
+       */
+      bind_session: z.boolean().default(false),
       max_message_chars: z.number().int().positive().max(100_000).default(8000),
     })
     .prefault({}),

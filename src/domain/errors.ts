@@ -48,6 +48,10 @@ export const ERROR_CATALOG = {
   run_not_found: { status: 404, summary: 'agent API: no held run with that id' },
   run_not_pending: { status: 409, summary: 'agent API: the run is not waiting on an approval' },
   gateway_unavailable: { status: 503, summary: 'agent API: the gateway did not answer' },
+  delegation_session_mismatch: {
+    status: 403,
+    summary: 'a delegated call made outside the session its token carries (`bind_session`)',
+  },
   risk_too_high: { status: 403, summary: "the call's risk level is configured to be refused" },
   agent_quarantined: { status: 403, summary: 'the agent is quarantined after repeated denials' },
   rate_limited: { status: 429, summary: 'a per-agent or per-tool rate limit is exhausted' },
@@ -78,11 +82,20 @@ export const ERROR_CATALOG = {
     status: 409,
     summary: 'the Idempotency-Key was used for a different call',
   },
+  idempotency_in_progress: {
+    status: 409,
+    summary: 'the first request with this Idempotency-Key has not finished',
+  },
+  too_many_idempotency_keys: {
+    status: 429,
+    summary: 'the agent holds too many unexpired Idempotency-Keys',
+  },
 
   // 5xx: could not decide or could not execute; never a silent allow
   layer_failed: { status: 503, summary: 'a pipeline layer failed; the call was denied' },
   audit_unavailable: { status: 503, summary: 'the audit store could not record the decision' },
   approval_store_unavailable: { status: 503, summary: 'the approval store failed' },
+  idempotency_store_unavailable: { status: 503, summary: 'the idempotency store failed' },
   state_unavailable: { status: 503, summary: 'the state store (history, limits, taint) failed' },
   upstream_error: { status: 502, summary: 'the tool failed or answered with an error' },
   upstream_timeout: { status: 504, summary: 'the tool did not answer within its deadline' },

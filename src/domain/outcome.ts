@@ -24,23 +24,30 @@ export interface OutputWarning {
   categories: string[]
 }
 
-/** What happened to one tool call. */
-export type CallOutcome =
+/**
+ * What happened to one tool call. `replayed`: the answer a first request with the same
+ * `Idempotency-Key` got; nothing was decided or run again.
+ */
+export type CallOutcome = { replayed?: true } &
   /** Allowed, run, and its (masked) result is here. */
-  | { kind: 'executed'; decision: Decision; result: unknown; warnings?: OutputWarning[] }
-  /** Allowed and run, but the tool failed (`upstream_error`) or timed out (`upstream_timeout`). */
-  | { kind: 'tool_failed'; decision: Decision; code: ErrorCode; message: string }
-  /** Denied by a layer (or by the approval queue: flood cap, reused key); nothing ran. */
-  | { kind: 'denied'; decision: Decision }
-  /** Held for a person; nothing ran yet. `duplicateOf` names the original request of a retry. */
-  | {
-      kind: 'held'
-      decision: Decision
-      approval: { id: string; expiresAt: string; argsHash: string }
-      duplicateOf?: string
-    }
-  /** Could not be decided or recorded; nothing ran (or, when the message says so, its outcome is unrecorded). */
-  | (Unavailable & { decision?: Decision })
+  (
+    | { kind: 'executed'; decision: Decision; result: unknown; warnings?: OutputWarning[] }
+    /** Allowed and run, but the tool failed (`upstream_error`) or timed out (`upstream_timeout`). */
+    | { kind: 'tool_failed'; decision: Decision; code: ErrorCode; message: string }
+    /** Denied by a layer (or by the approval queue: flood cap, reused key); nothing ran. */
+    | { kind: 'denied'; decision: Decision }
+    /** Held for a person; nothing ran yet. `duplicateOf` names the original request of a retry. */
+    | {
+        kind: 'held'
+        decision: Decision
+        approval: { id: string; expiresAt: string; argsHash: string }
+        duplicateOf?: string
+      }
+    /** Could not be decided or recorded; nothing ran (or, when the message says so, its outcome is unrecorded). */
+    | (Unavailable & { decision?: Decision })
+    /** Refused before deciding (over its `Idempotency-Key`); nothing was decided or run. */
+    | (Failure & { kind: 'refused' })
+  )
 
 /** The code a denied outcome carries (the catalog's catch-all for a deny without one). */
 export function deniedCode(d: Decision): ErrorCode {

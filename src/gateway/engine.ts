@@ -12,12 +12,14 @@ import { Gateway } from './service.js'
 
 export interface EngineDeps {
   pipeline: Pipeline
-  stores: Pick<Stores, 'audit' | 'approvals' | 'nonces'>
+  stores: Pick<Stores, 'audit' | 'approvals' | 'nonces' | 'idempotency'>
   bus: EventBus
   executors: Record<ToolConfig['executor']['type'], Executor>
   onError?: (err: unknown, where: string) => void
   onDecision?: (decision: Decision, principal: string | null) => void
   onToolRun?: ToolRunnerDeps['onToolRun']
+  /** Prefix of new approval ids (a demo scenario's world uses `apr_scenario_`). */
+  approvalIdPrefix?: string
 }
 
 /** The engine's parts, wired: what every door calls. */
@@ -47,6 +49,7 @@ export function createEngine(deps: EngineDeps): Engine {
     recorder,
     runner,
     bus: deps.bus,
+    ...(deps.approvalIdPrefix !== undefined && { idPrefix: deps.approvalIdPrefix }),
     onError,
   })
   const gateway = new Gateway({
@@ -54,6 +57,7 @@ export function createEngine(deps: EngineDeps): Engine {
     recorder,
     runner,
     approvals,
+    idempotency: deps.stores.idempotency,
     onError,
     ...(deps.onDecision && { onDecision: deps.onDecision }),
   })

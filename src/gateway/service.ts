@@ -2,11 +2,14 @@ import { SpanStatusCode, trace, type Span } from '@opentelemetry/api'
 import type { Approvals } from '../approvals/service.js'
 import { decisionEvent, rejectionEvent } from '../audit/events.js'
 import type { Recorder } from '../audit/recorder.js'
-import { WardenError, type ErrorCode } from '../domain/errors.js'
-import { notRecorded, type CallOutcome } from '../domain/outcome.js'
+import { principalOf } from '../auth/credentials.js'
+import { canonicalHash } from '../domain/canonical.js'
+import { THROTTLING_CODES, WardenError, type ErrorCode } from '../domain/errors.js'
+import { notRecorded, refused, unavailable, type CallOutcome } from '../domain/outcome.js'
 import type { Decision, ToolCall } from '../domain/types.js'
 import type { ToolRunner } from '../executors/tool-runner.js'
 import type { Pipeline } from '../pipeline/runner.js'
+import type { IdempotencyStore } from '../store/types.js'
 
 /** OpenTelemetry: a no-op until an SDK is registered (`OTEL_EXPORTER_OTLP_ENDPOINT`, src/telemetry.ts). */
 const tracer = trace.getTracer('warden')
@@ -17,6 +20,8 @@ export interface GatewayDeps {
   runner: ToolRunner
   /** Where held calls go. */
   approvals: Approvals
+  /** `Idempotency-Key`s: reserved before deciding, answered from here on a retry. */
+  idempotency: IdempotencyStore
   onError?: (err: unknown, where: string) => void
   /** Told about every decision (metrics). */
   onDecision?: (decision: Decision, principal: string | null) => void
@@ -45,7 +50,7 @@ export class Gateway {
         'warden.tool': call.tool,
       })
       try {
-        const outcome = await this.executeInSpan(call, span)
+        const outcome = await this.executeOnce(call, span)
         span.setAttribute('warden.outcome', outcome.kind)
         return outcome
       } finally {
@@ -54,7 +59,103 @@ export class Gateway {
     })
   }
 
-  private async executeInSpan(call: ToolCall, span: Span): Promise<CallOutcome> {
+  /**
+   * INVARIANT: a call with an `Idempotency-Key` is decided and run at most once per agent and
+   * key. The key is reserved before the pipeline runs; a retry gets the first answer (whatever
+   * it was: allow, deny, hold), a different call under the key a conflict, a retry while the
+   * first is still running `idempotency_in_progress`. Only a call whose credential is the
+   * agent's own takes a key, so nobody can take (or read) another agent's keys.
+   */
+  private async executeOnce(call: ToolCall, span: Span): Promise<CallOutcome> {
+    const key = call.idempotencyKey
+    if (key === undefined || principalOf(this.runtime, call.credential).agent?.id !== call.agentId)
+      return this.executeInSpan(call, span, { ran: false })
+    const { ttl_seconds, max_keys_per_agent } = this.runtime.config.idempotency
+    const store = this.deps.idempotency
+    const fingerprint = canonicalHash({ tool: call.tool, params: call.params })
+    const now = new Date(call.receivedAt)
+    let found
+    try {
+      found = await store.reserve(
+        call.agentId,
+        key,
+        fingerprint,
+        new Date(now.getTime() + ttl_seconds * 1000).toISOString(),
+        max_keys_per_agent,
+        now.toISOString(),
+      )
+    } catch (err) {
+      this.deps.onError?.(err, 'store:idempotency')
+      return this.refuseKey(
+        call,
+        'idempotency_store_unavailable',
+        'the idempotency store failed; the call was not decided or executed',
+      )
+    }
+    if (found.kind === 'full')
+      return this.refuseKey(
+        call,
+        'too_many_idempotency_keys',
+        `agent \`${call.agentId}\` holds ${max_keys_per_agent} unexpired Idempotency-Keys`,
+      )
+    if (found.kind !== 'reserved' && found.fingerprint !== fingerprint)
+      return this.refuseKey(
+        call,
+        'idempotency_conflict',
+        'the Idempotency-Key was already used for a different call',
+      )
+    if (found.kind === 'in_progress')
+      return this.refuseKey(
+        call,
+        'idempotency_in_progress',
+        'the first request with this Idempotency-Key has not finished; retry later',
+      )
+    if (found.kind === 'done') {
+      const first = found.response as CallOutcome
+      // A replayed hold names the request that took it, as a retry matched by session does.
+      if (first.kind === 'held')
+        return { ...first, duplicateOf: first.decision.requestId, replayed: true }
+      return { ...first, replayed: true }
+    }
+
+    const progress = { ran: false }
+    let outcome: CallOutcome
+    try {
+      outcome = await this.executeInSpan(call, span, progress)
+    } catch (err) {
+      // Whatever happened, a retry must not run the call a second time if it may have run.
+      if (!progress.ran) await store.release(call.agentId, key).catch(() => {})
+      throw err
+    }
+    // Nothing a retry could repeat (an outage before anything ran, a "not now" throttle): the key
+    // is given back so the retry is decided afresh. Everything else is kept and replayed.
+    const retryable =
+      (outcome.kind === 'unavailable' && !progress.ran) ||
+      (outcome.kind === 'denied' && THROTTLING_CODES.has(outcome.decision.code ?? ''))
+    try {
+      if (retryable) await store.release(call.agentId, key)
+      else await store.complete(call.agentId, key, outcome)
+    } catch (err) {
+      // The key stays reserved until it expires: retries get `idempotency_in_progress`, never a
+      // second run.
+      this.deps.onError?.(err, 'store:idempotency')
+    }
+    return outcome
+  }
+
+  /** A call refused over its key: recorded (best effort, nothing runs either way), not decided. */
+  private async refuseKey(call: ToolCall, code: ErrorCode, message: string): Promise<CallOutcome> {
+    await this.recordRejection(call.requestId, code, message)
+    return code === 'idempotency_store_unavailable'
+      ? unavailable(code, message, call.requestId)
+      : { ...refused(code, message, call.requestId), kind: 'refused' }
+  }
+
+  private async executeInSpan(
+    call: ToolCall,
+    span: Span,
+    progress: { ran: boolean },
+  ): Promise<CallOutcome> {
     let decision: Decision
     try {
       decision = await this.deps.pipeline.decide(call)
@@ -89,6 +190,7 @@ export class Gateway {
 
     const tool = this.runtime.tools.get(call.tool)
     if (!tool) throw new Error(`allowed call for unknown tool \`${call.tool}\``)
+    progress.ran = true
     const run = await this.deps.runner.invoke(tool, call)
     try {
       await this.deps.runner.record(run, event)

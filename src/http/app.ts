@@ -95,7 +95,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(authRoutes, { runtime })
   await app.register(auditRoutes, { runtime, audit })
   await app.register(configRoutes, { runtime })
-  if (deps.runScenario) await app.register(demoRoutes, { runScenario: deps.runScenario })
+  if (deps.runScenario)
+    await app.register(demoRoutes, {
+      runScenario: deps.runScenario,
+      allowedOrigins: runtime.config.server.allowed_origins,
+    })
   await app.register(healthRoutes, { gateway, stores, metrics })
   return app
 }

@@ -25,8 +25,14 @@ export function failureReply(f: Failure): Reply {
   }
 }
 
-/** `POST /gateway/execute` (and a demo scenario's call). */
+/** `POST /gateway/execute` (and a demo scenario's call); a replay says so in a header. */
 export function callReply(o: CallOutcome): Reply {
+  const reply = callReplyOf(o)
+  if (o.replayed) reply.headers = { ...reply.headers, 'idempotent-replayed': 'true' }
+  return reply
+}
+
+function callReplyOf(o: CallOutcome): Reply {
   switch (o.kind) {
     case 'executed':
       return {
@@ -74,6 +80,7 @@ export function callReply(o: CallOutcome): Reply {
         },
       }
     case 'unavailable':
+    case 'refused':
       return failureReply(o)
   }
 }

@@ -23,6 +23,19 @@ export const executeBody = z.strictObject({
   session_id: id128.optional().meta({ description: 'groups calls for taint and history' }),
   context: z
     .record(z.string(), z.unknown())
+    // Unsigned, so it only names the person when no signed delegation does (approvals/service.ts);
+    // anything but a short string is refused rather than ignored.
+    .refine(
+      (c) =>
+        c.requested_by === undefined ||
+        (typeof c.requested_by === 'string' &&
+          c.requested_by.length >= 1 &&
+          c.requested_by.length <= 128),
+      {
+        message: 'context.requested_by must be a string of 1-128 characters',
+        path: ['requested_by'],
+      },
+    )
     .optional()
     .meta({ description: 'untrusted text the call came from, e.g. user_input' }),
   delegation: z.string().min(1).max(4096).optional().meta({

@@ -1,7 +1,8 @@
 import { WardenError } from '../domain/errors.js'
 
 /** The catalog codes a store fails with: one per capability. */
-export type StoreErrorCode = 'audit_unavailable' | 'approval_store_unavailable'
+export type StoreErrorCode =
+  'audit_unavailable' | 'approval_store_unavailable' | 'idempotency_store_unavailable'
 
 /**
  * A store could not do what was asked: a dependency outage, never a decision. Every backend

@@ -23,6 +23,7 @@ import type {
   ApprovalRecord,
   ApprovalStore,
   AuditCounts,
+  IdempotencyStore,
   AuditLog,
   AuditQuery,
   NonceStore,
@@ -52,6 +53,7 @@ export function memoryStores(): Stores {
     audit: memoryAuditLog(() => open('audit_unavailable')),
     approvals: memoryApprovals(() => open('approval_store_unavailable')),
     nonces: memoryNonces(() => open('approval_store_unavailable')),
+    idempotency: memoryIdempotency(() => open('idempotency_store_unavailable')),
     async health() {
       return closed
         ? { ok: false, detail: 'memory store is closed' }
@@ -260,6 +262,50 @@ function memoryNonces(check: () => void): NonceStore {
       if (used.has(nonce)) return false
       used.set(nonce, expiresAt)
       return true
+    },
+  }
+}
+
+function memoryIdempotency(check: () => void): IdempotencyStore {
+  interface Entry {
+    fingerprint: string
+    expiresAt: string
+    /** The response as JSON text, once the request finished. */
+    response: string | null
+  }
+  /** agent → key → entry. */
+  const agents = new Map<string, Map<string, Entry>>()
+  return {
+    async reserve(agentId, key, fingerprint, expiresAt, maxKeys, now) {
+      check()
+      const keys = agents.get(agentId) ?? new Map<string, Entry>()
+      agents.set(agentId, keys)
+      for (const [k, e] of keys) if (e.expiresAt <= now) keys.delete(k)
+      // One synchronous step from here: concurrent reservations cannot interleave.
+      const found = keys.get(key)
+      if (found)
+        return found.response === null
+          ? { kind: 'in_progress', fingerprint: found.fingerprint }
+          : {
+              kind: 'done',
+              fingerprint: found.fingerprint,
+              response: JSON.parse(found.response) as unknown,
+            }
+      if (keys.size >= maxKeys) return { kind: 'full' }
+      keys.set(key, { fingerprint, expiresAt, response: null })
+      return { kind: 'reserved' }
+    },
+    async complete(agentId, key, response) {
+      check()
+      const entry = agents.get(agentId)?.get(key)
+      if (entry)
+        entry.response = storeCall('idempotency_store_unavailable', () =>
+          JSON.stringify(response ?? null),
+        )
+    },
+    async release(agentId, key) {
+      check()
+      agents.get(agentId)?.delete(key)
     },
   }
 }

@@ -1,6 +1,6 @@
 import type { Database } from 'better-sqlite3'
 import { storeCall } from './errors.js'
-import type { ApprovalRecord, ApprovalStore, NonceStore } from './types.js'
+import type { ApprovalRecord, ApprovalStore, IdempotencyStore, NonceStore } from './types.js'
 
 const parse = (row: { record: string } | undefined) =>
   row ? (JSON.parse(row.record) as ApprovalRecord) : null
@@ -149,6 +149,63 @@ export function sqliteNonces(db: Database): NonceStore {
             .run(nonce, now, expiresAt).changes === 1
         )
       })
+    },
+  }
+}
+
+/** Idempotency keys in `idempotency_keys`, one row per (agent, key), until `expires_at`. */
+export function sqliteIdempotency(db: Database): IdempotencyStore {
+  const run = <T>(fn: () => T) => storeCall('idempotency_store_unavailable', fn)
+  const reserve = db.transaction(
+    (
+      agentId: string,
+      key: string,
+      fingerprint: string,
+      expiresAt: string,
+      maxKeys: number,
+      now: string,
+    ) => {
+      db.prepare('DELETE FROM idempotency_keys WHERE expires_at <= ?').run(now)
+      const found = db
+        .prepare<[string, string], { fingerprint: string; response: string | null }>(
+          'SELECT fingerprint, response FROM idempotency_keys WHERE agent_id = ? AND key = ?',
+        )
+        .get(agentId, key)
+      if (found)
+        return found.response === null
+          ? ({ kind: 'in_progress', fingerprint: found.fingerprint } as const)
+          : ({
+              kind: 'done',
+              fingerprint: found.fingerprint,
+              response: JSON.parse(found.response) as unknown,
+            } as const)
+      const held = db
+        .prepare<[string], number>('SELECT count(*) FROM idempotency_keys WHERE agent_id = ?')
+        .pluck()
+        .get(agentId)
+      if ((held ?? 0) >= maxKeys) return { kind: 'full' } as const
+      db.prepare(
+        'INSERT INTO idempotency_keys (agent_id, key, fingerprint, expires_at, response) VALUES (?, ?, ?, ?, NULL)',
+      ).run(agentId, key, fingerprint, expiresAt)
+      return { kind: 'reserved' } as const
+    },
+  )
+  return {
+    async reserve(agentId, key, fingerprint, expiresAt, maxKeys, now) {
+      // IMMEDIATE: the check and the insert happen under the write lock, across processes too.
+      return run(() => reserve.immediate(agentId, key, fingerprint, expiresAt, maxKeys, now))
+    },
+    async complete(agentId, key, response) {
+      run(() =>
+        db
+          .prepare('UPDATE idempotency_keys SET response = ? WHERE agent_id = ? AND key = ?')
+          .run(JSON.stringify(response ?? null), agentId, key),
+      )
+    },
+    async release(agentId, key) {
+      run(() =>
+        db.prepare('DELETE FROM idempotency_keys WHERE agent_id = ? AND key = ?').run(agentId, key),
+      )
     },
   }
 }

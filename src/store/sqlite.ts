@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import { MAX_SIGNED_AGE_SECONDS, NONCE_MARGIN_SECONDS } from '../domain/config.js'
-import { sqliteApprovals, sqliteNonces } from './sqlite-approvals.js'
+import { sqliteApprovals, sqliteIdempotency, sqliteNonces } from './sqlite-approvals.js'
 import { backfillCounts, sqliteAuditLog } from './sqlite-audit.js'
 import type { Stores } from './types.js'
 
@@ -54,6 +54,15 @@ CREATE TABLE IF NOT EXISTS approvals (
 );
 CREATE INDEX IF NOT EXISTS approvals_status ON approvals(status, expires_at);
 CREATE INDEX IF NOT EXISTS approvals_agent ON approvals(agent_id, status);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+  agent_id TEXT NOT NULL,
+  key TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  expires_at TEXT NOT NULL,
+  response TEXT,
+  PRIMARY KEY (agent_id, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency_keys(expires_at);
 CREATE TABLE IF NOT EXISTS used_nonces (
   nonce TEXT PRIMARY KEY,
   used_at TEXT NOT NULL,
@@ -105,6 +114,7 @@ export function sqliteStores(path: string): Stores {
     audit: audit.log,
     approvals: sqliteApprovals(db),
     nonces: sqliteNonces(db),
+    idempotency: sqliteIdempotency(db),
     async health() {
       const broken = audit.broken()
       if (broken) return { ok: false, detail: broken }

@@ -157,7 +157,44 @@ export interface Stores {
   readonly audit: AuditLog
   readonly approvals: ApprovalStore
   readonly nonces: NonceStore
+  readonly idempotency: IdempotencyStore
   health(): Promise<{ ok: boolean; detail: string }>
   /** Wait for appends in flight to commit, then release the backend; later calls throw. */
   close(): Promise<void>
+}
+
+/** What reserving an idempotency key found. */
+export type Reservation =
+  /** The key was free (or expired): it is now held for this request. */
+  | { kind: 'reserved' }
+  /** The agent already holds `maxKeys` unexpired keys; nothing was reserved. */
+  | { kind: 'full' }
+  /** The key is held by a request that has not finished. */
+  | { kind: 'in_progress'; fingerprint: string }
+  /** The key's request finished; `response` is what it answered (opaque to the store). */
+  | { kind: 'done'; fingerprint: string; response: unknown }
+
+/**
+ * `Idempotency-Key`s, scoped per agent, each with the fingerprint of the request that took it and,
+ * once it finished, its response. Times are ISO strings; `now` is the caller's. Failures throw
+ * `StoreError('idempotency_store_unavailable')`.
+ */
+export interface IdempotencyStore {
+  /**
+   * Atomically take `key` for `agentId` until `expiresAt`, unless an unexpired reservation of it
+   * exists (then say what it holds) or the agent holds `maxKeys` unexpired keys. Of concurrent
+   * reservations of one key exactly one gets `reserved`. Expired keys are forgotten.
+   */
+  reserve(
+    agentId: string,
+    key: string,
+    fingerprint: string,
+    expiresAt: string,
+    maxKeys: number,
+    now: string,
+  ): Promise<Reservation>
+  /** Store the response of a reserved key (JSON-serialisable); its expiry stays. */
+  complete(agentId: string, key: string, response: unknown): Promise<void>
+  /** Give up a reservation whose request did nothing that a retry could repeat. */
+  release(agentId: string, key: string): Promise<void>
 }

@@ -49,6 +49,15 @@ async function delegated(
       : checked.why
     return { outcome: 'deny', code: 'unauthenticated', reason, risk: 60 }
   }
+  const bound = checked.delegation.session
+  if (rt.config.messaging.bind_session && ctx.call.sessionId !== bound) {
+    return {
+      outcome: 'deny',
+      code: 'delegation_session_mismatch',
+      reason: `the delegation is bound to session ${bound === undefined ? '(none)' : `\`${bound}\``}; the call must be made in it`,
+      risk: 60,
+    }
+  }
   ctx.chain = checked.delegation.chain
   if (checked.delegation.human) ctx.human = checked.delegation.human
   const sender = ctx.chain[ctx.chain.length - 1]
