@@ -18,6 +18,7 @@ export const ERROR_CATALOG = {
   // The API contract answers every malformed request with 400; the code says which kind it is.
   unsupported_media_type: { status: 400, summary: 'the body is not `application/json`' },
   payload_too_large: { status: 400, summary: 'the body is larger than the limit' },
+  context_too_large: { status: 400, summary: 'the call context is larger than 64 KiB' },
   not_found: { status: 404, summary: 'no such route or resource' },
 
   // 400 / 401 / 403 / 429: decisions
