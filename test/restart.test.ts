@@ -84,7 +84,10 @@ describe('durable approvals across kill -9', () => {
     const second = await startProcess(port)
     try {
       const pending = (await (
-        await fetch(`http://127.0.0.1:${port}/gateway/pending-approvals`)
+        await fetch(`http://127.0.0.1:${port}/gateway/pending-approvals`, {
+          // Read views need an approver token by default (issue #11 finding 5).
+          headers: { authorization: 'Bearer demo-approver-token' },
+        })
       ).json()) as { approvals: { id: string }[] }
       expect(pending.approvals.map((a) => a.id)).toContain(id)
       const approved = await post(port, '/gateway/approve', 'demo-approver-token', {

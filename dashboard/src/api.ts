@@ -64,7 +64,10 @@ export const api = {
   get: <T>(path: string) => request<T>('GET', path),
   post: <T>(path: string, body?: unknown) => request<T>('POST', path, body),
   /** Fetch a text export with the approver token and hand it to the browser as a download. */
-  async download(path: string, filename: string): Promise<number> {
+  async download(
+    path: string,
+    filename: string,
+  ): Promise<{ count: number; nextBeforeSeq: string | null }> {
     const res = await fetch(`/api${path}`, {
       headers: auth.token ? { authorization: `Bearer ${auth.token}` } : {},
     })
@@ -76,7 +79,12 @@ export const api = {
     a.download = filename
     a.click()
     setTimeout(() => URL.revokeObjectURL(a.href), 10_000)
-    return Number(res.headers.get('x-warden-count') ?? 0)
+    // An export holds the newest 10,000 matches; the header says where the older ones start.
+    const truncated = res.headers.get('x-warden-truncated') === 'true'
+    return {
+      count: Number(res.headers.get('x-warden-count') ?? 0),
+      nextBeforeSeq: truncated ? (res.headers.get('x-warden-next-before-seq') ?? '') : null,
+    }
   },
 }
 

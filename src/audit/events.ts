@@ -24,24 +24,53 @@ export function argsHash(params: unknown): string {
   return canonicalHash(params)
 }
 
-/** The decision record written (durably) before anything runs. */
+/** Longest claimed agent id, tool or session id kept in the record of an anonymous call. */
+export const MAX_ANONYMOUS_ID = 64
+
+/**
+ * What is kept of an anonymous call's parameters: their size and top-level shape, never their
+ * content. Whoever failed authentication decides nothing about the size of its audit row.
+ */
+export function anonymousParams(params: unknown): {
+  withheld: 'anonymous'
+  bytes: number
+  kind: string
+  keys: number
+} {
+  const bytes = Buffer.byteLength(JSON.stringify(params) ?? 'null')
+  const kind = params === null ? 'null' : Array.isArray(params) ? 'array' : typeof params
+  const keys =
+    params && typeof params === 'object' ? Object.keys(params as Record<string, unknown>).length : 0
+  return { withheld: 'anonymous', bytes, kind, keys }
+}
+
+const clip = (s: string) => (s.length > MAX_ANONYMOUS_ID ? s.slice(0, MAX_ANONYMOUS_ID) : s)
+
+/**
+ * The decision record written (durably) before anything runs. A call whose credential proved
+ * nothing (`principal` null) is recorded at a fixed size: claimed ids clipped, parameters
+ * replaced by `anonymousParams`, so unauthenticated traffic cannot grow the log or its views.
+ */
 export function decisionEvent(
   call: ToolCall,
   d: Decision,
   principal: string | null,
   approvalId?: string,
 ): AuditEventInput {
-  const { value, masked } = maskPii(call.params, '/params')
+  const anonymous = principal === null
+  const { value, masked } = anonymous
+    ? { value: anonymousParams(call.params), masked: [] }
+    : maskPii(call.params, '/params')
   return {
     version: 1,
     id: timeOrderedId(),
     type: eventTypeOf(d),
     timestamp: new Date(call.receivedAt).toISOString(),
     request_id: call.requestId,
-    agent_id: call.agentId,
+    agent_id: anonymous ? clip(call.agentId) : call.agentId,
     principal: principal ?? 'anonymous',
-    tool: call.tool,
-    session_id: call.sessionId ?? null,
+    tool: anonymous ? clip(call.tool) : call.tool,
+    session_id: anonymous && call.sessionId ? clip(call.sessionId) : (call.sessionId ?? null),
     decision: d.decision,
     layer: d.layer,
     code: d.code,

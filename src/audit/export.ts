@@ -68,11 +68,27 @@ export function exportLine(stored: StoredEvent, format: ExportFormat): string {
   return CSV_COLUMNS.map((c) => csvField(row[c])).join(',')
 }
 
-/** RFC 4180 quoting, plus a leading quote mark on formula-like cells so spreadsheets do not run them. */
+/**
+ * Control characters (ANSI escapes, other C0/C1 codes, U+2028/U+2029 line and paragraph
+ * separators) as `\uXXXX` text, so an export shown in a terminal or a log viewer cannot be made
+ * to repaint the screen or break a line where the format does not.
+ */
+export function escapeControls(s: string): string {
+  return s.replace(
+    // eslint-disable-next-line no-control-regex -- matching control characters is the point
+    /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  )
+}
+
+/**
+ * RFC 4180 quoting, plus a leading quote mark on formula-like cells (also after leading
+ * whitespace, which spreadsheets skip) so spreadsheets do not run them.
+ */
 function csvField(value: unknown): string {
   if (value === undefined || value === null) return ''
-  let s = String(value)
-  if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`
+  let s = escapeControls(String(value))
+  if (/^[\s]*[=+\-@\t\r]/.test(s)) s = `'${s}`
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s
 }
 
@@ -84,15 +100,20 @@ const CEF_SEVERITY: Record<string, number> = { low: 3, medium: 5, high: 8, criti
  * key=value extensions (equals signs, backslashes and line breaks escaped).
  */
 function cefLine(e: ReturnType<typeof parseStored>): string {
-  const header = (v: string) => v.replace(/[\\|]/g, (c) => `\\${c}`)
+  const header = (v: string) => escapeControls(v.replace(/[\\|]/g, (c) => `\\${c}`))
   const value = (v: unknown) =>
-    String(v)
-      .replace(/[\\=]/g, (c) => `\\${c}`)
-      .replace(/\r?\n|\r/g, '\\n')
+    escapeControls(
+      String(v)
+        .replace(/[\\=]/g, (c) => `\\${c}`)
+        .replace(/\r?\n|\r/g, '\\n'),
+    )
   const ext: [string, unknown][] = [
     ['rt', Date.parse(e.timestamp)],
     ['externalId', e.id],
-    ['suser', e.agent_id],
+    // Who the credential proved, not the id the caller claimed (`anonymous` when it proved nothing).
+    ['suser', e.principal],
+    ['flexString1Label', 'claimed_agent_id'],
+    ['flexString1', e.agent_id],
     ['act', e.decision],
     ['reason', e.reason],
     ['cs1Label', 'tool'],

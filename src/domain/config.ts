@@ -180,7 +180,7 @@ export const configSchema = z.strictObject({
        * WebSocket, which takes it as an `Authorization` header or a `warden.token.<token>`
        * subprotocol, the only way a browser can send one).
        */
-      read_access: z.enum(['open', 'approver']).default('open'),
+      read_access: z.enum(['open', 'approver']).default('approver'),
     })
     .prefault({}),
   store: z

@@ -19,6 +19,7 @@ export const ERROR_CATALOG = {
   unsupported_media_type: { status: 400, summary: 'the body is not `application/json`' },
   payload_too_large: { status: 400, summary: 'the body is larger than the limit' },
   session_required: { status: 400, summary: 'the configuration requires a `session_id`' },
+  context_too_large: { status: 400, summary: 'the call context is larger than 64 KiB' },
   not_found: { status: 404, summary: 'no such route or resource' },
 
   // 400 / 401 / 403 / 429: decisions

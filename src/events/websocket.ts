@@ -2,6 +2,7 @@ import type { WebSocket } from 'ws'
 import type { AuditEvent } from '../domain/audit-event.js'
 import type { AuditLog } from '../store/types.js'
 import type { EventBus } from './bus.js'
+import { readView } from './view.js'
 
 const PAGE = 500
 /** A client this far behind on live events is cut off (it can reconnect with `last_seq`). */
@@ -16,7 +17,13 @@ const DRAIN_BELOW = 1024 * 1024
  */
 export async function streamEvents(
   socket: WebSocket,
-  opts: { audit: Pick<AuditLog, 'query'>; bus: EventBus; lastSeq: number | null },
+  opts: {
+    audit: Pick<AuditLog, 'queryStored'>
+    bus: EventBus
+    lastSeq: number | null
+    /** How a reader sees each event (e.g. results withheld); as stored when absent. */
+    shown?: (e: AuditEvent) => AuditEvent
+  },
 ): Promise<void> {
   // Sequence numbers start at 1, so 0 means "nothing sent yet".
   let sentUpTo = opts.lastSeq ?? 0
@@ -26,13 +33,14 @@ export async function streamEvents(
     if (socket.bufferedAmount > MAX_BUFFERED) return socket.close(1013, 'client too slow')
     sentUpTo = e.seq
     // The stream carries the same object the log stores.
-    socket.send(JSON.stringify(e))
+    socket.send(JSON.stringify(opts.shown ? opts.shown(e) : e))
   }
   const readFromStore = async () => {
     for (;;) {
-      const page = await opts.audit.query({ after_seq: sentUpTo, order: 'asc', limit: PAGE })
-      for (const e of page) deliver(e)
-      if (page.length < PAGE || !open()) return
+      // Bounded like every view: oversized events trimmed, the page within a byte budget.
+      const page = await readView(opts.audit, { after_seq: sentUpTo, order: 'asc', limit: PAGE })
+      for (const e of page.events) deliver(e)
+      if (page.next_after_seq === null || !open()) return
       while (open() && socket.bufferedAmount > DRAIN_BELOW)
         await new Promise((r) => setTimeout(r, 10))
     }

@@ -15,9 +15,17 @@ export function requireApprover(runtime: Runtime, authorization: string | undefi
   return approver
 }
 
-/** With `server.read_access: approver`, reading decisions needs an approver token too. */
-export function requireReader(runtime: Runtime, authorization: string | undefined): void {
-  if (runtime.config.server.read_access === 'approver') requireApprover(runtime, authorization)
+/**
+ * Reading decisions needs an approver token (`server.read_access: approver`, the default) unless
+ * the deployment opted in to open reads. True when the reader is an approver, and so entitled to
+ * tool results; open readers see `result_withheld` instead.
+ */
+export function requireReader(runtime: Runtime, authorization: string | undefined): boolean {
+  if (runtime.config.server.read_access !== 'open') {
+    requireApprover(runtime, authorization)
+    return true
+  }
+  return principalOf(runtime, bearer(authorization)).approver !== undefined
 }
 
 /** WebSocket subprotocol prefix that carries an approver token from a browser. */

@@ -102,11 +102,14 @@ export const auditFilters = z.object(
 
 export const recentQuery = auditFilters.extend({
   limit: lenientNumber('how many, 1-1000 (default 50)'),
+  before_seq: lenientNumber('only events older than this `seq` (the `next_before_seq` of a page)'),
 })
 export const timelineQuery = auditFilters.extend({
   limit: lenientNumber('how many, 1-1000 (default 500)'),
+  before_seq: lenientNumber('only events older than this `seq` (the `next_before_seq` of a page)'),
 })
 export const exportQuery = auditFilters.extend({
+  before_seq: lenientNumber('only events older than this `seq` (`x-warden-next-before-seq`)'),
   format: z
     .enum(['jsonl', 'csv', 'cef'], { error: '`format` must be jsonl, csv or cef' })
     .optional(),

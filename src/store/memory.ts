@@ -73,7 +73,10 @@ function memoryAuditLog(check: () => void): AuditLog {
     check()
     const hits = rows.filter((r) => matches(r, q))
     if (q.order !== 'asc') hits.reverse()
-    return hits.slice(0, queryLimit(q)).map(({ body, hash }) => ({ body, hash }))
+    return hits.slice(0, queryLimit(q)).map(({ body, hash }) => ({
+      body: q.max_event_bytes === undefined ? body : trimmed(body, q.max_event_bytes),
+      hash,
+    }))
   }
   const log: AuditLog = {
     async append(events) {
@@ -125,6 +128,14 @@ function memoryAuditLog(check: () => void): AuditLog {
 /** SQLite's `lower()`: ASCII letters only, so both backends match the same text. */
 const asciiLower = (s: string) => s.replace(/[A-Z]/g, (c) => c.toLowerCase())
 
+/** An event's text without `params` and `result` when it is longer than `max` bytes (as SQLite). */
+function trimmed(body: string, max: number): string {
+  const bytes = Buffer.byteLength(body)
+  if (bytes <= max) return body
+  const { params: _p, result: _r, ...rest } = JSON.parse(body) as Record<string, unknown>
+  return JSON.stringify({ ...rest, truncated: true, bytes })
+}
+
 function matches({ seq, input: e }: Row, q: AuditQuery): boolean {
   if (q.agent_id !== undefined && e.agent_id !== q.agent_id) return false
   if (q.tool !== undefined && e.tool !== q.tool) return false
@@ -135,6 +146,8 @@ function matches({ seq, input: e }: Row, q: AuditQuery): boolean {
   if (q.from !== undefined && e.timestamp < q.from) return false
   if (q.to !== undefined && e.timestamp > q.to) return false
   if (q.after_seq !== undefined && seq <= q.after_seq) return false
+  if (q.before_seq !== undefined && seq >= q.before_seq) return false
+  if (q.principal !== undefined && e.principal !== q.principal) return false
   if (q.text) {
     const t = q.text.toLowerCase()
     const found = [e.reason, e.agent_id, e.tool].some((f) => asciiLower(f).includes(t))

@@ -232,11 +232,21 @@ const FILTERS: [keyof AuditQuery, string][] = [
   ['from', 'timestamp >= ?'],
   ['to', 'timestamp <= ?'],
   ['after_seq', 'seq > ?'],
+  ['before_seq', 'seq < ?'],
+  ['principal', "json_extract(body, '$.principal') = ?"],
 ]
+
+/** Oversized events trimmed inside SQLite, so their text never reaches the JavaScript heap. */
+const TRIMMED_BODY = `CASE WHEN length(CAST(body AS BLOB)) > ?
+  THEN json_set(json_remove(body, '$.params', '$.result'), '$.truncated', json('true'),
+                '$.bytes', length(CAST(body AS BLOB)))
+  ELSE body END AS body`
 
 function buildQuery(q: AuditQuery): { sql: string; args: unknown[] } {
   const where: string[] = []
   const args: unknown[] = []
+  const trim = q.max_event_bytes !== undefined
+  if (trim) args.push(q.max_event_bytes)
   for (const [key, clause] of FILTERS) {
     if (q[key] !== undefined) {
       where.push(clause)
@@ -251,7 +261,7 @@ function buildQuery(q: AuditQuery): { sql: string; args: unknown[] } {
     args.push(t, t, t, q.text)
   }
   const order = q.order === 'asc' ? 'ASC' : 'DESC'
-  const sql = `SELECT body, hash FROM audit_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq ${order} LIMIT ?`
+  const sql = `SELECT ${trim ? TRIMMED_BODY : 'body'}, hash FROM audit_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq ${order} LIMIT ?`
   args.push(queryLimit(q))
   return { sql, args }
 }

@@ -15,6 +15,16 @@ export interface AuditQuery {
   text?: string
   /** Only events with `seq` greater than this (catch-up after a reconnect). */
   after_seq?: number
+  /** Only events with `seq` less than this (paging back through a view or an export). */
+  before_seq?: number
+  /** Only events whose credential proved this caller (`principal`), not merely claimed it. */
+  principal?: string
+  /**
+   * For views: an event whose stored text is longer than this many bytes comes back without
+   * `params` and `result`, with `truncated: true` and its stored size in `bytes`. Such an event
+   * no longer matches its hash; exports never set this.
+   */
+  max_event_bytes?: number
   limit?: number
   order?: 'asc' | 'desc'
 }

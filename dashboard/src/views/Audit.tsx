@@ -77,11 +77,16 @@ export function Audit(props: {
 
   const exportAs = async (format: 'jsonl' | 'csv' | 'cef', extra: Record<string, string> = {}) => {
     try {
-      const n = await api.download(
+      const { count, nextBeforeSeq } = await api.download(
         `/audit/export${qs({ ...query(), ...extra, format })}`,
         `warden-audit${extra.session_id ? `-${extra.session_id}` : ''}.${format === 'cef' ? 'cef.txt' : format}`,
       )
-      setNote(`exported ${n} events as ${format.toUpperCase()}`)
+      setNote(
+        nextBeforeSeq === null
+          ? `exported ${count} events as ${format.toUpperCase()}`
+          : `exported the newest ${count} events as ${format.toUpperCase()}; older matches were ` +
+              `left out (export again with before_seq=${nextBeforeSeq})`,
+      )
     } catch (e) {
       setNote(
         e instanceof ApiError && e.status === 401

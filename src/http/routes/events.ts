@@ -3,10 +3,11 @@ import type { AuditEvent } from '../../domain/audit-event.js'
 import { errorBody } from '../../domain/errors.js'
 import type { EventBus } from '../../events/bus.js'
 import type { Stats } from '../../events/stats.js'
+import { readView, withholdResult } from '../../events/view.js'
 import { streamEvents } from '../../events/websocket.js'
 import type { Runtime } from '../../pipeline/runtime.js'
 import type { AuditLog } from '../../store/types.js'
-import { requireApprover, requireReader, subprotocolToken } from '../guards.js'
+import { requireReader, subprotocolToken } from '../guards.js'
 import { parseQuery, recentQuery, streamQuery, timelineQuery } from '../schemas.js'
 
 export interface EventRoutesOptions {
@@ -30,17 +31,25 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (
   })
 
   app.get('/events/recent', async (req) => {
-    requireReader(runtime, req.headers.authorization)
-    const { limit, ...filters } = parseQuery(recentQuery, req.query)
-    const events = await audit.query({ ...filters, limit: clampLimit(limit, 50) })
-    return { events, count: events.length }
+    const entitled = requireReader(runtime, req.headers.authorization)
+    const { limit, before_seq, ...filters } = parseQuery(recentQuery, req.query)
+    const page = await readView(
+      audit,
+      { ...filters, before_seq: seqOf(before_seq), limit: clampLimit(limit, 50) },
+      entitled ? undefined : withholdResult,
+    )
+    return { events: page.events, count: page.events.length, next_before_seq: page.next_before_seq }
   })
 
   app.get('/events/timeline', async (req) => {
-    requireReader(runtime, req.headers.authorization)
-    const { limit, ...filters } = parseQuery(timelineQuery, req.query)
-    const events = await audit.query({ ...filters, limit: clampLimit(limit, 500) })
-    return timeline(events.reverse())
+    const entitled = requireReader(runtime, req.headers.authorization)
+    const { limit, before_seq, ...filters } = parseQuery(timelineQuery, req.query)
+    const page = await readView(
+      audit,
+      { ...filters, before_seq: seqOf(before_seq), limit: clampLimit(limit, 500) },
+      entitled ? undefined : withholdResult,
+    )
+    return { ...timeline(page.events.reverse()), next_before_seq: page.next_before_seq }
   })
 
   app.route({
@@ -56,10 +65,8 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (
     // site cannot read it through a visitor's browser). Clients without one are not browsers.
     preValidation: async (req, reply) => {
       const origin = req.headers.origin
-      if (server.read_access === 'approver') {
-        const protocol = subprotocolToken(req.headers['sec-websocket-protocol'])
-        requireApprover(runtime, req.headers.authorization ?? protocol)
-      }
+      const protocol = subprotocolToken(req.headers['sec-websocket-protocol'])
+      requireReader(runtime, req.headers.authorization ?? protocol)
       if (origin !== undefined && !allowedOrigins.has(originOf(origin)))
         return reply
           .code(403)
@@ -74,12 +81,21 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (
     wsHandler: (socket, req) => {
       const raw = Number(parseQuery(streamQuery, req.query).last_seq)
       const lastSeq = Number.isSafeInteger(raw) && raw >= 0 ? raw : null
-      streamEvents(socket, { audit, bus, lastSeq }).catch((err: unknown) => {
+      const protocol = subprotocolToken(req.headers['sec-websocket-protocol'])
+      const entitled = requireReader(runtime, req.headers.authorization ?? protocol)
+      const shown = entitled ? undefined : withholdResult
+      streamEvents(socket, { audit, bus, lastSeq, shown }).catch((err: unknown) => {
         req.log.error({ err }, 'websocket catch-up failed')
         socket.close(1011, 'catch-up failed')
       })
     },
   })
+}
+
+/** A `before_seq` cursor: a whole number from 1, else none. */
+function seqOf(raw: string | undefined): number | undefined {
+  const n = Number(raw)
+  return raw !== undefined && Number.isSafeInteger(n) && n > 0 ? n : undefined
 }
 
 /** `limit` as asked, when it is a whole number from 1 (at most 1000); else the default. */

@@ -41,7 +41,15 @@ export const executeRoutes: FastifyPluginAsync<ExecuteRoutesOptions> = async (
   })
 }
 
+/** Largest `context` a call may carry (as JSON): a held call keeps it until it is decided. */
+export const MAX_CONTEXT_BYTES = 64 * 1024
+
 function toolCall(req: FastifyRequest, body: ExecuteBody): ToolCall {
+  if (body.context && Buffer.byteLength(JSON.stringify(body.context)) > MAX_CONTEXT_BYTES)
+    throw new WardenError(
+      'context_too_large',
+      `\`context\` may hold at most ${MAX_CONTEXT_BYTES} bytes of JSON`,
+    )
   return {
     requestId: req.id,
     agentId: body.agent_id,
