@@ -135,8 +135,11 @@ function installLimits(app: FastifyInstance, gateway: Gateway): void {
   app.addHook('onRequest', async (req, reply) => {
     if (req.headers.upgrade?.toLowerCase() !== 'websocket') return
     const release = caps.admit(req.ip)
-    if (!release)
+    if (!release) {
+      // A refused upgrade ends its connection, or a client could keep holding the socket.
+      setImmediate(() => req.raw.socket.end())
       return replyLimited(req, reply, 'too_many_connections', 5, 'the event stream is full')
+    }
     // The upgraded connection lives as long as its socket; a refused upgrade closes it too.
     req.raw.socket.once('close', release)
   })
