@@ -206,6 +206,7 @@ async function serve(
       keys,
       demoKeys: true,
       publicOrigins: (env.AGENTS_PUBLIC_ORIGINS ?? '').split(',').filter((o) => o.trim()),
+      allowedHosts: [env.AGENTS_HOST, ...listOf(env.AGENTS_ALLOWED_HOSTS)],
       defaultProvider: provider as ProviderName,
       openai: {
         ...(env.OPENAI_API_KEY && { apiKey: env.OPENAI_API_KEY }),
@@ -233,6 +234,7 @@ async function serve(
       gatewayUrl,
       logger,
       publicOrigins: (env.DASHBOARD_PUBLIC_ORIGINS ?? '').split(',').filter((o) => o.trim()),
+      allowedHosts: [env.DASHBOARD_HOST, ...listOf(env.DASHBOARD_ALLOWED_HOSTS)],
     })
     closers.unshift(() => dashboard.close())
     const port = env.DASHBOARD_PORT ? Number(env.DASHBOARD_PORT) : 8006
@@ -250,6 +252,14 @@ async function serve(
   })
   for (const close of closers) await close()
   return 0
+}
+
+/** A comma-separated environment value as a list (empty items dropped). */
+function listOf(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((v) => v.trim())
+    .filter((v) => v !== '')
 }
 
 /** OLLAMA_HOST may be `host:port` without a scheme (as the Ollama CLI accepts it). */

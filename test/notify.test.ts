@@ -79,7 +79,8 @@ describe('approval notifications, signed links and callbacks', () => {
   }
   const open = (link: string) => {
     const url = new URL(link)
-    return w.app.inject({ url: url.pathname + url.search })
+    // A link decides on POST (the button of the page its GET shows).
+    return w.app.inject({ method: 'POST', url: url.pathname + url.search })
   }
 
   it('webhooks are signed per Standard Webhooks and carry approve/deny links', async () => {
@@ -206,8 +207,10 @@ describe('approval notifications, signed links and callbacks', () => {
     try {
       const fields = { approval: id, decision: 'deny', approver: 'bob', exp: edge, nonce: 'n-edge' }
       const link = `/gateway/approvals/${id}/decide?decision=deny&approver=bob&exp=${edge}&nonce=n-edge&sig=${signLink(SECRET, fields as Parameters<typeof signLink>[1])}`
-      expect((await w.app.inject({ url: link })).json().approval.status).toBe('denied')
-      expect((await w.app.inject({ url: link })).json().error.code).toBe('replayed')
+      expect((await w.app.inject({ method: 'POST', url: link })).json().approval.status).toBe(
+        'denied',
+      )
+      expect((await w.app.inject({ method: 'POST', url: link })).json().error.code).toBe('replayed')
 
       const body = JSON.stringify({ approval_id: id, decision: 'deny', approver: 'bob' })
       const headers = {
@@ -227,6 +230,88 @@ describe('approval notifications, signed links and callbacks', () => {
     } finally {
       vi.useRealTimers()
     }
+  })
+
+  it('opening a link (GET, as a link previewer does) only shows a page; its button (POST) decides', async () => {
+    const id = await holdAndNotify()
+    const deny = JSON.parse(received.slack![0]!.body).blocks.at(-1).elements[1].url as string
+    const url = new URL(deny)
+    for (let i = 0; i < 3; i++) {
+      const page = await w.app.inject({ url: url.pathname + url.search })
+      expect(page.statusCode).toBe(200)
+      expect(page.headers['content-type']).toMatch(/^text\/html/)
+      expect(page.body).toContain('<form method="post"')
+      expect(page.body).toContain(
+        `action="${url.pathname}?${url.search.slice(1).replaceAll('&', '&amp;')}"`,
+      )
+    }
+    const pending = await w.app.inject({
+      url: `/gateway/approvals/${id}`,
+      headers: { authorization: 'Bearer demo-approver-token' },
+    })
+    expect(pending.json().approval.status).toBe('pending')
+    // A plain HTML form posts `application/x-www-form-urlencoded`; the link still decides.
+    const posted = await w.app.inject({
+      method: 'POST',
+      url: url.pathname + url.search,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: '',
+    })
+    expect(posted.json().approval).toMatchObject({ id, status: 'denied', decided_by: 'bob' })
+    expect((await open(deny)).json().error.code).toBe('replayed')
+  })
+
+  it('the page of a link escapes what the link carries', async () => {
+    const page = await w.app.inject({
+      url: '/gateway/approvals/%3Cscript%3Ex/decide?decision=approve&approver=%22%3E%3Cimg%20src%3Dx%3E',
+    })
+    expect(page.statusCode).toBe(200)
+    expect(page.body).not.toContain('<script>')
+    expect(page.body).not.toContain('<img')
+    expect(page.headers['content-security-policy']).toContain("default-src 'none'")
+  })
+
+  it('a signed callback whose body is `null` (or a list, or a string) is 400, not 500', async () => {
+    const now = Math.floor(Date.now() / 1000)
+    for (const [i, body] of ['null', '[]', '"deny"', '42'].entries()) {
+      const res = await w.app.inject({
+        method: 'POST',
+        url: '/gateway/callbacks/approvals',
+        headers: {
+          'content-type': 'application/json',
+          ...signWebhook(SECRET, `cb-null-${i}`, body, now),
+        },
+        payload: body,
+      })
+      expect(res.statusCode).toBe(400)
+      expect(res.json().error.code).toBe('invalid_request')
+    }
+  })
+
+  it('agent text in a Slack message cannot become a link or a mention', async () => {
+    const res = await execute(w, 'refund-agent', 'issue_refund', {
+      order_id: 'ORD-1006',
+      amount: 400,
+      reason: 'late <https://evil.example/login|Open Warden> <!channel> `x` & more',
+    })
+    expect(res.statusCode).toBe(202)
+    for (let i = 0; i < 100 && received.slack!.length === 0; i++)
+      await new Promise((r) => setTimeout(r, 20))
+    const slack = JSON.parse(received.slack![0]!.body)
+    const texts = [
+      slack.text,
+      ...slack.blocks.map((b: { text?: { text: string } }) => b.text?.text ?? ''),
+    ]
+    for (const text of texts) {
+      expect(text).not.toMatch(/<https?:/)
+      expect(text).not.toContain('<!channel>')
+      expect(text).not.toContain('|Open Warden>')
+    }
+    const params = slack.blocks[1].text.text as string
+    expect(params).toContain('&lt;https://evil.example/login|Open Warden&gt;')
+    expect(params).toContain('&amp; more')
+    // One code span from start to end: the agent's backticks cannot close it.
+    expect(params.match(/`/g)).toHaveLength(2)
   })
 
   it('a `whsec_` secret is decoded as Standard Webhooks does; a rotating sender may list two signatures', () => {

@@ -5,6 +5,12 @@ import { catalogCodeOf, replyFrameworkError, replyNotFound } from '../http/error
 import { parseBody } from '../http/schemas.js'
 import { timeOrderedId } from '../domain/ids.js'
 import { installHostGuard } from '../http/host-guard.js'
+import {
+  DEFAULT_LIMITS,
+  installIpLimits,
+  timeoutOptions,
+  type ServerLimits,
+} from '../http/limits.js'
 import { openRunStore, type OpenRunStoreOptions } from '../store/open-run-store.js'
 import { GatewayClient } from './gateway-client.js'
 import { ollamaProvider } from './providers/ollama.js'
@@ -32,6 +38,10 @@ export interface AgentApiOptions {
   maxSteps?: number
   /** Origins the agent API is reached at besides localhost (see src/http/host-guard.ts). */
   publicOrigins?: string[]
+  /** More host names it may be called by (its listen host, a LAN name); see host-guard.ts. */
+  allowedHosts?: (string | undefined)[]
+  /** Per-address buckets and timeouts (default: `DEFAULT_LIMITS`, docs/limits.md). */
+  limits?: ServerLimits
   /**
    * Where held runs are kept (default: SQLite at `DEFAULT_RUNS_PATH`). Instances over the same
    * store resume each other's runs; the API closes the store when it closes.
@@ -93,15 +103,21 @@ export async function buildAgentApi(opts: AgentApiOptions): Promise<FastifyInsta
     ...(opts.maxSteps && { maxSteps: opts.maxSteps }),
   })
 
+  const limits = opts.limits ?? DEFAULT_LIMITS
   const app = Fastify({
     loggerInstance: opts.logger,
+    ...timeoutOptions(limits),
     genReqId: () => timeOrderedId(),
     requestIdHeader: false,
     bodyLimit: 65_536,
     frameworkErrors: replyFrameworkError,
   })
   // Whoever reaches this API drives agents with their keys: no other site's page, no rebound name.
-  installHostGuard(app, opts.publicOrigins)
+  installIpLimits(app, limits)
+  installHostGuard(app, {
+    publicOrigins: opts.publicOrigins ?? [],
+    allowedHosts: opts.allowedHosts ?? [],
+  })
   app.addHook('onClose', () => runs.close())
   app.setErrorHandler(async (err: FastifyError, req, reply) => {
     const code: ErrorCode =

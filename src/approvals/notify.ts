@@ -44,6 +44,20 @@ export function decisionLinks(
   }
 }
 
+/**
+ * Agent text as Slack mrkdwn shows it literally: `&`, `<` and `>` escaped as Slack asks, so
+ * `<https://evil.example|Open Warden>` stays text and never becomes a disguised link (or a
+ * `<!channel>` mention).
+ */
+export function mrkdwn(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
+}
+
+/** Agent text in a code span it cannot leave (mrkdwn has no escape for a backtick). */
+function code(text: string): string {
+  return `\`${mrkdwn(text).replace(/`/g, 'ˋ')}\``
+}
+
 /** The message for one webhook: Warden's JSON, or a Slack-compatible message with link buttons. */
 export function webhookPayload(
   hook: Webhook,
@@ -57,12 +71,12 @@ export function webhookPayload(
   links: ReturnType<typeof decisionLinks> | null,
 ) {
   if (hook.format === 'json') return { type: 'approval_required', approval, links }
-  const text = `Approval needed: \`${approval.agent_id}\` wants to call \`${approval.tool}\` (risk ${approval.risk.level}, ${approval.risk.score}). Held because: ${approval.reason}`
+  const text = `Approval needed: ${code(approval.agent_id)} wants to call ${code(approval.tool)} (risk ${mrkdwn(approval.risk.level)}, ${approval.risk.score}). Held because: ${mrkdwn(approval.reason)}`
   const blocks: unknown[] = [
     { type: 'section', text: { type: 'mrkdwn', text } },
     {
       type: 'section',
-      text: { type: 'mrkdwn', text: `Parameters: \`${JSON.stringify(approval.params)}\`` },
+      text: { type: 'mrkdwn', text: `Parameters: ${code(JSON.stringify(approval.params) ?? '')}` },
     },
   ]
   if (links) {

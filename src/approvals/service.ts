@@ -280,7 +280,17 @@ export class Approvals {
         verdict === 'expired' ? 'signature_expired' : 'signature_invalid',
         `the callback is ${verdict === 'expired' ? 'too old' : 'not validly signed'}`,
       )
-    const body = JSON.parse(rawBody) as Record<string, unknown>
+    // Signed is not well formed: `null`, a list or a bare string is refused like a missing field.
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(rawBody)
+    } catch {
+      parsed = null
+    }
+    const body: Record<string, unknown> =
+      typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
+        ? (parsed as Record<string, unknown>)
+        : {}
     const { approval_id: id, decision, approver, comment } = body
     if (
       typeof id !== 'string' ||

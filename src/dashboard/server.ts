@@ -4,6 +4,12 @@ import proxy from '@fastify/http-proxy'
 import fastifyStatic from '@fastify/static'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { installHostGuard } from '../http/host-guard.js'
+import {
+  DEFAULT_LIMITS,
+  installIpLimits,
+  timeoutOptions,
+  type ServerLimits,
+} from '../http/limits.js'
 
 /** The built dashboard (`vite build dashboard`, run by `npm ci` through `prepare`). */
 export const DASHBOARD_DIST = fileURLToPath(new URL('../../dashboard/dist/', import.meta.url))
@@ -18,6 +24,10 @@ export interface DashboardOptions {
    * Requests naming any other host are refused, which also defeats DNS rebinding.
    */
   publicOrigins?: string[]
+  /** More host names it may be called by (its listen host, a LAN name); see host-guard.ts. */
+  allowedHosts?: (string | undefined)[]
+  /** Per-address buckets and timeouts (default: `DEFAULT_LIMITS`, docs/limits.md). */
+  limits?: ServerLimits
 }
 
 /**
@@ -31,11 +41,20 @@ export async function buildDashboard(opts: DashboardOptions): Promise<FastifyIns
   if (!existsSync(`${root}/index.html`))
     throw new Error(`the dashboard is not built (${root}); run \`npm run build\``)
   const upstream = new URL(opts.gatewayUrl)
-  const app = Fastify({ loggerInstance: opts.logger, disableRequestLogging: true })
+  const limits = opts.limits ?? DEFAULT_LIMITS
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    disableRequestLogging: true,
+    ...timeoutOptions(limits),
+  })
 
   // Another site's page must not drive an approver's browser into approving (CSRF), read the
   // stream, or reach the gateway through a rebound DNS name.
-  const admitted = installHostGuard(app, opts.publicOrigins)
+  installIpLimits(app, limits)
+  const admitted = installHostGuard(app, {
+    publicOrigins: opts.publicOrigins ?? [],
+    allowedHosts: opts.allowedHosts ?? [],
+  })
 
   await app.register(fastifyStatic, { root, index: ['index.html'] })
   app.get('/enterprise_dashboard.html', (_req, reply) => reply.sendFile('index.html'))
@@ -51,7 +70,7 @@ export async function buildDashboard(opts: DashboardOptions): Promise<FastifyIns
       verifyClient: (info: {
         origin?: string
         req: { headers: { host?: string }; socket: { localPort?: number } }
-      }) => admitted(info.req.headers.host, info.origin, info.req.socket.localPort),
+      }) => admitted(info.req.headers.host, info.origin, info.req.socket.localPort) === 'ok',
     },
   })
   return app

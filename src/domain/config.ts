@@ -25,6 +25,17 @@ export const MAX_SIGNED_AGE_SECONDS = 3600
  */
 export const NONCE_MARGIN_SECONDS = 60
 
+/** A host name as sent in `Host`, without a port: letters, digits, `.-`, or an IPv6 literal. */
+const hostName = z
+  .string()
+  .regex(/^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])$/, 'must be a host name without a port')
+  .transform((h) => h.toLowerCase())
+/** A token bucket: `burst` at once, refilled at `per_second`. */
+const bucket = z.strictObject({
+  burst: z.number().int().positive(),
+  per_second: z.number().positive(),
+})
+
 const rateLimit = z.strictObject({ limit: z.number().int().positive(), window_seconds: seconds })
 
 const agent = z.strictObject({
@@ -181,6 +192,38 @@ export const configSchema = z.strictObject({
        * subprotocol, the only way a browser can send one).
        */
       read_access: z.enum(['open', 'approver']).default('approver'),
+      /**
+       * Host names (no port) requests may name in `Host` besides localhost, 127.0.0.1, ::1, the
+       * listen `host` and the host of `approvals.notify.public_url`; any other is refused with
+       * 403 `host_not_allowed` (DNS rebinding). Agents that reach the gateway by another name
+       * need it here.
+       */
+      allowed_hosts: z.array(hostName).default([]),
+      /** What one client address may cost before it is known (docs/limits.md). */
+      limits: z
+        .strictObject({
+          per_ip: bucket.default({ burst: 200, per_second: 50 }),
+          auth_failures: bucket.default({ burst: 10, per_second: 0.1 }),
+          /** `POST /detect/injection` takes no credential; its own smaller bucket per address. */
+          detect: bucket.default({ burst: 10, per_second: 2 }),
+          detect_body_limit_bytes: z.number().int().positive().max(1_048_576).default(65_536),
+          /** Addresses the per-address buckets skip: loopback (the dashboard's proxy, local tools). */
+          trusted_ips: z.array(z.string()).default(['127.0.0.1', '::1', '::ffff:127.0.0.1']),
+          max_tracked_ips: z.number().int().positive().max(1_000_000).default(10_000),
+          request_timeout_ms: z.number().int().positive().default(30_000),
+          headers_timeout_ms: z.number().int().positive().default(10_000),
+          keep_alive_timeout_ms: z.number().int().positive().default(5_000),
+          websocket: z
+            .strictObject({
+              max_connections: z.number().int().positive().default(100),
+              max_per_ip: z.number().int().positive().default(10),
+            })
+            .prefault({}),
+        })
+        .refine((l) => l.headers_timeout_ms <= l.request_timeout_ms, {
+          message: '`headers_timeout_ms` must not exceed `request_timeout_ms`',
+        })
+        .prefault({}),
     })
     .prefault({}),
   store: z

@@ -57,6 +57,18 @@ export const ERROR_CATALOG = {
   agent_quarantined: { status: 403, summary: 'the agent is quarantined after repeated denials' },
   rate_limited: { status: 429, summary: 'a per-agent or per-tool rate limit is exhausted' },
 
+  // resource limits before authentication (docs/limits.md)
+  host_not_allowed: { status: 403, summary: 'the Host header does not name this server' },
+  ip_rate_limited: { status: 429, summary: 'too many requests from one client address' },
+  auth_rate_limited: {
+    status: 429,
+    summary: 'too many failed authentication attempts from one client address',
+  },
+  too_many_connections: {
+    status: 429,
+    summary: 'the event stream has as many connections as it takes (in total or from one address)',
+  },
+
   // approvals
   approver_unauthenticated: { status: 401, summary: 'missing or unknown approver token' },
   origin_not_allowed: { status: 403, summary: 'a browser page from another origin' },

@@ -5,10 +5,52 @@ import type { EventBus } from './bus.js'
 import { readView } from './view.js'
 
 const PAGE = 500
-/** A client this far behind on live events is cut off (it can reconnect with `last_seq`). */
-const MAX_BUFFERED = 4 * 1024 * 1024
-/** During catch-up, wait for the client to read before sending the next page. */
-const DRAIN_BELOW = 1024 * 1024
+/**
+ * A client this far behind is cut off (it can reconnect with `last_seq`): what one connection
+ * may hold in memory however slowly it reads (docs/limits.md).
+ */
+export const MAX_BUFFERED = 1024 * 1024
+/** During catch-up, wait for the client to read before sending more. */
+const DRAIN_BELOW = 256 * 1024
+/** A catch-up client that reads nothing for this long is cut off. */
+const STALL_MS = 30_000
+
+/**
+ * How many event streams are open, in total and per client address: a place is reserved at the
+ * upgrade and given back when the connection closes. Trusted addresses (the dashboard's proxy)
+ * count only towards the total.
+ */
+export class ConnectionCaps {
+  private total = 0
+  private readonly byIp = new Map<string, number>()
+
+  constructor(
+    private readonly limits: { max_connections: number; max_per_ip: number },
+    private readonly trusted: ReadonlySet<string> = new Set(),
+  ) {}
+
+  /** A release function (call it once, when the connection ends), or null when full. */
+  admit(ip: string): (() => void) | null {
+    const mine = this.byIp.get(ip) ?? 0
+    if (this.total >= this.limits.max_connections) return null
+    if (!this.trusted.has(ip) && mine >= this.limits.max_per_ip) return null
+    this.total += 1
+    this.byIp.set(ip, mine + 1)
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      this.total -= 1
+      const left = (this.byIp.get(ip) ?? 1) - 1
+      if (left > 0) this.byIp.set(ip, left)
+      else this.byIp.delete(ip)
+    }
+  }
+
+  get open(): number {
+    return this.total
+  }
+}
 
 /**
  * Stream committed events to one client: first everything after `lastSeq` from the store, in
@@ -39,10 +81,18 @@ export async function streamEvents(
     for (;;) {
       // Bounded like every view: oversized events trimmed, the page within a byte budget.
       const page = await readView(opts.audit, { after_seq: sentUpTo, order: 'asc', limit: PAGE })
-      for (const e of page.events) deliver(e)
+      for (const e of page.events) {
+        // Wait for the client to read before each event past the drain mark; give up on one
+        // that reads nothing at all.
+        const since = Date.now()
+        while (open() && socket.bufferedAmount > DRAIN_BELOW) {
+          if (Date.now() - since > STALL_MS) return socket.close(1013, 'client too slow')
+          await new Promise((r) => setTimeout(r, 10))
+        }
+        if (!open()) return
+        deliver(e)
+      }
       if (page.next_after_seq === null || !open()) return
-      while (open() && socket.bufferedAmount > DRAIN_BELOW)
-        await new Promise((r) => setTimeout(r, 10))
     }
   }
   if (opts.lastSeq !== null) await readFromStore()

@@ -10,12 +10,15 @@ import { timeOrderedId } from '../domain/ids.js'
 import type { ToolCall } from '../domain/types.js'
 import type { EventBus } from '../events/bus.js'
 import { Stats } from '../events/stats.js'
+import { ConnectionCaps } from '../events/websocket.js'
 import type { CallOutcome } from '../domain/outcome.js'
 import type { Gateway } from '../gateway/service.js'
 import type { Messenger } from '../messaging/service.js'
 import type { Stores } from '../store/types.js'
 import { catalogCodeOf, replyFrameworkError, replyNotFound } from './errors.js'
 import { TOKEN_PROTOCOL } from './guards.js'
+import { installHostGuard } from './host-guard.js'
+import { installIpLimits, replyLimited, timeoutOptions } from './limits.js'
 import { Metrics } from './metrics.js'
 import { registerOpenApi } from './openapi.js'
 import { approvalRoutes } from './routes/approvals.js'
@@ -67,12 +70,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger,
     bodyLimit: runtime.config.server.body_limit_bytes,
+    ...timeoutOptions(runtime.config.server.limits),
     genReqId: () => timeOrderedId(),
     requestIdHeader: false,
     // Decisions are logged and audited by the gateway; per-request access logs would double them.
     logController: new LogController({ disableRequestLogging: true }),
     frameworkErrors: replyFrameworkError,
   })
+  installLimits(app, gateway)
   await app.register(websocket, {
     options: {
       maxPayload: 4096,
@@ -90,7 +95,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // A new route: a file in ./routes/ and one line here (and its entry in ROUTE_DOCS).
   await app.register(executeRoutes, { gateway, messenger: deps.messenger, metrics })
   await app.register(approvalRoutes, { gateway, metrics })
-  await app.register(detectRoutes, { runtime })
+  await app.register(detectRoutes, { runtime, limits: runtime.config.server.limits })
   await app.register(eventRoutes, { runtime, audit, bus, stats })
   await app.register(authRoutes, { runtime })
   await app.register(auditRoutes, { runtime, audit })
@@ -102,6 +107,47 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     })
   await app.register(healthRoutes, { gateway, stores, metrics })
   return app
+}
+
+/**
+ * What an outsider can reach before authentication, bounded (docs/limits.md): the Host must name
+ * this gateway, each client address has a request bucket and an auth-failure bucket (failures
+ * are audited), the event stream has connection caps, and slow requests time out.
+ */
+function installLimits(app: FastifyInstance, gateway: Gateway): void {
+  const { server, approvals } = gateway.runtime.config
+  const { limits } = server
+  installIpLimits(app, limits, async (req, code) => {
+    // A refused tool call is already audited as a decision.
+    if (req.url.startsWith('/gateway/execute')) return
+    const path = req.url.split('?')[0] ?? ''
+    await gateway.recordRejection(
+      req.id,
+      code,
+      `authentication failed: ${req.method} ${path.slice(0, 200)} from ${req.ip}`,
+    )
+  })
+  installHostGuard(app, {
+    allowedHosts: [
+      server.host,
+      ...server.allowed_hosts,
+      ...(approvals.notify ? [new URL(approvals.notify.public_url).hostname] : []),
+    ],
+    // Browsers' origins are checked where they act: the stream (`allowed_origins`), the dashboard.
+    checkOrigin: false,
+  })
+  const caps = new ConnectionCaps(limits.websocket, new Set(limits.trusted_ips))
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.headers.upgrade?.toLowerCase() !== 'websocket') return
+    const release = caps.admit(req.ip)
+    if (!release) {
+      // A refused upgrade ends its connection, or a client could keep holding the socket.
+      setImmediate(() => req.raw.socket.end())
+      return replyLimited(req, reply, 'too_many_connections', 5, 'the event stream is full')
+    }
+    // The upgraded connection lives as long as its socket; a refused upgrade closes it too.
+    req.raw.socket.once('close', release)
+  })
 }
 
 /**

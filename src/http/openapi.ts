@@ -90,9 +90,20 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     },
   },
   'GET /gateway/approvals/:id/decide': {
-    summary: 'Signed, expiring, single-use approve/deny link from a notification',
+    summary: 'Signed approve/deny link from a notification: a confirmation page only',
     tags: ['approvals'],
-    responses: { 200: 'decided', 403: 'bad or expired signature', 409: 'already decided' },
+    description:
+      'Changes nothing (link previewers and scanners open links); the page has a button that POSTs the same URL.',
+    responses: { 200: 'an HTML page with a confirm button' },
+  },
+  'POST /gateway/approvals/:id/decide': {
+    summary: 'Decide through a signed, expiring, single-use approve/deny link',
+    tags: ['approvals'],
+    responses: {
+      200: 'decided',
+      401: 'bad or expired signature',
+      409: 'already decided, or the link was already used',
+    },
   },
   'POST /gateway/callbacks/approvals': {
     summary: 'Signed decision callback (Standard Webhooks: webhook-id, -timestamp, -signature)',
