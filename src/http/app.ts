@@ -4,6 +4,7 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
+  type FastifyReply,
 } from 'fastify'
 import { errorBody, statusOf } from '../domain/errors.js'
 import { timeOrderedId } from '../domain/ids.js'
@@ -71,6 +72,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     requestIdHeader: false,
     // Decisions are logged and audited by the gateway; per-request access logs would double them.
     logController: new LogController({ disableRequestLogging: true }),
+    // Errors the router raises before any route (a malformed URL such as `/x%`): the same JSON
+    // error shape with a catalog code as everything else, not Fastify's own.
+    frameworkErrors: (err, req, reply) => {
+      void (reply as unknown as FastifyReply)
+        .code(400)
+        .send(errorBody('invalid_request', err.message, req.id))
+    },
   })
   await app.register(websocket, {
     options: {

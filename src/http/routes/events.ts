@@ -6,6 +6,7 @@ import type { Stats } from '../../events/stats.js'
 import { streamEvents } from '../../events/websocket.js'
 import type { Runtime } from '../../pipeline/runtime.js'
 import type { AuditLog } from '../../store/types.js'
+import { replyNotFound } from '../errors.js'
 import { requireApprover, requireReader, subprotocolToken } from '../guards.js'
 import { parseQuery, recentQuery, streamQuery, timelineQuery } from '../schemas.js'
 
@@ -43,31 +44,12 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (
     return timeline(events.reverse())
   })
 
-  app.get(
-    '/ws/events',
-    {
-      websocket: true,
-      // Browsers send an Origin: only pages from an allowed origin may open the stream (another
-      // site cannot read it through a visitor's browser). Clients without one are not browsers.
-      preValidation: async (req, reply) => {
-        const origin = req.headers.origin
-        if (server.read_access === 'approver') {
-          const protocol = subprotocolToken(req.headers['sec-websocket-protocol'])
-          requireApprover(runtime, req.headers.authorization ?? protocol)
-        }
-        if (origin !== undefined && !allowedOrigins.has(originOf(origin)))
-          return reply
-            .code(403)
-            .send(
-              errorBody(
-                'origin_not_allowed',
-                `origin ${origin} may not open the event stream`,
-                req.id,
-              ),
-            )
-      },
-    },
-    (socket, req) => {
+  app.route({
+    method: 'GET',
+    url: '/ws/events',
+    // A plain GET (no upgrade) gets the JSON not-found every other unknown route gets.
+    schema: { hide: true },
+    wsHandler: (socket, req) => {
       const raw = Number(parseQuery(streamQuery, req.query).last_seq)
       const lastSeq = Number.isSafeInteger(raw) && raw >= 0 ? raw : null
       streamEvents(socket, { audit, bus, lastSeq }).catch((err: unknown) => {
@@ -75,7 +57,27 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (
         socket.close(1011, 'catch-up failed')
       })
     },
-  )
+    // Browsers send an Origin: only pages from an allowed origin may open the stream (another
+    // site cannot read it through a visitor's browser). Clients without one are not browsers.
+    preValidation: async (req, reply) => {
+      const origin = req.headers.origin
+      if (server.read_access === 'approver') {
+        const protocol = subprotocolToken(req.headers['sec-websocket-protocol'])
+        requireApprover(runtime, req.headers.authorization ?? protocol)
+      }
+      if (origin !== undefined && !allowedOrigins.has(originOf(origin)))
+        return reply
+          .code(403)
+          .send(
+            errorBody(
+              'origin_not_allowed',
+              `origin ${origin} may not open the event stream`,
+              req.id,
+            ),
+          )
+    },
+    handler: replyNotFound,
+  })
 }
 
 /** `limit` as asked, when it is a whole number from 1 (at most 1000); else the default. */
