@@ -204,7 +204,9 @@ describe('property: no generated request makes the gateway fail', () => {
           const withBody = r.method !== 'GET' && r.method !== 'HEAD'
           const res = await warden.app.inject({
             method: r.method,
-            url: r.path + r.suffix + r.query,
+            // `app.inject` (light-my-request) cannot build a URL with a raw backslash (`/\` reads as
+            // a scheme-relative URL on its side), so it goes percent-encoded.
+            url: (r.path + r.suffix + r.query).replaceAll('\\', '%5C'),
             headers,
             ...(withBody ? { payload: r.body } : {}),
           })
