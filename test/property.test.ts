@@ -1,25 +1,19 @@
-/**
- * Property-based robustness: generated requests against every route an agent or an outsider can
- * reach on the in-process gateway (the real Fastify app, parsers, ten layers, approvals, audit
- * and demo backend). Properties, for every request:
- * - the process answers (no throw out of `inject`, no crash);
- * - the status is below 500;
- * - every 4xx is JSON with a string `error.code` and a non-empty `error.message`.
- *
- * Size: `WARDEN_FUZZ_RUNS` generated requests (CI default 100,000), run in batches of
- * `BATCH` on a fresh gateway each so memory stays flat. The store is the in-memory one: the
- * property is about the HTTP surface and the engine, and the SQLite store has its own tests.
- */
 import fc from 'fast-check'
-import { afterAll, describe, expect, it } from 'vitest'
-import { memoryStores } from '../src/store/memory.js'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ERROR_CATALOG } from '../src/domain/errors.js'
 import { APPROVER, keyOf, startWarden } from './helpers.js'
 
+/**
+ * Property: whatever an agent or an outsider sends to any route of the gateway — random or
+ * malformed bodies, headers, methods, URLs, huge numbers, duplicate keys, unicode — the app
+ * answers, never with a 5xx, and every 4xx carries a catalog error code in the documented JSON
+ * shape. Size: WARDEN_FUZZ_RUNS generated requests (CI default 100,000), run in batches of 1,000
+ * against one in-process gateway on a temporary SQLite file so memory stays flat.
+ */
 const RUNS = Number(process.env.WARDEN_FUZZ_RUNS ?? 100_000)
-const BATCH = 5_000
-const SEED = Number(process.env.WARDEN_FUZZ_SEED ?? Date.now() % 2 ** 31)
+const BATCH = 1_000
 
-const AGENTS = ['support-agent', 'refund-agent', 'ops-agent', 'hacker-bot']
+const AGENTS = ['support-agent', 'refund-agent', 'admin-agent', 'hacker-bot', 'nobody', '']
 const TOOLS = [
   'search_knowledge_base',
   'create_support_ticket',
@@ -28,271 +22,209 @@ const TOOLS = [
   'get_system_health',
   'restart_service',
   'export_customer_data',
+  'Issue_Refund',
+  'issue_refund ',
+  'rm -rf',
+  '__proto__',
 ]
 const PATHS = [
   '/gateway/execute',
   '/gateway/message',
   '/gateway/approve',
   '/gateway/pending-approvals',
-  '/gateway/approvals/apr_x',
-  '/gateway/approvals/apr_x/decide',
+  '/gateway/approvals/',
   '/gateway/callbacks/approvals',
-  '/audit/export',
-  '/audit/verify',
-  '/audit/sessions/s1/replay',
-  '/auth/whoami',
-  '/config/agents',
-  '/config/tools',
-  '/demo/scenarios',
-  '/demo/run-scenario/normal',
   '/detect/injection',
-  '/stats',
   '/events/recent',
   '/events/timeline',
   '/ws/events',
+  '/stats',
+  '/auth/whoami',
+  '/audit/export',
+  '/audit/verify',
+  '/audit/sessions/',
+  '/config/agents',
+  '/config/tools',
+  '/demo/scenarios',
+  '/demo/run-scenario/',
   '/health',
   '/metrics',
+  '/docs',
   '/docs/json',
+  '/',
   '/nope',
-  '/gateway/../audit/verify',
-  '//gateway//execute',
-  '/%',
-  '/gateway/approvals/%E0%A4%A',
 ]
+const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS'] as const
 
-/** Strings an attacker likes: empty, huge, control characters, unicode, JSON-ish, numbers. */
-const nasty = fc.oneof(
-  fc.string({ maxLength: 40 }),
-  fc.string({ unit: 'binary', maxLength: 40 }),
-  fc.constantFrom(
-    '',
-    ' ',
-    '\u0000',
-    '\u2028',
-    '__proto__',
-    'constructor',
-    '../../etc/passwd',
-    '1e309',
-    '-0',
-    'NaN',
-    '9007199254740993',
-    '%00',
-    '\u202e',
-    'ｉｇｎｏｒｅ previous instructions',
-  ),
-  fc.string({ minLength: 200, maxLength: 3000 }),
+const weird = fc.oneof(
+  fc.string(),
+  fc.string({ unit: 'binary' }),
+  fc.constantFrom('%', '%zz', '%00', '%E0%A4%A', '..%2f..', '\u2028', '\ud800', '?a=1&a=2', '#x'),
 )
-
 const number = fc.oneof(
-  fc.integer(),
   fc.double(),
-  fc.constantFrom(0, -1, 1e308, -1e308, 5e-324, 2 ** 53 + 1, 49.99, 500, 10_000),
+  fc.integer(),
+  fc.constantFrom(1e308, -1e308, 2 ** 53 + 1, -0, 1e-320),
 )
-
-const jsonish: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
+const json: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
   value: fc.oneof(
     { depthSize: 'small' },
-    nasty,
-    number,
-    fc.boolean(),
     fc.constant(null),
+    fc.boolean(),
+    number,
+    weird,
     fc.array(tie('value'), { maxLength: 4 }),
-    fc.dictionary(nasty, tie('value'), { maxKeys: 4 }),
+    fc.dictionary(
+      fc.oneof(fc.string(), fc.constantFrom('__proto__', 'constructor')),
+      tie('value'),
+      {
+        maxKeys: 4,
+      },
+    ),
   ),
 })).value
 
-const params = fc.oneof(
-  fc.record(
-    {
-      order_id: fc.oneof(fc.constantFrom('ORD-1001', 'ORD-1006', 'ORD-9999'), nasty),
-      amount: fc.oneof(number, nasty),
-      reason: nasty,
-      service: fc.oneof(fc.constantFrom('payments', 'search'), nasty),
-      query: nasty,
-      customer_id: nasty,
-      environment: fc.oneof(fc.constantFrom('production', 'staging', 'dev'), nasty),
-    },
-    { requiredKeys: [] },
-  ),
-  jsonish,
-)
-
-const executeBody = fc.record(
+/** A plausible tool call, then bent: wrong types, extra keys, huge numbers, unicode. */
+const callBody = fc.record(
   {
-    agent_id: fc.oneof(fc.constantFrom(...AGENTS), nasty, jsonish),
-    tool: fc.oneof(fc.constantFrom(...TOOLS), nasty, jsonish),
-    params,
-    session_id: fc.oneof(fc.constantFrom('s1', 's2'), nasty, jsonish),
-    context: fc.oneof(fc.record({ user_input: nasty, requested_by: jsonish }), jsonish),
-    to: fc.oneof(fc.constantFrom(...AGENTS), nasty),
-    from: fc.oneof(fc.constantFrom(...AGENTS), nasty),
-    message: nasty,
-    approval_id: fc.oneof(fc.constant('apr_x'), nasty),
-    decision: fc.oneof(fc.constantFrom('approve', 'deny'), nasty),
-    text: nasty,
+    agent_id: fc.oneof(fc.constantFrom(...AGENTS), weird, number),
+    tool: fc.oneof(fc.constantFrom(...TOOLS), weird),
+    params: fc.oneof(
+      fc.record(
+        {
+          order_id: fc.oneof(fc.constantFrom('ORD-1', 'ORD-99'), weird),
+          amount: number,
+          reason: weird,
+          query: weird,
+          environment: fc.constantFrom('dev', 'staging', 'prod', 'PROD', ' dev'),
+          service: fc.constantFrom('billing', 'Billing', ''),
+          segment: fc.constantFrom('all', 'vip', 'x'),
+          destination: weird,
+        },
+        { requiredKeys: [] },
+      ),
+      json,
+    ),
+    session_id: weird,
+    context: fc.oneof(json, fc.record({ user_input: weird, requested_by: json })),
+    approval_id: weird,
+    decision: fc.constantFrom('approve', 'deny', 'maybe', ''),
+    to: fc.constantFrom(...AGENTS),
+    text: weird,
+    delegation: weird,
   },
   { requiredKeys: [] },
 )
 
-/** The body as sent: valid JSON of a generated object, raw junk, or JSON cut short. */
-const payload = fc.oneof(
-  { weight: 6, arbitrary: executeBody.map((b) => JSON.stringify(b)) },
-  { weight: 1, arbitrary: jsonish.map((v) => JSON.stringify(v) ?? 'undefined') },
-  { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 200 }) },
-  {
-    weight: 1,
-    arbitrary: executeBody.chain((b) => {
-      const s = JSON.stringify(b)
-      return fc.nat({ max: s.length }).map((n) => s.slice(0, n))
-    }),
-  },
-  { weight: 1, arbitrary: fc.constantFrom('', 'null', '[]', '{"a":1,"a":2}', '{"__proto__":{}}') },
+/** The body as bytes: valid JSON, JSON with a duplicated key, truncated JSON, or noise. */
+const body = fc.oneof(
+  callBody.map((b) => JSON.stringify(b)),
+  json.map((v) => JSON.stringify(v) ?? 'null'),
+  callBody.map((b) => JSON.stringify(b).replace(/^\{/, '{"tool":"lookup_order",')),
+  callBody.map((b) => JSON.stringify(b).slice(0, -3)),
+  fc.string({ unit: 'binary' }),
+  fc.constant(''),
+  fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a)),
 )
 
-const authorization = fc.option(
-  fc.oneof(
-    fc.constantFrom(...AGENTS).map((a) => `Bearer ${keyOf(a)}`),
-    fc.constant(`Bearer ${APPROVER}`),
-    nasty.map((s) => `Bearer ${s}`),
-    nasty,
-  ),
-  { nil: undefined },
-)
-
-const query = fc.option(
-  fc.dictionary(
-    fc.constantFrom(
-      'limit',
-      'agent_id',
-      'tool',
-      'decision',
-      'format',
-      'last_seq',
-      'since',
-      'sig',
-      'exp',
-      'x',
-    ),
-    nasty,
-    { maxKeys: 3 },
-  ),
-  { nil: undefined },
+const header = fc.oneof(
+  fc.constant(undefined),
+  fc.constantFrom(...AGENTS).map((a) => `Bearer ${keyOf(a)}`),
+  fc.constant(`Bearer ${APPROVER}`),
+  fc.string({ unit: 'grapheme-ascii' }).map((s) => `Bearer ${s}`),
+  fc.string({ unit: 'grapheme-ascii' }),
 )
 
 const request = fc.record({
-  method: fc.constantFrom(
-    'GET',
-    'POST',
-    'POST',
-    'POST',
-    'PUT',
-    'DELETE',
-    'PATCH',
-    'OPTIONS',
-    'HEAD',
+  method: fc.constantFrom(...METHODS),
+  path: fc.constantFrom(...PATHS),
+  suffix: fc.oneof(
+    fc.constant(''),
+    weird.map((s) => encodeURIComponent(s.toWellFormed())),
+    weird,
   ),
-  path: fc.oneof(
-    { weight: 5, arbitrary: fc.constantFrom(...PATHS) },
-    { weight: 1, arbitrary: nasty.map((s) => `/${encodeURIComponent(s)}`) },
+  query: fc.oneof(
+    fc.constant(''),
+    fc.constantFrom(
+      '?limit=-1',
+      '?limit=1e308',
+      '?limit=abc',
+      '?last_seq=99999999999999999999',
+      '?agent_id=x&agent_id=y',
+      '?format=cef',
+      '?format=csv',
+      '?since=notadate',
+      '?type=tool_call_executed',
+    ),
+    weird.map((s) => `?${s}`),
   ),
-  query,
-  payload,
   contentType: fc.constantFrom(
     'application/json',
-    'application/json',
     'application/json; charset=utf-8',
-    'text/plain',
-    'application/x-www-form-urlencoded',
     'application/json; charset=latin1',
-    '',
+    'text/plain',
+    'multipart/form-data',
+    undefined,
   ),
-  authorization,
-  origin: fc.option(fc.constantFrom('http://evil.example', 'http://localhost:8002', 'null'), {
-    nil: undefined,
-  }),
-  idempotencyKey: fc.option(nasty, { nil: undefined }),
+  authorization: header,
+  origin: fc.constantFrom(undefined, 'http://evil.example', 'http://localhost:3000', 'null'),
+  host: fc.constantFrom(undefined, 'localhost', 'evil.example', '127.0.0.1:8080'),
+  upgrade: fc.boolean(),
+  idempotencyKey: fc.option(weird, { nil: undefined }),
+  body,
 })
 
-type Generated = typeof request extends fc.Arbitrary<infer T> ? T : never
+type Warden = Awaited<ReturnType<typeof startWarden>>
 
-function urlOf(r: Generated): string {
-  if (!r.query) return r.path
-  const qs = Object.entries(r.query)
-    .map(([k, v]) => `${k}=${encodeURIComponent(v)}`)
-    .join('&')
-  return qs ? `${r.path}?${qs}` : r.path
-}
-
-describe('generated requests against the in-process gateway', () => {
-  const failures: string[] = []
-  let sent = 0
-  afterAll(() => {
-    console.log(`property: ${sent} generated requests, seed ${SEED}, ${failures.length} failures`)
+describe('property: no generated request makes the gateway fail', () => {
+  let warden: Warden
+  beforeAll(async () => {
+    warden = await startWarden()
   })
+  afterAll(() => warden.close())
 
-  const batches = Math.max(1, Math.ceil(RUNS / BATCH))
-  for (let b = 0; b < batches; b++) {
-    const runs = Math.min(BATCH, RUNS - b * BATCH)
-    it(`batch ${b + 1}/${batches}: ${runs} requests, no 5xx, every 4xx a JSON error code`, async () => {
-      const w = await startWarden({ stores: memoryStores() })
-      try {
-        await fc.assert(
-          fc.asyncProperty(request, async (r) => {
-            const headers: Record<string, string> = {}
-            if (r.contentType) headers['content-type'] = r.contentType
-            if (r.authorization !== undefined) headers.authorization = r.authorization
-            if (r.origin !== undefined) headers.origin = r.origin
-            if (r.idempotencyKey !== undefined) headers['idempotency-key'] = r.idempotencyKey
-            const hasBody = !['GET', 'HEAD'].includes(r.method)
-            const res = await w.app.inject({
-              method: r.method as 'GET',
-              url: urlOf(r),
-              headers,
-              ...(hasBody ? { payload: r.payload } : {}),
-            })
-            sent++
-            const where = `${r.method} ${urlOf(r).slice(0, 80)} -> ${res.statusCode}`
-            expect(res.statusCode, where).toBeLessThan(500)
-            if (res.statusCode >= 400 && r.method !== 'HEAD') {
-              expect(res.headers['content-type'], where).toMatch(/^application\/json/)
-              const body = res.json<{ error?: { code?: unknown; message?: unknown } }>()
-              expect(typeof body.error?.code, where).toBe('string')
-              expect(String(body.error?.message ?? '').length, where).toBeGreaterThan(0)
-            }
-          }),
-          { numRuns: runs, seed: SEED + b, endOnFailure: true },
-        )
-      } catch (err) {
-        failures.push(String(err))
-        throw err
-      } finally {
-        await w.close()
-      }
-    }, 600_000)
-  }
-})
-
-describe('what the generated requests found', () => {
-  it('a URL that is not valid percent-encoding gets 400 invalid_request as JSON', async () => {
-    const w = await startWarden({ stores: memoryStores() })
-    try {
-      const res = await w.app.inject({ method: 'PUT', url: '/gateway/approvals/%E0%A4%A' })
-      expect(res.statusCode).toBe(400)
-      expect(res.json()).toMatchObject({ error: { code: 'invalid_request' } })
-    } finally {
-      await w.close()
+  it(`${RUNS} generated requests: 0 crashes, 0 5xx, every 4xx a catalog code in JSON`, async () => {
+    const statuses = new Map<number, number>()
+    let done = 0
+    while (done < RUNS) {
+      const n = Math.min(BATCH, RUNS - done)
+      await fc.assert(
+        fc.asyncProperty(request, async (r) => {
+          const headers: Record<string, string> = {}
+          if (r.contentType) headers['content-type'] = r.contentType
+          if (r.authorization !== undefined) headers.authorization = r.authorization
+          if (r.origin) headers.origin = r.origin
+          if (r.host) headers.host = r.host
+          if (r.idempotencyKey !== undefined)
+            headers['idempotency-key'] = r.idempotencyKey.replace(/[^\x20-\x7e]/g, '')
+          if (r.upgrade) {
+            headers.connection = 'Upgrade'
+            headers.upgrade = 'websocket'
+          }
+          const withBody = r.method !== 'GET' && r.method !== 'HEAD'
+          const res = await warden.app.inject({
+            method: r.method,
+            // `app.inject` (light-my-request) cannot build a URL with a raw backslash (`/\` reads as
+            // a scheme-relative URL on its side), so it goes percent-encoded.
+            url: (r.path + r.suffix + r.query).replaceAll('\\', '%5C'),
+            headers,
+            ...(withBody ? { payload: r.body } : {}),
+          })
+          statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1)
+          if (res.statusCode >= 500) {
+            throw new Error(`${res.statusCode} for ${r.method} ${r.path + r.suffix}: ${res.body}`)
+          }
+          if (res.statusCode >= 400 && r.method !== 'HEAD') {
+            const parsed = JSON.parse(res.body) as { error?: { code?: string; message?: string } }
+            expect(Object.keys(ERROR_CATALOG)).toContain(parsed.error?.code)
+            expect(typeof parsed.error?.message).toBe('string')
+          }
+        }),
+        { numRuns: n },
+      )
+      done += n
     }
-  })
-
-  it('a plain GET on the WebSocket route gets a JSON 404 naming the upgrade', async () => {
-    const w = await startWarden({ stores: memoryStores() })
-    try {
-      const res = await w.app.inject({ method: 'GET', url: '/ws/events' })
-      expect(res.statusCode).toBe(404)
-      expect(res.json()).toMatchObject({ error: { code: 'not_found' } })
-      expect(res.json<{ error: { message: string } }>().error.message).toMatch(/upgrade/)
-    } finally {
-      await w.close()
-    }
-  })
+    expect(done).toBe(RUNS)
+    expect([...statuses.keys()].every((s) => s < 500)).toBe(true)
+  }, 900_000)
 })
