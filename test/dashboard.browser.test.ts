@@ -11,7 +11,7 @@ import { chromium, type Browser, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildDashboard } from '../src/dashboard/server.js'
 import { loadConfig } from '../src/config/loader.js'
-import { APPROVER, DEMO_CONFIG, startWarden } from './helpers.js'
+import { APPROVER, DEMO_CONFIG, execute, startWarden } from './helpers.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const SHOTS = process.env.WARDEN_SCREENSHOTS
@@ -95,6 +95,14 @@ describe('dashboard in Chromium', () => {
     await tab('demo')
     await page.click('button[data-run="refund_large"]')
     await page.waitForSelector('tr[data-scenario="refund_large"] .pass')
+    // Scenario holds live in a world of their own and can never be approved (issue #11,
+    // finding 3): the real agent makes the same call, and that hold reaches the queue.
+    const held = await execute(warden, 'refund-agent', 'issue_refund', {
+      order_id: 'ORD-1006',
+      amount: 500,
+      reason: 'order never arrived',
+    })
+    expect(held.statusCode).toBe(202)
     await tab('live')
     const card = page.locator('li.card[data-tool="issue_refund"]').first()
     await card.waitFor()
