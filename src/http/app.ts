@@ -142,7 +142,11 @@ function installLimits(app: FastifyInstance, gateway: Gateway): void {
     const release = caps.admit(req.ip)
     if (!release) {
       // A refused upgrade ends its connection, or a client could keep holding the socket.
-      setImmediate(() => req.raw.socket.end())
+      // (An in-process `inject()` request has a stand-in socket without `end`.)
+      const socket = req.raw.socket as { end?: () => void } | undefined
+      setImmediate(() => {
+        if (typeof socket?.end === 'function') socket.end()
+      })
       return replyLimited(req, reply, 'too_many_connections', 5, 'the event stream is full')
     }
     // The upgraded connection lives as long as its socket; a refused upgrade closes it too.
