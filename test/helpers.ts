@@ -8,6 +8,17 @@ import { createWarden, type Warden, type WardenOptions } from '../src/warden.js'
 export const DEMO_CONFIG = fileURLToPath(new URL('../config/demo/warden.yaml', import.meta.url))
 export const APPROVER = 'demo-approver-token'
 export const keyOf = (agent: string) => `demo-${agent}-key`
+/** The demo configuration's agents and tools, for generators and tables in tests. */
+export const DEMO_AGENT_IDS = ['support-agent', 'refund-agent', 'admin-agent', 'hacker-bot']
+export const DEMO_TOOL_NAMES = [
+  'search_knowledge_base',
+  'create_support_ticket',
+  'lookup_order',
+  'issue_refund',
+  'get_system_health',
+  'restart_service',
+  'export_customer_data',
+]
 
 /** A gateway on the demo configuration with its own temp SQLite file; `close()` removes it. */
 export async function startWarden(

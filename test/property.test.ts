@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ERROR_CATALOG } from '../src/domain/errors.js'
-import { APPROVER, keyOf, startWarden } from './helpers.js'
+import { APPROVER, DEMO_AGENT_IDS, DEMO_TOOL_NAMES, keyOf, startWarden } from './helpers.js'
 
 /**
  * Property: whatever an agent or an outsider sends to any route of the gateway — random or
@@ -13,20 +13,8 @@ import { APPROVER, keyOf, startWarden } from './helpers.js'
 const RUNS = Number(process.env.WARDEN_FUZZ_RUNS ?? 100_000)
 const BATCH = 1_000
 
-const AGENTS = ['support-agent', 'refund-agent', 'admin-agent', 'hacker-bot', 'nobody', '']
-const TOOLS = [
-  'search_knowledge_base',
-  'create_support_ticket',
-  'lookup_order',
-  'issue_refund',
-  'get_system_health',
-  'restart_service',
-  'export_customer_data',
-  'Issue_Refund',
-  'issue_refund ',
-  'rm -rf',
-  '__proto__',
-]
+const AGENTS = [...DEMO_AGENT_IDS, 'nobody', '']
+const TOOLS = [...DEMO_TOOL_NAMES, 'Issue_Refund', 'issue_refund ', 'rm -rf', '__proto__']
 const PATHS = [
   '/gateway/execute',
   '/gateway/message',

@@ -21,7 +21,16 @@ import type { Decision, ToolCall } from '../src/domain/types.js'
 import { pipeline, type Pipeline } from '../src/pipeline/runner.js'
 import { buildRuntime } from '../src/pipeline/runtime.js'
 import { openState } from '../src/state/index.js'
-import { APPROVER, approve, DEMO_CONFIG, execute, keyOf, startWarden } from './helpers.js'
+import {
+  APPROVER,
+  approve,
+  DEMO_AGENT_IDS,
+  DEMO_CONFIG,
+  DEMO_TOOL_NAMES,
+  execute,
+  keyOf,
+  startWarden,
+} from './helpers.js'
 
 type Started = Awaited<ReturnType<typeof startWarden>>
 
@@ -522,16 +531,8 @@ type Tightening =
   | { kind: 'guard'; guard: GuardConfig }
   | { kind: 'drop_permit' }
 
-const AGENTS = ['support-agent', 'refund-agent', 'admin-agent', 'hacker-bot']
-const TOOLS = [
-  'search_knowledge_base',
-  'create_support_ticket',
-  'lookup_order',
-  'issue_refund',
-  'get_system_health',
-  'restart_service',
-  'export_customer_data',
-]
+const AGENTS = DEMO_AGENT_IDS
+const TOOLS = DEMO_TOOL_NAMES
 const subset = <T>(values: T[]) => fc.subarray(values, { minLength: 1 })
 
 const tightening: fc.Arbitrary<Tightening> = fc.oneof(
