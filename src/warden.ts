@@ -11,6 +11,7 @@ import { createEngine } from './gateway/engine.js'
 import type { Gateway } from './gateway/service.js'
 import { Metrics } from './http/metrics.js'
 import { buildRuntime } from './pipeline/runtime.js'
+import { restoreState } from './pipeline/restore.js'
 import { pipeline } from './pipeline/runner.js'
 import { openState, type StateBackend } from './state/index.js'
 import { memoryStores } from './store/memory.js'
@@ -70,11 +71,17 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
   const logger = opts.logger ?? pino({ level: 'silent' })
   const metrics = new Metrics()
   // State first: a bad REDIS_URL is refused before any file is opened.
+  const stateKind = opts.redisUrl !== undefined ? 'redis' : loaded.config.state.kind
+  // A memory backend starts empty and is rebuilt from the audit log below; while recorded
+  // rate-limit hits are replayed its clock reads each hit's recorded time.
+  let replayAt: number | undefined
+  const restore = opts.state === undefined && stateKind === 'memory'
   const state =
     opts.state ??
     (await openState({
-      kind: opts.redisUrl !== undefined ? 'redis' : loaded.config.state.kind,
+      kind: stateKind,
       maxSessions: loaded.config.sessions.max_sessions,
+      ...(restore && { clock: () => replayAt ?? Date.now() }),
       ...(opts.redisUrl !== undefined && { url: opts.redisUrl }),
     }))
   const stores =
@@ -85,8 +92,28 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
         databaseUrl: opts.databaseUrl,
       }),
     ))
-  const bus = memoryBus((err) => logger.error({ err }, 'event listener failed'))
   const runtime = buildRuntime(loaded, state)
+  if (restore) {
+    // INVARIANT: before the app exists, so no call is decided on state not yet rebuilt. A log
+    // that cannot be read stops the start-up: serving with forgotten limits would fail open.
+    const started = performance.now()
+    const setClock = (at: number | undefined) => {
+      replayAt = at
+    }
+    const report = await restoreState(runtime, stores.audit, stores.approvals, {
+      now: Date.now(),
+      setClock,
+    }).catch(async (err: unknown) => {
+      await state.close()
+      if (!opts.stores) await stores.close()
+      throw err
+    })
+    logger.info(
+      { ...report, ms: Math.round(performance.now() - started) },
+      'security state restored from the audit log',
+    )
+  }
+  const bus = memoryBus((err) => logger.error({ err }, 'event listener failed'))
   const decide = pipeline(runtime, {
     onLayerError: (layer, err) => {
       metrics.layerFailures.inc({ layer })

@@ -1,0 +1,252 @@
+import type { AuditEvent } from '../domain/audit-event.js'
+import { THROTTLING_CODES } from '../domain/errors.js'
+import type { Check } from '../domain/types.js'
+import type { SessionChanges } from '../state/types.js'
+import type { ApprovalStore, AuditLog } from '../store/types.js'
+import { MESSAGE_TOOL } from './layers/message-edge.js'
+import { callBudgets } from './layers/rate-limit.js'
+import { windowChange, windowPlans } from './layers/sequence.js'
+import { scalarParams } from './runner.js'
+import type { Runtime } from './runtime.js'
+
+/**
+ * Restart recovery for a state backend that starts empty (memory). The audit log is the durable
+ * record of every decision, so the security state the layers keep is rebuilt from its recent
+ * events, in sequence order, through the same state operations the live calls used: rate-limit
+ * budgets, agent history, rule windows, denials and quarantine, and poisoned or untrusted-output
+ * sessions. A restart therefore neither refills an agent's budget nor forgets a refund count or
+ * a quarantine. What is not restored, and why, is in docs/state.md.
+ */
+export interface RestoreOptions {
+  /** The start-up time (epoch ms): events older than the longest span any state covers are skipped. */
+  now: number
+  /**
+   * Sets the clock the rate limiter reads while recorded hits are replayed (`undefined`: the real
+   * clock again). Only the memory backend is restored, and it takes its clock at open.
+   */
+  setClock(at: number | undefined): void
+  /** Events read per page (default 2,000). */
+  pageSize?: number
+}
+
+export interface RestoreReport {
+  /** Events read from the log (inside the span). */
+  events: number
+  /** Recorded decisions and approved executions applied to the state. */
+  applied: number
+  /** Rate-limit hits replayed. */
+  hits: number
+  /** The oldest time restored (ISO). */
+  since: string
+}
+
+/** Timestamps of consecutive events may be out of order by this much (receive time vs append). */
+const CLOCK_SLACK_MS = 60_000
+
+/** How far back the state the pipeline keeps reaches, by the configuration. */
+export function restoreSpanMs(rt: Runtime): number {
+  const c = rt.config
+  let span = c.sessions.idle_ttl_seconds * 1000
+  for (const plan of windowPlans(c.sequence).byTool.values()) span = Math.max(span, plan.keepMs)
+  if (c.sequence.quarantine) {
+    const q = c.sequence.quarantine
+    span = Math.max(span, (q.within_seconds + q.duration_seconds) * 1000)
+  }
+  for (const a of c.agents) {
+    span = Math.max(span, a.rate_limit.window_seconds * 1000)
+    for (const l of Object.values(a.tool_rate_limits))
+      span = Math.max(span, l.window_seconds * 1000)
+  }
+  return span
+}
+
+/** Rebuild the runtime's (empty) state from the audit log's events within `restoreSpanMs`. */
+export async function restoreState(
+  rt: Runtime,
+  audit: AuditLog,
+  approvals: Pick<ApprovalStore, 'get'>,
+  options: RestoreOptions,
+): Promise<RestoreReport> {
+  const pageSize = options.pageSize ?? 2000
+  const since = options.now - restoreSpanMs(rt)
+  const from = new Date(since).toISOString()
+  const budgets = callBudgets(rt)
+  const report: RestoreReport = { events: 0, applied: 0, hits: 0, since: from }
+  const startAfter = await firstSeqBefore(audit, since - CLOCK_SLACK_MS, pageSize)
+  try {
+    for (let after = startAfter; ;) {
+      const page = await audit.query({ after_seq: after, from, order: 'asc', limit: pageSize })
+      for (const e of page) {
+        report.events++
+        const step = await stepOf(rt, e, approvals)
+        if (!step) continue
+        report.applied++
+        if (step.spent) {
+          const limits = budgets(step.changes.agent, step.tool, step.delegators)
+          if (limits.length > 0) {
+            options.setClock(step.at)
+            // A recorded hit is replayed whatever it answers now: the call did spend it.
+            await rt.state.rateLimiter.hit(limits)
+            report.hits++
+          }
+        }
+        await rt.state.sessions.commit(step.changes)
+      }
+      if (page.length < pageSize) break
+      after = page[page.length - 1]!.seq
+    }
+  } finally {
+    options.setClock(undefined)
+  }
+  return report
+}
+
+/**
+ * The `seq` after which every event at or after `time` lies: walked back from the newest, a page
+ * at a time, until a whole page is older (timestamps follow `seq` up to `CLOCK_SLACK_MS`).
+ */
+async function firstSeqBefore(audit: AuditLog, time: number, pageSize: number): Promise<number> {
+  const iso = new Date(time).toISOString()
+  let before: number | undefined
+  for (;;) {
+    const page = await audit.query({
+      order: 'desc',
+      limit: pageSize,
+      ...(before !== undefined && { before_seq: before }),
+    })
+    if (page.length === 0) return 0
+    if (page.every((e) => e.timestamp < iso)) return page[0]!.seq
+    before = page[page.length - 1]!.seq
+    if (page.length < pageSize) return 0
+  }
+}
+
+/** What one recorded event did to the state, as the live path committed it. */
+interface Step {
+  changes: SessionChanges
+  at: number
+  /** The call passed the rate-limit layer: it spent its budgets. */
+  spent: boolean
+  tool: string
+  delegators: readonly string[]
+}
+
+async function stepOf(
+  rt: Runtime,
+  e: AuditEvent,
+  approvals: Pick<ApprovalStore, 'get'>,
+): Promise<Step | undefined> {
+  // Demo scenarios run in a world of their own; anonymous calls never reached any state.
+  if (e.scenario || e.principal === 'anonymous') return undefined
+  const at = Date.parse(e.timestamp)
+  if (!Number.isFinite(at)) return undefined
+  if (e.type === 'tool_call_executed') return executedStep(rt, e, at, approvals)
+  const message = e.type === 'agent_message_sent' || e.type === 'agent_message_denied'
+  const decision = message ? messageDecision(e) : e.decision
+  if (decision !== 'allow' && decision !== 'deny' && decision !== 'approval_required')
+    return undefined
+  // The runner commits only for a call whose identity passed (its agent was resolved).
+  if (!passed(e.checks, 'identity')) return undefined
+  const tool = message ? MESSAGE_TOOL : e.tool
+  const params = isRecord(e.params) ? e.params : {}
+  const code = decision === 'deny' ? e.code : null
+  const throttled = decision === 'deny' && THROTTLING_CODES.has(code ?? '')
+  const changes: SessionChanges = { agent: e.agent_id }
+  const session = e.session_id ?? undefined
+  if (!throttled)
+    changes.history = {
+      entry: {
+        tool,
+        decision,
+        at,
+        params: scalarParams(params),
+        ...(session !== undefined && { session }),
+        ...(code && { code }),
+      },
+      limit: rt.config.sequence.history_limit,
+    }
+  if (decision === 'allow') {
+    const window = windowChange(rt.config.sequence, tool, params, at)
+    if (window) changes.window = window
+  }
+  const quarantine = rt.config.sequence.quarantine
+  if (decision === 'deny' && quarantine && !throttled)
+    changes.denial = {
+      at,
+      windowMs: quarantine.within_seconds * 1000,
+      threshold: quarantine.denials,
+      quarantineUntil: at + quarantine.duration_seconds * 1000,
+    }
+  // The recorded chain ends with the caller (and, for a message, the receiver).
+  const delegators = (e.chain ?? []).slice(0, message ? -2 : -1)
+  return { changes, at, spent: passed(e.checks, 'rate_limit'), tool, delegators }
+}
+
+/**
+ * An executed call: an approved one counts in history and rule windows when it ran (as the
+ * approvals service commits it); an untrusted tool's output leaves session taint, restored as a
+ * mark with its text gone (the log keeps it masked and cut), so parameter taint fails closed for
+ * the rest of the session and an output that carried an injection keeps the session poisoned.
+ */
+async function executedStep(
+  rt: Runtime,
+  e: AuditEvent,
+  at: number,
+  approvals: Pick<ApprovalStore, 'get'>,
+): Promise<Step | undefined> {
+  const changes: SessionChanges = { agent: e.agent_id }
+  const session = e.session_id ?? undefined
+  if (e.approval_id !== undefined) {
+    const approval = await approvals.get(e.approval_id)
+    const params = approval?.params ?? {}
+    const window = windowChange(rt.config.sequence, e.tool, params, at)
+    if (window) changes.window = window
+    changes.history = {
+      entry: {
+        tool: e.tool,
+        decision: 'allow',
+        at,
+        params: scalarParams(params),
+        ...(session !== undefined && { session }),
+      },
+      limit: rt.config.sequence.history_limit,
+    }
+  }
+  const tool = rt.tools.get(e.tool)
+  if (session !== undefined && tool?.output_trust === 'untrusted' && e.outcome === 'ok') {
+    const limits = rt.config.sessions
+    changes.taint = {
+      session,
+      entries: [
+        {
+          source: `tool:${e.tool}#${e.request_id}`,
+          text: '',
+          at,
+          truncated: true,
+          ...(e.output_scan && { injected: true }),
+        },
+      ],
+      maxChars: limits.max_session_chars,
+      idleMs: limits.idle_ttl_seconds * 1000,
+    }
+  }
+  if (!changes.history && !changes.taint) return undefined
+  return { changes, at, spent: false, tool: e.tool, delegators: [] }
+}
+
+/**
+ * The pipeline's decision behind a message event: `delivered` was an allow; a message is never
+ * held, so a denial with no layer denying was a hold turned into a refusal.
+ */
+function messageDecision(e: AuditEvent): string {
+  if (e.decision === 'delivered') return 'allow'
+  return e.checks.some((c) => c.outcome === 'deny') ? 'deny' : 'approval_required'
+}
+
+function passed(checks: readonly Check[] | undefined, layer: Check['layer']): boolean {
+  return checks?.some((c) => c.layer === layer && c.outcome === 'pass') ?? false
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
