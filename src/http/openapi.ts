@@ -189,6 +189,16 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     tags: ['observability'],
     responses: { 200: 'ready', 503: 'a dependency is down' },
   },
+  'GET /health/live': {
+    summary: 'Liveness: the process serves requests (no dependency is checked)',
+    tags: ['observability'],
+    responses: { 200: 'alive' },
+  },
+  'GET /health/ready': {
+    summary: 'Readiness for a load balancer: every dependency answered within a second',
+    tags: ['observability'],
+    responses: { 200: 'ready', 503: 'a dependency is down or stalled: take this instance out' },
+  },
   'GET /metrics': {
     summary: 'Prometheus metrics',
     tags: ['observability'],

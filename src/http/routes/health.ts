@@ -9,29 +9,70 @@ export interface HealthRoutesOptions {
   metrics: Metrics
 }
 
-/** `GET /health` (readiness of each dependency) and `GET /metrics` (Prometheus). */
+/** How long a dependency may take to answer a health check before it counts as down. */
+const CHECK_TIMEOUT_MS = 1000
+
+type Health = { ok: boolean; detail: string }
+
+/** A dependency's health, or not ok when it throws or does not answer in time (a stall). */
+async function bounded(check: () => Promise<Health>): Promise<Health> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<Health>((resolve) => {
+    timer = setTimeout(
+      () => resolve({ ok: false, detail: `no answer within ${CHECK_TIMEOUT_MS} ms` }),
+      CHECK_TIMEOUT_MS,
+    )
+  })
+  try {
+    return await Promise.race([
+      check().catch((err: unknown) => ({ ok: false, detail: (err as Error).message })),
+      late,
+    ])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/**
+ * `GET /health` (readiness of each dependency, with the policy version), `GET /health/ready` (the
+ * same for a load balancer), `GET /health/live` (the process answers) and `GET /metrics`.
+ */
 export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (
   app,
   { gateway, stores, metrics },
 ) => {
   const { runtime } = gateway
 
+  const checks = async () => {
+    const [store, state] = await Promise.all([
+      bounded(() => stores.health()),
+      bounded(() => runtime.state.health()),
+    ])
+    return { ok: store.ok && state.ok, checks: { store, state } }
+  }
+
   app.get('/health', async (_req, reply) => {
-    const [storeHealth, stateHealth] = await Promise.all([stores.health(), runtime.state.health()])
-    const ok = storeHealth.ok && stateHealth.ok
+    const { ok, checks: found } = await checks()
     return reply.code(ok ? 200 : 503).send({
       status: ok ? 'ok' : 'unavailable',
       policy_version: runtime.policyVersion,
       demo_credentials: runtime.config.demo,
-      checks: { store: storeHealth, state: stateHealth },
+      checks: found,
     })
   })
+
+  app.get('/health/ready', async (_req, reply) => {
+    const { ok, checks: found } = await checks()
+    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'unavailable', checks: found })
+  })
+
+  app.get('/health/live', async () => ({ status: 'alive' }))
 
   app.get('/metrics', async (_req, reply) => {
     // Gauges that describe the present are read at scrape time.
     const [storeHealth, stateHealth, pending] = await Promise.all([
-      stores.health(),
-      runtime.state.health(),
+      bounded(() => stores.health()),
+      bounded(() => runtime.state.health()),
       gateway.approvals.pending().catch(() => null),
     ])
     metrics.dependencyUp.set({ dependency: 'store' }, storeHealth.ok ? 1 : 0)
