@@ -38,7 +38,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/main.ts', 'src/cli/**', 'bench/**', 'test/**', 'bin/**'],
+    files: ['src/main.ts', 'src/cli/**', 'bench/**', 'test/**', 'bin/**', 'scripts/**'],
     rules: { 'no-restricted-properties': 'off' },
   },
 )

@@ -42,15 +42,18 @@ export async function tcpProxy(target: { host: string; port: number }): Promise<
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const port = (server.address() as AddressInfo).port
+  const dropAll = () => {
+    for (const [a, b] of pairs) {
+      a.destroy()
+      b.destroy()
+    }
+    pairs.clear()
+  }
   return {
     port,
     cut() {
       mode = 'cut'
-      for (const [a, b] of pairs) {
-        a.destroy()
-        b.destroy()
-      }
-      pairs.clear()
+      dropAll()
     },
     // Bytes sent while stalled are dropped, as a black hole would: the connections are useless
     // afterwards, and clients must notice by their timeouts and reconnect.
@@ -58,17 +61,12 @@ export async function tcpProxy(target: { host: string; port: number }): Promise<
       mode = 'stall'
     },
     restore() {
-      if (mode === 'stall') {
-        for (const [a, b] of pairs) {
-          a.destroy()
-          b.destroy()
-        }
-        pairs.clear()
-      }
+      if (mode === 'stall') dropAll()
       mode = 'forward'
     },
     async close() {
-      this.cut()
+      mode = 'cut'
+      dropAll()
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },
   }
