@@ -4,6 +4,7 @@ import { buildApp } from './http/app.js'
 import { loadConfig, type LoadedConfig } from './config/loader.js'
 import { DemoBackend } from './demo/backend.js'
 import { memoryBus, type EventBus } from './events/bus.js'
+import { followedBus } from './events/follow.js'
 import { demoExecutor } from './executors/demo.js'
 import { httpExecutor } from './executors/http.js'
 import type { ToolCall } from './domain/types.js'
@@ -16,6 +17,7 @@ import { pipeline } from './pipeline/runner.js'
 import { openState, type StateBackend } from './state/index.js'
 import { memoryStores } from './store/memory.js'
 import { openStores, storeOptions, type AuditLog, type Stores } from './store/index.js'
+import { listenForCommits } from './store/postgres-listen.js'
 
 /** The principal a demo scenario's calls are made by, and its approvals' id prefix. */
 export const SCENARIO_PRINCIPAL = 'demo-scenario'
@@ -63,6 +65,30 @@ export interface Warden {
   bus: EventBus
   loaded: LoadedConfig
   close(): Promise<void>
+}
+
+/**
+ * The event bus: in process for a store only this process writes (SQLite, memory); for a shared
+ * store (PostgreSQL) one that delivers every instance's events from the log, in `seq` order, woken
+ * by PostgreSQL's commit notices (decision 0019).
+ */
+async function eventBus(
+  stores: Stores,
+  databaseUrl: string | undefined,
+  logger: Logger,
+): Promise<EventBus & { close?(): Promise<void> }> {
+  const onError = (err: unknown) => logger.error({ err }, 'event listener failed')
+  if (stores.kind !== 'postgres') return memoryBus(onError)
+  return followedBus({
+    log: stores.audit,
+    ...(databaseUrl && {
+      wake: (onCommit: () => void) =>
+        listenForCommits(databaseUrl, onCommit, (err) =>
+          logger.warn({ err }, 'commit notices interrupted; reconnecting'),
+        ),
+    }),
+    onError: (err) => logger.error({ err }, 'reading new events from the shared log failed'),
+  })
 }
 
 /** Wire a gateway from a configuration. Nothing here reads the environment or opens a port. */
@@ -113,7 +139,7 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
       'security state restored from the audit log',
     )
   }
-  const bus = memoryBus((err) => logger.error({ err }, 'event listener failed'))
+  const bus = await eventBus(stores, opts.databaseUrl, logger)
   const decide = pipeline(runtime, {
     onLayerError: (layer, err) => {
       metrics.layerFailures.inc({ layer })
@@ -174,6 +200,7 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
     async close() {
       if (sweeper) clearInterval(sweeper)
       await app.close()
+      await bus.close?.()
       await state.close()
       await stores.close()
     },

@@ -90,7 +90,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Before the routes: a route without documentation then fails construction.
   await registerOpenApi(app, runtime.config.version)
   installJsonParser(app, runtime.config.server)
-  installErrorHandlers(app, gateway)
+  installErrorHandlers(app, gateway, metrics)
 
   // A new route: a file in ./routes/ and one line here (and its entry in ROUTE_DOCS).
   await app.register(executeRoutes, { gateway, messenger: deps.messenger, metrics })
@@ -179,10 +179,11 @@ function installJsonParser(
 }
 
 /** Every error as `{ error: { code, message }, request_id }`, with a catalog code. */
-function installErrorHandlers(app: FastifyInstance, gateway: Gateway): void {
+function installErrorHandlers(app: FastifyInstance, gateway: Gateway, metrics: Metrics): void {
   app.setErrorHandler(async (err: FastifyError, req, reply) => {
     const code = catalogCodeOf(err)
     if (statusOf(code) >= 500) req.log.error({ err }, 'request failed')
+    if (statusOf(code) === 503) metrics.unavailable.inc({ code })
     const message = statusOf(code) >= 500 ? `${code}; see the gateway log` : err.message
     // A tool call refused before the pipeline still leaves a trace in the audit log.
     if (req.url.startsWith('/gateway/execute') && statusOf(code) < 500) {

@@ -28,6 +28,12 @@ export class Metrics {
     help: 'Audit or approval store operations that failed (the call got 503)',
     registers: [this.registry],
   })
+  readonly unavailable = new Counter({
+    name: 'warden_unavailable_total',
+    help: 'Requests answered 503 because a dependency failed, by error code (state_unavailable, audit_unavailable, ...): nothing was decided or run',
+    labelNames: ['code'],
+    registers: [this.registry],
+  })
   readonly degraded = new Counter({
     name: 'warden_degraded_total',
     help: 'Work that failed without failing the call it belonged to (e.g. a session losing the taint of one output); each is also logged',

@@ -66,6 +66,7 @@ function toolCall(req: FastifyRequest, body: ExecuteBody): ToolCall {
 
 function countStoreFailure(metrics: Metrics, outcome: CallOutcome): void {
   if (outcome.kind !== 'unavailable') return
+  metrics.unavailable.inc({ code: outcome.code })
   if (outcome.code === 'audit_unavailable' || outcome.code === 'approval_store_unavailable')
     metrics.storeFailures.inc()
 }
