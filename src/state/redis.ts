@@ -104,7 +104,7 @@ end
 
 if c.history then
   redis.call('RPUSH', H, c.history.entry)
-  redis.call('LTRIM', H, -c.history.limit, -1)
+  if c.history.limit > 0 then redis.call('LTRIM', H, -c.history.limit, -1) else redis.call('DEL', H) end
   redis.call('PEXPIRE', H, c.history.ttl)
 end
 
