@@ -118,7 +118,11 @@ describe('redis state', () => {
     await state.sessions.commit({
       agent: 'a',
       history: { entry: { tool: 't', decision: 'allow', at, params }, limit: 10 },
-      taint: { session: 's', entries: [{ source: 'u', text: 'héllo\n"x"|1\ud800', at }], idleMs: 1000 },
+      taint: {
+        session: 's',
+        entries: [{ source: 'u', text: 'héllo\n"x"|1\ud800', at }],
+        idleMs: 1000,
+      },
       window: { key: 'k', entry: { at, params }, keepMs: 60_000, max: 10 },
       denial: { at, windowMs: 1000, threshold: 1, quarantineUntil: at + 123_457 },
     })
