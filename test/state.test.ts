@@ -10,9 +10,16 @@ import {
 import { loadConfig } from '../src/config/loader.js'
 import { pipeline } from '../src/pipeline/runner.js'
 import { buildRuntime } from '../src/pipeline/runtime.js'
+import { memoryStores } from '../src/store/memory.js'
 import { createWarden } from '../src/warden.js'
 import { DEMO_CONFIG, keyOf } from './helpers.js'
-import { DRIVEN_CLOCK, STATE_BACKENDS, testClock } from './state-backends.js'
+import {
+  DRIVEN_CLOCK,
+  STATE_BACKENDS,
+  TEST_REDIS_URL,
+  testClock,
+  testPrefix,
+} from './state-backends.js'
 
 const entry = (tool: string, at = 0): HistoryEntry => ({ tool, decision: 'allow', at, params: {} })
 const text = (t: string, at = 0): TaintEntry => ({ source: 'context.user_input', text: t, at })
@@ -305,15 +312,24 @@ describe('opening state', () => {
     await state.close()
   })
 
-  it('a redis URL fails clearly at start', async () => {
-    await expect(openState({ kind: 'redis', url: 'redis://localhost:6379' })).rejects.toThrow(
-      'redis state not built yet',
-    )
+  it('a redis URL opens the Redis backend; a missing or malformed one fails clearly at start', async () => {
+    const state = await openState({ kind: 'redis', url: TEST_REDIS_URL, prefix: testPrefix() })
+    expect(await state.health()).toEqual({ ok: true, detail: 'redis' })
+    await state.close()
     await expect(openState({ kind: 'redis' })).rejects.toThrow(/REDIS_URL is not set/)
     await expect(openState({ kind: 'redis', url: 'http://x' })).rejects.toThrow(/redis:\/\//)
-    await expect(
-      createWarden({ config: DEMO_CONFIG, sqlitePath: ':memory:', redisUrl: 'redis://x:6379' }),
-    ).rejects.toThrow('redis state not built yet')
+    for (const prefix of ['', 'a*', 'x y', 'p'.repeat(65)])
+      await expect(openState({ kind: 'redis', url: TEST_REDIS_URL, prefix })).rejects.toThrow(
+        /prefix/,
+      )
+    // The gateway opens it from REDIS_URL (and rebuilds nothing from the audit log: Redis kept it).
+    const warden = await createWarden({
+      config: DEMO_CONFIG,
+      stores: memoryStores(),
+      redisUrl: TEST_REDIS_URL,
+      sweepIntervalMs: 0,
+    })
+    await warden.close()
   })
 })
 

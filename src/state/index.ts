@@ -1,5 +1,6 @@
 import type { StateConfig } from '../domain/config.js'
 import { memoryState } from './memory.js'
+import { redisState } from './redis.js'
 import type { StateBackend } from './types.js'
 
 export type { StateBackend } from './types.js'
@@ -8,6 +9,8 @@ export interface StateOptions {
   kind: StateConfig['kind']
   /** For `redis`: the server (`REDIS_URL`, which only `main.ts` reads). */
   url?: string
+  /** For `redis`: the start of every key (default `warden:`); instances sharing state share it. */
+  prefix?: string
   /** For `memory`: the clock rate limits read (replays and tests drive their own). */
   clock?: () => number
   /** For `memory`: sessions whose taint is kept at once (`sessions.max_sessions`). */
@@ -27,7 +30,10 @@ export async function openState(options: StateOptions = { kind: 'memory' }): Pro
         throw new Error('`state.kind` is `redis` but REDIS_URL is not set')
       if (!/^rediss?:\/\//.test(options.url))
         throw new Error('REDIS_URL must be a `redis://` or `rediss://` URL')
-      throw new Error('redis state not built yet: unset REDIS_URL and use `state.kind: memory`')
+      return redisState({
+        url: options.url,
+        ...(options.prefix !== undefined && { prefix: options.prefix }),
+      })
     }
   }
 }
