@@ -5,7 +5,7 @@ import { sqliteStores } from './sqlite.js'
 import type { Stores } from './types.js'
 
 export { StoreError } from './errors.js'
-export { migratePostgres } from './postgres.js'
+export { migratePostgres, postgresHasAuditLog } from './postgres.js'
 export type * from './types.js'
 
 /** Which backend to open, and what it needs. */

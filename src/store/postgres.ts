@@ -3,6 +3,8 @@ import { postgresApprovals, postgresIdempotency, postgresNonces } from './postgr
 import { postgresAuditLog } from './postgres-audit.js'
 import { applyMigrations, type Migration } from './postgres-migrations.js'
 import { openPool, type PostgresOptions } from './postgres-pool.js'
+
+export type { PostgresOptions }
 import type { Stores } from './types.js'
 
 const HEALTH_TIMEOUT_MS = 2000
@@ -62,6 +64,19 @@ export async function migratePostgres(url: string, schema?: string): Promise<Mig
   const pool = openPool({ url, schema })
   try {
     return await migrateWith(pool, schema)
+  } finally {
+    await pool.end()
+  }
+}
+
+/** Whether the audit log's table exists: `warden audit` does not create an empty log to check. */
+export async function postgresHasAuditLog(options: PostgresOptions): Promise<boolean> {
+  const pool = openPool(options)
+  try {
+    const { rows } = await pool.query<{ found: boolean }>(
+      `SELECT to_regclass('audit_events') IS NOT NULL AS found`,
+    )
+    return rows[0]?.found === true
   } finally {
     await pool.end()
   }
