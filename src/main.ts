@@ -9,7 +9,9 @@ import {
   auditVerify,
   configCheck,
   keysCreate,
+  migrate,
   policyTest,
+  type AuditSource,
   type Io,
 } from './cli/commands.js'
 import { ConfigError, loadConfig } from './config/loader.js'
@@ -17,6 +19,7 @@ import { readFileSync } from 'node:fs'
 import { buildAgentApi, DEFAULT_RUNS_PATH, PROVIDERS, type ProviderName } from './agents/server.js'
 import { buildDashboard } from './dashboard/server.js'
 import { startTracing } from './telemetry.js'
+import { storeOptions } from './store/index.js'
 import { createWarden } from './warden.js'
 
 const DEFAULT_CONFIG = fileURLToPath(new URL('../config/demo/warden.yaml', import.meta.url))
@@ -30,6 +33,8 @@ const USAGE = `usage: warden <command>
   keys create --agent ID        print a new agent key and the hash line for agents.yaml
   audit verify [--db FILE]      check the audit hash chain; names the first bad event
   audit export [--format jsonl|csv|cef] [--db FILE] [--out FILE]
+                                with DATABASE_URL set, both read PostgreSQL (--schema NAME) instead
+  migrate [--schema NAME]       apply the PostgreSQL migrations (DATABASE_URL) and list them
   policy test <dir> [--config FILE]   run scenario files through the pipeline
   config check [--config FILE]  validate a configuration
   scan TEXT | --jsonl FILE      score text with the prompt-injection detector (FILE - is stdin)
@@ -54,13 +59,18 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
 
   const configFile = values.config ?? env.WARDEN_CONFIG ?? DEFAULT_CONFIG
   const dbPath = () => values.db ?? loadConfig(configFile).config.store.sqlite_path
+  const databaseUrl = env.DATABASE_URL === '' ? undefined : env.DATABASE_URL
+  const auditSource = (): AuditSource =>
+    databaseUrl !== undefined
+      ? { kind: 'postgres', url: postgresUrl(databaseUrl), schema: values.schema }
+      : { kind: 'sqlite', sqlitePath: dbPath() }
   const [command, sub, arg] = positionals
   const client = {
     gatewayUrl: env.GATEWAY_URL ?? 'http://localhost:8004',
     token: values.token ?? env.WARDEN_APPROVER_TOKEN,
   }
   try {
-    const single = command === 'scan' || command === 'replay'
+    const single = command === 'scan' || command === 'replay' || command === 'migrate'
     switch (single ? command : `${command ?? ''} ${sub ?? ''}`.trim()) {
       case 'start':
         return await serve(configFile, env, { gateway: true, agents: true, dashboard: true })
@@ -74,11 +84,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         if (!values.agent) return usage('keys create needs --agent ID')
         return keysCreate(values.agent, values.json, io)
       case 'audit verify':
-        return await auditVerify(dbPath(), values.json, io)
+        return await auditVerify(auditSource(), values.json, io)
       case 'audit export':
         if (values.format !== 'jsonl' && values.format !== 'csv' && values.format !== 'cef')
           return usage('--format must be jsonl, csv or cef')
-        return await auditExport(dbPath(), values.format, values.out, io)
+        return await auditExport(auditSource(), values.format, values.out, io)
+      case 'migrate':
+        if (databaseUrl === undefined) return usage('migrate needs DATABASE_URL (postgres://…)')
+        return await migrate(postgresUrl(databaseUrl), values.schema, values.json, io)
       case 'approvals list':
         return await approvalsList(client, values.json, io)
       case 'approvals approve':
@@ -148,6 +161,7 @@ function parseCli(argv: string[]) {
       comment: { type: 'string' },
       tool: { type: 'string' },
       detail: { type: 'boolean', default: false },
+      schema: { type: 'string' },
     },
   })
 }
@@ -252,6 +266,13 @@ async function serve(
   })
   for (const close of closers) await close()
   return 0
+}
+
+/** `DATABASE_URL` as the store takes it (a postgres:// URL), checked the same way. */
+function postgresUrl(url: string): string {
+  const options = storeOptions({ kind: 'sqlite', sqlite_path: '' }, { databaseUrl: url })
+  if (options.kind !== 'postgres') throw new Error('DATABASE_URL is empty')
+  return options.url
 }
 
 /** A comma-separated environment value as a list (empty items dropped). */

@@ -7,6 +7,9 @@ import { join } from 'node:path'
 import { createHash } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
+import { openStores } from '../src/store/index.js'
+import { MIGRATIONS } from '../src/store/postgres-migrations.js'
+import { auditInput, dropSchema, tempSchema, TEST_DATABASE_URL } from './contract/backends.js'
 import { execute, runCli, startWarden } from './helpers.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -209,3 +212,43 @@ async function freePorts(n: number): Promise<number[]> {
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))
   return ports
 }
+
+describe('warden CLI on PostgreSQL (DATABASE_URL)', () => {
+  const env = { DATABASE_URL: TEST_DATABASE_URL }
+
+  it('migrate applies the migrations once, then says the schema is up to date', async () => {
+    const schema = tempSchema()
+    try {
+      expect(await run(['migrate'], {})).toMatchObject({ code: 2 })
+      const first = await run(['migrate', '--schema', schema], env)
+      expect(first.code).toBe(0)
+      expect(first.out).toBe(MIGRATIONS.map((m) => `applied ${m.version}: ${m.name}`).join('\n'))
+      expect(await run(['migrate', '--schema', schema, '--json'], env)).toMatchObject({
+        code: 0,
+        out: JSON.stringify({ applied: [] }),
+      })
+    } finally {
+      await dropSchema(schema)
+    }
+  })
+
+  it('audit verify and export read PostgreSQL, and refuse a database without a log', async () => {
+    const schema = tempSchema()
+    const stores = await openStores({ kind: 'postgres', url: TEST_DATABASE_URL, schema })
+    try {
+      const missing = await run(['audit', 'verify', '--schema', `${schema}_none`], env)
+      expect(missing.code).toBe(1)
+      expect(missing.err).toContain('no audit log in the PostgreSQL database of DATABASE_URL')
+      const events = await stores.audit.append([auditInput(), auditInput(), auditInput()])
+      const verified = await run(['audit', 'verify', '--schema', schema], env)
+      expect(verified).toMatchObject({ code: 0 })
+      expect(verified.out).toBe(`ok: 3 events verified; head ${events[2]!.hash}`)
+      const exported = await run(['audit', 'export', '--schema', schema], env)
+      expect(exported.code).toBe(0)
+      expect(exported.out.split('\n').map((l) => JSON.parse(l).seq)).toEqual([1, 2, 3])
+    } finally {
+      await stores.close()
+      await dropSchema(schema)
+    }
+  })
+})

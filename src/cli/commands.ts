@@ -6,7 +6,12 @@ import { verifyChain } from '../audit/verify.js'
 import { loadConfig } from '../config/loader.js'
 import { sha256Hex } from '../auth/credentials.js'
 import { runScenarioFile, scenarioFiles } from '../replay/scenario-runner.js'
-import { openStores } from '../store/index.js'
+import {
+  migratePostgres,
+  openStores,
+  postgresHasAuditLog,
+  type StoreOptions,
+} from '../store/index.js'
 
 /** Where commands print; injected so tests can read the output. */
 export interface Io {
@@ -30,10 +35,13 @@ export function keysCreate(agentId: string, json: boolean, io: Io): number {
   return 0
 }
 
+/** Where `warden audit` reads: a SQLite file, or PostgreSQL when `DATABASE_URL` is set. */
+export type AuditSource = Exclude<StoreOptions, { kind: 'memory' }>
+
 /** `warden audit verify`: walk the chain; exit 1 naming the first bad event. */
-export async function auditVerify(dbPath: string, json: boolean, io: Io): Promise<number> {
-  if (!existsSync(dbPath)) return missing(dbPath, io)
-  const stores = await openStores({ kind: 'sqlite', sqlitePath: dbPath })
+export async function auditVerify(source: AuditSource, json: boolean, io: Io): Promise<number> {
+  if (!(await exists(source))) return missing(source, io)
+  const stores = await openStores(source)
   try {
     const result = await verifyChain(stores.audit)
     if (json) io.out(JSON.stringify(result))
@@ -50,13 +58,13 @@ export async function auditVerify(dbPath: string, json: boolean, io: Io): Promis
 
 /** `warden audit export`: every event, in order, as JSONL or CSV. */
 export async function auditExport(
-  dbPath: string,
+  source: AuditSource,
   format: ExportFormat,
   outFile: string | undefined,
   io: Io,
 ): Promise<number> {
-  if (!existsSync(dbPath)) return missing(dbPath, io)
-  const stores = await openStores({ kind: 'sqlite', sqlitePath: dbPath })
+  if (!(await exists(source))) return missing(source, io)
+  const stores = await openStores(source)
   const file = outFile ? createWriteStream(outFile) : undefined
   const write = async (line: string) => {
     if (!file) return io.out(line)
@@ -113,8 +121,36 @@ export function configCheck(file: string, io: Io): number {
   return 0
 }
 
-/** Opening a missing file would create an empty log that "verifies"; say so instead. */
-function missing(dbPath: string, io: Io): number {
-  io.err(`no audit database at ${dbPath}`)
+/** `warden migrate`: apply the PostgreSQL migrations not yet applied, and say which. */
+export async function migrate(
+  url: string,
+  schema: string | undefined,
+  json: boolean,
+  io: Io,
+): Promise<number> {
+  const applied = await migratePostgres(url, schema)
+  if (json)
+    io.out(JSON.stringify({ applied: applied.map(({ version, name }) => ({ version, name })) }))
+  else if (applied.length === 0) io.out('ok: the schema is up to date')
+  else for (const m of applied) io.out(`applied ${m.version}: ${m.name}`)
+  return 0
+}
+
+async function exists(source: AuditSource): Promise<boolean> {
+  return source.kind === 'sqlite'
+    ? existsSync(source.sqlitePath)
+    : postgresHasAuditLog({ url: source.url, schema: source.schema })
+}
+
+/**
+ * Opening a missing file (or an unmigrated database) would create an empty log that
+ * "verifies"; say so instead. The database URL is not printed: it may hold a password.
+ */
+function missing(source: AuditSource, io: Io): number {
+  io.err(
+    source.kind === 'sqlite'
+      ? `no audit database at ${source.sqlitePath}`
+      : `no audit log in the PostgreSQL database of DATABASE_URL${source.schema ? ` (schema ${source.schema})` : ''}`,
+  )
   return 1
 }

@@ -1,14 +1,19 @@
 import type { WardenConfig } from '../domain/config.js'
 import { memoryStores } from './memory.js'
+import { postgresStores } from './postgres.js'
 import { sqliteStores } from './sqlite.js'
 import type { Stores } from './types.js'
 
 export { StoreError } from './errors.js'
+export { migratePostgres, postgresHasAuditLog } from './postgres.js'
 export type * from './types.js'
 
 /** Which backend to open, and what it needs. */
 export type StoreOptions =
-  { kind: 'sqlite'; sqlitePath: string } | { kind: 'memory' } | { kind: 'postgres'; url: string }
+  | { kind: 'sqlite'; sqlitePath: string }
+  | { kind: 'memory' }
+  /** `schema` (a plain identifier) keeps the tables apart from others in one database. */
+  | { kind: 'postgres'; url: string; schema?: string }
 
 /**
  * Resolve the backend from the `store:` configuration and `DATABASE_URL` (read by main.ts and
@@ -36,6 +41,6 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
     case 'memory':
       return memoryStores()
     case 'postgres':
-      throw new Error('postgres store not built yet: unset DATABASE_URL to use `store.kind`')
+      return postgresStores({ url: options.url, schema: options.schema })
   }
 }

@@ -155,8 +155,8 @@ export interface NonceStore {
   use(nonce: string, expiresAt: string, now?: string): Promise<boolean>
 }
 
-/** The backends `openStores` knows; PostgreSQL joins this list. */
-export type StoreKind = 'sqlite' | 'memory'
+/** The backends `openStores` knows. */
+export type StoreKind = 'sqlite' | 'memory' | 'postgres'
 
 /**
  * Every durable capability of one backend, opened together and closed together. SQLite is the

@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import pg from 'pg'
 import type { AuditEventInput } from '../../src/domain/audit-event.js'
 import { openStores, type Stores } from '../../src/store/index.js'
 import type { ApprovalRecord } from '../../src/store/types.js'
@@ -12,7 +14,38 @@ import type { ApprovalRecord } from '../../src/store/types.js'
 export const BACKENDS: [name: string, open: () => Promise<Stores>][] = [
   ['sqlite', openTempSqlite],
   ['memory', () => openStores({ kind: 'memory' })],
+  ['postgres', openTempPostgres],
 ]
+
+/** The test database; a server that cannot be reached fails the suites (they never skip). */
+export const TEST_DATABASE_URL =
+  process.env.WARDEN_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+
+/** A fresh schema name, so concurrent test files never see each other's tables. */
+export const tempSchema = () => `warden_t_${randomBytes(6).toString('hex')}`
+
+/** Drop a test schema and everything in it. */
+export async function dropSchema(schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL })
+  await client.connect()
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+  } finally {
+    await client.end()
+  }
+}
+
+/** Stores in a schema of their own, dropped by `close()`. */
+export async function openTempPostgres(schema = tempSchema()): Promise<Stores> {
+  const stores = await openStores({ kind: 'postgres', url: TEST_DATABASE_URL, schema })
+  return {
+    ...stores,
+    async close() {
+      await stores.close()
+      await dropSchema(schema)
+    },
+  }
+}
 
 async function openTempSqlite(): Promise<Stores> {
   const dir = mkdtempSync(join(tmpdir(), 'warden-contract-'))
