@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { verifyChain } from '../src/audit/verify.js'
 import { loadConfig, type LoadedConfig } from '../src/config/loader.js'
 import type { AuditEvent } from '../src/domain/audit-event.js'
@@ -42,7 +42,11 @@ async function instance(
   const w = await createWarden({
     config: opts.config ?? DEMO_CONFIG,
     stores: await openStores({ kind: 'postgres', url: pgUrl, schema: world.schema }),
-    state: await openState({ kind: 'redis', url: opts.redisUrl ?? REDIS_URL, prefix: world.prefix }),
+    state: await openState({
+      kind: 'redis',
+      url: opts.redisUrl ?? REDIS_URL,
+      prefix: world.prefix,
+    }),
     databaseUrl: pgUrl,
     sweepIntervalMs: opts.sweepIntervalMs ?? 0,
   })
@@ -104,7 +108,7 @@ describe('two gateways on one PostgreSQL and one Redis act as one', () => {
     expect(decided.statusCode).toBe(200)
     expect(decided.json().approval).toMatchObject({ status: 'approved', outcome: 'ok' })
     const waited = await poll
-    expect(waited.json()).toMatchObject({ status: 'approved' })
+    expect(waited.json().approval).toMatchObject({ status: 'approved' })
     expect(Date.now() - started).toBeLessThan(5000)
     // Approving again on A: already decided; the refund ran once.
     expect((await approve(a, id)).statusCode).toBe(409)
@@ -132,9 +136,12 @@ describe('two gateways on one PostgreSQL and one Redis act as one', () => {
     expect(seen.b).toEqual(all)
     // /stats is the same world on both.
     const stats = async (w: Warden) =>
-      (await w.app.inject({ url: '/stats', headers: { authorization: `Bearer ${APPROVER}` } })).json()
-    expect(await stats(a)).toEqual(await stats(b))
-    expect((await stats(a)).total_requests ?? (await stats(a)).total).toBeDefined()
+      (
+        await w.app.inject({ url: '/stats', headers: { authorization: `Bearer ${APPROVER}` } })
+      ).json()
+    const [sa, sb] = [await stats(a), await stats(b)]
+    expect(sa).toEqual(sb)
+    expect(sa.total_requests).toBe(20)
     // One chain, written by both, verifies.
     const verified = await verifyChain(b.stores.audit)
     expect(verified).toMatchObject({ ok: true, checked: 40 })
@@ -205,6 +212,8 @@ describe('two gateways on one PostgreSQL and one Redis act as one', () => {
     // GCRA: a burst of LIMIT, then one every WINDOW_MS / LIMIT. Over `elapsed` no more than this
     // can be allowed however the calls are spread over instances.
     const most = LIMIT + Math.floor((elapsed * LIMIT) / WINDOW_MS)
+    if (process.env.WARDEN_SCALE_REPORT)
+      console.log(JSON.stringify({ allowed, most, overshoot: allowed - most, limited, elapsed }))
     expect(other).toBe(0)
     expect(limited).toBeGreaterThan(allowed)
     expect(allowed).toBeLessThanOrEqual(most)
@@ -262,7 +271,6 @@ describe('faults: the shared servers go away and come back', () => {
     const w = await instance(world, { pgUrl: via })
     const call = () => execute(w, 'support-agent', 'lookup_order', { order_id: 'ORD-1001' })
     expect((await call()).statusCode).toBe(200)
-    const ranBefore = w.gateway ? 1 : 0
     proxy.cut()
     const down = await call()
     expect(down.statusCode).toBe(503)
@@ -284,7 +292,6 @@ describe('faults: the shared servers go away and come back', () => {
       if (e.type === 'tool_call_executed') expect(decided.has(e.request_id)).toBe(true)
       else decided.add(e.request_id)
     }
-    expect(ranBefore).toBe(1)
     expect((await verifyChain(w.stores.audit)).ok).toBe(true)
   }, 60_000)
 })
