@@ -62,7 +62,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const databaseUrl = env.DATABASE_URL === '' ? undefined : env.DATABASE_URL
   const auditSource = (): AuditSource =>
     databaseUrl !== undefined
-      ? { kind: 'postgres', url: postgresUrl(databaseUrl), schema: values.schema }
+      ? {
+          kind: 'postgres',
+          url: postgresUrl(databaseUrl),
+          schema: values.schema ?? (env.DATABASE_SCHEMA || undefined),
+        }
       : { kind: 'sqlite', sqlitePath: dbPath() }
   const [command, sub, arg] = positionals
   const client = {
@@ -91,7 +95,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         return await auditExport(auditSource(), values.format, values.out, io)
       case 'migrate':
         if (databaseUrl === undefined) return usage('migrate needs DATABASE_URL (postgres://…)')
-        return await migrate(postgresUrl(databaseUrl), values.schema, values.json, io)
+        return await migrate(
+          postgresUrl(databaseUrl),
+          values.schema ?? (env.DATABASE_SCHEMA || undefined),
+          values.json,
+          io,
+        )
       case 'approvals list':
         return await approvalsList(client, values.json, io)
       case 'approvals approve':
@@ -195,7 +204,9 @@ async function serve(
       config: loaded,
       logger,
       databaseUrl: env.DATABASE_URL,
+      ...(env.DATABASE_SCHEMA && { databaseSchema: env.DATABASE_SCHEMA }),
       ...(env.REDIS_URL !== undefined && { redisUrl: env.REDIS_URL }),
+      ...(env.REDIS_PREFIX && { redisPrefix: env.REDIS_PREFIX }),
     })
     closers.push(() => warden.close())
     const port = env.PORT ? Number(env.PORT) : loaded.config.server.port

@@ -51,6 +51,10 @@ export interface WardenOptions {
   state?: StateBackend
   /** The Redis server for `state.kind: redis` (`REDIS_URL`). */
   redisUrl?: string
+  /** The PostgreSQL schema for Warden's tables (`DATABASE_SCHEMA`; default: the connection's). */
+  databaseSchema?: string
+  /** The prefix of every Redis key (`REDIS_PREFIX`; default `warden:`). */
+  redisPrefix?: string
   logger?: Logger
   demoBackend?: DemoBackend
   /** How often pending approvals are checked for expiry; 0 disables the sweeper. */
@@ -109,6 +113,7 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
       maxSessions: loaded.config.sessions.max_sessions,
       ...(restore && { clock: () => replayAt ?? Date.now() }),
       ...(opts.redisUrl !== undefined && { url: opts.redisUrl }),
+      ...(opts.redisPrefix !== undefined && { prefix: opts.redisPrefix }),
     }))
   const stores =
     opts.stores ??
@@ -116,6 +121,7 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
       storeOptions(loaded.config.store, {
         sqlitePath: opts.sqlitePath,
         databaseUrl: opts.databaseUrl,
+        databaseSchema: opts.databaseSchema,
       }),
     ))
   const runtime = buildRuntime(loaded, state)

@@ -21,13 +21,18 @@ export type StoreOptions =
  */
 export function storeOptions(
   config: WardenConfig['store'],
-  overrides: { sqlitePath?: string | undefined; databaseUrl?: string | undefined } = {},
+  overrides: {
+    sqlitePath?: string | undefined
+    databaseUrl?: string | undefined
+    databaseSchema?: string | undefined
+  } = {},
 ): StoreOptions {
   const url = overrides.databaseUrl
   if (url !== undefined && url !== '') {
     if (!/^postgres(ql)?:\/\//.test(url))
       throw new Error('DATABASE_URL must be a postgres:// or postgresql:// URL')
-    return { kind: 'postgres', url }
+    const schema = overrides.databaseSchema
+    return { kind: 'postgres', url, ...(schema !== undefined && schema !== '' && { schema }) }
   }
   if (config.kind === 'memory') return { kind: 'memory' }
   return { kind: 'sqlite', sqlitePath: overrides.sqlitePath ?? config.sqlite_path }
