@@ -4,10 +4,10 @@
 //
 //   npm run bench:scale
 //   npm run bench:scale -- --duration 10 --warmup 2 --connections 50 [--no-lb-one]
-//                          [--balancer child|parent]
-//   (or BENCH_DURATION, BENCH_WARMUP, BENCH_CONNECTIONS, BENCH_LB_ONE=0, BENCH_BALANCER;
-//    DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test; REDIS_URL, default
-//    redis://127.0.0.1:6379)
+//                          [--balancer child|parent] [--profile]
+//   (or BENCH_DURATION, BENCH_WARMUP, BENCH_CONNECTIONS, BENCH_LB_ONE=0, BENCH_BALANCER,
+//    BENCH_PROFILE=1; DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test;
+//    REDIS_URL, default redis://127.0.0.1:6379)
 //
 // Runs, one after the other, each server in its own child process (this file with `--serve`):
 //
@@ -30,7 +30,7 @@
 
 import { fork, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -48,6 +48,8 @@ import { createWarden } from '../src/warden.js'
 
 const CONFIG = fileURLToPath(new URL('../config/bench/warden.yaml', import.meta.url))
 const SELF = fileURLToPath(import.meta.url)
+/** `--profile` writes a V8 CPU profile of each gateway process here (git-ignored). */
+const PROFILE_DIR = fileURLToPath(new URL('./profiles/', import.meta.url))
 const PG_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 
@@ -204,6 +206,8 @@ interface Settings {
   /** Also run one PostgreSQL + Redis instance behind the balancer (the hop's cost alone). */
   lbOne: boolean
   balancer: 'child' | 'parent'
+  /** Write a V8 CPU profile of each gateway process to bench/profiles/ (git-ignored). */
+  profile: boolean
 }
 
 function settings(): Settings {
@@ -215,6 +219,7 @@ function settings(): Settings {
       connections: { type: 'string' },
       'no-lb-one': { type: 'boolean' },
       balancer: { type: 'string' },
+      profile: { type: 'boolean' },
     },
   })
   const env = process.env
@@ -234,6 +239,7 @@ function settings(): Settings {
     connections: Math.max(1, Math.round(num(values.connections, env.BENCH_CONNECTIONS, 50))),
     lbOne: !values['no-lb-one'] && env.BENCH_LB_ONE !== '0',
     balancer,
+    profile: Boolean(values.profile) || env.BENCH_PROFILE === '1',
   }
 }
 
@@ -249,9 +255,13 @@ class Child {
     })
   }
 
-  static async start(kind: Kind, args: string[]): Promise<{ child: Child; port: number }> {
+  static async start(
+    kind: Kind,
+    args: string[],
+    execArgv: string[] = [],
+  ): Promise<{ child: Child; port: number }> {
     const proc = fork(SELF, ['--serve', kind, ...args], {
-      execArgv: process.execArgv,
+      execArgv: [...process.execArgv, ...execArgv],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     })
     live.add(proc)
@@ -315,6 +325,40 @@ function machineTicks(): { busy: number; total: number } | undefined {
   }
 }
 
+/**
+ * CPU ticks (1/100 s on Linux) of every PostgreSQL and Redis server process, by pid. These servers
+ * are shared: whatever else uses them at the time is counted too.
+ */
+function serverTicks(): Map<number, number> {
+  const ticks = new Map<number, number>()
+  let pids: string[]
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d))
+  } catch {
+    return ticks
+  }
+  for (const pid of pids) {
+    try {
+      const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim()
+      if (comm !== 'postgres' && comm !== 'redis-server') continue
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      ticks.set(Number(pid), Number(f[11]) + Number(f[12]))
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return ticks
+}
+
+/** Seconds of CPU the servers used between two `serverTicks()` (a new process counts whole). */
+function serverSeconds(before: Map<number, number>, after: Map<number, number>): number {
+  let sum = 0
+  for (const [pid, t] of after) sum += t - (before.get(pid) ?? 0)
+  return sum / 100
+}
+
 interface AuditCheck {
   rows: number
   allowed: number
@@ -339,6 +383,8 @@ interface LoadResult {
   serverCpu: number
   /** CPU of this process (autocannon, and the balancer with `--balancer parent`). */
   clientCpu: number
+  /** PostgreSQL and Redis processes (shared: anything else using them counts too); 1.0 = one core. */
+  dbCpu: number
   /** The whole machine's busy share of all its cores during the run (others' work included). */
   machineCpu: number
   received?: number
@@ -381,10 +427,12 @@ async function measure(
   const server0 = await cpuOf()
   const mine0 = process.cpuUsage()
   const m0 = machineTicks()
+  const db0 = serverTicks()
   const t0 = performance.now()
   const { result, sorted } = await load(port, request, s, s.duration)
   const wall = performance.now() - t0
   const m1 = machineTicks()
+  const db1 = serverTicks()
   const mine = process.cpuUsage(mine0)
   const server1 = await cpuOf()
   const statusCodes: Record<string, number> = {}
@@ -401,6 +449,7 @@ async function measure(
     statusCodes,
     serverCpu: (server1 - server0) / wall,
     clientCpu: (mine.user + mine.system) / 1000 / wall,
+    dbCpu: serverSeconds(db0, db1) / (wall / 1000),
     machineCpu: m0 && m1 ? (m1.busy - m0.busy) / (m1.total - m0.total) : NaN,
   }
 }
@@ -494,13 +543,16 @@ async function main(): Promise<number> {
   out()
 
   const runs: LoadResult[] = []
+  const prof = s.profile ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : []
 
   /** Start `n` PostgreSQL + Redis instances on a fresh world, one after the other. */
   const pgInstances = async (n: number, world: World) => {
     const started: { child: Child; port: number }[] = []
     // One at a time: the first applies the migrations (the others would wait on its lock).
     for (let i = 0; i < n; i++)
-      started.push(await Child.start('pg', ['--schema', world.schema, '--prefix', world.prefix]))
+      started.push(
+        await Child.start('pg', ['--schema', world.schema, '--prefix', world.prefix], prof),
+      )
     return started
   }
 
@@ -552,7 +604,7 @@ async function main(): Promise<number> {
     out('warden, SQLite + memory state ...')
     {
       const db = join(dir, 'sqlite.db')
-      const { child, port } = await Child.start('sqlite', ['--db', db])
+      const { child, port } = await Child.start('sqlite', ['--db', db], prof)
       const r = await measure('sqlite + memory', [child], port, EXECUTE, s)
       r.received = await child.stop()
       const stores = await openStores({ kind: 'sqlite', sqlitePath: db })
@@ -613,6 +665,7 @@ async function main(): Promise<number> {
           'errors',
           'server CPU',
           'client CPU',
+          'pg+redis CPU',
           'machine CPU',
         ],
         ...runs.map((r) => [
@@ -627,6 +680,7 @@ async function main(): Promise<number> {
           fmt(r.errors),
           `${fmt(r.serverCpu * 100)}%`,
           `${fmt(r.clientCpu * 100)}%`,
+          `${fmt(r.dbCpu * 100)}%`,
           `${fmt(r.machineCpu * 100)}%`,
         ]),
       ]),
@@ -634,7 +688,8 @@ async function main(): Promise<number> {
     out()
     out(
       'server CPU: the gateway processes (and a child balancer) over wall time, 100% = one core; ' +
-        'client CPU: this process (autocannon); machine CPU: all cores busy, any process.',
+        'client CPU: this process (autocannon); pg+redis CPU: every PostgreSQL and Redis server ' +
+        'process (shared servers: other users count too); machine CPU: all cores busy, any process.',
     )
     out()
 
@@ -658,6 +713,7 @@ async function main(): Promise<number> {
       }
     }
     out()
+    if (s.profile) out(`CPU profiles of the gateway processes written to ${PROFILE_DIR}`)
     out(`total ${fmt((performance.now() - started) / 1000, 0)} s`)
     return ok ? 0 : 1
   } finally {
