@@ -19,6 +19,9 @@ import { memoryStores } from './store/memory.js'
 import { openStores, storeOptions, type AuditLog, type Stores } from './store/index.js'
 import { listenForCommits } from './store/postgres-listen.js'
 
+/** How long a shutdown waits for running tools to finish and be recorded. */
+const DRAIN_TIMEOUT_MS = 15_000
+
 /** The principal a demo scenario's calls are made by, and its approvals' id prefix. */
 export const SCENARIO_PRINCIPAL = 'demo-scenario'
 export const SCENARIO_APPROVAL_PREFIX = 'apr_scenario_'
@@ -152,7 +155,7 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
       logger.error({ err, layer }, 'pipeline layer failed; call denied')
     },
   })
-  const { gateway, messenger } = createEngine({
+  const engine = createEngine({
     pipeline: decide,
     onDecision: (d, principal) => metrics.observe(d, principal),
     onToolRun: (tool, outcome, seconds) => metrics.toolSeconds.observe({ tool, outcome }, seconds),
@@ -170,6 +173,7 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
   // rate-limits, queues for approval or refunds anything of the real agents. Their events go to
   // the real audit log, made by the `demo-scenario` principal and marked `scenario: true`; their
   // holds have `apr_scenario_` ids that exist nowhere the real approval routes look.
+  const { gateway, messenger } = engine
   const runScenario = loaded.config.demo
     ? async (call: ToolCall) => {
         const world = memoryStores()
@@ -206,6 +210,10 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
     async close() {
       if (sweeper) clearInterval(sweeper)
       await app.close()
+      // Requests whose clients left are still running: a tool that ran gets its outcome recorded
+      // before the store closes (nothing accepted is lost on a graceful stop).
+      if (!(await engine.drain(DRAIN_TIMEOUT_MS)))
+        logger.error('tools still running at shutdown; their outcomes may be unrecorded')
       await bus.close?.()
       await state.close()
       await stores.close()

@@ -35,6 +35,11 @@ export interface ToolRunner {
   invoke(tool: ToolConfig, call: RunnableCall, approvalId?: string): Promise<ToolRun>
   /** Record a run's outcome after `decision`; throws when the audit log cannot take it. */
   record(run: ToolRun, decision: AuditEventInput, approvalId?: string): Promise<void>
+  /**
+   * Resolves once no run is between the start of `invoke` and the end of its `record` (true), or
+   * when `timeoutMs` passed first (false). Shutdown waits on it, so a tool that ran is recorded.
+   */
+  settled(timeoutMs: number): Promise<boolean>
 }
 
 export interface ToolRunnerDeps {
@@ -48,57 +53,93 @@ export interface ToolRunnerDeps {
 
 /** A tool runner over the configured executors. */
 export function toolRunner(deps: ToolRunnerDeps): ToolRunner {
+  // Runs invoked and not yet recorded. INVARIANT: every caller records each run it invoked (the
+  // gateway and the approvals service do, whatever the outcome); `settled` is capped regardless.
+  let open = 0
+  let waiters: (() => void)[] = []
+  const close = () => {
+    if (--open > 0) return
+    for (const w of waiters) w()
+    waiters = []
+  }
+  const invoke = async (tool: ToolConfig, call: RunnableCall, approvalId?: string) => {
+    open++
+    try {
+      return await invokeOnce(tool, call, approvalId)
+    } catch (err) {
+      close()
+      throw err
+    }
+  }
+  const invokeOnce = async (
+    tool: ToolConfig,
+    call: RunnableCall,
+    approvalId?: string,
+  ): Promise<ToolRun> => {
+    const started = performance.now()
+    let outcome: ToolRun['outcome'] = 'ok'
+    let raw: unknown
+    let failure: ToolRun['failure']
+    const span = tracer.startSpan('warden.tool', {
+      attributes: {
+        'warden.request_id': call.requestId,
+        'warden.tool': tool.name,
+        'warden.executor': tool.executor.type,
+        ...(approvalId && { 'warden.approval_id': approvalId }),
+      },
+    })
+    try {
+      // Only the tool call itself is in here: whatever fails after it must not report a tool
+      // that ran as failed (the agent would retry, and a retried refund is a second refund).
+      raw = await deps.executors[tool.executor.type].execute(tool, call.params, call.requestId)
+    } catch (err) {
+      const timeout = err instanceof ToolFailure && err.kind === 'timeout'
+      outcome = timeout ? 'unknown' : 'error'
+      const message = err instanceof ToolFailure ? err.message : `\`${tool.name}\` failed`
+      if (!(err instanceof ToolFailure)) deps.onError?.(err, `executor:${tool.name}`)
+      raw = { error: message }
+      failure = { code: timeout ? 'upstream_timeout' : 'upstream_error', message }
+      span.setStatus({ code: SpanStatusCode.ERROR, message })
+    } finally {
+      span.setAttribute('warden.outcome', outcome)
+      span.end()
+    }
+    deps.onToolRun?.(tool.name, outcome, (performance.now() - started) / 1000)
+    if (outcome !== 'ok') {
+      const latencyMs = performance.now() - started
+      return { outcome, result: raw, audited: maskPii(raw, '/result'), failure, latencyMs }
+    }
+    const inspected = await inspectOutput(deps.runtime, tool, call, raw, Date.now(), (err) =>
+      deps.onError?.(err, 'state:taint'),
+    )
+    return {
+      outcome,
+      result: inspected.delivered,
+      audited: inspected.audited,
+      latencyMs: performance.now() - started,
+      ...(inspected.scan && { warning: { code: 'injection_in_output', ...inspected.scan } }),
+    }
+  }
   return {
-    async invoke(tool, call, approvalId) {
-      const started = performance.now()
-      let outcome: ToolRun['outcome'] = 'ok'
-      let raw: unknown
-      let failure: ToolRun['failure']
-      const span = tracer.startSpan('warden.tool', {
-        attributes: {
-          'warden.request_id': call.requestId,
-          'warden.tool': tool.name,
-          'warden.executor': tool.executor.type,
-          ...(approvalId && { 'warden.approval_id': approvalId }),
-        },
-      })
+    invoke,
+    async record(run, decision, approvalId) {
       try {
-        // Only the tool call itself is in here: whatever fails after it must not report a tool
-        // that ran as failed (the agent would retry, and a retried refund is a second refund).
-        raw = await deps.executors[tool.executor.type].execute(tool, call.params, call.requestId)
-      } catch (err) {
-        const timeout = err instanceof ToolFailure && err.kind === 'timeout'
-        outcome = timeout ? 'unknown' : 'error'
-        const message = err instanceof ToolFailure ? err.message : `\`${tool.name}\` failed`
-        if (!(err instanceof ToolFailure)) deps.onError?.(err, `executor:${tool.name}`)
-        raw = { error: message }
-        failure = { code: timeout ? 'upstream_timeout' : 'upstream_error', message }
-        span.setStatus({ code: SpanStatusCode.ERROR, message })
+        const event = executionEvent(decision, run.outcome, run.audited, run.latencyMs, approvalId)
+        const scan = run.warning && { score: run.warning.score, categories: run.warning.categories }
+        await deps.recorder.record([{ ...event, ...(scan && { output_scan: scan }) }])
       } finally {
-        span.setAttribute('warden.outcome', outcome)
-        span.end()
-      }
-      deps.onToolRun?.(tool.name, outcome, (performance.now() - started) / 1000)
-      if (outcome !== 'ok') {
-        const latencyMs = performance.now() - started
-        return { outcome, result: raw, audited: maskPii(raw, '/result'), failure, latencyMs }
-      }
-      const inspected = await inspectOutput(deps.runtime, tool, call, raw, Date.now(), (err) =>
-        deps.onError?.(err, 'state:taint'),
-      )
-      return {
-        outcome,
-        result: inspected.delivered,
-        audited: inspected.audited,
-        latencyMs: performance.now() - started,
-        ...(inspected.scan && { warning: { code: 'injection_in_output', ...inspected.scan } }),
+        close()
       }
     },
-
-    async record(run, decision, approvalId) {
-      const event = executionEvent(decision, run.outcome, run.audited, run.latencyMs, approvalId)
-      const scan = run.warning && { score: run.warning.score, categories: run.warning.categories }
-      await deps.recorder.record([{ ...event, ...(scan && { output_scan: scan }) }])
+    settled(timeoutMs) {
+      if (open === 0) return Promise.resolve(true)
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(false), timeoutMs)
+        waiters.push(() => {
+          clearTimeout(timer)
+          resolve(true)
+        })
+      })
     },
   }
 }

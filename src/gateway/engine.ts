@@ -28,6 +28,11 @@ export interface Engine {
   approvals: Approvals
   recorder: Recorder
   messenger: Messenger
+  /**
+   * For shutdown, after the doors stopped taking requests: wait (at most `timeoutMs`) until every
+   * tool that started running has its outcome recorded; false if some had not by then.
+   */
+  drain(timeoutMs: number): Promise<boolean>
 }
 
 /** Wire the engine from its capabilities; each part depends only on the small pieces it uses. */
@@ -62,5 +67,11 @@ export function createEngine(deps: EngineDeps): Engine {
     ...(deps.onDecision && { onDecision: deps.onDecision }),
   })
   const messages = messenger({ runtime, pipeline: deps.pipeline, recorder, onError })
-  return { gateway, approvals, recorder, messenger: messages }
+  return {
+    gateway,
+    approvals,
+    recorder,
+    messenger: messages,
+    drain: (timeoutMs) => runner.settled(timeoutMs),
+  }
 }
