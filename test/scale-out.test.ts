@@ -8,6 +8,7 @@ import { openState } from '../src/state/index.js'
 import { openStores } from '../src/store/index.js'
 import { createWarden, type Warden } from '../src/warden.js'
 import { approve, APPROVER, DEMO_CONFIG, execute, keyOf } from './helpers.js'
+import { ownRedis, type OwnRedis } from './support/redis-server.js'
 import { tcpProxy, type TcpProxy } from './support/tcp-proxy.js'
 
 /**
@@ -26,6 +27,7 @@ interface World {
 const worlds: World[] = []
 const running: Warden[] = []
 const proxies: TcpProxy[] = []
+const servers: OwnRedis[] = []
 
 function newWorld(): World {
   const id = randomBytes(6).toString('hex')
@@ -65,6 +67,7 @@ async function until(check: () => boolean | Promise<boolean>, ms = 5000): Promis
 afterEach(async () => {
   while (running.length > 0) await running.pop()!.close()
   while (proxies.length > 0) await proxies.pop()!.close()
+  while (servers.length > 0) await servers.pop()!.kill()
 })
 
 afterAll(async () => {
@@ -244,6 +247,22 @@ describe('faults: the shared servers go away and come back', () => {
     proxy.restore()
     await until(async () => (await call()).statusCode === 200, 10_000)
     expect((await w.app.inject({ url: '/health/ready' })).statusCode).toBe(200)
+  }, 30_000)
+
+  it('Redis killed and started again (empty): 503 meanwhile, then service resumes by itself', async () => {
+    const world = newWorld()
+    const redis = await ownRedis()
+    servers.push(redis)
+    const w = await instance(world, { redisUrl: redis.url })
+    const call = () => execute(w, 'support-agent', 'lookup_order', { order_id: 'ORD-1001' })
+    expect((await call()).statusCode).toBe(200)
+    await redis.kill()
+    const down = await call()
+    expect(down.statusCode).toBe(503)
+    expect(down.json().error.code).toBe('state_unavailable')
+    await redis.start()
+    await until(async () => (await call()).statusCode === 200, 10_000)
+    expect(await w.stores.audit.query({ type: 'tool_call_executed', limit: 10 })).toHaveLength(2)
   }, 30_000)
 
   it('Redis stalled: calls fail closed within seconds, none allowed unchecked', async () => {
