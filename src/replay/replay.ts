@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { LoadedConfig } from '../config/loader.js'
-import type { DecisionOutcome, ToolCall } from '../domain/types.js'
+import type { Check, DecisionOutcome, ToolCall } from '../domain/types.js'
+import type { Provenance } from '../pipeline/layers/taint.js'
 import { inspectOutput } from '../pipeline/output.js'
 import { sha256Hex } from '../auth/credentials.js'
 import { pipeline, type Pipeline } from '../pipeline/runner.js'
@@ -33,6 +34,8 @@ export interface ReplayedCall {
   risk: number
   /** The session had already received a recorded output marked as carrying an injection. */
   after_injection: boolean
+  /** Where each sensitive parameter's value came from (the taint layer's provenance). */
+  provenance?: Provenance
 }
 
 export interface Tally {
@@ -205,6 +208,7 @@ export class Replayer {
         reason: d.reason,
         risk: d.risk.score,
         after_injection: afterInjection,
+        ...provenanceIn(d.checks),
       })
       return { tool, requestId, ran: d.decision !== 'deny', ...(c.id && { callId: c.id }) }
     }
@@ -281,4 +285,9 @@ export class Replayer {
     if (!tool) return
     await inspectOutput(rt, tool, { agentId, sessionId, requestId }, content, now, this.onError)
   }
+}
+
+function provenanceIn(checks: readonly Check[]): { provenance?: Provenance } {
+  const found = checks.find((c) => c.layer === 'taint')?.details?.provenance
+  return found ? { provenance: found as Provenance } : {}
 }

@@ -37,18 +37,71 @@ export function taint(rt: Runtime): Layer<'taint'> {
       // A delegated call inherits what the delegating agent's session read: an agent that read
       // an injection cannot launder it by asking another agent.
       if (ctx.state.delegatorTaint.length > 0) sources = [...sources, ...ctx.state.delegatorTaint]
-      if (sources.length === 0) return { outcome: 'pass' }
+      // Where each sensitive parameter's value came from, recorded on every verdict (the decision
+      // trace and the audit keep it), whatever the verdict is.
+      const provenance = provenanceOf(tool, ctx.call.params, sources, minLength)
+      if (sources.length === 0) return withProvenance({ outcome: 'pass' }, provenance)
       const verdicts = [
-        paramTaint(tool, ctx.call.params, sources, minLength),
+        paramTaint(tool, provenance),
         poisonedSession(afterInjected[tool.risk], tool.name, sources),
       ]
       // The stronger answer wins: a deny from either check beats a hold from the other.
-      return (
-        verdicts.find((v) => v?.outcome === 'deny') ??
+      const verdict = verdicts.find((v) => v?.outcome === 'deny') ??
         verdicts.find((v) => v !== null) ?? { outcome: 'pass' }
-      )
+      return withProvenance(verdict, provenance)
     },
   }
+}
+
+/**
+ * One origin of a parameter value: the session text it was found in (`context.user_input`, or
+ * `tool:<name>#<request id>` for an untrusted tool's output), whether that text carried an
+ * injection, and whether the text was cut (the value was not found, but may be in the cut part).
+ */
+export interface Origin {
+  from: string
+  injected?: true
+  maybe?: true
+}
+
+/** Sensitive parameter → its origins in the session; an empty list: found nowhere. */
+export type Provenance = Record<string, Origin[]>
+
+/**
+ * The provenance of the tool's sensitive parameters (`taint.params`) that the call carries:
+ * every session text each value is found in (the same matching as the taint check), and the cut
+ * texts it may hide in. Bounded by the session's kept texts (64 entries) and the parameter's
+ * leaves (MAX_TAINT_LEAVES).
+ */
+export function provenanceOf(
+  tool: ToolConfig,
+  params: Readonly<Record<string, unknown>>,
+  sources: readonly TaintEntry[],
+  minLength: number,
+): Provenance | undefined {
+  if (!tool.taint) return undefined
+  let out: Provenance | undefined
+  for (const param of tool.taint.params) {
+    const value = params[param]
+    if (value === undefined) continue
+    const origins: Origin[] = []
+    for (const e of sources) {
+      const found = derivedFrom(value, viewOf(e), minLength)
+      if (!found && !e.truncated) continue
+      origins.push({
+        from: e.source,
+        ...(e.injected && { injected: true as const }),
+        ...(!found && { maybe: true as const }),
+      })
+    }
+    ;(out ??= {})[param] = origins
+  }
+  return out
+}
+
+function withProvenance(verdict: Verdict, provenance: Provenance | undefined): Verdict {
+  if (!provenance) return verdict
+  return { ...verdict, details: { ...verdict.details, provenance } }
 }
 
 /** The user's input as taint, its text cut to `maxChars` (and then marked as cut). */
@@ -60,26 +113,20 @@ function inputEntry(input: string, at: number, maxChars: number): TaintEntry {
 }
 
 /** A sensitive parameter whose value appears in untrusted text: the tool's taint action. */
-function paramTaint(
-  tool: ToolConfig,
-  params: Readonly<Record<string, unknown>>,
-  sources: readonly TaintEntry[],
-  minLength: number,
-): Verdict | null {
-  if (!tool.taint) return null
+function paramTaint(tool: ToolConfig, provenance: Provenance | undefined): Verdict | null {
+  if (!tool.taint || !provenance) return null
   for (const param of tool.taint.params) {
-    const value = params[param]
+    const origins = provenance[param]
+    if (!origins) continue
     // INVARIANT: fail closed. Untrusted text kept only in part may hold the value in the part
     // that was cut, so a value not found in what was kept still gets the action.
-    const source =
-      sources.find((e) => derivedFrom(value, viewOf(e), minLength)) ??
-      sources.find((e) => e.truncated && value !== undefined)
+    const source = origins.find((o) => !o.maybe) ?? origins.find((o) => o.maybe)
     if (!source) continue
-    const path = `${source.source} → params.${param}`
-    const reason = source.truncated
-      ? `sensitive parameter \`${param}\` may come from untrusted text too long to check (${source.source})`
+    const path = `${source.from} → params.${param}`
+    const reason = source.maybe
+      ? `sensitive parameter \`${param}\` may come from untrusted text too long to check (${source.from})`
       : `sensitive parameter \`${param}\` comes from untrusted text (${path})`
-    const details = { path: [source.source, `params.${param}`] }
+    const details = { path: [source.from, `params.${param}`] }
     return tool.taint.action === 'deny'
       ? { outcome: 'deny', code: 'taint_violation', reason, risk: 35, details }
       : { outcome: 'hold', reason, risk: 25, details }
