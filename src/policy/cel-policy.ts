@@ -15,6 +15,24 @@ export interface PolicyInput {
   tool: { name: string; risk: string; classification: string; classification_rank: number }
   params: Record<string, unknown>
   context: Record<string, unknown>
+  /** Sensitive parameter → where its value came from in the session (data-flow rules). */
+  provenance: Record<string, ParamOrigin>
+}
+
+/** What a data-flow rule sees of one sensitive parameter's origins (`provenance.<param>`). */
+export interface ParamOrigin {
+  /** Found in the user's input (`context.user_input`) of this session. */
+  user: boolean
+  /** Found in an untrusted tool's output. */
+  untrusted: boolean
+  /** Found in a tool output that scored as a prompt injection. */
+  injected: boolean
+  /** Possibly in a text kept only in part (not found in the kept part). */
+  maybe: boolean
+  /** Found in no session text at all. */
+  none: boolean
+  /** The texts it was found in (`context.user_input`, `tool:<name>#<request id>`). */
+  sources: string[]
 }
 
 export type PolicyResult =
@@ -25,11 +43,14 @@ type Compiled = PolicyRuleConfig & { evaluate: (input: PolicyInput) => unknown }
 
 /** A policy compiled once at load; `evaluate` is pure and synchronous. */
 export interface CompiledPolicy {
+  /** Some rule reads `provenance` (data-flow rules): only then is it worked out before policy. */
+  readonly readsProvenance: boolean
   evaluate(
     agent: AgentConfig,
     tool: ToolConfig,
     params: Record<string, unknown>,
     context: Record<string, unknown>,
+    provenance?: Record<string, ParamOrigin>,
   ): PolicyResult
 }
 
@@ -53,6 +74,7 @@ function celEnvironment(): Environment {
       })
       .registerVariable('params', 'map')
       .registerVariable('context', 'map')
+      .registerVariable('provenance', 'map')
   )
 }
 
@@ -132,7 +154,8 @@ export function compilePolicy(config: WardenConfig): CompiledPolicy {
     ])
   }
   return {
-    evaluate(agent, tool, params, context) {
+    readsProvenance: config.policy.rules.some((r) => /\bprovenance\b/.test(r.when)),
+    evaluate(agent, tool, params, context, provenance = {}) {
       const input: PolicyInput = {
         agent: {
           id: agent.id,
@@ -148,6 +171,7 @@ export function compilePolicy(config: WardenConfig): CompiledPolicy {
         },
         params,
         context,
+        provenance,
       }
       let permit: Compiled | undefined
       for (const rule of byTool.get(tool.name) ?? []) {

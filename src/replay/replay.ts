@@ -288,6 +288,6 @@ export class Replayer {
 }
 
 function provenanceIn(checks: readonly Check[]): { provenance?: Provenance } {
-  const found = checks.find((c) => c.layer === 'taint')?.details?.provenance
+  const found = checks.findLast((c) => c.details?.provenance !== undefined)?.details?.provenance
   return found ? { provenance: found as Provenance } : {}
 }

@@ -1,8 +1,9 @@
 import { normalizeForMatch } from '../../detect/normalize.js'
 import type { ToolConfig } from '../../domain/config.js'
 import type { Verdict } from '../../domain/types.js'
+import type { ParamOrigin } from '../../policy/cel-policy.js'
 import type { TaintEntry } from '../../state/types.js'
-import type { Layer } from '../layer.js'
+import type { DecisionContext, Layer } from '../layer.js'
 import type { Runtime } from '../runtime.js'
 
 /** The text form taint matching compares: NFKC, invisible characters gone, lowercase, one space. */
@@ -24,19 +25,9 @@ export function taint(rt: Runtime): Layer<'taint'> {
     name: 'taint',
     check(ctx) {
       const { tool } = ctx
-      const { sessionId, context } = ctx.call
-      const input = context.user_input
-      const current: TaintEntry[] =
-        typeof input === 'string' && input.length > 0 ? [inputEntry(input, ctx.now, maxChars)] : []
-      let sources: readonly TaintEntry[] = current
-      if (sessionId !== undefined) {
-        // This call's user input joins the session's taint, committed with the decision.
-        ctx.newTaint.push(...current)
-        sources = current.length > 0 ? [...ctx.state.taint, ...current] : ctx.state.taint
-      }
-      // A delegated call inherits what the delegating agent's session read: an agent that read
-      // an injection cannot launder it by asking another agent.
-      if (ctx.state.delegatorTaint.length > 0) sources = [...sources, ...ctx.state.delegatorTaint]
+      const { current, sources } = sessionSources(ctx, maxChars)
+      // This call's user input joins the session's taint, committed with the decision.
+      if (ctx.call.sessionId !== undefined) ctx.newTaint.push(...current)
       // Where each sensitive parameter's value came from, recorded on every verdict (the decision
       // trace and the audit keep it), whatever the verdict is.
       const provenance = provenanceOf(tool, ctx.call.params, sources, minLength)
@@ -51,6 +42,25 @@ export function taint(rt: Runtime): Layer<'taint'> {
       return withProvenance(verdict, provenance)
     },
   }
+}
+
+/**
+ * The untrusted texts a call's parameters are matched against: this call's user input, what the
+ * agent's session kept, and what the delegating agent's session read (an agent that read an
+ * injection cannot launder it by asking another agent). `current` is this call's own input.
+ */
+export function sessionSources(
+  ctx: DecisionContext,
+  maxChars: number,
+): { current: TaintEntry[]; sources: readonly TaintEntry[] } {
+  const input = ctx.call.context.user_input
+  const current: TaintEntry[] =
+    typeof input === 'string' && input.length > 0 ? [inputEntry(input, ctx.now, maxChars)] : []
+  let sources: readonly TaintEntry[] = current
+  if (ctx.call.sessionId !== undefined)
+    sources = current.length > 0 ? [...ctx.state.taint, ...current] : ctx.state.taint
+  if (ctx.state.delegatorTaint.length > 0) sources = [...sources, ...ctx.state.delegatorTaint]
+  return { current, sources }
 }
 
 /**
@@ -99,17 +109,37 @@ export function provenanceOf(
   return out
 }
 
+/** Provenance as data-flow rules read it (`provenance.<param>.untrusted`, ...). */
+export function policyOrigins(provenance: Provenance | undefined): Record<string, ParamOrigin> {
+  const out: Record<string, ParamOrigin> = {}
+  for (const [param, origins] of Object.entries(provenance ?? {})) {
+    const found = origins.filter((o) => !o.maybe)
+    out[param] = {
+      user: found.some((o) => o.from === USER_INPUT),
+      untrusted: found.some((o) => o.from !== USER_INPUT),
+      injected: found.some((o) => o.injected === true),
+      maybe: origins.some((o) => o.maybe === true),
+      none: origins.length === 0,
+      sources: origins.map((o) => o.from),
+    }
+  }
+  return out
+}
+
 function withProvenance(verdict: Verdict, provenance: Provenance | undefined): Verdict {
   if (!provenance) return verdict
   return { ...verdict, details: { ...verdict.details, provenance } }
 }
 
+/** The source name of the user's input in a session's taint. */
+const USER_INPUT = 'context.user_input'
+
 /** The user's input as taint, its text cut to `maxChars` (and then marked as cut). */
 function inputEntry(input: string, at: number, maxChars: number): TaintEntry {
   const text = taintForm(input.length > maxChars * 2 ? input.slice(0, maxChars * 2) : input)
   return text.length > maxChars || input.length > maxChars * 2
-    ? { source: 'context.user_input', text: text.slice(0, maxChars), at, truncated: true }
-    : { source: 'context.user_input', text, at }
+    ? { source: USER_INPUT, text: text.slice(0, maxChars), at, truncated: true }
+    : { source: USER_INPUT, text, at }
 }
 
 /** A sensitive parameter whose value appears in untrusted text: the tool's taint action. */
