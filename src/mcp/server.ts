@@ -79,13 +79,13 @@ async function callTool(
 ): Promise<CallToolResult> {
   const requestId = timeOrderedId()
   // The same check as the HTTP door: a look-alike or oversized name is refused, never audited raw.
-  if (!TOOL_NAME.test(params.name))
-    return toolError(
-      requestId,
-      'refused',
-      'invalid_tool_name',
-      'the tool name must be 1-64 characters of letters, digits and `_ . - /`, without `..`',
-    )
+  if (!TOOL_NAME.test(params.name)) {
+    const message =
+      'the tool name must be 1-64 characters of letters, digits and `_ . - /`, without `..`'
+    // Refused before deciding, as the HTTP door does: a rejection record, the name left out.
+    await gateway.recordRejection(requestId, 'invalid_tool_name', `MCP tools/call: ${message}`)
+    return toolError(requestId, 'refused', 'invalid_tool_name', message)
+  }
   const call: ToolCall = {
     requestId,
     agentId: caller.agent.id,
