@@ -29,6 +29,7 @@ const RANKS: Record<string, number> = {
   messaging: 10, // agent-to-agent messages, through the pipeline's message layers
   gateway: 11, //   the engine: decide, record, run; typed outcomes, no protocol; wires the rest
   http: 12, //      the HTTP door (routes, status codes)
+  mcp: 12, //       the MCP door (streamable HTTP at /mcp), registered on the HTTP app
   agents: 13, //    the agent API, a separate app that talks to the gateway over HTTP
   dashboard: 13, // the dashboard server
   cli: 14, //       warden <command>

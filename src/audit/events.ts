@@ -84,6 +84,7 @@ export function decisionEvent(
     ...(approvalId && { approval_id: approvalId }),
     ...(d.chain && { chain: [...d.chain, call.agentId] }),
     ...(d.human && { human: d.human }),
+    ...(call.door === 'mcp' && { door: 'mcp' as const }),
   }
 }
 

@@ -72,6 +72,11 @@ export interface AuditEventInput {
    * principal in a world of its own: it changed nothing of the real agents.
    */
   scenario?: true
+  /**
+   * The door a tool call came through, when it was not the HTTP one (`mcp`: the MCP front door).
+   * Absent on HTTP calls, so their events and hashes are what they were before MCP existed.
+   */
+  door?: 'http' | 'mcp'
 }
 
 /** A stored event: numbered and chained. */

@@ -20,6 +20,10 @@ export const ERROR_CATALOG = {
   payload_too_large: { status: 400, summary: 'the body is larger than the limit' },
   session_required: { status: 400, summary: 'the configuration requires a `session_id`' },
   context_too_large: { status: 400, summary: 'the call context is larger than 64 KiB' },
+  mcp_method_mismatch: {
+    status: 400,
+    summary: 'MCP: the `Mcp-Method` header names another method than the body',
+  },
   not_found: { status: 404, summary: 'no such route or resource' },
 
   // 400 / 401 / 403 / 429: decisions
@@ -76,6 +80,7 @@ export const ERROR_CATALOG = {
   approval_not_found: { status: 404, summary: 'no approval with that id' },
   approval_already_decided: { status: 409, summary: 'the approval was already resolved' },
   approval_expired: { status: 409, summary: 'the approval expired before it was decided' },
+  approval_denied: { status: 403, summary: 'a person denied the held call' },
   approval_mismatch: {
     status: 403,
     summary: 'the stored call no longer matches what was approved',

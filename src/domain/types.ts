@@ -26,6 +26,8 @@ export interface ToolCall {
   readonly idempotencyKey?: string
   /** A delegation token from `POST /gateway/message`: the call is made on another agent's behalf. */
   readonly delegation?: string
+  /** Which door the call came through; absent means HTTP (`POST /gateway/execute`). */
+  readonly door?: 'http' | 'mcp'
 }
 
 /**

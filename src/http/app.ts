@@ -14,6 +14,7 @@ import { ConnectionCaps } from '../events/websocket.js'
 import type { CallOutcome } from '../domain/outcome.js'
 import type { Gateway } from '../gateway/service.js'
 import type { Messenger } from '../messaging/service.js'
+import { mcpRoutes } from '../mcp/routes.js'
 import type { Stores } from '../store/types.js'
 import { catalogCodeOf, replyFrameworkError, replyNotFound } from './errors.js'
 import { TOKEN_PROTOCOL } from './guards.js'
@@ -106,6 +107,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       allowedOrigins: runtime.config.server.allowed_origins,
     })
   await app.register(healthRoutes, { gateway, stores, metrics })
+  // The MCP door (src/mcp/): the same engine, behind this app's Host guard, limits and parser.
+  await app.register(mcpRoutes, {
+    gateway,
+    onError: (err) => deps.logger.warn({ err }, 'mcp: request failed'),
+  })
   return app
 }
 

@@ -48,6 +48,31 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
       ],
     },
   },
+  'POST /mcp': {
+    summary: 'MCP front door (streamable HTTP): JSON-RPC tools/list and tools/call',
+    tags: ['mcp'],
+    security: 'agent',
+    description:
+      "Model Context Protocol 2026-07-28 and 2025-11-25 (stateless: no `Mcp-Session-Id`). `tools/list` lists the agent's allowlist; every `tools/call` is decided by the same pipeline as `POST /gateway/execute`. Denials, holds and tool failures are tool results with `isError`. See README, MCP.",
+    responses: {
+      200: 'a JSON-RPC response (JSON, or an SSE stream when progress is sent)',
+      202: 'a notification was accepted',
+      400: `malformed JSON, or \`Mcp-Method\` disagrees with the body; ${error}`,
+      401: 'missing or wrong agent key (`WWW-Authenticate: Bearer`)',
+    },
+  },
+  'GET /mcp': {
+    summary: 'MCP standalone stream: not offered (stateless door)',
+    tags: ['mcp'],
+    security: 'agent',
+    responses: { 401: 'missing or wrong agent key', 405: 'no standalone stream on this door' },
+  },
+  'DELETE /mcp': {
+    summary: 'MCP session end: not offered (stateless door)',
+    tags: ['mcp'],
+    security: 'agent',
+    responses: { 401: 'missing or wrong agent key', 405: 'no sessions on this door' },
+  },
   'POST /gateway/message': {
     summary: 'Send a message to another agent (delegate work) through the gateway',
     tags: ['gateway'],
