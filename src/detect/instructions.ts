@@ -80,6 +80,8 @@ const TOKEN = /[\p{L}\p{M}]+(?:'[\p{L}]+)?|\d+/gu
 // A full stop inside a token (www.example.com, 2,099.00) does not end a sentence.
 const SEGMENT = /(?:[^\n.!?。！？]|[.!?](?=\S))*(?:[.!?。！？]+|\n|$)/g
 
+const CUE_COPIES = [1, 2, 3]
+
 /** The hashed features of one normalized sentence (deduplicated bucket numbers). */
 export function sentenceFeatures(sentence: string): number[] {
   const out = new Set<number>()
@@ -94,7 +96,9 @@ export function sentenceFeatures(sentence: string): number[] {
   const first = tokens[0]!
   put(`f:${first}`)
   if (tokens.length > 1) put(`f2:${first} ${tokens[1]}`)
-  for (const cue of cues(sentence, tokens)) put(`h:${cue}`)
+  // Each cue fills three slots: a larger step than one word's, so the cues that carry across
+  // attack styles outweigh the words of the styles seen in training.
+  for (const cue of cues(sentence, tokens)) for (const k of CUE_COPIES) put(`h${k}:${cue}`)
   return [...out]
 }
 
