@@ -8,7 +8,7 @@
  * blocks stripped: the order is the sentence around them), AgentDojo's injection goals and
  * injection texts, deepset train injections. Benign (negatives, one example per sentence): the
  * *train half* of the benign documents (BIPIA email/table/code contexts, AgentDojo tool outputs
- * without an injection, XSTest safe prompts). The other half of
+ * without an injection, XSTest safe prompts) and deepset train benign prompts. The other half of
  * the benign documents is never trained on: the threshold is set there at FPR ≤ 2%, and
  * bench/instructions.ts measures on it.
  */
@@ -113,6 +113,12 @@ function csvFields(row: string): string[] {
   return out
 }
 
+function deepsetBenign(): string[] {
+  return jsonl('deepset/train.jsonl')
+    .filter((r) => r.label !== 1)
+    .map((r) => String(r.text))
+}
+
 /** The sentences of an attack that can carry its order: code blocks out, three words or more. */
 export function attackSentences(text: string): string[] {
   return sentences(text.replace(/```[\s\S]*?(```|$)/g, '\n')).filter(
@@ -193,9 +199,10 @@ export const TARGET_FPR = 0.02
 
 /** Train on the given attacks and the benign train half; calibrate on the benign test half. */
 export function trainModel(attacks: Attack[], docs = benignDocs()): InstructionModel {
-  // deepset's benign prompts are requests to an assistant typed by its user, not data: as
-  // negatives they teach that imperatives are benign (leave-one-category-out recall 0.68 → 0.72).
-  const benign = docs.filter((d) => d.half === 'train').map((d) => d.text)
+  // deepset's benign prompts are requests a user types to an assistant. Left out, the
+  // leave-one-category-out recall rises (0.68 → 0.72) but half of them are flagged: the gateway
+  // also scans call parameters, where such requests are ordinary. They stay in.
+  const benign = [...docs.filter((d) => d.half === 'train').map((d) => d.text), ...deepsetBenign()]
   const weights = fit(examples(attacks, benign))
   const scores = docs.filter((d) => d.half === 'test').map((d) => docScore(weights, d.text))
   // Rounded up (never below the calibrated point) so the weights file is stable text.
