@@ -92,11 +92,13 @@ describe('nested encodings: two layers read, a third is a finding', () => {
 
 describe('the model reads the whole text, not its first 8 KB', () => {
   // Jailbreak prompts that only the model recognizes (no phrase pattern matches them).
+  const LEARNED = new Set(['model', 'instruction_in_data'])
   const modelOnly = jailbreaks
     .filter((t) => t.length < 1500)
     .filter((t) => {
       const r = detectInjection(t)
-      return r.categories.length === 1 && r.categories[0] === 'model'
+      // No phrase pattern: only the model (and the instructions signal, another model) sees it.
+      return r.categories.includes('model') && r.categories.every((c) => LEARNED.has(c))
     })
     .slice(0, 5)
   const filler =
@@ -112,7 +114,11 @@ describe('the model reads the whole text, not its first 8 KB', () => {
 
   it('a longer model-only jailbreak in the middle of 60 KB', () => {
     const long = jailbreaks.find(
-      (t) => t.length > 3000 && t.length < 6000 && detectInjection(t).categories.join() === 'model',
+      (t) =>
+        t.length > 3000 &&
+        t.length < 6000 &&
+        detectInjection(t).categories.every((c) => LEARNED.has(c)) &&
+        detectInjection(t).categories.includes('model'),
     )
     expect(long).toBeDefined()
     const r = detectInjection(`${filler}${filler}\n${long}\n${filler}`)

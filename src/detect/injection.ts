@@ -1,3 +1,4 @@
+import { scoreInstructions, shippedInstructionModel } from './instructions.js'
 import { predictFolded, shippedModel } from './ngram-model.js'
 import { normalizeForMatch, squeeze, type NormalizedText } from './normalize.js'
 import { OVERRIDE_PHRASES } from './phrases.js'
@@ -176,6 +177,14 @@ export const SCAN_LIMITS = Object.freeze({
   /** Normalized characters the model reads per call, over all windows, copies and layers. */
   modelChars: 512 * 1024,
 })
+/**
+ * The instructions-in-data signal's weight at its calibrated threshold (FPR ≤ 2% on benign
+ * documents): just below the shipped hold threshold, so it holds together with other evidence
+ * but a lone imperative ("Ignore the noise from the fan") does not. From `INSTRUCTION_ALONE` up
+ * it holds alone (0.5), never denies alone.
+ */
+const INSTRUCTION_WEIGHT = 0.45
+const INSTRUCTION_ALONE = 0.99
 /** Text a budget left unread: enough to hold a call at the shipped thresholds, never to deny one. */
 const UNSCANNED_WEIGHT = 0.5
 
@@ -217,7 +226,21 @@ function scanLayer(text: string, depth: number, budget: Budget, found: Map<strin
   const normalized = normalizeForMatch(text)
   scanNormalized(normalized, found)
   scoreModel(normalized, budget, found)
+  scoreInstructionsIn(text, found)
+  if (normalized.tagPayload) scoreInstructionsIn(normalized.tagPayload, found)
   scanEncoded(text, depth, budget, found)
+}
+
+/**
+ * A request addressed to the assistant inside data (instructions.ts); with a phrase pattern or
+ * the n-gram model it adds up like any other evidence.
+ */
+function scoreInstructionsIn(text: string, found: Map<string, number>): void {
+  if (found.has('instruction_in_data')) return
+  const model = shippedInstructionModel()
+  const { score } = scoreInstructions(model, text)
+  if (score >= model.threshold)
+    found.set('instruction_in_data', score >= INSTRUCTION_ALONE ? 0.5 : INSTRUCTION_WEIGHT)
 }
 
 /**
