@@ -54,8 +54,8 @@ export class PinBook {
     const hash = definitionHash(def)
     const known = this.pins.get(tool)
     if (!known) {
-      const { score } = detectInjection(def.description ?? '')
       const pin: Pin = { tool, pinned: hash, current: hash }
+      const score = this.poisonScore(def.description ?? '')
       if (score >= this.holdAt) Object.assign(pin, { blocked: 'poisoned', score })
       this.pins.set(tool, pin)
       return pin
@@ -65,6 +65,17 @@ export class PinBook {
     // definition that flips between two versions would otherwise pick when it is callable.
     if (hash !== known.pinned && known.blocked === undefined) known.blocked = 'changed'
     return known
+  }
+
+  /**
+   * The detector's score of a description, or 0 when only the n-gram model found it suspect. A
+   * tool description is an instruction to a model by design ("Use this tool when you need to…"),
+   * which is what the model was trained to notice in data: alone it flags honest descriptions
+   * (server-filesystem's `read_text_file` scores 0.75). A known injection phrase is evidence.
+   */
+  private poisonScore(description: string): number {
+    const { score, categories } = detectInjection(description)
+    return categories.some((c) => c !== 'model') ? score : 0
   }
 
   /** Why `tool` may not be called, if it may not; a tool never seen may not be called either. */

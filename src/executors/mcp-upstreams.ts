@@ -20,6 +20,8 @@ export interface UpstreamStatus {
   lastError?: string
   /** The upstream's tools, by their Warden names, as last listed. */
   tools: string[]
+  /** The process id of a connected stdio server. */
+  pid?: number
 }
 
 export interface McpUpstreamOptions {
@@ -96,6 +98,7 @@ class Upstream {
   private connectedAt = 0
   private lastError: string | undefined
   private tools: string[] = []
+  private stdio: StdioClientTransport | undefined
   private retry: NodeJS.Timeout | undefined
   private health: NodeJS.Timeout | undefined
   private readonly log: Logger
@@ -123,6 +126,7 @@ class Upstream {
       state: this.state,
       restarts: this.restarts,
       tools: [...this.tools],
+      ...(this.connected && this.stdio?.pid != null && { pid: this.stdio.pid }),
       ...(this.lastError !== undefined && { lastError: this.lastError }),
     }
   }
@@ -193,6 +197,7 @@ class Upstream {
       ...(stdio.cwd !== undefined && { cwd: resolve(this.opts.baseDir, stdio.cwd) }),
       stderr: 'pipe',
     })
+    this.stdio = transport
     ;(transport.stderr as Readable | null)?.on('data', (chunk: Buffer) =>
       this.log.debug({ stderr: chunk.toString('utf8').slice(0, 2000) }, 'MCP upstream stderr'),
     )
