@@ -9,7 +9,7 @@ import { verifyChain } from '../src/audit/verify.js'
 import { ConfigError, loadConfig } from '../src/config/loader.js'
 import type { AuditEvent } from '../src/domain/audit-event.js'
 import { createWarden, type Warden } from '../src/warden.js'
-import { execute } from './helpers.js'
+import { approve, execute } from './helpers.js'
 
 const MODULES = fileURLToPath(new URL('../node_modules/@modelcontextprotocol/', import.meta.url))
 const EVERYTHING = join(MODULES, 'server-everything/dist/index.js')
@@ -371,6 +371,29 @@ describe('MCP tool pinning', () => {
     const pin = warden.mcp.pins().find((p) => p.tool === 'rug.notes')
     expect(pin?.score).toBeGreaterThanOrEqual(0.5)
     expect(pin?.pinned).toMatch(/^[0-9a-f]{64}$/)
+  })
+})
+
+describe('config/mcp-demo', () => {
+  const MCP_DEMO = fileURLToPath(new URL('../config/mcp-demo/warden.yaml', import.meta.url))
+
+  it('starts server-everything; echo allowed, get-sum held then run, get-env denied', async () => {
+    const warden = await createWarden({
+      config: MCP_DEMO,
+      sqlitePath: join(tempDir(), 'audit.db'),
+      sweepIntervalMs: 0,
+    })
+    wardens.push(warden)
+    expect(warden.mcp.status()[0]?.state).toBe('connected')
+    const echo = await execute(warden, 'support-agent', 'everything.echo', { message: 'hi' })
+    expect(echo.json().result.content[0].text).toBe('Echo: hi')
+    const held = await execute(warden, 'support-agent', 'everything.get-sum', { a: 2, b: 3 })
+    expect(held.statusCode).toBe(202)
+    const approved = await approve(warden, held.json().approval_id as string)
+    expect(approved.statusCode).toBe(200)
+    expect(JSON.stringify(approved.json())).toContain('5')
+    const env = await execute(warden, 'support-agent', 'everything.get-env', {})
+    expect(env.json().error.code).toBe('tool_not_allowed')
   })
 })
 
