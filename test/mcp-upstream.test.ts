@@ -64,7 +64,6 @@ function writeConfig(
       description: `${t.name} through Warden`,
       risk: t.risk ?? 'low',
       classification: 'internal',
-      output_trust: 'untrusted',
       executor: { type: 'mcp', upstream: t.upstream ?? t.name.split('.')[0] },
       params: {
         type: 'object',
@@ -332,7 +331,7 @@ describe('MCP upstream: server-filesystem on a temp directory', () => {
 
 describe('MCP tool pinning', () => {
   const rug = { name: 'rug', stdio: { command: process.execPath, args: [RUG_PULL] } }
-  const rugTools = [
+  const rugTools: ToolSpec[] = [
     { name: 'rug.weather', params: { city: 'string' } },
     { name: 'rug.notes', params: { name: 'string' } },
     { name: 'rug.rug_pull', params: { schema: 'boolean' } },
@@ -406,14 +405,11 @@ describe('MCP upstream configuration', () => {
       [{ name: 'echo', upstream: 'everything', params: { message: 'string' } }],
     )
     expect(() => loadConfig(unprefixed)).toThrow(/name is `everything.<the upstream's tool name>`/)
-    expect(() =>
-      loadConfig(
-        writeConfig(
-          [everythingStdio],
-          [{ name: 'everything.echo', params: { message: 'string' } }],
-        ),
-      ),
-    ).not.toThrow()
+    const good = loadConfig(
+      writeConfig([everythingStdio], [{ name: 'everything.echo', params: { message: 'string' } }]),
+    )
+    // What a third party's server returns is untrusted unless the file says otherwise.
+    expect(good.config.tools[0]?.output_trust).toBe('untrusted')
   })
 
   it('an upstream has exactly one transport', () => {

@@ -120,20 +120,26 @@ const executor = z.discriminatedUnion('type', [
   }),
 ])
 
-const tool = z.strictObject({
-  name: toolName,
-  description: z.string().min(1),
-  risk: z.enum(RISK_LEVELS),
-  classification: z.enum(CLASSIFICATIONS),
-  output_trust: z.enum(['trusted', 'untrusted']).default('trusted'),
-  executor,
-  // JSON Schema of the parameters; compiled (and checked for strictness) by the params layer.
-  params: z.record(z.string(), z.unknown()),
-  approval: z.enum(['never', 'always']).default('never'),
-  taint: z
-    .strictObject({ params: z.array(z.string()).min(1), action: z.enum(['hold', 'deny']) })
-    .optional(),
-})
+const tool = z
+  .strictObject({
+    name: toolName,
+    description: z.string().min(1),
+    risk: z.enum(RISK_LEVELS),
+    classification: z.enum(CLASSIFICATIONS),
+    /** Default: `untrusted` for `mcp` tools (a third party's server), `trusted` for the others. */
+    output_trust: z.enum(['trusted', 'untrusted']).optional(),
+    executor,
+    // JSON Schema of the parameters; compiled (and checked for strictness) by the params layer.
+    params: z.record(z.string(), z.unknown()),
+    approval: z.enum(['never', 'always']).default('never'),
+    taint: z
+      .strictObject({ params: z.array(z.string()).min(1), action: z.enum(['hold', 'deny']) })
+      .optional(),
+  })
+  .transform((t) => ({
+    ...t,
+    output_trust: t.output_trust ?? (t.executor.type === 'mcp' ? 'untrusted' : 'trusted'),
+  }))
 
 const policyRule = z.strictObject({
   id,
