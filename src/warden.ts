@@ -66,7 +66,12 @@ export interface WardenOptions {
   /** How often pending approvals are checked for expiry; 0 disables the sweeper. */
   sweepIntervalMs?: number
   /** MCP upstream tuning (tests shorten the back-off and the health interval). */
-  mcp?: { backoffMs?: number; maxBackoffMs?: number; healthIntervalMs?: number }
+  mcp?: {
+    backoffMs?: number
+    maxBackoffMs?: number
+    healthIntervalMs?: number
+    connectTimeoutMs?: number
+  }
 }
 
 /** A wired gateway: the HTTP app and the parts behind it. */

@@ -89,7 +89,7 @@ async function start(file: string): Promise<Warden> {
   const warden = await createWarden({
     config: file,
     sweepIntervalMs: 0,
-    mcp: { backoffMs: 100, maxBackoffMs: 1000, healthIntervalMs: 500 },
+    mcp: { backoffMs: 100, maxBackoffMs: 1000, healthIntervalMs: 500, connectTimeoutMs: 3000 },
   })
   wardens.push(warden)
   return warden
@@ -213,6 +213,23 @@ describe('MCP upstream over stdio (server-everything)', () => {
     const again = await execute(warden, 'support-agent', 'everything.echo', { message: 'back' })
     expect(again.statusCode).toBe(200)
     expect(again.json().result.content[0].text).toBe('Echo: back')
+  })
+
+  it('an upstream that writes garbage instead of MCP does not stop Warden', async () => {
+    const garbage = {
+      name: 'noise',
+      stdio: {
+        command: process.execPath,
+        args: ['-e', 'setInterval(() => console.log("not json {"), 50)'],
+      },
+    }
+    const started = Date.now()
+    const warden = await start(writeConfig([garbage], [{ name: 'noise.anything' }]))
+    expect(Date.now() - started).toBeLessThan(8000)
+    expect(warden.mcp.status()[0]?.state).not.toBe('connected')
+    const res = await execute(warden, 'support-agent', 'noise.anything', {})
+    expect(res.statusCode).toBe(502)
+    expect(res.json().error.message).toContain('upstream noise unavailable')
   })
 
   it('an upstream that cannot start does not stop Warden; its tools answer unavailable', async () => {
@@ -359,6 +376,16 @@ describe('MCP tool pinning', () => {
     expect(
       (await execute(warden, 'support-agent', 'rug.weather', { city: 'Rome' })).statusCode,
     ).toBe(502)
+  })
+
+  it('a result that is not a tool result is a 502 failure; Warden and the upstream stay up', async () => {
+    const warden = await start(writeConfig([rug], [...rugTools, { name: 'rug.garbage' }]))
+    const res = await execute(warden, 'support-agent', 'rug.garbage', {})
+    expect(res.statusCode).toBe(502)
+    expect(res.json().error.code).toBe('upstream_error')
+    expect(
+      (await execute(warden, 'support-agent', 'rug.weather', { city: 'Oslo' })).statusCode,
+    ).toBe(200)
   })
 
   it('a poisoned description is blocked at first sight', async () => {
