@@ -1,5 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  createServer as createHttpServer,
+  request as httpRequest,
+  type Server as HttpServer,
+} from 'node:http'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -259,8 +264,11 @@ async function freePort(): Promise<number> {
 
 describe('MCP upstream over streamable HTTP (server-everything)', () => {
   let child: ChildProcess | undefined
+  let proxy: HttpServer | undefined
   afterEach(() => {
     child?.kill('SIGKILL')
+    proxy?.closeAllConnections()
+    proxy?.close()
   })
 
   it('forwards a configured call over streamable HTTP', async () => {
@@ -280,9 +288,27 @@ describe('MCP upstream over streamable HTTP (server-everything)', () => {
       child!.stderr!.on('data', onData)
       child!.stdout!.on('data', onData)
     })
+    // A pass-through proxy in front of the server records what Warden sends.
+    const seen: string[] = []
+    proxy = createHttpServer((req, res) => {
+      seen.push(`${req.headers['x-upstream-key']} ${req.headers.authorization ?? '-'}`)
+      const upstreamReq = httpRequest(
+        { host: '127.0.0.1', port, path: req.url, method: req.method, headers: req.headers },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers)
+          up.pipe(res)
+        },
+      )
+      req.pipe(upstreamReq)
+    })
+    await new Promise<void>((r) => proxy!.listen(0, '127.0.0.1', r))
+    const proxyPort = (proxy.address() as { port: number }).port
     const upstream = {
       name: 'remote',
-      http: { url: `http://127.0.0.1:${port}/mcp`, headers: { 'x-warden-test': 'held-by-warden' } },
+      http: {
+        url: `http://127.0.0.1:${proxyPort}/mcp`,
+        headers: { 'x-upstream-key': 'held-by-warden' },
+      },
     }
     const warden = await start(
       writeConfig([upstream], [{ name: 'remote.echo', params: { message: 'string' } }]),
@@ -292,6 +318,9 @@ describe('MCP upstream over streamable HTTP (server-everything)', () => {
     expect(res.statusCode).toBe(200)
     expect(res.json().result.content[0].text).toBe('Echo: over http')
     expect((await execute(warden, 'support-agent', 'remote.get-env', {})).statusCode).toBe(403)
+    // Warden's credential went on every request to the upstream; the agent's key on none.
+    expect(seen.length).toBeGreaterThan(0)
+    expect(new Set(seen)).toEqual(new Set(['held-by-warden -']))
   })
 })
 
@@ -386,6 +415,17 @@ describe('MCP tool pinning', () => {
     expect(
       (await execute(warden, 'support-agent', 'rug.weather', { city: 'Oslo' })).statusCode,
     ).toBe(200)
+  })
+
+  it("an upstream's result is untrusted output: an injection in it is flagged", async () => {
+    const warden = await start(writeConfig([rug], [...rugTools, { name: 'rug.inject' }]))
+    const res = await execute(warden, 'support-agent', 'rug.inject', {})
+    expect(res.statusCode).toBe(200)
+    expect(res.json().warnings).toEqual(
+      expect.arrayContaining([expect.objectContaining({ code: 'injection_in_output' })]),
+    )
+    const executed = (await events(warden)).find((e) => e.type === 'tool_call_executed')
+    expect(executed?.output_scan?.score).toBeGreaterThanOrEqual(0.5)
   })
 
   it('a poisoned description is blocked at first sight', async () => {

@@ -219,9 +219,10 @@ class Upstream {
             ? 'MCP tool description looks like an injection; tool blocked until accepted'
             : 'MCP tool definition changed; tool blocked until accepted',
         )
-      if (!this.configured.has(name) && !before.has(name))
-        this.log.warn({ tool: name }, 'MCP upstream tool not configured; it is not callable')
     }
+    const unlisted = this.unlisted().filter((t) => !before.has(t))
+    if (unlisted.length > 0)
+      this.log.warn({ tools: unlisted }, 'MCP upstream tools not configured; they are not callable')
     for (const name of this.configured)
       if (name.startsWith(`${this.cfg.name}.`) && !this.tools.includes(name))
         this.log.warn({ tool: name }, 'configured MCP tool not offered by its upstream')
