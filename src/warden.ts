@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import { dirname } from 'node:path'
 import { pino, type Logger } from 'pino'
 import { buildApp } from './http/app.js'
 import { loadConfig, type LoadedConfig } from './config/loader.js'
@@ -7,6 +8,8 @@ import { memoryBus, type EventBus } from './events/bus.js'
 import { followedBus } from './events/follow.js'
 import { demoExecutor } from './executors/demo.js'
 import { httpExecutor } from './executors/http.js'
+import { mcpExecutor } from './executors/mcp.js'
+import { mcpUpstreams, type McpUpstreams } from './executors/mcp-upstreams.js'
 import type { ToolCall } from './domain/types.js'
 import { createEngine } from './gateway/engine.js'
 import type { Gateway } from './gateway/service.js'
@@ -62,6 +65,13 @@ export interface WardenOptions {
   demoBackend?: DemoBackend
   /** How often pending approvals are checked for expiry; 0 disables the sweeper. */
   sweepIntervalMs?: number
+  /** MCP upstream tuning (tests shorten the back-off and the health interval). */
+  mcp?: {
+    backoffMs?: number
+    maxBackoffMs?: number
+    healthIntervalMs?: number
+    connectTimeoutMs?: number
+  }
 }
 
 /** A wired gateway: the HTTP app and the parts behind it. */
@@ -71,6 +81,8 @@ export interface Warden {
   stores: Stores
   bus: EventBus
   loaded: LoadedConfig
+  /** The MCP upstreams (none unless `mcp_upstreams` is set): status, unlisted tools, pins. */
+  mcp: McpUpstreams
   close(): Promise<void>
 }
 
@@ -149,6 +161,16 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
     )
   }
   const bus = await eventBus(stores, opts.databaseUrl, logger)
+  const mcp = mcpUpstreams(loaded.config, {
+    baseDir: dirname(loaded.file),
+    logger: logger.child({ part: 'mcp' }),
+    ...opts.mcp,
+  })
+  const executors = {
+    demo: demoExecutor(opts.demoBackend ?? new DemoBackend()),
+    http: httpExecutor(),
+    mcp: mcpExecutor(loaded.config, mcp),
+  }
   const decide = pipeline(runtime, {
     onLayerError: (layer, err) => {
       metrics.layerFailures.inc({ layer })
@@ -161,7 +183,7 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
     onToolRun: (tool, outcome, seconds) => metrics.toolSeconds.observe({ tool, outcome }, seconds),
     stores,
     bus,
-    executors: { demo: demoExecutor(opts.demoBackend ?? new DemoBackend()), http: httpExecutor() },
+    executors,
     onError: (err, where) => {
       // Failures that did not fail their call are counted: nothing degrades silently.
       if (where.startsWith('state:') || where.startsWith('audit:')) metrics.degraded.inc({ where })
@@ -182,7 +204,7 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
             pipeline: pipeline({ ...runtime, state: await openState({ kind: 'memory' }) }),
             stores: { ...world, audit: scenarioAudit(stores.audit) },
             bus,
-            executors: { demo: demoExecutor(new DemoBackend()), http: httpExecutor() },
+            executors: { ...executors, demo: demoExecutor(new DemoBackend()) },
             approvalIdPrefix: SCENARIO_APPROVAL_PREFIX,
             onError: (err, where) => logger.error({ err, where }, 'demo scenario error'),
           }).gateway.execute(call)
@@ -191,6 +213,9 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
         }
       }
     : undefined
+  // Before serving: each upstream gets one bounded try, so the first calls find it connected.
+  // One that fails is retried in the background and its tools answer `unavailable` meanwhile.
+  await mcp.start()
   const app = await buildApp({ gateway, messenger, stores, bus, logger, metrics, runScenario })
   const interval = opts.sweepIntervalMs ?? 5000
   const sweeper =
@@ -207,6 +232,7 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
     stores,
     bus,
     loaded,
+    mcp,
     async close() {
       if (sweeper) clearInterval(sweeper)
       await app.close()
@@ -214,6 +240,7 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
       // before the store closes (nothing accepted is lost on a graceful stop).
       if (!(await engine.drain(DRAIN_TIMEOUT_MS)))
         logger.error('tools still running at shutdown; their outcomes may be unrecorded')
+      await mcp.close()
       await bus.close?.()
       await state.close()
       await stores.close()

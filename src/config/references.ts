@@ -154,8 +154,35 @@ export function checkReferences(config: WardenConfig): Problem[] {
     if (!tools.has(t))
       problems.push({ path: ['approvals', 'ttl_by_tool', t], message: `unknown tool \`${t}\`` })
   }
+  mcpProblems(config, problems)
   problems.push(...policyProblems(config))
   return problems
+}
+
+/** An `mcp` tool names a configured upstream and carries its namespace: `<upstream>.<tool>`. */
+function mcpProblems(config: WardenConfig, problems: Problem[]): void {
+  unique(
+    config.mcp_upstreams.map((u) => u.name),
+    ['mcp_upstreams'],
+    'upstream name',
+    problems,
+  )
+  const upstreams = new Set(config.mcp_upstreams.map((u) => u.name))
+  config.tools.forEach((tool, i) => {
+    if (tool.executor.type !== 'mcp') return
+    const { upstream } = tool.executor
+    if (!upstreams.has(upstream))
+      problems.push({
+        path: ['tools', i, 'executor', 'upstream'],
+        message: `unknown MCP upstream \`${upstream}\``,
+      })
+    // The namespace is what keeps two upstreams' `search` apart, and what the agent sees.
+    else if (!tool.name.startsWith(`${upstream}.`) || tool.name.length === upstream.length + 1)
+      problems.push({
+        path: ['tools', i, 'name'],
+        message: `an MCP tool's name is \`${upstream}.<the upstream's tool name>\``,
+      })
+  })
 }
 
 function unique(values: string[], path: PropertyKey[], what: string, problems: Problem[]): void {

@@ -68,8 +68,49 @@ const approvalRule = z.strictObject({
   roles: z.array(id).min(1),
 })
 
+/** An MCP upstream's name: the namespace its tools are known by in Warden (`<name>.<tool>`). */
+export const UPSTREAM_NAME = /^[a-z0-9_-]{1,32}$/
+const upstreamName = z.string().regex(UPSTREAM_NAME, 'must match ^[a-z0-9_-]{1,32}$')
+
+/**
+ * An MCP server Warden is a client of (decision 0021). Its tools are called only when `tools:`
+ * configures them (`<name>.<tool>`, executor `mcp`); the others are reported, never callable.
+ */
+const mcpUpstream = z
+  .strictObject({
+    name: upstreamName,
+    /** Started by Warden; relative paths in `cwd` are taken from the configuration file's folder. */
+    stdio: z
+      .strictObject({
+        command: z.string().min(1),
+        args: z.array(z.string()).default([]),
+        /** Added to the small default environment (PATH, HOME, …), never Warden's whole one. */
+        env: z.record(z.string(), z.string()).default({}),
+        cwd: z.string().min(1).optional(),
+      })
+      .optional(),
+    /** Streamable HTTP; `headers` hold Warden's own credentials, never an agent's. */
+    http: z
+      .strictObject({
+        url: z.url({ protocol: /^https?$/ }),
+        headers: z.record(z.string(), z.string()).default({}),
+      })
+      .optional(),
+    /** Past it the call is `upstream_timeout` (outcome unknown: the upstream may have acted). */
+    call_timeout_ms: z.number().int().positive().max(600_000).default(30_000),
+    /**
+     * Tools the upstream offers that `tools:` does not configure: `deny` (they are in no
+     * allowlist, so the pipeline refuses them; reported by the manager). The only choice for now.
+     */
+    unlisted_tools: z.enum(['deny']).default('deny'),
+  })
+  .refine((u) => (u.stdio === undefined) !== (u.http === undefined), {
+    message: 'an upstream has exactly one of `stdio` and `http`',
+  })
+
 const executor = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('demo') }),
+  z.strictObject({ type: z.literal('mcp'), upstream: upstreamName }),
   z.strictObject({
     type: z.literal('http'),
     method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']),
@@ -79,20 +120,26 @@ const executor = z.discriminatedUnion('type', [
   }),
 ])
 
-const tool = z.strictObject({
-  name: toolName,
-  description: z.string().min(1),
-  risk: z.enum(RISK_LEVELS),
-  classification: z.enum(CLASSIFICATIONS),
-  output_trust: z.enum(['trusted', 'untrusted']).default('trusted'),
-  executor,
-  // JSON Schema of the parameters; compiled (and checked for strictness) by the params layer.
-  params: z.record(z.string(), z.unknown()),
-  approval: z.enum(['never', 'always']).default('never'),
-  taint: z
-    .strictObject({ params: z.array(z.string()).min(1), action: z.enum(['hold', 'deny']) })
-    .optional(),
-})
+const tool = z
+  .strictObject({
+    name: toolName,
+    description: z.string().min(1),
+    risk: z.enum(RISK_LEVELS),
+    classification: z.enum(CLASSIFICATIONS),
+    /** Default: `untrusted` for `mcp` tools (a third party's server), `trusted` for the others. */
+    output_trust: z.enum(['trusted', 'untrusted']).optional(),
+    executor,
+    // JSON Schema of the parameters; compiled (and checked for strictness) by the params layer.
+    params: z.record(z.string(), z.unknown()),
+    approval: z.enum(['never', 'always']).default('never'),
+    taint: z
+      .strictObject({ params: z.array(z.string()).min(1), action: z.enum(['hold', 'deny']) })
+      .optional(),
+  })
+  .transform((t) => ({
+    ...t,
+    output_trust: t.output_trust ?? (t.executor.type === 'mcp' ? 'untrusted' : 'trusted'),
+  }))
 
 const policyRule = z.strictObject({
   id,
@@ -240,6 +287,7 @@ export const configSchema = z.strictObject({
   state: z.strictObject({ kind: z.enum(['memory', 'redis']).default('memory') }).prefault({}),
   agents: z.array(agent).min(1),
   tools: z.array(tool).min(1),
+  mcp_upstreams: z.array(mcpUpstream).default([]),
   policy: z.strictObject({ rules: z.array(policyRule).min(1) }),
   guards: z.array(guard).default([]),
   injection: z
@@ -429,6 +477,7 @@ export type WardenConfig = z.infer<typeof configSchema>
 export type StateConfig = WardenConfig['state']
 export type AgentConfig = WardenConfig['agents'][number]
 export type ToolConfig = WardenConfig['tools'][number]
+export type McpUpstreamConfig = WardenConfig['mcp_upstreams'][number]
 export type PolicyRuleConfig = WardenConfig['policy']['rules'][number]
 export type GuardConfig = WardenConfig['guards'][number]
 export type SequenceRuleConfig = WardenConfig['sequence']['rules'][number]

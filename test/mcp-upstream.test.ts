@@ -1,0 +1,487 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  createServer as createHttpServer,
+  request as httpRequest,
+  type Server as HttpServer,
+} from 'node:http'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { verifyChain } from '../src/audit/verify.js'
+import { ConfigError, loadConfig } from '../src/config/loader.js'
+import type { AuditEvent } from '../src/domain/audit-event.js'
+import { createWarden, type Warden } from '../src/warden.js'
+import { approve, execute } from './helpers.js'
+
+const MODULES = fileURLToPath(new URL('../node_modules/@modelcontextprotocol/', import.meta.url))
+const EVERYTHING = join(MODULES, 'server-everything/dist/index.js')
+const FILESYSTEM = join(MODULES, 'server-filesystem/dist/index.js')
+const RUG_PULL = fileURLToPath(new URL('./fixtures/mcp/rug-pull.mjs', import.meta.url))
+/** sha256 of `demo-support-agent-key` (helpers' `keyOf('support-agent')`). */
+const SUPPORT_KEY_SHA256 = '8240852ef9f9784a977bc68474412720807b768f5b3d281c49015808e224796b'
+
+const dirs: string[] = []
+const tempDir = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-mcp-'))
+  dirs.push(dir)
+  return dir
+}
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+})
+
+interface ToolSpec {
+  name: string
+  risk?: string
+  approval?: string
+  /** Parameter name → type (a closed object schema is built from them). */
+  params?: Record<string, string>
+  /** The upstream, when it is not the name's prefix. */
+  upstream?: string
+}
+
+/** A configuration with one agent (`support-agent`) allowed every tool given, on `upstreams`. */
+function writeConfig(
+  upstreams: Record<string, unknown>[],
+  tools: ToolSpec[],
+  extra: Record<string, unknown> = {},
+): string {
+  const dir = tempDir()
+  const file = join(dir, 'warden.yaml')
+  const config = {
+    version: 'mcp-test',
+    store: { kind: 'memory' },
+    agents: [
+      {
+        id: 'support-agent',
+        role: 'support',
+        clearance: 'confidential',
+        key_sha256: SUPPORT_KEY_SHA256,
+        tools: tools.map((t) => t.name),
+        rate_limit: { limit: 1000, window_seconds: 60 },
+      },
+    ],
+    tools: tools.map((t) => ({
+      name: t.name,
+      description: `${t.name} through Warden`,
+      risk: t.risk ?? 'low',
+      classification: 'internal',
+      executor: { type: 'mcp', upstream: t.upstream ?? t.name.split('.')[0] },
+      params: {
+        type: 'object',
+        properties: Object.fromEntries(
+          Object.entries(t.params ?? {}).map(([k, type]) => [k, { type }]),
+        ),
+        additionalProperties: false,
+      },
+      approval: t.approval ?? 'never',
+    })),
+    mcp_upstreams: upstreams,
+    policy: {
+      rules: [{ id: 'permit-allowlisted', effect: 'permit', when: 'true', reason: 'allowlisted' }],
+    },
+    ...extra,
+  }
+  writeFileSync(file, JSON.stringify(config, null, 2))
+  return file
+}
+
+const wardens: Warden[] = []
+async function start(file: string): Promise<Warden> {
+  const warden = await createWarden({
+    config: file,
+    sweepIntervalMs: 0,
+    mcp: { backoffMs: 100, maxBackoffMs: 1000, healthIntervalMs: 500, connectTimeoutMs: 3000 },
+  })
+  wardens.push(warden)
+  return warden
+}
+afterEach(async () => {
+  await Promise.all(wardens.splice(0).map((w) => w.close()))
+})
+
+async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const started = Date.now()
+  while (!check()) {
+    if (Date.now() - started > timeoutMs) throw new Error('condition not met in time')
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+async function events(warden: Warden): Promise<AuditEvent[]> {
+  const all: AuditEvent[] = []
+  for await (const page of warden.stores.audit.scan())
+    all.push(...page.map((e) => JSON.parse(e.body) as AuditEvent))
+  return all
+}
+
+const everythingStdio = {
+  name: 'everything',
+  stdio: { command: process.execPath, args: [EVERYTHING, 'stdio'] },
+  call_timeout_ms: 1500,
+}
+
+describe('MCP upstream over stdio (server-everything)', () => {
+  it('discovers tools, forwards a configured call, denies an unlisted one, audits both', async () => {
+    const warden = await start(
+      writeConfig(
+        [everythingStdio],
+        [
+          { name: 'everything.echo', params: { message: 'string' } },
+          { name: 'everything.get-sum', params: { a: 'string', b: 'number' } },
+        ],
+      ),
+    )
+    const [status] = warden.mcp.status()
+    expect(status).toMatchObject({ name: 'everything', state: 'connected' })
+    expect(status?.tools).toEqual(expect.arrayContaining(['everything.echo', 'everything.get-env']))
+    expect(warden.mcp.unlisted()).toContain('everything.get-env')
+    expect(warden.mcp.unlisted()).not.toContain('everything.echo')
+
+    const res = await execute(warden, 'support-agent', 'everything.echo', { message: 'hello' })
+    expect(res.statusCode).toBe(200)
+    expect(res.json().result).toEqual({ content: [{ type: 'text', text: 'Echo: hello' }] })
+
+    const denied = await execute(warden, 'support-agent', 'everything.get-env', {})
+    expect(denied.statusCode).toBe(403)
+    expect(denied.json().error.code).toBe('tool_not_allowed')
+
+    const log = await events(warden)
+    const echo = log.filter((e) => e.tool === 'everything.echo')
+    expect(echo.map((e) => e.type)).toEqual(['tool_call_allowed', 'tool_call_executed'])
+    expect(echo[1]?.outcome).toBe('ok')
+    expect(log.some((e) => e.tool === 'everything.get-env' && e.decision === 'deny')).toBe(true)
+    expect((await verifyChain(warden.stores.audit)).ok).toBe(true)
+  })
+
+  it('an upstream error result is a 502 tool failure', async () => {
+    const warden = await start(
+      writeConfig(
+        [everythingStdio],
+        [{ name: 'everything.get-sum', params: { a: 'string', b: 'number' } }],
+      ),
+    )
+    const res = await execute(warden, 'support-agent', 'everything.get-sum', { a: 'x' })
+    expect(res.statusCode).toBe(502)
+    expect(res.json().error.code).toBe('upstream_error')
+  })
+
+  it('an upstream that hangs is a timeout (outcome unknown)', async () => {
+    const warden = await start(
+      writeConfig(
+        [everythingStdio],
+        [
+          {
+            name: 'everything.trigger-long-running-operation',
+            params: { duration: 'number', steps: 'number' },
+          },
+        ],
+      ),
+    )
+    const res = await execute(
+      warden,
+      'support-agent',
+      'everything.trigger-long-running-operation',
+      {
+        duration: 10,
+        steps: 2,
+      },
+    )
+    expect(res.statusCode).toBe(504)
+    expect(res.json().error.code).toBe('upstream_timeout')
+    const executed = (await events(warden)).find((e) => e.type === 'tool_call_executed')
+    expect(executed?.outcome).toBe('unknown')
+    // Warden and the upstream are still there.
+    expect(warden.mcp.status()[0]?.state).toBe('connected')
+  })
+
+  it('an upstream that dies: calls fail clearly, Warden stays up, the server is restarted', async () => {
+    const warden = await start(
+      writeConfig([everythingStdio], [{ name: 'everything.echo', params: { message: 'string' } }]),
+    )
+    const pid = warden.mcp.status()[0]?.pid
+    expect(pid).toBeGreaterThan(0)
+    process.kill(pid!, 'SIGKILL')
+    await until(() => warden.mcp.status()[0]?.state !== 'connected')
+    const down = await execute(warden, 'support-agent', 'everything.echo', { message: 'x' })
+    expect(down.statusCode).toBe(502)
+    expect(down.json().error.code).toBe('upstream_error')
+    expect(down.json().error.message).toContain('upstream everything unavailable')
+
+    await until(() => warden.mcp.status()[0]?.state === 'connected', 15_000)
+    const status = warden.mcp.status()[0]
+    expect(status?.restarts).toBeGreaterThanOrEqual(1)
+    expect(status?.pid).not.toBe(pid)
+    const again = await execute(warden, 'support-agent', 'everything.echo', { message: 'back' })
+    expect(again.statusCode).toBe(200)
+    expect(again.json().result.content[0].text).toBe('Echo: back')
+  })
+
+  it('an upstream that writes garbage instead of MCP does not stop Warden', async () => {
+    const garbage = {
+      name: 'noise',
+      stdio: {
+        command: process.execPath,
+        args: ['-e', 'setInterval(() => console.log("not json {"), 50)'],
+      },
+    }
+    const started = Date.now()
+    const warden = await start(writeConfig([garbage], [{ name: 'noise.anything' }]))
+    expect(Date.now() - started).toBeLessThan(8000)
+    expect(warden.mcp.status()[0]?.state).not.toBe('connected')
+    const res = await execute(warden, 'support-agent', 'noise.anything', {})
+    expect(res.statusCode).toBe(502)
+    expect(res.json().error.message).toContain('upstream noise unavailable')
+  })
+
+  it('an upstream that cannot start does not stop Warden; its tools answer unavailable', async () => {
+    const warden = await start(
+      writeConfig(
+        [{ name: 'ghost', stdio: { command: join(tempDir(), 'no-such-server') } }],
+        [{ name: 'ghost.anything' }],
+      ),
+    )
+    expect(warden.mcp.status()[0]?.state).not.toBe('connected')
+    const res = await execute(warden, 'support-agent', 'ghost.anything', {})
+    expect(res.statusCode).toBe(502)
+    expect(res.json().error.message).toContain('upstream ghost unavailable')
+  })
+})
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number }
+      srv.close(() => resolve(port))
+    })
+    srv.on('error', reject)
+  })
+}
+
+describe('MCP upstream over streamable HTTP (server-everything)', () => {
+  let child: ChildProcess | undefined
+  let proxy: HttpServer | undefined
+  afterEach(() => {
+    child?.kill('SIGKILL')
+    proxy?.closeAllConnections()
+    proxy?.close()
+  })
+
+  it('forwards a configured call over streamable HTTP', async () => {
+    const port = await freePort()
+    child = spawn(process.execPath, [EVERYTHING, 'streamableHttp'], {
+      env: { ...process.env, PORT: String(port) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('server-everything did not start')), 15_000)
+      const onData = (chunk: Buffer) => {
+        if (chunk.toString().includes('listening')) {
+          clearTimeout(timer)
+          resolve()
+        }
+      }
+      child!.stderr!.on('data', onData)
+      child!.stdout!.on('data', onData)
+    })
+    // A pass-through proxy in front of the server records what Warden sends.
+    const seen: string[] = []
+    proxy = createHttpServer((req, res) => {
+      seen.push(`${req.headers['x-upstream-key']} ${req.headers.authorization ?? '-'}`)
+      const upstreamReq = httpRequest(
+        { host: '127.0.0.1', port, path: req.url, method: req.method, headers: req.headers },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers)
+          up.pipe(res)
+        },
+      )
+      req.pipe(upstreamReq)
+    })
+    await new Promise<void>((r) => proxy!.listen(0, '127.0.0.1', r))
+    const proxyPort = (proxy.address() as { port: number }).port
+    const upstream = {
+      name: 'remote',
+      http: {
+        url: `http://127.0.0.1:${proxyPort}/mcp`,
+        headers: { 'x-upstream-key': 'held-by-warden' },
+      },
+    }
+    const warden = await start(
+      writeConfig([upstream], [{ name: 'remote.echo', params: { message: 'string' } }]),
+    )
+    expect(warden.mcp.status()[0]?.state).toBe('connected')
+    const res = await execute(warden, 'support-agent', 'remote.echo', { message: 'over http' })
+    expect(res.statusCode).toBe(200)
+    expect(res.json().result.content[0].text).toBe('Echo: over http')
+    expect((await execute(warden, 'support-agent', 'remote.get-env', {})).statusCode).toBe(403)
+    // Warden's credential went on every request to the upstream; the agent's key on none.
+    expect(seen.length).toBeGreaterThan(0)
+    expect(new Set(seen)).toEqual(new Set(['held-by-warden -']))
+  })
+})
+
+describe('MCP upstream: server-filesystem on a temp directory', () => {
+  it('a read inside is allowed; a write outside is denied by policy before the upstream', async () => {
+    const root = tempDir()
+    const allowed = join(root, 'allowed')
+    mkdirSync(allowed)
+    writeFileSync(join(allowed, 'note.txt'), 'hello from the file')
+    const outside = join(root, 'outside.txt')
+    const file = writeConfig(
+      [{ name: 'fs', stdio: { command: process.execPath, args: [FILESYSTEM, allowed] } }],
+      [
+        { name: 'fs.read_text_file', params: { path: 'string' } },
+        { name: 'fs.write_file', risk: 'medium', params: { path: 'string', content: 'string' } },
+      ],
+      {
+        policy: {
+          rules: [
+            { id: 'permit-allowlisted', effect: 'permit', when: 'true', reason: 'allowlisted' },
+            {
+              id: 'fs-inside-only',
+              effect: 'forbid',
+              tools: ['fs.read_text_file', 'fs.write_file'],
+              when: `!params.path.startsWith("${allowed}/") || params.path.contains("..")`,
+              reason: 'files outside the allowed directory are off limits',
+            },
+          ],
+        },
+      },
+    )
+    const warden = await start(file)
+    const read = await execute(warden, 'support-agent', 'fs.read_text_file', {
+      path: join(allowed, 'note.txt'),
+    })
+    expect(read.json()).toMatchObject({ result: {} })
+    expect(read.statusCode).toBe(200)
+    expect(JSON.stringify(read.json().result)).toContain('hello from the file')
+
+    const write = await execute(warden, 'support-agent', 'fs.write_file', {
+      path: outside,
+      content: 'pwned',
+    })
+    expect(write.statusCode).toBe(403)
+    expect(write.json().error.code).toBe('policy_denied')
+    const sneaky = await execute(warden, 'support-agent', 'fs.write_file', {
+      path: `${allowed}/../outside.txt`,
+      content: 'pwned',
+    })
+    expect(sneaky.statusCode).toBe(403)
+    expect(existsSync(outside)).toBe(false)
+  })
+})
+
+describe('MCP tool pinning', () => {
+  const rug = { name: 'rug', stdio: { command: process.execPath, args: [RUG_PULL] } }
+  const rugTools: ToolSpec[] = [
+    { name: 'rug.weather', params: { city: 'string' } },
+    { name: 'rug.notes', params: { name: 'string' } },
+    { name: 'rug.rug_pull', params: { schema: 'boolean' } },
+  ]
+
+  it('a changed description blocks the tool until an approver accepts it', async () => {
+    const warden = await start(writeConfig([rug], rugTools))
+    const ok = await execute(warden, 'support-agent', 'rug.weather', { city: 'Oslo' })
+    expect(ok.statusCode).toBe(200)
+    expect(ok.json().result.content[0].text).toBe('sunny in Oslo')
+
+    expect((await execute(warden, 'support-agent', 'rug.rug_pull', {})).statusCode).toBe(200)
+    await until(() => warden.mcp.check('rug.weather') === 'changed')
+    const blocked = await execute(warden, 'support-agent', 'rug.weather', { city: 'Oslo' })
+    expect(blocked.statusCode).toBe(502)
+    expect(blocked.json().error.message).toContain('tool definition changed')
+
+    expect(warden.mcp.accept('rug.weather')).toBe(true)
+    expect(
+      (await execute(warden, 'support-agent', 'rug.weather', { city: 'Rome' })).statusCode,
+    ).toBe(200)
+    // A schema change is a change too.
+    await execute(warden, 'support-agent', 'rug.rug_pull', { schema: true })
+    await until(() => warden.mcp.check('rug.weather') === 'changed')
+    expect(
+      (await execute(warden, 'support-agent', 'rug.weather', { city: 'Rome' })).statusCode,
+    ).toBe(502)
+  })
+
+  it('a result that is not a tool result is a 502 failure; Warden and the upstream stay up', async () => {
+    const warden = await start(writeConfig([rug], [...rugTools, { name: 'rug.garbage' }]))
+    const res = await execute(warden, 'support-agent', 'rug.garbage', {})
+    expect(res.statusCode).toBe(502)
+    expect(res.json().error.code).toBe('upstream_error')
+    expect(
+      (await execute(warden, 'support-agent', 'rug.weather', { city: 'Oslo' })).statusCode,
+    ).toBe(200)
+  })
+
+  it("an upstream's result is untrusted output: an injection in it is flagged", async () => {
+    const warden = await start(writeConfig([rug], [...rugTools, { name: 'rug.inject' }]))
+    const res = await execute(warden, 'support-agent', 'rug.inject', {})
+    expect(res.statusCode).toBe(200)
+    expect(res.json().warnings).toEqual(
+      expect.arrayContaining([expect.objectContaining({ code: 'injection_in_output' })]),
+    )
+    const executed = (await events(warden)).find((e) => e.type === 'tool_call_executed')
+    expect(executed?.output_scan?.score).toBeGreaterThanOrEqual(0.5)
+  })
+
+  it('a poisoned description is blocked at first sight', async () => {
+    const warden = await start(writeConfig([rug], rugTools))
+    expect(warden.mcp.check('rug.notes')).toBe('poisoned')
+    const res = await execute(warden, 'support-agent', 'rug.notes', { name: 'x' })
+    expect(res.statusCode).toBe(502)
+    expect(res.json().error.message).toContain('prompt injection')
+    const pin = warden.mcp.pins().find((p) => p.tool === 'rug.notes')
+    expect(pin?.score).toBeGreaterThanOrEqual(0.5)
+    expect(pin?.pinned).toMatch(/^[0-9a-f]{64}$/)
+  })
+})
+
+describe('config/mcp-demo', () => {
+  const MCP_DEMO = fileURLToPath(new URL('../config/mcp-demo/warden.yaml', import.meta.url))
+
+  it('starts server-everything; echo allowed, get-sum held then run, get-env denied', async () => {
+    const warden = await createWarden({
+      config: MCP_DEMO,
+      sqlitePath: join(tempDir(), 'audit.db'),
+      sweepIntervalMs: 0,
+    })
+    wardens.push(warden)
+    expect(warden.mcp.status()[0]?.state).toBe('connected')
+    const echo = await execute(warden, 'support-agent', 'everything.echo', { message: 'hi' })
+    expect(echo.json().result.content[0].text).toBe('Echo: hi')
+    const held = await execute(warden, 'support-agent', 'everything.get-sum', { a: 2, b: 3 })
+    expect(held.statusCode).toBe(202)
+    const approved = await approve(warden, held.json().approval_id as string)
+    expect(approved.statusCode).toBe(200)
+    expect(JSON.stringify(approved.json())).toContain('5')
+    const env = await execute(warden, 'support-agent', 'everything.get-env', {})
+    expect(env.json().error.code).toBe('tool_not_allowed')
+  })
+})
+
+describe('MCP upstream configuration', () => {
+  it('an mcp tool must name a configured upstream and carry its namespace', () => {
+    const unknown = writeConfig([everythingStdio], [{ name: 'other.echo' }])
+    expect(() => loadConfig(unknown)).toThrow(/unknown MCP upstream `other`/)
+    const unprefixed = writeConfig(
+      [everythingStdio],
+      [{ name: 'echo', upstream: 'everything', params: { message: 'string' } }],
+    )
+    expect(() => loadConfig(unprefixed)).toThrow(/name is `everything.<the upstream's tool name>`/)
+    const good = loadConfig(
+      writeConfig([everythingStdio], [{ name: 'everything.echo', params: { message: 'string' } }]),
+    )
+    // What a third party's server returns is untrusted unless the file says otherwise.
+    expect(good.config.tools[0]?.output_trust).toBe('untrusted')
+  })
+
+  it('an upstream has exactly one transport', () => {
+    const file = writeConfig([{ name: 'both' }], [{ name: 'both.x' }])
+    expect(() => loadConfig(file)).toThrow(ConfigError)
+    expect(() => loadConfig(file)).toThrow(/exactly one of `stdio` and `http`/)
+  })
+})
