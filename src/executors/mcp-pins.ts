@@ -13,6 +13,9 @@ export interface ToolDefinition {
 /** Why a pinned tool may not be called; absent when it may. */
 export type PinBlock = 'changed' | 'poisoned'
 
+/** Detector categories that come from trained models rather than known injection phrases. */
+const TRAINED_SIGNALS = new Set(['model', 'instruction_in_data'])
+
 /** What Warden knows about one upstream tool's definition, by its Warden name. */
 export interface Pin {
   tool: string
@@ -68,14 +71,15 @@ export class PinBook {
   }
 
   /**
-   * The detector's score of a description, or 0 when only the n-gram model found it suspect. A
-   * tool description is an instruction to a model by design ("Use this tool when you need to…"),
-   * which is what the model was trained to notice in data: alone it flags honest descriptions
-   * (server-filesystem's `read_text_file` scores 0.75). A known injection phrase is evidence.
+   * The detector's score of a description, or 0 when only the trained signals (the n-gram model,
+   * instructions in data) found it suspect. A tool description is an instruction to a model by
+   * design ("Use this tool when you need to…"), which is what those signals were trained to
+   * notice in data: alone they flag honest descriptions (server-filesystem's `read_text_file`).
+   * A known injection phrase is evidence.
    */
   private poisonScore(description: string): number {
     const { score, categories } = detectInjection(description)
-    return categories.some((c) => c !== 'model') ? score : 0
+    return categories.some((c) => !TRAINED_SIGNALS.has(c)) ? score : 0
   }
 
   /** Why `tool` may not be called, if it may not; a tool never seen may not be called either. */
