@@ -2,6 +2,8 @@ import type { FastifyInstance } from 'fastify'
 import { dirname } from 'node:path'
 import { pino, type Logger } from 'pino'
 import { buildApp } from './http/app.js'
+import type { UpstreamAdmin } from './http/routes/mcp-upstreams.js'
+import { toolAcceptedEvent } from './audit/events.js'
 import { loadConfig, type LoadedConfig } from './config/loader.js'
 import { DemoBackend } from './demo/backend.js'
 import { memoryBus, type EventBus } from './events/bus.js'
@@ -216,7 +218,28 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
   // Before serving: each upstream gets one bounded try, so the first calls find it connected.
   // One that fails is retried in the background and its tools answer `unavailable` meanwhile.
   await mcp.start()
-  const app = await buildApp({ gateway, messenger, stores, bus, logger, metrics, runScenario })
+  // Approvers see the upstreams and accept changed tool definitions; each acceptance is audited.
+  const mcpAdmin: UpstreamAdmin = {
+    view: () => ({ upstreams: mcp.status(), pins: mcp.pins(), unlisted: mcp.unlisted() }),
+    async accept(tool, approver) {
+      if (!mcp.accept(tool)) return undefined
+      const pin = mcp.pins().find((p) => p.tool === tool)!
+      await engine.recorder.record([
+        toolAcceptedEvent(tool, approver, pin.pinned, runtime.policyVersion),
+      ])
+      return pin
+    },
+  }
+  const app = await buildApp({
+    gateway,
+    messenger,
+    stores,
+    bus,
+    logger,
+    metrics,
+    runScenario,
+    mcpAdmin,
+  })
   const interval = opts.sweepIntervalMs ?? 5000
   const sweeper =
     interval > 0

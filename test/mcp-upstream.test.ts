@@ -14,7 +14,7 @@ import { verifyChain } from '../src/audit/verify.js'
 import { ConfigError, loadConfig } from '../src/config/loader.js'
 import type { AuditEvent } from '../src/domain/audit-event.js'
 import { createWarden, type Warden } from '../src/warden.js'
-import { approve, execute } from './helpers.js'
+import { approve, APPROVER, execute } from './helpers.js'
 
 const MODULES = fileURLToPath(new URL('../node_modules/@modelcontextprotocol/', import.meta.url))
 const EVERYTHING = join(MODULES, 'server-everything/dist/index.js')
@@ -405,6 +405,58 @@ describe('MCP tool pinning', () => {
     expect(
       (await execute(warden, 'support-agent', 'rug.weather', { city: 'Rome' })).statusCode,
     ).toBe(502)
+  })
+
+  it('approvers see the blocked pin over HTTP and accept it there; the acceptance is audited', async () => {
+    const approvers = {
+      approvals: {
+        approvers: [
+          {
+            id: 'demo-approver',
+            token_sha256: '13398dbc5ccc9670af6606f261884ed54db3b3a773eae74d7e140a6b6e4abc3c',
+            roles: ['security-lead'],
+          },
+        ],
+      },
+    }
+    const warden = await start(writeConfig([rug], rugTools, approvers))
+    const asApprover = { authorization: `Bearer ${APPROVER}` }
+    expect((await warden.app.inject({ url: '/mcp/upstreams' })).statusCode).toBe(401)
+    await execute(warden, 'support-agent', 'rug.rug_pull', {})
+    await until(() => warden.mcp.check('rug.weather') === 'changed')
+    const viewed = await warden.app.inject({ url: '/mcp/upstreams', headers: asApprover })
+    expect(viewed.statusCode, viewed.body).toBe(200)
+    const view = viewed.json()
+    expect(view.upstreams).toEqual([expect.objectContaining({ name: 'rug', state: 'connected' })])
+    const pin = view.pins.find((p: { tool: string }) => p.tool === 'rug.weather')
+    expect(pin).toMatchObject({ blocked: 'changed' })
+    expect(pin.current).not.toBe(pin.pinned)
+
+    const accept = (tool: string, headers: Record<string, string> = asApprover) =>
+      warden.app.inject({
+        method: 'POST',
+        url: '/mcp/upstreams/accept',
+        headers: { ...headers, 'content-type': 'application/json' },
+        payload: { tool },
+      })
+    // An agent key is not an approver; an unknown tool is 404.
+    expect(
+      (await accept('rug.weather', { authorization: 'Bearer demo-support-agent-key' })).statusCode,
+    ).toBe(401)
+    expect((await accept('rug.nothing')).statusCode).toBe(404)
+    const accepted = await accept('rug.weather')
+    expect(accepted.statusCode).toBe(200)
+    expect(accepted.json().pin).toMatchObject({ tool: 'rug.weather', pinned: pin.current })
+    expect(
+      (await execute(warden, 'support-agent', 'rug.weather', { city: 'Rome' })).statusCode,
+    ).toBe(200)
+    const [event] = await warden.stores.audit.query({ type: 'tool_definition_accepted', limit: 5 })
+    expect(event).toMatchObject({
+      tool: 'rug.weather',
+      principal: 'demo-approver',
+      params: { pinned: pin.current },
+    })
+    expect((await verifyChain(warden.stores.audit)).ok).toBe(true)
   })
 
   it('a result that is not a tool result is a 502 failure; Warden and the upstream stay up', async () => {

@@ -208,3 +208,34 @@ export function approvalEvent(
     ...(comment && { comment }),
   }
 }
+
+/** An approver accepted an MCP tool's changed or suspect definition: the tool may run again. */
+export function toolAcceptedEvent(
+  tool: string,
+  approver: string,
+  pinned: string,
+  policyVersion: string,
+): AuditEventInput {
+  return {
+    version: 1,
+    id: timeOrderedId(),
+    type: 'tool_definition_accepted',
+    timestamp: new Date().toISOString(),
+    request_id: timeOrderedId(),
+    agent_id: '',
+    principal: approver,
+    tool,
+    session_id: null,
+    decision: 'approved',
+    layer: null,
+    code: null,
+    reason: `approver \`${approver}\` accepted the definition of \`${tool}\` (sha256 ${pinned})`,
+    risk: { score: 0, level: 'low' },
+    policy_version: policyVersion,
+    args_hash: '',
+    params: { pinned },
+    masked: [],
+    checks: [],
+    approver,
+  }
+}

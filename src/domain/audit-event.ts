@@ -8,7 +8,10 @@ export interface StoredEvent {
   hash: string
 }
 
-/** Event types on the stream and in the log: the seed's nine plus execution and expiry. */
+/**
+ * Event types on the stream and in the log: the seed's nine, execution and expiry, rejections,
+ * agent messages, and an approver accepting a changed MCP tool definition.
+ */
 export const EVENT_TYPES = [
   'tool_call_allowed',
   'tool_call_denied',
@@ -24,6 +27,7 @@ export const EVENT_TYPES = [
   'request_rejected',
   'agent_message_sent',
   'agent_message_denied',
+  'tool_definition_accepted',
 ] as const
 export type EventType = (typeof EVENT_TYPES)[number]
 

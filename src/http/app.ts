@@ -31,6 +31,7 @@ import { detectRoutes } from './routes/detect.js'
 import { eventRoutes } from './routes/events.js'
 import { executeRoutes } from './routes/execute.js'
 import { healthRoutes } from './routes/health.js'
+import { mcpUpstreamRoutes, type UpstreamAdmin } from './routes/mcp-upstreams.js'
 import { parseStrictJson } from './safe-json.js'
 
 export { TOKEN_PROTOCOL } from './guards.js'
@@ -52,6 +53,8 @@ export interface AppDeps {
   runScenario?: (call: ToolCall) => Promise<CallOutcome>
   /** Agent-to-agent messages (the engine's messenger). */
   messenger: Messenger
+  /** The MCP upstreams' status and pins (empty without `mcp_upstreams`). */
+  mcpAdmin?: UpstreamAdmin
 }
 
 /**
@@ -101,6 +104,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(authRoutes, { runtime })
   await app.register(auditRoutes, { runtime, audit })
   await app.register(configRoutes, { runtime })
+  if (deps.mcpAdmin) await app.register(mcpUpstreamRoutes, { runtime, admin: deps.mcpAdmin })
   if (deps.runScenario)
     await app.register(demoRoutes, {
       runScenario: deps.runScenario,

@@ -214,6 +214,17 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     tags: ['observability'],
     responses: { 200: 'ready', 503: 'a dependency is down' },
   },
+  'GET /mcp/upstreams': {
+    summary:
+      'MCP upstreams: status, pinned tool definitions, blocked and unlisted tools (approver)',
+    tags: ['mcp'],
+    responses: { 200: 'upstreams, pins and unlisted tools', 401: 'not an approver' },
+  },
+  'POST /mcp/upstreams/accept': {
+    summary: "Accept an MCP tool's current definition (approver); recorded in the audit log",
+    tags: ['mcp'],
+    responses: { 200: 'accepted, with the new pin', 401: 'not an approver', 404: 'unknown tool' },
+  },
   'GET /health/live': {
     summary: 'Liveness: the process serves requests (no dependency is checked)',
     tags: ['observability'],

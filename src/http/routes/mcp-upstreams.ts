@@ -1,0 +1,45 @@
+import type { FastifyPluginAsync } from 'fastify'
+import { z } from 'zod'
+import { WardenError } from '../../domain/errors.js'
+import type { Pin } from '../../executors/mcp-pins.js'
+import type { UpstreamStatus } from '../../executors/mcp-upstreams.js'
+import type { Runtime } from '../../pipeline/runtime.js'
+import { requireApprover } from '../guards.js'
+import { parseBody } from '../schemas.js'
+
+/** What people see of the MCP upstreams, and the one thing they do: accept a changed tool. */
+export interface UpstreamAdmin {
+  view(): { upstreams: UpstreamStatus[]; pins: Pin[]; unlisted: string[] }
+  /** Accept the tool's current definition as `approver` (recorded); undefined for an unknown tool. */
+  accept(tool: string, approver: string): Promise<Pin | undefined>
+}
+
+export interface McpUpstreamRoutesOptions {
+  runtime: Runtime
+  admin: UpstreamAdmin
+}
+
+const acceptBody = z.strictObject({ tool: z.string().min(1).max(200) })
+
+/**
+ * `GET /mcp/upstreams` (status, pinned tool definitions, blocked ones, unlisted tools) and
+ * `POST /mcp/upstreams/accept` (an approver accepts a changed or suspect tool definition). Both
+ * need an approver token: the pins are the rug-pull defence, and their state is not public.
+ */
+export const mcpUpstreamRoutes: FastifyPluginAsync<McpUpstreamRoutesOptions> = async (
+  app,
+  { runtime, admin },
+) => {
+  app.get('/mcp/upstreams', async (req) => {
+    requireApprover(runtime, req.headers.authorization)
+    return admin.view()
+  })
+
+  app.post('/mcp/upstreams/accept', async (req) => {
+    const approver = requireApprover(runtime, req.headers.authorization)
+    const { tool } = parseBody(acceptBody, req.body)
+    const pin = await admin.accept(tool, approver.id)
+    if (!pin) throw new WardenError('not_found', `no MCP upstream offers a tool \`${tool}\``)
+    return { accepted: true, pin }
+  })
+}
