@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { loadConfig } from '../src/config/loader.js'
+import { loadConfig, type LoadedConfig } from '../src/config/loader.js'
 import { buildRuntime } from '../src/pipeline/runtime.js'
 import { restoreSpanMs, restoreState } from '../src/pipeline/restore.js'
 import { openState } from '../src/state/index.js'
@@ -29,17 +29,24 @@ function auditFile(): string {
   return join(dir, 'audit.db')
 }
 
-async function open(sqlitePath: string): Promise<Warden> {
-  const w = await createWarden({ config: DEMO_CONFIG, sqlitePath, sweepIntervalMs: 0 })
+async function open(
+  sqlitePath: string,
+  config: LoadedConfig | string = DEMO_CONFIG,
+): Promise<Warden> {
+  const w = await createWarden({ config, sqlitePath, sweepIntervalMs: 0 })
   running.push(w)
   return w
 }
 
 /** Close the gateway and start a fresh process-equivalent on the same file. */
-async function restart(w: Warden, sqlitePath: string): Promise<Warden> {
+async function restart(
+  w: Warden,
+  sqlitePath: string,
+  config: LoadedConfig | string = DEMO_CONFIG,
+): Promise<Warden> {
   running.splice(running.indexOf(w), 1)
   await w.close()
-  return open(sqlitePath)
+  return open(sqlitePath, config)
 }
 
 const refund = (
@@ -86,8 +93,19 @@ describe('restart recovery: security state is rebuilt from the audit log', () =>
 
   it('rate limits: a budget spent before the restart stays spent', async () => {
     const path = auditFile()
-    let w = await open(path)
-    // admin-agent may make 60 calls a minute.
+    // admin-agent may make 60 calls an hour here (the demo: a minute), so the budget refills by
+    // one a minute and a slow machine cannot refill it between the calls and the restart.
+    const demo = loadConfig(DEMO_CONFIG)
+    const config: LoadedConfig = {
+      ...demo,
+      config: {
+        ...demo.config,
+        agents: demo.config.agents.map((a) =>
+          a.id === 'admin-agent' ? { ...a, rate_limit: { limit: 60, window_seconds: 3600 } } : a,
+        ),
+      },
+    }
+    let w = await open(path, config)
     for (let i = 0; i < 60; i++) {
       const r = await execute(w, 'admin-agent', 'lookup_order', { order_id: 'ORD-1001' })
       expect(r.statusCode).toBe(200)
@@ -96,7 +114,7 @@ describe('restart recovery: security state is rebuilt from the audit log', () =>
       (await execute(w, 'admin-agent', 'lookup_order', { order_id: 'ORD-1001' })).statusCode,
     ).toBe(429)
 
-    w = await restart(w, path)
+    w = await restart(w, path, config)
     const after = await execute(w, 'admin-agent', 'lookup_order', { order_id: 'ORD-1001' })
     expect(after.statusCode).toBe(429)
     expect(after.json()).toMatchObject({ error: { code: 'rate_limited' } })
