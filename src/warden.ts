@@ -128,7 +128,10 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
     (await openState({
       kind: stateKind,
       maxSessions: loaded.config.sessions.max_sessions,
-      ...(restore && { clock: () => replayAt ?? Date.now() }),
+      ...(restore && {
+        clock: () => replayAt ?? Date.now(),
+        replaying: () => replayAt !== undefined,
+      }),
       ...(opts.redisUrl !== undefined && { url: opts.redisUrl }),
       ...(opts.redisPrefix !== undefined && { prefix: opts.redisPrefix }),
     }))

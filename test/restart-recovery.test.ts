@@ -232,6 +232,53 @@ describe('restart recovery: security state is rebuilt from the audit log', () =>
     }
   })
 
+  it('holds refused past the pending cap are not denials after a restart either (no quarantine)', async () => {
+    const path = auditFile()
+    const demo = loadConfig(DEMO_CONFIG)
+    const config: LoadedConfig = {
+      ...demo,
+      config: {
+        ...demo.config,
+        approvals: { ...demo.config.approvals, max_pending_per_agent: 1 },
+        agents: demo.config.agents.map((a) =>
+          a.id === 'refund-agent'
+            ? { ...a, tool_rate_limits: { issue_refund: { limit: 100, window_seconds: 60 } } }
+            : a,
+        ),
+      },
+    }
+    let w = await open(path, config)
+    expect((await refund(w, 'ORD-1003', 200)).statusCode).toBe(202)
+    // Ten more holds past the cap of one: refused, but the pipeline held them (not misconduct).
+    for (let i = 0; i < 10; i++) {
+      const r = await refund(w, 'ORD-1003', 201 + i)
+      expect(r.json()).toMatchObject({ error: { code: 'too_many_pending_approvals' } })
+    }
+    const live = await execute(w, 'refund-agent', 'lookup_order', { order_id: 'ORD-1002' })
+    expect(live.statusCode).toBe(200)
+
+    w = await restart(w, path, config)
+    const after = await execute(w, 'refund-agent', 'lookup_order', { order_id: 'ORD-1002' })
+    expect(after.statusCode).toBe(200)
+  })
+
+  it('a replayed hit counts even when the limiter would refuse it now (no budget handed back)', async () => {
+    let now = 1_700_000_000_000
+    let replaying = true
+    const state = await openState({ kind: 'memory', clock: () => now, replaying: () => replaying })
+    const budget = [{ key: 'agent:a', limit: 5, windowMs: 60_000 }]
+    // Recorded hits can carry times a little before the live hits': seven at one instant.
+    for (let i = 0; i < 7; i++)
+      expect(await state.rateLimiter.hit(budget)).toEqual({ allowed: true })
+    replaying = false
+    // Live again: all seven count (the theoretical arrival time is 7 × 12 s ahead). Had the two
+    // over the limit been dropped, a hit 24 s later would be allowed; it is refused until 36 s.
+    now += 24_000
+    expect(await state.rateLimiter.hit(budget)).toMatchObject({ allowed: false, key: 'agent:a' })
+    now += 12_000
+    expect((await state.rateLimiter.hit(budget)).allowed).toBe(true)
+  })
+
   it('a log that cannot be read stops the start-up (no gateway with forgotten limits)', async () => {
     const world = memoryStores()
     const broken = {

@@ -25,6 +25,7 @@ export interface RestoreOptions {
    * clock again). Only the memory backend is restored, and it takes its clock at open.
    */
   setClock(at: number | undefined): void
+  // INVARIANT: while the clock is set, the limiter counts every hit (memory `replaying`).
   /** Events read per page (default 2,000). */
   pageSize?: number
 }
@@ -85,7 +86,8 @@ export async function restoreState(
           const limits = budgets(step.changes.agent, step.tool, step.delegators)
           if (limits.length > 0) {
             options.setClock(step.at)
-            // A recorded hit is replayed whatever it answers now: the call did spend it.
+            // The limiter counts a replayed hit whatever it would answer now (`replaying`): the
+            // call did spend it, even if its recorded time is a little before the live hit's.
             await rt.state.rateLimiter.hit(limits)
             report.hits++
           }
@@ -142,7 +144,7 @@ async function stepOf(
   if (!Number.isFinite(at)) return undefined
   if (e.type === 'tool_call_executed') return executedStep(rt, e, at, approvals)
   const message = e.type === 'agent_message_sent' || e.type === 'agent_message_denied'
-  const decision = message ? messageDecision(e) : e.decision
+  const decision = pipelineDecision(e)
   if (decision !== 'allow' && decision !== 'deny' && decision !== 'approval_required')
     return undefined
   // The runner commits only for a call whose identity passed (its agent was resolved).
@@ -150,6 +152,7 @@ async function stepOf(
   const tool = message ? MESSAGE_TOOL : e.tool
   const params = isRecord(e.params) ? e.params : {}
   const code = decision === 'deny' ? e.code : null
+  // (A hold refused after the commit keeps no code in history, as the runner committed it.)
   const throttled = decision === 'deny' && THROTTLING_CODES.has(code ?? '')
   const changes: SessionChanges = { agent: e.agent_id }
   const session = e.session_id ?? undefined
@@ -235,12 +238,16 @@ async function executedStep(
 }
 
 /**
- * The pipeline's decision behind a message event: `delivered` was an allow; a message is never
- * held, so a denial with no layer denying was a hold turned into a refusal.
+ * What the pipeline decided (and committed) for a recorded decision: a delivered message was an
+ * allow; a denial that no layer's check denied was a hold refused after the commit (a message
+ * cannot wait; the approvals service refuses a hold past the pending cap or with a reused key),
+ * and the runner committed it as a hold, with no denial counted.
  */
-function messageDecision(e: AuditEvent): string {
+function pipelineDecision(e: AuditEvent): string {
   if (e.decision === 'delivered') return 'allow'
-  return e.checks.some((c) => c.outcome === 'deny') ? 'deny' : 'approval_required'
+  if (e.decision === 'deny' && !e.checks.some((c) => c.outcome === 'deny'))
+    return 'approval_required'
+  return e.decision
 }
 
 function passed(checks: readonly Check[] | undefined, layer: Check['layer']): boolean {

@@ -15,6 +15,8 @@ export interface StateOptions {
   clock?: () => number
   /** For `memory`: sessions whose taint is kept at once (`sessions.max_sessions`). */
   maxSessions?: number
+  /** For `memory`: true while restart recovery replays recorded hits (counted unconditionally). */
+  replaying?: () => boolean
 }
 
 /** Open the configured state backend. Another backend is one more case here. */
@@ -24,6 +26,7 @@ export async function openState(options: StateOptions = { kind: 'memory' }): Pro
       return memoryState({
         ...(options.clock && { clock: options.clock }),
         ...(options.maxSessions !== undefined && { maxSessions: options.maxSessions }),
+        ...(options.replaying && { replaying: options.replaying }),
       })
     case 'redis': {
       if (options.url === undefined)

@@ -22,6 +22,11 @@ export interface MemoryStateOptions {
   clock?: () => number
   /** Sessions whose taint is kept at once; past it the least recently used go. */
   maxSessions?: number
+  /**
+   * True while restart recovery replays recorded hits: each is counted whatever it would answer
+   * now (the call did spend its budget), so a replay cannot hand budget back.
+   */
+  replaying?: () => boolean
 }
 
 type Row = Readonly<Record<string, number>>
@@ -35,7 +40,7 @@ const NO_WINDOWS: ReadonlyMap<string, RuleWindow> = new Map()
  * snapshot stays what it was when it was loaded.
  */
 export function memoryState(options: MemoryStateOptions = {}): StateBackend {
-  const rateLimiter = memoryRateLimiter(options.clock ?? Date.now)
+  const rateLimiter = memoryRateLimiter(options.clock ?? Date.now, options.replaying)
   const sessions = memorySessions(options.maxSessions ?? MAX_KEYS)
   return {
     rateLimiter,
@@ -47,12 +52,13 @@ export function memoryState(options: MemoryStateOptions = {}): StateBackend {
   }
 }
 
-function memoryRateLimiter(clock: () => number): RateLimiter {
+function memoryRateLimiter(clock: () => number, replaying?: () => boolean): RateLimiter {
   // Theoretical arrival time per key (GCRA).
   const tat = new LRUCache<string, number>({ max: MAX_KEYS })
   return {
     async hit(limits: readonly RateLimit[]): Promise<RateLimitResult> {
       const now = clock()
+      const forced = replaying?.() === true
       // Work out every key first and store only if all allow: a refused hit spends nothing.
       const next = new Map<string, number>()
       let refused: { key: string; retryAfterMs: number } | undefined
@@ -62,7 +68,7 @@ function memoryRateLimiter(clock: () => number): RateLimiter {
         const current = Math.max(next.get(key) ?? tat.get(key) ?? now, now)
         const after = current + windowMs / limit
         const wait = after - windowMs - now
-        if (wait > 0) {
+        if (wait > 0 && !forced) {
           refused = {
             key: refused?.key ?? key,
             retryAfterMs: Math.max(refused?.retryAfterMs ?? 0, Math.ceil(wait)),
