@@ -224,13 +224,17 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
   // Approvers see the upstreams and accept changed tool definitions; each acceptance is audited.
   const mcpAdmin: UpstreamAdmin = {
     view: () => ({ upstreams: mcp.status(), pins: mcp.pins(), unlisted: mcp.unlisted() }),
-    async accept(tool, approver) {
-      if (!mcp.accept(tool)) return undefined
-      const pin = mcp.pins().find((p) => p.tool === tool)!
+    async accept(tool, definition, approver) {
+      const pin = mcp.pins().find((p) => p.tool === tool)
+      if (!pin) return 'unknown'
+      if (pin.current !== definition) return 'changed'
+      // INVARIANT: recorded before it takes effect; the accept applies only to the definition
+      // recorded (if the upstream changed it meanwhile, nothing is unblocked).
       await engine.recorder.record([
-        toolAcceptedEvent(tool, approver, pin.pinned, runtime.policyVersion),
+        toolAcceptedEvent(tool, approver, definition, runtime.policyVersion),
       ])
-      return pin
+      if (!mcp.accept(tool, definition)) return 'changed'
+      return mcp.pins().find((p) => p.tool === tool)!
     },
   }
   const app = await buildApp({

@@ -432,13 +432,22 @@ describe('MCP tool pinning', () => {
     expect(pin).toMatchObject({ blocked: 'changed' })
     expect(pin.current).not.toBe(pin.pinned)
 
-    const accept = (tool: string, headers: Record<string, string> = asApprover) =>
+    const accept = (
+      tool: string,
+      headers: Record<string, string> = asApprover,
+      definition: string = pin.current,
+    ) =>
       warden.app.inject({
         method: 'POST',
         url: '/mcp/upstreams/accept',
         headers: { ...headers, 'content-type': 'application/json' },
-        payload: { tool },
+        payload: { tool, definition },
       })
+    // The approver must name the definition they saw: another one is a conflict, nothing changes.
+    const stale = await accept('rug.weather', asApprover, pin.pinned)
+    expect(stale.statusCode).toBe(409)
+    expect(stale.json().error.code).toBe('definition_changed')
+    expect(warden.mcp.check('rug.weather')).toBe('changed')
     // An agent key is not an approver; an unknown tool is 404.
     expect(
       (await accept('rug.weather', { authorization: 'Bearer demo-support-agent-key' })).statusCode,

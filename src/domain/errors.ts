@@ -25,6 +25,10 @@ export const ERROR_CATALOG = {
     summary: 'MCP: the `Mcp-Method` header names another method than the body',
   },
   not_found: { status: 404, summary: 'no such route or resource' },
+  definition_changed: {
+    status: 409,
+    summary: 'an MCP tool definition changed again after it was shown to the approver',
+  },
 
   // 400 / 401 / 403 / 429: decisions
   unauthenticated: { status: 401, summary: 'missing or unknown credential, or one for another id' },

@@ -88,10 +88,14 @@ export class PinBook {
     return pin ? pin.blocked : 'unknown'
   }
 
-  /** An approver accepts the definition offered now: it becomes the pin. False if never seen. */
-  accept(tool: string): boolean {
+  /**
+   * An approver accepts the definition offered now: it becomes the pin. False if never seen, or
+   * when `definition` (the hash the approver saw) is no longer the one offered.
+   */
+  accept(tool: string, definition?: string): boolean {
     const pin = this.pins.get(tool)
     if (!pin) return false
+    if (definition !== undefined && pin.current !== definition) return false
     pin.pinned = pin.current
     delete pin.blocked
     delete pin.score

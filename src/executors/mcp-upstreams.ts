@@ -49,8 +49,11 @@ export interface McpUpstreams {
   unlisted(): string[]
   /** Every tool definition seen, with its pin. */
   pins(): Pin[]
-  /** An approver accepts the tool's current definition; false for a tool never seen. */
-  accept(tool: string): boolean
+  /**
+   * An approver accepts the tool's current definition; false for a tool never seen, or when
+   * `definition` (the SHA-256 the approver saw) is no longer the one the upstream offers.
+   */
+  accept(tool: string, definition?: string): boolean
   status(): UpstreamStatus[]
   close(): Promise<void>
 }
@@ -76,8 +79,8 @@ export function mcpUpstreams(config: WardenConfig, opts: McpUpstreamOptions): Mc
     check: (tool) => pins.check(tool),
     unlisted: () => [...upstreams.values()].flatMap((u) => u.unlisted()),
     pins: () => pins.list(),
-    accept(tool) {
-      const accepted = pins.accept(tool)
+    accept(tool, definition) {
+      const accepted = pins.accept(tool, definition)
       if (accepted) opts.logger.warn({ tool }, 'MCP tool definition accepted')
       return accepted
     },

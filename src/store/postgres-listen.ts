@@ -24,6 +24,7 @@ export async function listenForCommits(
   let backoff = MIN_BACKOFF_MS
   let retry: NodeJS.Timeout | undefined
 
+  let started = false
   const connect = async (): Promise<void> => {
     const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 })
     c.on('notification', (n) => {
@@ -34,9 +35,21 @@ export async function listenForCommits(
       drop(c)
     })
     c.on('end', () => drop(c))
-    await c.connect()
-    await c.query(`LISTEN ${AUDIT_CHANNEL}`)
+    try {
+      await c.connect()
+      await c.query(`LISTEN ${AUDIT_CHANNEL}`)
+    } catch (err) {
+      // A connection that opened but could not LISTEN is of no use: never leave it open.
+      await c.end().catch(() => {})
+      throw err
+    }
+    if (stopped) {
+      // Stopped while this (re)connect was under way.
+      await c.end().catch(() => {})
+      return
+    }
     client = c
+    started = true
     backoff = MIN_BACKOFF_MS
     onCommit()
   }
@@ -44,7 +57,8 @@ export async function listenForCommits(
     if (client !== c && client !== undefined) return
     client = undefined
     c.end().catch(() => {})
-    schedule()
+    // Before the first LISTEN succeeded the caller gets the error instead: no retries behind it.
+    if (started) schedule()
   }
   const schedule = () => {
     if (stopped || retry) return

@@ -10,8 +10,11 @@ import { parseBody } from '../schemas.js'
 /** What people see of the MCP upstreams, and the one thing they do: accept a changed tool. */
 export interface UpstreamAdmin {
   view(): { upstreams: UpstreamStatus[]; pins: Pin[]; unlisted: string[] }
-  /** Accept the tool's current definition as `approver` (recorded); undefined for an unknown tool. */
-  accept(tool: string, approver: string): Promise<Pin | undefined>
+  /**
+   * Accept `definition` (the SHA-256 the approver saw as `current`) as the tool's pin, recorded
+   * first; `unknown` for a tool no upstream offers, `changed` when the upstream now offers another.
+   */
+  accept(tool: string, definition: string, approver: string): Promise<Pin | 'unknown' | 'changed'>
 }
 
 export interface McpUpstreamRoutesOptions {
@@ -19,7 +22,11 @@ export interface McpUpstreamRoutesOptions {
   admin: UpstreamAdmin
 }
 
-const acceptBody = z.strictObject({ tool: z.string().min(1).max(200) })
+const acceptBody = z.strictObject({
+  tool: z.string().min(1).max(200),
+  /** The definition's SHA-256 as the approver saw it (`current` in `GET /mcp/upstreams`). */
+  definition: z.string().regex(/^[0-9a-f]{64}$/),
+})
 
 /**
  * `GET /mcp/upstreams` (status, pinned tool definitions, blocked ones, unlisted tools) and
@@ -37,9 +44,15 @@ export const mcpUpstreamRoutes: FastifyPluginAsync<McpUpstreamRoutesOptions> = a
 
   app.post('/mcp/upstreams/accept', async (req) => {
     const approver = requireApprover(runtime, req.headers.authorization)
-    const { tool } = parseBody(acceptBody, req.body)
-    const pin = await admin.accept(tool, approver.id)
-    if (!pin) throw new WardenError('not_found', `no MCP upstream offers a tool \`${tool}\``)
+    const { tool, definition } = parseBody(acceptBody, req.body)
+    const pin = await admin.accept(tool, definition, approver.id)
+    if (pin === 'unknown')
+      throw new WardenError('not_found', `no MCP upstream offers a tool \`${tool}\``)
+    if (pin === 'changed')
+      throw new WardenError(
+        'definition_changed',
+        `\`${tool}\` changed again since it was shown; look at it again before accepting`,
+      )
     return { accepted: true, pin }
   })
 }
