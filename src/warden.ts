@@ -26,6 +26,8 @@ import { listenForCommits } from './store/postgres-listen.js'
 
 /** How long a shutdown waits for running tools to finish and be recorded. */
 const DRAIN_TIMEOUT_MS = 15_000
+/** How long a shutdown lets open requests (long waits) finish before closing their connections. */
+const CLOSE_GRACE_MS = 5_000
 
 /** The principal a demo scenario's calls are made by, and its approvals' id prefix. */
 export const SCENARIO_PRINCIPAL = 'demo-scenario'
@@ -265,7 +267,21 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
     mcp,
     async close() {
       if (sweeper) clearInterval(sweeper)
-      await app.close()
+      // Long waits (a held call's `?wait=`, an MCP call waiting for its approval) get a grace
+      // period, then their connections are closed: a stop must not outlast an orchestrator's
+      // grace time before the drain below has run.
+      const closing = app.close()
+      let timer: NodeJS.Timeout | undefined
+      const graceful = await Promise.race([
+        closing.then(() => true),
+        new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), CLOSE_GRACE_MS))),
+      ])
+      clearTimeout(timer)
+      if (!graceful) {
+        logger.warn('requests still open at shutdown; closing their connections')
+        app.server.closeAllConnections()
+        await closing
+      }
       // Requests whose clients left are still running: a tool that ran gets its outcome recorded
       // before the store closes (nothing accepted is lost on a graceful stop).
       if (!(await engine.drain(DRAIN_TIMEOUT_MS)))

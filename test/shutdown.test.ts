@@ -48,3 +48,28 @@ describe('graceful shutdown', () => {
     }
   })
 })
+
+describe('graceful shutdown with a long wait open', () => {
+  it('a held call’s long-poll does not keep the gateway from closing', async () => {
+    const sqlitePath = join(dir, 'audit-wait.db')
+    const w = await createWarden({ config: DEMO_CONFIG, sqlitePath, sweepIntervalMs: 0 })
+    await w.app.listen({ port: 0, host: '127.0.0.1' })
+    const { port } = w.app.server.address() as { port: number }
+    const held = await execute(w, 'refund-agent', 'issue_refund', {
+      order_id: 'ORD-1003',
+      amount: 200,
+      reason: 'damaged',
+    })
+    expect(held.statusCode).toBe(202)
+    // The agent waits up to 60 s for a person; the gateway is stopped meanwhile.
+    const waiting = fetch(
+      `http://127.0.0.1:${port}/gateway/approvals/${held.json().approval_id}?wait=60`,
+      { headers: { authorization: 'Bearer demo-refund-agent-key' } },
+    ).catch((err: unknown) => err)
+    await new Promise((r) => setTimeout(r, 200))
+    const started = Date.now()
+    await w.close()
+    expect(Date.now() - started).toBeLessThan(15_000)
+    await waiting
+  }, 30_000)
+})
