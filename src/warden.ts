@@ -167,7 +167,17 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
       'security state restored from the audit log',
     )
   }
-  const bus = await eventBus(stores, opts.databaseUrl, logger)
+  // A start-up that fails after this point closes what it opened (connections, child processes).
+  const opened: (() => Promise<unknown>)[] = [
+    () => state.close(),
+    ...(opts.stores ? [] : [() => stores.close()]),
+  ]
+  const failed = async (err: unknown): Promise<never> => {
+    for (const close of opened.reverse()) await close().catch(() => {})
+    throw err
+  }
+  const bus = await eventBus(stores, opts.databaseUrl, logger).catch(failed)
+  if (bus.close) opened.push(bus.close)
   const mcp = mcpUpstreams(loaded.config, {
     baseDir: dirname(loaded.file),
     logger: logger.child({ part: 'mcp' }),
@@ -222,7 +232,8 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
     : undefined
   // Before serving: each upstream gets one bounded try, so the first calls find it connected.
   // One that fails is retried in the background and its tools answer `unavailable` meanwhile.
-  await mcp.start()
+  opened.push(() => mcp.close())
+  await mcp.start().catch(failed)
   // Approvers see the upstreams and accept changed tool definitions; each acceptance is audited.
   const mcpAdmin: UpstreamAdmin = {
     view: () => ({ upstreams: mcp.status(), pins: mcp.pins(), unlisted: mcp.unlisted() }),
@@ -248,7 +259,7 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
     metrics,
     runScenario,
     mcpAdmin,
-  })
+  }).catch(failed)
   const interval = opts.sweepIntervalMs ?? 5000
   const sweeper =
     interval > 0
