@@ -55,4 +55,26 @@ describe('health, readiness and liveness', () => {
     expect(ready.statusCode).toBe(503)
     expect(ready.json().checks.state).toEqual({ ok: false, detail: 'connection refused' })
   })
+
+  it('probes that arrive together share one check of each dependency', async () => {
+    const memory = await openState({ kind: 'memory' })
+    let checked = 0
+    const slow: StateBackend = {
+      ...memory,
+      health: async () => {
+        checked++
+        await new Promise((r) => setTimeout(r, 100))
+        return { ok: true, detail: 'memory' }
+      },
+    }
+    const w = await startWarden({ state: slow })
+    open.push(w)
+    const replies = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        w.app.inject({ url: i % 2 === 0 ? '/health/ready' : '/health' }),
+      ),
+    )
+    expect(replies.every((r) => r.statusCode === 200)).toBe(true)
+    expect(checked).toBe(1)
+  })
 })

@@ -43,13 +43,21 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (
 ) => {
   const { runtime } = gateway
 
-  const checks = async () => {
-    const [store, state] = await Promise.all([
-      bounded(() => stores.health()),
-      bounded(() => runtime.state.health()),
-    ])
-    return { ok: store.ok && state.ok, checks: { store, state } }
-  }
+  // One check at a time, shared by every probe that arrives while it runs: a flood of
+  // unauthenticated probes costs one store and one state round trip, not one each.
+  let running: Promise<{ ok: boolean; checks: { store: Health; state: Health } }> | undefined
+  const checks = () =>
+    (running ??= (async () => {
+      try {
+        const [store, state] = await Promise.all([
+          bounded(() => stores.health()),
+          bounded(() => runtime.state.health()),
+        ])
+        return { ok: store.ok && state.ok, checks: { store, state } }
+      } finally {
+        running = undefined
+      }
+    })())
 
   app.get('/health', async (_req, reply) => {
     const { ok, checks: found } = await checks()
