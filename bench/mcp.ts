@@ -228,7 +228,7 @@ async function stopWarden(proc: ChildProcess): Promise<void> {
 }
 
 interface Side {
-  name: 'direct' | 'warden'
+  name: 'direct' | 'warden' | 'rest'
   url: URL
   tool: string
   headers: Record<string, string>
@@ -264,9 +264,34 @@ const textOf = (r: Content | undefined) => (r?.content ?? []).map((c) => c.text 
 const echoed = (side: Side['name'], r: unknown) =>
   side === 'direct'
     ? textOf(r as Content)
-    : textOf((r as { structuredContent?: Content }).structuredContent)
+    : side === 'warden'
+      ? textOf((r as { structuredContent?: Content }).structuredContent)
+      : textOf((r as { result?: Content }).result)
 
-async function connect(side: Side): Promise<Client> {
+/** What `callTool` does, for the `rest` side: `POST /gateway/execute` with fetch (keep-alive). */
+function restClient(side: Side): Pick<Client, 'callTool' | 'close'> {
+  const url = new URL('/gateway/execute', side.url)
+  return {
+    async callTool(p: { name: string; arguments?: Record<string, unknown> }) {
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { ...side.headers, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          agent_id: 'support-agent',
+          tool: p.name,
+          params: p.arguments,
+          session_id: 'bench',
+        }),
+      })
+      if (res.status !== 200) throw new Error(`${res.status} ${await res.text()}`)
+      return (await res.json()) as Awaited<ReturnType<Client['callTool']>>
+    },
+    async close() {},
+  }
+}
+
+async function connect(side: Side): Promise<Pick<Client, 'callTool' | 'close'>> {
+  if (side.name === 'rest') return restClient(side)
   const client = new Client({ name: 'warden-bench', version: '1' })
   await client.connect(
     new StreamableHTTPClientTransport(side.url, { requestInit: { headers: side.headers } }),
@@ -345,6 +370,12 @@ async function main(): Promise<number> {
         tool: 'everything.echo',
         headers: { authorization: `Bearer ${AGENT_KEY}` },
       },
+      {
+        name: 'rest',
+        url: new URL(`http://127.0.0.1:${warden.port}/`),
+        tool: 'everything.echo',
+        headers: { authorization: `Bearer ${AGENT_KEY}` },
+      },
     ]
     const results: RunResult[] = []
     for (const c of s.concurrency) {
@@ -364,7 +395,7 @@ async function main(): Promise<number> {
 
     // Audit: one decision and one execution per call that reached Warden.
     const wardenCalls = results
-      .filter((r) => r.side === 'warden')
+      .filter((r) => r.side !== 'direct')
       .reduce((n, r) => n + r.calls - r.errors, 0)
     const stores = sqliteStores(sqlitePath)
     let auditOk = false
@@ -392,12 +423,17 @@ async function main(): Promise<number> {
     console.log('|---|---|---:|---:|---:|---:|---:|')
     for (const c of s.concurrency) {
       const d = results.find((r) => r.side === 'direct' && r.c === c)!
-      const w = results.find((r) => r.side === 'warden' && r.c === c)!
       console.log(`| ${c} | direct | ${d.rps.toFixed(0)} | ${d.p50.toFixed(2)} | ${d.p99.toFixed(2)} | | |`)
-      console.log(
-        `| ${c} | Warden | ${w.rps.toFixed(0)} | ${w.p50.toFixed(2)} | ${w.p99.toFixed(2)} | ` +
-          `${(w.p50 - d.p50).toFixed(2)} | ${(w.p50 / d.p50).toFixed(2)}× |`,
-      )
+      for (const [side, label] of [
+        ['warden', 'Warden `/mcp`'],
+        ['rest', 'Warden `/gateway/execute`'],
+      ] as const) {
+        const w = results.find((r) => r.side === side && r.c === c)!
+        console.log(
+          `| ${c} | ${label} | ${w.rps.toFixed(0)} | ${w.p50.toFixed(2)} | ${w.p99.toFixed(2)} | ` +
+            `${(w.p50 - d.p50).toFixed(2)} | ${(w.p50 / d.p50).toFixed(2)}× |`,
+        )
+      }
     }
     const c1 = s.concurrency[0]!
     const added =
