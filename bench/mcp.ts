@@ -3,7 +3,8 @@
 //
 //   npm run bench:mcp
 //   npm run bench:mcp -- --duration 8 --warmup 2 --concurrency 1,10
-//   (or BENCH_DURATION, BENCH_WARMUP, BENCH_CONCURRENCY)
+//   (or BENCH_DURATION, BENCH_WARMUP, BENCH_CONCURRENCY; BENCH_OUTPUT_TRUST=trusted configures
+//    the tool's output as trusted, so Warden does not scan it for injection)
 //
 // Three processes: this one (the MCP clients and the clock), server-everything over streamable
 // HTTP on a free port (`dist/index.js streamableHttp`), and Warden (this file with `--serve`,
@@ -18,6 +19,8 @@
 //           fresh MCP server for every POST. Each call then runs the ten layers, commits the
 //           decision event, forwards the call over Warden's one upstream session to
 //           server-everything, commits the execution event, and replies.
+// - rest:   the same call as `POST /gateway/execute` (fetch, keep-alive) on the same Warden:
+//           everything but the MCP front door, to split its cost from the rest.
 //
 // C client loops (one client, one connection pool, each) call back to back; only calls that
 // start after the warm-up and end before the deadline are timed. Afterwards: every call came
@@ -107,7 +110,7 @@ function writeConfig(dir: string, everythingPort: number): string {
         description: 'Echoes back the input string',
         risk: 'low',
         classification: 'internal',
-        output_trust: 'untrusted',
+        output_trust: process.env.BENCH_OUTPUT_TRUST ?? 'untrusted',
         executor: { type: 'mcp', upstream: 'everything' },
         params: {
           type: 'object',
@@ -441,7 +444,9 @@ async function main(): Promise<number> {
     console.log('|---|---|---:|---:|---:|---:|---:|---:|')
     for (const c of s.concurrency) {
       const d = results.find((r) => r.side === 'direct' && r.c === c)!
-      console.log(`| ${c} | direct | ${d.rps.toFixed(0)} | ${d.p50.toFixed(2)} | ${d.p99.toFixed(2)} | | | |`)
+      console.log(
+        `| ${c} | direct | ${d.rps.toFixed(0)} | ${d.p50.toFixed(2)} | ${d.p99.toFixed(2)} | | | |`,
+      )
       for (const [side, label] of [
         ['warden', 'Warden `/mcp`'],
         ['rest', 'Warden `/gateway/execute`'],
