@@ -224,10 +224,25 @@ async function startWarden(
   return { proc, port }
 }
 
-async function stopWarden(proc: ChildProcess): Promise<void> {
+/**
+ * `warden.close()`, or SIGKILL after 15 s (seen once after a full run: close() never returned).
+ * Every event was committed (WAL, synchronous=FULL) before its reply, so the audit check holds
+ * either way. Answers whether the close was clean.
+ */
+async function stopWarden(proc: ChildProcess): Promise<boolean> {
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
   proc.send({ type: 'stop' } satisfies ToChild)
-  await exited
+  let timer: NodeJS.Timeout | undefined
+  const clean = await Promise.race([
+    exited.then(() => true),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 15_000))),
+  ])
+  clearTimeout(timer)
+  if (!clean) {
+    proc.kill('SIGKILL')
+    await exited
+  }
+  return clean
 }
 
 interface Side {
@@ -395,7 +410,8 @@ async function main(): Promise<number> {
         if (r.firstProblem) console.log(`    first problem: ${r.firstProblem}`)
       }
     }
-    await stopWarden(warden.proc)
+    const clean = await stopWarden(warden.proc)
+    if (!clean) console.log('Warden: close() did not return within 15 s; killed')
     everything.proc.kill()
 
     // Audit: one decision and one execution per call that reached Warden.
@@ -476,6 +492,21 @@ async function main(): Promise<number> {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+// Abort listeners pile up on a long-lived signal in the MCP clients (Warden's upstream client and
+// this process's): Node warns once per listener past 1,500. Say it once per process, with the
+// count at exit, instead of thousands of lines that also slow the run.
+let listenerWarnings = 0
+process.removeAllListeners('warning')
+process.on('warning', (w) => {
+  if (w.name === 'MaxListenersExceededWarning') {
+    if (listenerWarnings++ === 0) console.error(`(${process.pid}) ${w.name}: ${w.message}`)
+  } else console.error(w)
+})
+process.on('exit', () => {
+  if (listenerWarnings > 1)
+    console.error(`(${process.pid}) MaxListenersExceededWarning × ${listenerWarnings}`)
+})
 
 const argv = process.argv.slice(2)
 if (argv[0] === '--serve') {
