@@ -297,7 +297,9 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
       // before the store closes (nothing accepted is lost on a graceful stop).
       if (!(await engine.drain(DRAIN_TIMEOUT_MS)))
         logger.error('tools still running at shutdown; their outcomes may be unrecorded')
-      await mcp.close()
+      // Closing upstreams is bounded too: one that does not hang up within the grace period is
+      // left to end with the process (a stdio server's input closes when Warden exits).
+      await Promise.race([mcp.close(), new Promise((r) => setTimeout(r, CLOSE_GRACE_MS).unref())])
       await bus.close?.()
       await state.close()
       await stores.close()
