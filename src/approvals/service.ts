@@ -19,8 +19,7 @@ import type { EventBus } from '../events/bus.js'
 import type { ToolRunner } from '../executors/tool-runner.js'
 import { principalOf } from '../auth/credentials.js'
 import type { Runtime } from '../pipeline/runtime.js'
-import { scalarParams } from '../pipeline/runner.js'
-import { windowChange } from '../pipeline/layers/sequence.js'
+import { decidedChanges } from '../pipeline/runner.js'
 import type { ApprovalRecord, ApprovalStatus, ApprovalStore, NonceStore } from '../store/types.js'
 import { sendApprovalRequired } from './notify.js'
 import { approverProblem, ttlSeconds } from './rules.js'
@@ -466,23 +465,18 @@ export class Approvals {
     }
     // An approved call that ran counts in the agent's history and rule windows like an allowed
     // one, so session rules (counts, sums) see approved refunds too.
-    const ranAt = Date.now()
-    const window = windowChange(this.config.sequence, approval.tool, approval.params, ranAt)
     await this.host.runtime.state.sessions
-      .commit({
-        ...(window && { window }),
-        agent: approval.agent_id,
-        history: {
-          entry: {
-            tool: approval.tool,
-            decision: 'allow',
-            at: ranAt,
-            params: scalarParams(approval.params),
-            ...(approval.session_id !== null && { session: approval.session_id }),
-          },
-          limit: this.config.sequence.history_limit,
-        },
-      })
+      .commit(
+        decidedChanges(this.host.runtime, {
+          agent: approval.agent_id,
+          tool: approval.tool,
+          params: approval.params,
+          session: approval.session_id ?? undefined,
+          decision: 'allow',
+          code: null,
+          at: Date.now(),
+        }),
+      )
       .catch((err: unknown) => this.host.onError(err, 'state:history'))
     const final = (await this.host.approvalStore.get(approval.id)) ?? approval
     return {

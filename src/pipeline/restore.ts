@@ -1,12 +1,11 @@
 import type { AuditEvent } from '../domain/audit-event.js'
-import { THROTTLING_CODES } from '../domain/errors.js'
 import type { Check } from '../domain/types.js'
 import type { SessionChanges } from '../state/types.js'
 import type { ApprovalStore, AuditLog } from '../store/types.js'
 import { MESSAGE_TOOL } from './layers/message-edge.js'
 import { callBudgets } from './layers/rate-limit.js'
-import { windowChange, windowPlans } from './layers/sequence.js'
-import { scalarParams } from './runner.js'
+import { windowPlans } from './layers/sequence.js'
+import { decidedChanges } from './runner.js'
 import type { Runtime } from './runtime.js'
 
 /**
@@ -151,35 +150,16 @@ async function stepOf(
   if (!passed(e.checks, 'identity')) return undefined
   const tool = message ? MESSAGE_TOOL : e.tool
   const params = isRecord(e.params) ? e.params : {}
-  const code = decision === 'deny' ? e.code : null
-  // (A hold refused after the commit keeps no code in history, as the runner committed it.)
-  const throttled = decision === 'deny' && THROTTLING_CODES.has(code ?? '')
-  const changes: SessionChanges = { agent: e.agent_id }
-  const session = e.session_id ?? undefined
-  if (!throttled)
-    changes.history = {
-      entry: {
-        tool,
-        decision,
-        at,
-        params: scalarParams(params),
-        ...(session !== undefined && { session }),
-        ...(code && { code }),
-      },
-      limit: rt.config.sequence.history_limit,
-    }
-  if (decision === 'allow') {
-    const window = windowChange(rt.config.sequence, tool, params, at)
-    if (window) changes.window = window
-  }
-  const quarantine = rt.config.sequence.quarantine
-  if (decision === 'deny' && quarantine && !throttled)
-    changes.denial = {
-      at,
-      windowMs: quarantine.within_seconds * 1000,
-      threshold: quarantine.denials,
-      quarantineUntil: at + quarantine.duration_seconds * 1000,
-    }
+  // A hold refused after the commit keeps no code in history, as the runner committed it.
+  const changes = decidedChanges(rt, {
+    agent: e.agent_id,
+    tool,
+    params,
+    session: e.session_id ?? undefined,
+    decision,
+    code: decision === 'deny' ? e.code : null,
+    at,
+  })
   // The recorded chain ends with the caller (and, for a message, the receiver).
   const delegators = (e.chain ?? []).slice(0, message ? -2 : -1)
   return { changes, at, spent: passed(e.checks, 'rate_limit'), tool, delegators }
@@ -197,24 +177,20 @@ async function executedStep(
   at: number,
   approvals: Pick<ApprovalStore, 'get'>,
 ): Promise<Step | undefined> {
-  const changes: SessionChanges = { agent: e.agent_id }
   const session = e.session_id ?? undefined
-  if (e.approval_id !== undefined) {
-    const approval = await approvals.get(e.approval_id)
-    const params = approval?.params ?? {}
-    const window = windowChange(rt.config.sequence, e.tool, params, at)
-    if (window) changes.window = window
-    changes.history = {
-      entry: {
-        tool: e.tool,
-        decision: 'allow',
-        at,
-        params: scalarParams(params),
-        ...(session !== undefined && { session }),
-      },
-      limit: rt.config.sequence.history_limit,
-    }
-  }
+  // An approved call counts as an allowed one when it ran, with the approval's parameters.
+  const changes: SessionChanges =
+    e.approval_id === undefined
+      ? { agent: e.agent_id }
+      : decidedChanges(rt, {
+          agent: e.agent_id,
+          tool: e.tool,
+          params: (await approvals.get(e.approval_id))?.params ?? {},
+          session,
+          decision: 'allow',
+          code: null,
+          at,
+        })
   const tool = rt.tools.get(e.tool)
   if (session !== undefined && tool?.output_trust === 'untrusted' && e.outcome === 'ok') {
     const limits = rt.config.sessions

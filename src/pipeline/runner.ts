@@ -283,27 +283,15 @@ function changesOf(
   decision: Decision,
 ): SessionChanges {
   const { call, now } = found
-  const changes: SessionChanges = { agent }
-  // Throttling denials cost the agent nothing and are not kept: a flood of them must not push
-  // real calls out of the agent's history.
-  const throttled = decision.decision === 'deny' && THROTTLING_CODES.has(decision.code ?? '')
-  if (!throttled)
-    changes.history = {
-      entry: {
-        tool: call.tool,
-        decision: decision.decision,
-        at: now,
-        params: scalarParams(call.params),
-        ...(call.sessionId !== undefined && { session: call.sessionId }),
-        ...(decision.code && { code: decision.code }),
-      },
-      limit: rt.config.sequence.history_limit,
-    }
-  // Sequence rules count what was allowed (approved calls are added when they run).
-  if (decision.decision === 'allow') {
-    const window = windowChange(rt.config.sequence, call.tool, call.params, now)
-    if (window) changes.window = window
-  }
+  const changes = decidedChanges(rt, {
+    agent,
+    tool: call.tool,
+    params: call.params,
+    session: call.sessionId,
+    decision: decision.decision,
+    code: decision.code,
+    at: now,
+  })
   if (ctx && ctx.newTaint.length > 0 && call.sessionId !== undefined)
     changes.taint = {
       session: call.sessionId,
@@ -316,13 +304,53 @@ function changesOf(
   const from = ctx?.previousTool
   if (decision.decision === 'allow' && from !== undefined && (from === '^' || rt.tools.has(from)))
     changes.transition = { from, to: call.tool }
+  return changes
+}
+
+/** A decided call (or an approved call that ran, as an `allow`), as the state keeps it. */
+export interface DecidedCall {
+  agent: string
+  tool: string
+  params: Readonly<Record<string, unknown>>
+  session: string | undefined
+  decision: Decision['decision']
+  code: string | null
+  at: number
+}
+
+/**
+ * What a decided call changes for its agent, whoever commits it (the runner, the approvals service
+ * when an approved call runs, restart recovery replaying the log): the history entry, the rule
+ * window when it was allowed, and a denial counted towards quarantine. Throttling denials cost the
+ * agent nothing and are not kept: a flood of them must not push real calls out of its history.
+ */
+export function decidedChanges(rt: Runtime, c: DecidedCall): SessionChanges {
+  const changes: SessionChanges = { agent: c.agent }
+  const throttled = c.decision === 'deny' && THROTTLING_CODES.has(c.code ?? '')
+  if (!throttled)
+    changes.history = {
+      entry: {
+        tool: c.tool,
+        decision: c.decision,
+        at: c.at,
+        params: scalarParams(c.params),
+        ...(c.session !== undefined && { session: c.session }),
+        ...(c.code && { code: c.code }),
+      },
+      limit: rt.config.sequence.history_limit,
+    }
+  // Sequence rules count what was allowed (approved calls are added when they run).
+  if (c.decision === 'allow') {
+    const window = windowChange(rt.config.sequence, c.tool, c.params, c.at)
+    if (window) changes.window = window
+  }
   const quarantine = rt.config.sequence.quarantine
-  if (decision.decision === 'deny' && quarantine && !throttled)
+  if (c.decision === 'deny' && quarantine && !throttled)
     changes.denial = {
-      at: now,
+      at: c.at,
       windowMs: quarantine.within_seconds * 1000,
       threshold: quarantine.denials,
-      quarantineUntil: now + quarantine.duration_seconds * 1000,
+      quarantineUntil: c.at + quarantine.duration_seconds * 1000,
     }
   return changes
 }
