@@ -71,6 +71,11 @@ export interface WardenOptions {
   sweepIntervalMs?: number
   /** MCP upstream tuning (tests shorten the back-off and the health interval). */
   mcp?: {
+    /**
+     * False: start no upstream (their tools answer `upstream_error`). For gateways that never
+     * forward an MCP call: most tests, and tools that only decide (replays, benchmarks).
+     */
+    connect?: boolean
     backoffMs?: number
     maxBackoffMs?: number
     healthIntervalMs?: number
@@ -178,10 +183,11 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
   }
   const bus = await eventBus(stores, opts.databaseUrl, logger).catch(failed)
   if (bus.close) opened.push(bus.close)
+  const { connect: connectUpstreams = true, ...mcpTuning } = opts.mcp ?? {}
   const mcp = mcpUpstreams(loaded.config, {
     baseDir: dirname(loaded.file),
     logger: logger.child({ part: 'mcp' }),
-    ...opts.mcp,
+    ...mcpTuning,
   })
   const executors = {
     demo: demoExecutor(opts.demoBackend ?? new DemoBackend()),
@@ -233,7 +239,7 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
   // Before serving: each upstream gets one bounded try, so the first calls find it connected.
   // One that fails is retried in the background and its tools answer `unavailable` meanwhile.
   opened.push(() => mcp.close())
-  await mcp.start().catch(failed)
+  if (connectUpstreams) await mcp.start().catch(failed)
   // Approvers see the upstreams and accept changed tool definitions; each acceptance is audited.
   const mcpAdmin: UpstreamAdmin = {
     view: () => ({ upstreams: mcp.status(), pins: mcp.pins(), unlisted: mcp.unlisted() }),

@@ -1,3 +1,4 @@
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import {
@@ -9,12 +10,15 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { pino } from 'pino'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { buildAgentApi } from '../src/agents/server.js'
 import { verifyChain } from '../src/audit/verify.js'
 import { ConfigError, loadConfig } from '../src/config/loader.js'
 import type { AuditEvent } from '../src/domain/audit-event.js'
 import { createWarden, type Warden } from '../src/warden.js'
-import { approve, APPROVER, execute } from './helpers.js'
+import { approve, APPROVER, DEMO_CONFIG, execute } from './helpers.js'
+import { openAiTurn, scriptServer } from './support/model-servers.js'
 
 const MODULES = fileURLToPath(new URL('../node_modules/@modelcontextprotocol/', import.meta.url))
 const EVERYTHING = join(MODULES, 'server-everything/dist/index.js')
@@ -501,12 +505,10 @@ describe('MCP tool pinning', () => {
   })
 })
 
-describe('config/mcp-demo', () => {
-  const MCP_DEMO = fileURLToPath(new URL('../config/mcp-demo/warden.yaml', import.meta.url))
-
+describe('the demo configuration (npm start)', () => {
   it('starts server-everything; echo allowed, get-sum held then run, get-env denied', async () => {
     const warden = await createWarden({
-      config: MCP_DEMO,
+      config: DEMO_CONFIG,
       sqlitePath: join(tempDir(), 'audit.db'),
       sweepIntervalMs: 0,
     })
@@ -521,6 +523,89 @@ describe('config/mcp-demo', () => {
     expect(JSON.stringify(approved.json())).toContain('5')
     const env = await execute(warden, 'support-agent', 'everything.get-env', {})
     expect(env.json().error.code).toBe('tool_not_allowed')
+  })
+
+  it('an MCP client at /mcp reaches the upstream through Warden, as the README shows', async () => {
+    const warden = await createWarden({
+      config: DEMO_CONFIG,
+      sqlitePath: join(tempDir(), 'audit.db'),
+      sweepIntervalMs: 0,
+    })
+    wardens.push(warden)
+    const address = await warden.app.listen({ port: 0, host: '127.0.0.1' })
+    const client = new Client({ name: 'readme-example', version: '1' })
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL('/mcp', address), {
+        requestInit: { headers: { authorization: 'Bearer demo-support-agent-key' } },
+      }),
+    )
+    try {
+      const { tools } = await client.listTools()
+      expect(tools.map((t) => t.name).sort()).toEqual([
+        'create_support_ticket',
+        'everything.echo',
+        'everything.get-sum',
+        'lookup_order',
+        'search_knowledge_base',
+      ])
+      const echo = await client.callTool({ name: 'everything.echo', arguments: { message: 'hi' } })
+      expect(echo.isError).toBeFalsy()
+      // The upstream's own content blocks, not a JSON wrapping of them.
+      expect(echo.content).toEqual([{ type: 'text', text: 'Echo: hi' }])
+      const env = await client.callTool({ name: 'everything.get-env', arguments: {} })
+      expect(env.isError).toBe(true)
+      expect(JSON.stringify(env.content)).toContain('tool_not_allowed')
+    } finally {
+      await client.close()
+    }
+    const recorded = await events(warden)
+    expect(recorded.some((e) => e.tool === 'everything.echo' && e.door === 'mcp')).toBe(true)
+  })
+
+  it('the agent API offers the upstream’s tools to the model and runs them through Warden', async () => {
+    const warden = await createWarden({
+      config: DEMO_CONFIG,
+      sqlitePath: join(tempDir(), 'audit.db'),
+      sweepIntervalMs: 0,
+    })
+    wardens.push(warden)
+    const gatewayUrl = await warden.app.listen({ port: 0, host: '127.0.0.1' })
+    const openai = await scriptServer('/v1/chat/completions')
+    const api = await buildAgentApi({
+      gatewayUrl,
+      logger: pino({ level: 'silent' }),
+      keys: {},
+      demoKeys: true,
+      openai: { apiKey: 'sk-test', baseURL: `${openai.url}/v1`, model: 'test-model' },
+      ollama: { host: 'http://127.0.0.1:9', model: 'unused' },
+      runs: { kind: 'sqlite', sqlitePath: join(tempDir(), 'runs.db') },
+    })
+    try {
+      openai.script.push(
+        openAiTurn([{ name: 'everything_echo', args: { message: 'through the loop' } }]),
+        openAiTurn([], 'Echoed.'),
+      )
+      const res = await api.inject({
+        method: 'POST',
+        url: '/agent/prompt',
+        payload: { prompt: 'Echo something', agent_id: 'support-agent', provider: 'openai' },
+      })
+      expect(res.json()).toMatchObject({
+        status: 'completed',
+        steps: [{ tool: 'everything.echo', decision: 'allow' }],
+      })
+      // The upstream's answer went back to the model under the wire name it used.
+      const second = openai.requests[1] as { messages: { role: string; content: string }[] }
+      const tool = second.messages.find((m) => m.role === 'tool')
+      expect(tool?.content).toContain('Echo: through the loop')
+      const recorded = await events(warden)
+      expect(
+        recorded.some((e) => e.type === 'tool_call_executed' && e.tool === 'everything.echo'),
+      ).toBe(true)
+    } finally {
+      await api.close()
+      await openai.close()
+    }
   })
 })
 
