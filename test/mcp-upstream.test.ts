@@ -155,8 +155,13 @@ describe('MCP upstream over stdio (server-everything)', () => {
 
     const log = await events(warden)
     const echo = log.filter((e) => e.tool === 'everything.echo')
-    expect(echo.map((e) => e.type)).toEqual(['tool_call_allowed', 'tool_call_executed'])
-    expect(echo[1]?.outcome).toBe('ok')
+    // Pinned at first sight (before any call), then the call's decision and execution.
+    expect(echo.map((e) => e.type)).toEqual([
+      'tool_definition_pinned',
+      'tool_call_allowed',
+      'tool_call_executed',
+    ])
+    expect(echo[2]?.outcome).toBe('ok')
     expect(log.some((e) => e.tool === 'everything.get-env' && e.decision === 'deny')).toBe(true)
     expect((await verifyChain(warden.stores.audit)).ok).toBe(true)
   })
@@ -502,6 +507,102 @@ describe('MCP tool pinning', () => {
     const pin = warden.mcp.pins().find((p) => p.tool === 'rug.notes')
     expect(pin?.score).toBeGreaterThanOrEqual(0.5)
     expect(pin?.pinned).toMatch(/^[0-9a-f]{64}$/)
+  })
+})
+
+describe('MCP tool pins survive a restart (the audit log is their durable copy)', () => {
+  const rugTools: ToolSpec[] = [
+    { name: 'rug.weather', params: { city: 'string' } },
+    { name: 'rug.rug_pull', params: { schema: 'boolean' } },
+  ]
+  const rugUpstream = (start?: 'schema') => ({
+    name: 'rug',
+    stdio: {
+      command: process.execPath,
+      args: [RUG_PULL],
+      ...(start && { env: { RUG_START: start } }),
+    },
+  })
+  const onDisk = (path: string) => ({
+    store: { kind: 'sqlite', sqlite_path: path },
+    approvals: {
+      approvers: [
+        {
+          id: 'demo-approver',
+          token_sha256: '13398dbc5ccc9670af6606f261884ed54db3b3a773eae74d7e140a6b6e4abc3c',
+          roles: ['security-lead'],
+        },
+      ],
+    },
+  })
+
+  it('a definition changed while Warden was down is blocked at start, not pinned afresh', async () => {
+    const db = join(tempDir(), 'audit.db')
+    const first = await start(writeConfig([rugUpstream()], rugTools, onDisk(db)))
+    expect(first.mcp.check('rug.weather')).toBeUndefined()
+    const honest = first.mcp.pins().find((p) => p.tool === 'rug.weather')!
+    expect(
+      (await execute(first, 'support-agent', 'rug.weather', { city: 'Oslo' })).statusCode,
+    ).toBe(200)
+    const pinned = (await events(first)).filter((e) => e.type === 'tool_definition_pinned')
+    expect(pinned.map((e) => e.tool).sort()).toEqual([
+      'rug.garbage',
+      'rug.inject',
+      'rug.notes',
+      'rug.rug_pull',
+      'rug.weather',
+    ])
+    expect(pinned.find((e) => e.tool === 'rug.weather')).toMatchObject({
+      decision: 'pinned',
+      params: { pinned: honest.pinned },
+    })
+    // The poisoned description is pinned as blocked, so a restart does not forget that either.
+    expect(pinned.find((e) => e.tool === 'rug.notes')).toMatchObject({
+      decision: 'blocked',
+      params: { blocked: 'poisoned' },
+    })
+    await first.close()
+    wardens.splice(wardens.indexOf(first), 1)
+
+    // The upstream now starts with a widened input schema (no detector would see anything): the
+    // restored pin says it changed.
+    const second = await start(writeConfig([rugUpstream('schema')], rugTools, onDisk(db)))
+    expect(second.mcp.check('rug.weather')).toBe('changed')
+    expect(second.mcp.check('rug.notes')).toBe('poisoned')
+    const blocked = await execute(second, 'support-agent', 'rug.weather', { city: 'Oslo' })
+    expect(blocked.statusCode).toBe(502)
+    expect(blocked.json().error.message).toContain('tool definition changed')
+    const pin = second.mcp.pins().find((p) => p.tool === 'rug.weather')!
+    expect(pin.pinned).toBe(honest.pinned)
+    const changed = (await events(second)).filter((e) => e.type === 'tool_definition_changed')
+    expect(changed).toEqual([
+      expect.objectContaining({
+        tool: 'rug.weather',
+        decision: 'blocked',
+        params: { pinned: honest.pinned, current: pin.current },
+      }),
+    ])
+    // Accepted over HTTP (audited); the acceptance survives the next restart too.
+    const accepted = await second.app.inject({
+      method: 'POST',
+      url: '/mcp/upstreams/accept',
+      headers: { authorization: `Bearer ${APPROVER}`, 'content-type': 'application/json' },
+      payload: { tool: 'rug.weather', definition: pin.current },
+    })
+    expect(accepted.statusCode, accepted.body).toBe(200)
+    await second.close()
+    wardens.splice(wardens.indexOf(second), 1)
+
+    const third = await start(writeConfig([rugUpstream('schema')], rugTools, onDisk(db)))
+    expect(third.mcp.check('rug.weather')).toBeUndefined()
+    expect(
+      (await execute(third, 'support-agent', 'rug.weather', { city: 'Rome' })).statusCode,
+    ).toBe(200)
+    // No new event for what the log already holds: one pin per tool, one change, one acceptance.
+    const all = await events(third)
+    expect(all.filter((e) => e.type === 'tool_definition_pinned')).toHaveLength(5)
+    expect(all.filter((e) => e.type === 'tool_definition_changed')).toHaveLength(1)
+    expect((await verifyChain(third.stores.audit)).ok).toBe(true)
   })
 })
 

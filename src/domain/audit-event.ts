@@ -10,7 +10,7 @@ export interface StoredEvent {
 
 /**
  * Event types on the stream and in the log: the seed's nine, execution and expiry, rejections,
- * agent messages, and an approver accepting a changed MCP tool definition.
+ * agent messages, and MCP tool definitions pinned, changed (blocked) and accepted by an approver.
  */
 export const EVENT_TYPES = [
   'tool_call_allowed',
@@ -27,6 +27,8 @@ export const EVENT_TYPES = [
   'request_rejected',
   'agent_message_sent',
   'agent_message_denied',
+  'tool_definition_pinned',
+  'tool_definition_changed',
   'tool_definition_accepted',
 ] as const
 export type EventType = (typeof EVENT_TYPES)[number]
@@ -48,7 +50,15 @@ export interface AuditEventInput {
   tool: string
   session_id: string | null
   decision:
-    DecisionOutcome | 'executed' | 'approved' | 'denied' | 'expired' | 'rejected' | 'delivered'
+    | DecisionOutcome
+    | 'executed'
+    | 'approved'
+    | 'denied'
+    | 'expired'
+    | 'rejected'
+    | 'delivered'
+    | 'pinned'
+    | 'blocked'
   layer: string | null
   code: string | null
   reason: string
