@@ -152,7 +152,26 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
         databaseSchema: opts.databaseSchema,
       }),
     ))
-  const runtime = buildRuntime(loaded, state)
+  const { connect: connectUpstreams = true, ...mcpTuning } = opts.mcp ?? {}
+  // The MCP upstreams (nothing connects before `start` below). Pins of tool definitions are
+  // written to the audit log (their durable, shared copy); the recorder exists only once the
+  // engine does, and no upstream is listed before that. The pipeline reads the pins' blocks.
+  const pinLog: { record?: (change: PinChange) => Promise<void> } = {}
+  const mcp = mcpUpstreams(loaded.config, {
+    baseDir: dirname(loaded.file),
+    logger: logger.child({ part: 'mcp' }),
+    ...mcpTuning,
+    record: async (change) => {
+      if (!pinLog.record) throw new Error('audit recorder not ready')
+      await pinLog.record(change)
+    },
+  })
+  const runtime = buildRuntime(loaded, state, {
+    definitionBlock: (tool) => {
+      const blocked = mcp.check(tool)
+      return blocked === 'changed' || blocked === 'poisoned' ? blocked : undefined
+    },
+  })
   if (restore) {
     // INVARIANT: before the app exists, so no call is decided on state not yet rebuilt. A log
     // that cannot be read stops the start-up: serving with forgotten limits would fail open.
@@ -184,19 +203,6 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
   }
   const bus = await eventBus(stores, opts.databaseUrl, logger).catch(failed)
   if (bus.close) opened.push(bus.close)
-  const { connect: connectUpstreams = true, ...mcpTuning } = opts.mcp ?? {}
-  // Pins of MCP tool definitions are written to the audit log (their durable, shared copy); the
-  // recorder exists only once the engine does, and no upstream is listed before that.
-  const pinLog: { record?: (change: PinChange) => Promise<void> } = {}
-  const mcp = mcpUpstreams(loaded.config, {
-    baseDir: dirname(loaded.file),
-    logger: logger.child({ part: 'mcp' }),
-    ...mcpTuning,
-    record: async (change) => {
-      if (!pinLog.record) throw new Error('audit recorder not ready')
-      await pinLog.record(change)
-    },
-  })
   const executors = {
     demo: demoExecutor(opts.demoBackend ?? new DemoBackend()),
     http: httpExecutor(),

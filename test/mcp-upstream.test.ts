@@ -47,6 +47,19 @@ interface ToolSpec {
   upstream?: string
 }
 
+/** The demo approver (token `APPROVER`), for configurations whose calls or pins need one. */
+const APPROVERS = {
+  approvals: {
+    approvers: [
+      {
+        id: 'demo-approver',
+        token_sha256: '13398dbc5ccc9670af6606f261884ed54db3b3a773eae74d7e140a6b6e4abc3c',
+        roles: ['security-lead'],
+      },
+    ],
+  },
+}
+
 /** A configuration with one agent (`support-agent`) allowed every tool given, on `upstreams`. */
 function writeConfig(
   upstreams: Record<string, unknown>[],
@@ -400,9 +413,11 @@ describe('MCP tool pinning', () => {
 
     expect((await execute(warden, 'support-agent', 'rug.rug_pull', {})).statusCode).toBe(200)
     await until(() => warden.mcp.check('rug.weather') === 'changed')
+    // Denied by the pipeline with its own code and a reason the model can read; not forwarded.
     const blocked = await execute(warden, 'support-agent', 'rug.weather', { city: 'Oslo' })
-    expect(blocked.statusCode).toBe(502)
-    expect(blocked.json().error.message).toContain('tool definition changed')
+    expect(blocked.statusCode).toBe(403)
+    expect(blocked.json().error).toMatchObject({ code: 'tool_definition_blocked' })
+    expect(blocked.json().error.message).toContain('changed since it was pinned')
 
     expect(warden.mcp.accept('rug.weather')).toBe(true)
     expect(
@@ -413,22 +428,31 @@ describe('MCP tool pinning', () => {
     await until(() => warden.mcp.check('rug.weather') === 'changed')
     expect(
       (await execute(warden, 'support-agent', 'rug.weather', { city: 'Rome' })).statusCode,
-    ).toBe(502)
+    ).toBe(403)
+  })
+
+  it('a call held before a rug pull and approved after it is refused when it runs', async () => {
+    const tools: ToolSpec[] = [
+      { name: 'rug.weather', params: { city: 'string' }, approval: 'always' },
+      { name: 'rug.rug_pull', params: { schema: 'boolean' } },
+    ]
+    const warden = await start(writeConfig([rug], tools, APPROVERS))
+    const held = await execute(warden, 'support-agent', 'rug.weather', { city: 'Oslo' })
+    expect(held.statusCode).toBe(202)
+    await execute(warden, 'support-agent', 'rug.rug_pull', { schema: true })
+    await until(() => warden.mcp.check('rug.weather') === 'changed')
+    // The person approved the call they saw; the tool it would run is no longer that tool.
+    const approved = await approve(warden, held.json().approval_id as string)
+    expect(approved.statusCode).toBe(502)
+    expect(approved.json().error.message).toContain('tool definition changed')
+    const executed = (await events(warden)).filter(
+      (e) => e.type === 'tool_call_executed' && e.tool === 'rug.weather',
+    )
+    expect(executed).toEqual([expect.objectContaining({ outcome: 'error' })])
   })
 
   it('approvers see the blocked pin over HTTP and accept it there; the acceptance is audited', async () => {
-    const approvers = {
-      approvals: {
-        approvers: [
-          {
-            id: 'demo-approver',
-            token_sha256: '13398dbc5ccc9670af6606f261884ed54db3b3a773eae74d7e140a6b6e4abc3c',
-            roles: ['security-lead'],
-          },
-        ],
-      },
-    }
-    const warden = await start(writeConfig([rug], rugTools, approvers))
+    const warden = await start(writeConfig([rug], rugTools, APPROVERS))
     const asApprover = { authorization: `Bearer ${APPROVER}` }
     expect((await warden.app.inject({ url: '/mcp/upstreams' })).statusCode).toBe(401)
     await execute(warden, 'support-agent', 'rug.rug_pull', {})
@@ -502,7 +526,8 @@ describe('MCP tool pinning', () => {
     const warden = await start(writeConfig([rug], rugTools))
     expect(warden.mcp.check('rug.notes')).toBe('poisoned')
     const res = await execute(warden, 'support-agent', 'rug.notes', { name: 'x' })
-    expect(res.statusCode).toBe(502)
+    expect(res.statusCode).toBe(403)
+    expect(res.json().error.code).toBe('tool_definition_blocked')
     expect(res.json().error.message).toContain('prompt injection')
     const pin = warden.mcp.pins().find((p) => p.tool === 'rug.notes')
     expect(pin?.score).toBeGreaterThanOrEqual(0.5)
@@ -523,18 +548,7 @@ describe('MCP tool pins survive a restart (the audit log is their durable copy)'
       ...(start && { env: { RUG_START: start } }),
     },
   })
-  const onDisk = (path: string) => ({
-    store: { kind: 'sqlite', sqlite_path: path },
-    approvals: {
-      approvers: [
-        {
-          id: 'demo-approver',
-          token_sha256: '13398dbc5ccc9670af6606f261884ed54db3b3a773eae74d7e140a6b6e4abc3c',
-          roles: ['security-lead'],
-        },
-      ],
-    },
-  })
+  const onDisk = (path: string) => ({ store: { kind: 'sqlite', sqlite_path: path }, ...APPROVERS })
 
   it('a definition changed while Warden was down is blocked at start, not pinned afresh', async () => {
     const db = join(tempDir(), 'audit.db')
@@ -570,8 +584,8 @@ describe('MCP tool pins survive a restart (the audit log is their durable copy)'
     expect(second.mcp.check('rug.weather')).toBe('changed')
     expect(second.mcp.check('rug.notes')).toBe('poisoned')
     const blocked = await execute(second, 'support-agent', 'rug.weather', { city: 'Oslo' })
-    expect(blocked.statusCode).toBe(502)
-    expect(blocked.json().error.message).toContain('tool definition changed')
+    expect(blocked.statusCode).toBe(403)
+    expect(blocked.json().error.code).toBe('tool_definition_blocked')
     const pin = second.mcp.pins().find((p) => p.tool === 'rug.weather')!
     expect(pin.pinned).toBe(honest.pinned)
     const changed = (await events(second)).filter((e) => e.type === 'tool_definition_changed')

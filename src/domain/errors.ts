@@ -33,6 +33,10 @@ export const ERROR_CATALOG = {
   // 400 / 401 / 403 / 429: decisions
   unauthenticated: { status: 401, summary: 'missing or unknown credential, or one for another id' },
   tool_not_allowed: { status: 403, summary: 'the tool is not on the agent allowlist (or unknown)' },
+  tool_definition_blocked: {
+    status: 403,
+    summary: "an upstream tool's definition changed or looks poisoned; an approver must accept it",
+  },
   policy_denied: { status: 403, summary: 'a policy rule forbids the call or none permits it' },
   param_invalid: { status: 400, summary: 'the parameters do not match the tool schema' },
   injection_detected: { status: 403, summary: 'the call carries a prompt injection' },

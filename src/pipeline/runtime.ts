@@ -28,10 +28,24 @@ export interface Runtime {
   readonly maskInResults: Readonly<Record<Classification, ReadonlySet<PiiKind>>>
   /** Signs and checks delegation tokens (agent-to-agent messages). */
   readonly delegation: DelegationSigner
+  /**
+   * Why an upstream (MCP) tool's definition may not be used now, if it may not: `changed` or
+   * `poisoned` while its pin is blocked (decision 0021). Absent where there are no upstreams.
+   */
+  readonly definitionBlock?: (tool: string) => 'changed' | 'poisoned' | undefined
+}
+
+/** What the runtime reads that is not configuration: live facts owned by other parts. */
+export interface RuntimeSources {
+  definitionBlock?: Runtime['definitionBlock']
 }
 
 /** Compile a loaded configuration against a state backend. */
-export function buildRuntime(loaded: LoadedConfig, state: StateBackend): Runtime {
+export function buildRuntime(
+  loaded: LoadedConfig,
+  state: StateBackend,
+  sources: RuntimeSources = {},
+): Runtime {
   const { config } = loaded
   return {
     config,
@@ -49,5 +63,6 @@ export function buildRuntime(loaded: LoadedConfig, state: StateBackend): Runtime
       confidential: new Set(config.pii.mask_in_results.confidential),
       restricted: new Set(config.pii.mask_in_results.restricted),
     },
+    ...(sources.definitionBlock && { definitionBlock: sources.definitionBlock }),
   }
 }

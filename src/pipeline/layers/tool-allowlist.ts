@@ -10,7 +10,8 @@ const CLEARANCE_RANK = Object.fromEntries(CLASSIFICATIONS.map((c, i) => [c, i]))
 
 /**
  * Layer 2: exact, case-sensitive allowlist. An unknown tool gets the same answer as a forbidden
- * one so the allowlist cannot be used to enumerate tools.
+ * one so the allowlist cannot be used to enumerate tools. An allowed upstream tool whose pinned
+ * definition is blocked is denied with its own code.
  */
 export function toolAllowlist(rt: Runtime): ResolveLayer<'tool_allowlist'> {
   const allowed = new Map(rt.config.agents.map((a) => [a.id, new Set(a.tools)]))
@@ -41,6 +42,20 @@ export function toolAllowlist(rt: Runtime): ResolveLayer<'tool_allowlist'> {
               : null
         if (reason) return { outcome: 'deny', code: 'tool_not_allowed', reason, risk: 50 }
       }
+      // An upstream tool whose definition changed since it was pinned, or whose description
+      // reads as an injection, is refused here until an approver accepts it: the agent (and the
+      // model) are told why, and nothing is spent on the later layers.
+      const blocked = tool.executor.type === 'mcp' ? rt.definitionBlock?.(tool.name) : undefined
+      if (blocked)
+        return {
+          outcome: 'deny',
+          code: 'tool_definition_blocked',
+          reason:
+            blocked === 'changed'
+              ? `the definition of \`${tool.name}\` changed since it was pinned; an approver must accept it`
+              : `the description of \`${tool.name}\` looks like a prompt injection; an approver must accept it`,
+          risk: 60,
+        }
       ctx.tool = tool
       return {
         outcome: 'pass',
