@@ -356,7 +356,11 @@ describe('read endpoints', () => {
     ])
     expect(JSON.stringify(agents)).not.toMatch(/key_sha256|[0-9a-f]{64}/)
     const tools = (await w.app.inject({ url: '/config/tools' })).json().tools
-    expect(tools).toHaveLength(7)
+    // The seed's seven and the demo MCP upstream's two.
+    expect(tools.map((t: { name: string }) => t.name)).toEqual(
+      expect.arrayContaining(['issue_refund', 'everything.echo', 'everything.get-sum']),
+    )
+    expect(tools).toHaveLength(9)
   })
 
   it('GET /health reports each dependency; /metrics is Prometheus text', async () => {
