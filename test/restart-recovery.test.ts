@@ -33,7 +33,8 @@ async function open(
   sqlitePath: string,
   config: LoadedConfig | string = DEMO_CONFIG,
 ): Promise<Warden> {
-  const w = await createWarden({ config, sqlitePath, sweepIntervalMs: 0 })
+  // The demo's MCP upstream is not started: its pins would be events of their own here.
+  const w = await createWarden({ config, sqlitePath, sweepIntervalMs: 0, mcp: { connect: false } })
   running.push(w)
   return w
 }

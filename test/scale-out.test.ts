@@ -51,6 +51,8 @@ async function instance(
     }),
     databaseUrl: pgUrl,
     sweepIntervalMs: opts.sweepIntervalMs ?? 0,
+    // The demo's MCP upstream is not started: its pins would be events of their own here.
+    mcp: { connect: false },
   })
   running.push(w)
   return w

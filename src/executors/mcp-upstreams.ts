@@ -133,6 +133,8 @@ class Upstream {
   private stdio: StdioClientTransport | undefined
   private retry: NodeJS.Timeout | undefined
   private health: NodeJS.Timeout | undefined
+  /** Pin changes being written now (JSON of the change). */
+  private readonly recording = new Set<string>()
   private readonly log: Logger
 
   constructor(
@@ -267,6 +269,10 @@ class Upstream {
   }
 
   private async record(change: PinChange): Promise<void> {
+    // A slow write must not be doubled by the health tick's retry of unrecorded pins.
+    const key = JSON.stringify(change)
+    if (this.recording.has(key)) return
+    this.recording.add(key)
     try {
       await this.opts.record?.(change)
       if (change.kind === 'pinned') this.pins.recorded(change.tool, change.hash)
@@ -275,6 +281,8 @@ class Upstream {
         { err, tool: change.tool, change: change.kind },
         'MCP tool pin not recorded; the tool is not callable until it is',
       )
+    } finally {
+      this.recording.delete(key)
     }
   }
 
