@@ -238,18 +238,6 @@ describe('approvals', () => {
     })
   })
 
-  it('an expired approval is denied by the timeout, and says so', async () => {
-    const held = await hold()
-    // Move the clock on by expiring through the store's own CAS with a time past the TTL.
-    const later = new Date(Date.parse(held.expires_at) + 1000).toISOString()
-    expect(await w.stores.approvals.resolve(held.approval_id, 'expired', null, null, later)).toBe(
-      true,
-    )
-    const res = await approve(held.approval_id, APPROVER)
-    expect(res.statusCode).toBe(409)
-    expect(res.json().error.code).toBe('approval_expired')
-  })
-
   it('the sweeper expires past-TTL approvals and records an approval_expired event', async () => {
     const held = await hold()
     const a = (await w.stores.approvals.get(held.approval_id))!
