@@ -30,7 +30,8 @@ describe('POST /gateway/execute (contract)', () => {
       result: { order_id: 'ORD-1001', amount: 25, remaining_balance: 24 },
     })
     expect(body.request_id).toMatch(/^[0-9a-f-]{36}$/)
-    expect(['low', 'medium', 'high', 'critical']).toContain(body.risk.level)
+    // issue_refund is a `high` tool (base 45) and no layer adds to it: 45 is in the medium band.
+    expect(body.risk).toEqual({ score: 45, level: 'medium' })
     expect(body.checks.map((c: { layer: string }) => c.layer)).toEqual([
       'identity',
       'tool_allowlist',
