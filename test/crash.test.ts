@@ -21,6 +21,8 @@ import { sqliteStores } from '../src/store/sqlite.js'
  */
 const TRIALS = Number(process.env.WARDEN_CRASH_TRIALS ?? 50)
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
+/** SHA-256 of `demo-approver-token`, as config/demo/warden.yaml lists it. */
+const DEMO_APPROVER_SHA256 = '13398dbc5ccc9670af6606f261884ed54db3b3a773eae74d7e140a6b6e4abc3c'
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -62,6 +64,15 @@ describe('crash consistency under kill -9', () => {
     edit('demo/agents.yaml', (s) => s.replace(/limit: \d+/g, 'limit: 1000000000'))
     edit('http/tools.yaml', (s) => s.replaceAll('127.0.0.1:9100', `127.0.0.1:${toolPort}`))
     edit('http/warden.yaml', (s) => s.replace(/sqlite_path: .*/, `sqlite_path: ${dbPath}`))
+    // The HTTP example has no approvers: the demo's, so held calls can be approved (without
+    // them every approval in this file was refused 401 and nothing approved ever ran), and no
+    // cap on pending calls, which trials killed before their approvals would otherwise reach.
+    edit(
+      'http/warden.yaml',
+      (s) =>
+        `${s}\napprovals:\n  max_pending_per_agent: 1000000\n  approvers:\n` +
+        `    - { id: demo-approver, token_sha256: ${DEMO_APPROVER_SHA256}, roles: [billing-lead] }\n`,
+    )
     port = await freePort()
   })
   afterAll(async () => {
