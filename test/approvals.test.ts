@@ -84,29 +84,25 @@ describe('approvals', () => {
   }
 
   it('TTL comes from the tool, else the risk level, else the default', async () => {
-    const ttl = (body: { expires_at: string }, sent: number) =>
-      Math.round((Date.parse(body.expires_at) - sent) / 1000)
-    let sent = Date.now()
-    expect(ttl((await refund(200)).json(), sent)).toBe(900)
-    sent = Date.now()
+    // Exact: the stored approval's expiry is its creation time (the call's arrival) plus the TTL.
+    const ttl = async (res: { json(): { approval_id: string; expires_at: string } }) => {
+      const { approval_id, expires_at } = res.json()
+      const a = (await w.stores.approvals.get(approval_id))!
+      expect(a.expires_at).toBe(expires_at)
+      return (Date.parse(a.expires_at) - Date.parse(a.created_at)) / 1000
+    }
+    expect(await ttl(await refund(200))).toBe(900)
     const exp = await execute(w, 'admin-agent', 'export_customer_data', {
       segment: 'vip',
       destination: 's3://warehouse/x',
     })
     expect(exp.json().risk.level).toBe('critical')
-    expect(ttl(exp.json(), sent)).toBe(300)
-    sent = Date.now()
-    expect(
-      ttl(
-        (
-          await execute(w, 'admin-agent', 'restart_service', {
-            service: 'api',
-            environment: 'staging',
-          })
-        ).json(),
-        sent,
-      ),
-    ).toBe(120)
+    expect(await ttl(exp)).toBe(300)
+    const restart = await execute(w, 'admin-agent', 'restart_service', {
+      service: 'api',
+      environment: 'staging',
+    })
+    expect(await ttl(restart)).toBe(120)
   })
 
   it('approver roles: refunds over $300 need a billing lead', async () => {
@@ -169,6 +165,13 @@ describe('approvals', () => {
 
   it('approval events carry the approver, the comment and how long the call waited', async () => {
     const id = (await refund(230)).json().approval_id
+    // The call has waited an hour: its record says it was created then.
+    const created = Date.now() - 3_600_000
+    const db = new Database(w.dbPath)
+    db.prepare(
+      `UPDATE approvals SET record = json_set(record, '$.created_at', ?) WHERE id = ?`,
+    ).run(new Date(created).toISOString(), id)
+    db.close()
     await w.app.inject({
       method: 'POST',
       url: '/gateway/approve',
@@ -183,7 +186,9 @@ describe('approvals', () => {
       comment: 'customer called',
       decision: 'approved',
     })
-    expect(granted!.latency_ms).toBeGreaterThanOrEqual(0)
+    // From its creation to the decision: at least the hour, at most until now.
+    expect(granted!.latency_ms).toBeGreaterThanOrEqual(3_600_000)
+    expect(granted!.latency_ms).toBeLessThanOrEqual(Date.now() - created)
   })
 
   it('a retry with the same Idempotency-Key gets the same pending approval', async () => {

@@ -414,24 +414,26 @@ describe('B8 item limits behind a larger body limit', () => {
     await w.close()
   })
 
-  it('an object with 200,000 keys → 400 max_items, quickly', async () => {
-    const keys = `{${Array.from({ length: 200_000 }, (_, i) => `"k${i}":0`).join(',')}}`
-    const payload = bodyWithParams(keys)
+  // How fast the scan refuses these bodies is measured in bench/parse-limits.ts; here, what it
+  // does: it stops at the limit, before anything after it in the body is read or parsed. Each
+  // body ends with a repeated key and is then cut short, which would be `duplicate_key` or
+  // `invalid_json` had the scan (or `JSON.parse`) reached it.
+  const TAIL = ',"amount":1,"amount":2'
+
+  it('an object with 200,000 keys → 400 max_items at the limit, the rest unread', async () => {
+    const keys = `{${Array.from({ length: 200_000 }, (_, i) => `"k${i}":0`).join(',')}${TAIL}`
+    const payload = bodyWithParams(keys).slice(0, -1)
     expect(Buffer.byteLength(payload)).toBeGreaterThan(MiB)
-    const started = performance.now()
-    const res = await postRaw(w, payload)
-    const ms = performance.now() - started
-    await expectNotExecuted(w, expectError(res, 400, 'max_items'))
-    expect(ms).toBeLessThan(2000)
+    const body = expectError(await postRaw(w, payload), 400, 'max_items')
+    expect(body.error?.message).toBe('an object or array has more than 10000 members')
+    await expectNotExecuted(w, body)
   })
 
-  it('an array of 1,000,000 ints → 400 max_items, quickly', async () => {
-    const ints = `{"x":[${Array.from({ length: 1_000_000 }, (_, i) => i % 10).join(',')}]}`
-    const started = performance.now()
-    const res = await postRaw(w, bodyWithParams(ints))
-    const ms = performance.now() - started
-    await expectNotExecuted(w, expectError(res, 400, 'max_items'))
-    expect(ms).toBeLessThan(2000)
+  it('an array of 1,000,000 ints → 400 max_items at the limit, the rest unread', async () => {
+    const ints = `{"x":[${Array.from({ length: 1_000_000 }, (_, i) => i % 10).join(',')}]${TAIL}}`
+    const body = expectError(await postRaw(w, bodyWithParams(ints).slice(0, -1)), 400, 'max_items')
+    expect(body.error?.message).toBe('an object or array has more than 10000 members')
+    await expectNotExecuted(w, body)
   })
 })
 

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer as createHttpServer, type Server } from 'node:http'
 import { createServer } from 'node:net'
@@ -21,6 +21,8 @@ import { sqliteStores } from '../src/store/sqlite.js'
  */
 const TRIALS = Number(process.env.WARDEN_CRASH_TRIALS ?? 50)
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
+/** SHA-256 of `demo-approver-token`, as config/demo/warden.yaml lists it. */
+const DEMO_APPROVER_SHA256 = '13398dbc5ccc9670af6606f261884ed54db3b3a773eae74d7e140a6b6e4abc3c'
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -36,6 +38,8 @@ describe('crash consistency under kill -9', () => {
   const dbPath = join(dir, 'audit.db')
   /** x-request-id → how many times the tool executed it. */
   const executions = new Map<string, number>()
+  /** While set, the tool takes calls and never answers them (an upstream that hangs). */
+  let hang: ((requestId: string) => void) | null = null
   let tool: Server
   let port: number
 
@@ -43,6 +47,7 @@ describe('crash consistency under kill -9', () => {
     tool = createHttpServer((req, res) => {
       const id = String(req.headers['x-request-id'])
       executions.set(id, (executions.get(id) ?? 0) + 1)
+      if (hang) return hang(id)
       req.resume()
       req.on('end', () => {
         res.setHeader('content-type', 'application/json')
@@ -58,9 +63,19 @@ describe('crash consistency under kill -9', () => {
     edit('http/agents.yaml', (s) => s.replace(/limit: \d+/g, 'limit: 1000000000'))
     edit('http/tools.yaml', (s) => s.replaceAll('127.0.0.1:9100', `127.0.0.1:${toolPort}`))
     edit('http/warden.yaml', (s) => s.replace(/sqlite_path: .*/, `sqlite_path: ${dbPath}`))
+    // The HTTP example has no approvers: the demo's, so held calls can be approved (without
+    // them every approval in this file was refused 401 and nothing approved ever ran), and no
+    // cap on pending calls, which trials killed before their approvals would otherwise reach.
+    edit(
+      'http/warden.yaml',
+      (s) =>
+        `${s}\napprovals:\n  max_pending_per_agent: 1000000\n  approvers:\n` +
+        `    - { id: demo-approver, token_sha256: ${DEMO_APPROVER_SHA256}, roles: [billing-lead] }\n`,
+    )
     port = await freePort()
   })
   afterAll(async () => {
+    tool.closeAllConnections()
     await new Promise((r) => tool.close(r))
     rmSync(dir, { recursive: true, force: true })
   })
@@ -120,6 +135,68 @@ describe('crash consistency under kill -9', () => {
     // Each held call approved twice at once: at most one may run.
     await Promise.all(held.flatMap((id) => [decide(id), decide(id)]))
   }
+
+  it('an approval that committed while the tool hangs is not run again after kill -9 and a restart', async () => {
+    let gateway = await start()
+    let requestId = ''
+    try {
+      const held = await refund(250) // held by the refund guard (over $100)
+      expect(held?.status).toBe(202)
+      const id = String(held!.body.approval_id)
+      requestId = String(held!.body.request_id)
+      // The approval commits, then the tool is called and never answers: kill -9 in that window.
+      const called = new Promise<string>((resolve) => (hang = resolve))
+      const approving = decide(id)
+      expect(await called).toBe(requestId)
+      const exited = new Promise((r) => gateway.once('exit', r))
+      gateway.kill('SIGKILL')
+      await exited
+      expect(await approving).toBeNull()
+      hang = null
+      tool.closeAllConnections()
+
+      gateway = await start()
+      const read = await fetch(`http://127.0.0.1:${port}/gateway/approvals/${id}`, {
+        headers: { authorization: 'Bearer demo-approver-token' },
+      }).then((r) => r.json() as Promise<{ approval: Record<string, unknown> }>)
+      // Approved, and not re-run by the restart: nothing is known of how the run ended.
+      expect(read.approval).toMatchObject({ id, status: 'approved', request_id: requestId })
+      const again = await decide(id)
+      expect(again).toMatchObject({
+        status: 409,
+        body: { error: { code: 'approval_already_decided' } },
+      })
+      // The same call retried is a new request with its own approval, not this one run again.
+      const pending = await fetch(`http://127.0.0.1:${port}/gateway/pending-approvals`, {
+        headers: { authorization: 'Bearer demo-approver-token' },
+      }).then((r) => r.json() as Promise<{ approvals: { request_id: string }[] }>)
+      expect(pending.approvals.filter((a) => a.request_id === requestId)).toEqual([])
+    } finally {
+      gateway.kill('SIGKILL')
+      await new Promise((r) => gateway.once('exit', r))
+    }
+
+    const verify = spawnSync(
+      process.execPath,
+      [join(ROOT, 'bin/warden.js'), 'audit', 'verify', '--db', dbPath],
+      { encoding: 'utf8' },
+    )
+    expect(verify.status, verify.stdout + verify.stderr).toBe(0)
+    const stores = sqliteStores(dbPath)
+    try {
+      // One approval for the call: the restart made no second one.
+      const approvals = await stores.approvals.list()
+      expect(approvals.filter((a) => a.request_id === requestId)).toHaveLength(1)
+      // The tool saw the call once, and once only, across the crash and the restart.
+      expect(executions.get(requestId)).toBe(1)
+      const events = (await stores.audit.query({ limit: 100_000, order: 'asc' })).filter(
+        (e) => e.request_id === requestId,
+      )
+      expect(events.map((e) => e.type)).toEqual(['approval_required', 'approval_granted'])
+    } finally {
+      await stores.close()
+    }
+  }, 120_000)
 
   it(`${TRIALS} trials: executed calls have decision rows, the chain verifies, nothing ran twice`, async () => {
     let gateway = await start()

@@ -30,7 +30,8 @@ describe('POST /gateway/execute (contract)', () => {
       result: { order_id: 'ORD-1001', amount: 25, remaining_balance: 24 },
     })
     expect(body.request_id).toMatch(/^[0-9a-f-]{36}$/)
-    expect(['low', 'medium', 'high', 'critical']).toContain(body.risk.level)
+    // issue_refund is a `high` tool (base 45) and no layer adds to it: 45 is in the medium band.
+    expect(body.risk).toEqual({ score: 45, level: 'medium' })
     expect(body.checks.map((c: { layer: string }) => c.layer)).toEqual([
       'identity',
       'tool_allowlist',
@@ -236,18 +237,6 @@ describe('approvals', () => {
       outcome: 'ok',
       result: { amount: 300 },
     })
-  })
-
-  it('an expired approval is denied by the timeout, and says so', async () => {
-    const held = await hold()
-    // Move the clock on by expiring through the store's own CAS with a time past the TTL.
-    const later = new Date(Date.parse(held.expires_at) + 1000).toISOString()
-    expect(await w.stores.approvals.resolve(held.approval_id, 'expired', null, null, later)).toBe(
-      true,
-    )
-    const res = await approve(held.approval_id, APPROVER)
-    expect(res.statusCode).toBe(409)
-    expect(res.json().error.code).toBe('approval_expired')
   })
 
   it('the sweeper expires past-TTL approvals and records an approval_expired event', async () => {

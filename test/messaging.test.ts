@@ -171,15 +171,6 @@ describe('agent-to-agent messages and delegation', () => {
     expect(expired.json().error.message).toBe('delegation token expired')
   })
 
-  it('chains are bounded and loop-free', async () => {
-    const first = (await message(w, 'support-agent', 'refund-agent', 'step one')).json()
-    // refund-agent has no edge onward in the demo; a loop back to support is refused too.
-    const loop = await message(w, 'refund-agent', 'support-agent', 'step two', {
-      delegation: first.delegation,
-    })
-    expect(loop.json().error.code).toBe('message_not_allowed')
-  })
-
   it('a message carrying an injection is refused; hidden characters are stripped from the rest', async () => {
     const bad = await message(
       w,
@@ -429,18 +420,50 @@ describe('delegation: the chain’s policy, quarantine and approvals', () => {
   })
 
   it('the audit names the person the token carries, not one a forwarding agent claims', async () => {
-    const w = await startWarden()
+    const loaded = loadConfig(DEMO_CONFIG)
+    const messaging = {
+      ...loaded.config.messaging,
+      edges: [
+        { from: 'support-agent', to: 'admin-agent' },
+        { from: 'admin-agent', to: 'refund-agent' },
+      ],
+    }
+    const w = await startWarden({ config: { ...loaded, config: { ...loaded.config, messaging } } })
+    const eventOf = async (requestId: string) =>
+      (await w.stores.audit.query({ limit: 1000 })).filter((e) => e.request_id === requestId)
     try {
       const m = (
         await message(w, 'support-agent', 'admin-agent', 'hi', { requested_by: 'alice' })
       ).json()
-      const both = await message(w, 'admin-agent', 'support-agent', 'x', {
+      // Naming a person beside a token is refused outright, and nothing is sent.
+      const both = await message(w, 'admin-agent', 'refund-agent', 'x', {
         delegation: m.delegation,
         requested_by: 'mallory',
       })
       expect(both.statusCode).toBe(400)
-      const [sent] = await w.stores.audit.query({ type: 'agent_message_sent', limit: 1 })
-      expect(sent).toMatchObject({ human: 'alice' })
+      expect(
+        (await w.stores.audit.query({ type: 'agent_message_sent', limit: 100 })).map(
+          (e) => e.request_id,
+        ),
+      ).toEqual([m.request_id])
+      // The forwarded message itself is recorded with the person its token carries.
+      const forwarded = await message(w, 'admin-agent', 'refund-agent', 'x', {
+        delegation: m.delegation,
+      })
+      expect(forwarded.statusCode).toBe(200)
+      expect(await eventOf(forwarded.json().request_id)).toEqual([
+        expect.objectContaining({ type: 'agent_message_sent', human: 'alice' }),
+      ])
+      // A delegated call whose agent claims someone else in its context: the token still wins.
+      const call = await execute(
+        w,
+        'admin-agent',
+        'get_system_health',
+        { service: 'api' },
+        { delegation: m.delegation, context: { requested_by: 'mallory' } },
+      )
+      const [decided] = await eventOf(call.json().request_id)
+      expect(decided).toMatchObject({ human: 'alice' })
     } finally {
       await w.close()
     }
@@ -468,6 +491,64 @@ describe('messages go through the pipeline: the same checks as tool calls, once'
       const third = await message(w, 'support-agent', 'refund-agent', 'three')
       expect(third.statusCode).toBe(429)
       expect(third.json().error.code).toBe('rate_limited')
+    } finally {
+      await w.close()
+    }
+  })
+
+  it('a message back to an agent already in the chain is refused as a loop, edge or not', async () => {
+    // Edges both ways, so the loop check (not the edge list) is what refuses.
+    const w = await variant((c) => ({
+      messaging: {
+        ...c.messaging,
+        edges: [
+          { from: 'support-agent', to: 'refund-agent' },
+          { from: 'refund-agent', to: 'support-agent' },
+        ],
+        max_chain: 10,
+      },
+    }))
+    try {
+      const first = (await message(w, 'support-agent', 'refund-agent', 'step one')).json()
+      // Along the same edge without the delegation: no chain, so no loop.
+      expect((await message(w, 'refund-agent', 'support-agent', 'hi')).statusCode).toBe(200)
+      const loop = await message(w, 'refund-agent', 'support-agent', 'step two', {
+        delegation: first.delegation,
+      })
+      expect(loop.statusCode).toBe(403)
+      expect(loop.json().error).toMatchObject({
+        code: 'message_not_allowed',
+        message: expect.stringContaining('`support-agent` is already in the chain (a loop)'),
+      })
+    } finally {
+      await w.close()
+    }
+  })
+
+  it('a chain may not grow past `messaging.max_chain`', async () => {
+    const w = await variant((c) => ({
+      messaging: {
+        ...c.messaging,
+        edges: [
+          { from: 'support-agent', to: 'refund-agent' },
+          { from: 'refund-agent', to: 'admin-agent' },
+        ],
+        max_chain: 2,
+      },
+    }))
+    try {
+      const first = await message(w, 'support-agent', 'refund-agent', 'step one')
+      expect(first.statusCode).toBe(200)
+      // The edge is configured: refund may message admin on its own account.
+      expect((await message(w, 'refund-agent', 'admin-agent', 'hi')).statusCode).toBe(200)
+      const onward = await message(w, 'refund-agent', 'admin-agent', 'step two', {
+        delegation: first.json().delegation,
+      })
+      expect(onward.statusCode).toBe(403)
+      expect(onward.json().error).toMatchObject({
+        code: 'message_not_allowed',
+        message: expect.stringContaining('would be 3 agents long; at most 2'),
+      })
     } finally {
       await w.close()
     }

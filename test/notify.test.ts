@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -22,6 +23,19 @@ interface Received {
 describe('approval notifications, signed links and callbacks', () => {
   let hooks: Server
   let received: Record<string, Received[]>
+  /** Emits `received` each time a webhook arrives. */
+  const arrivals = new EventEmitter()
+  /** Resolves once each named webhook endpoint has received at least one message. */
+  const webhooksArrived = (names: string[]) =>
+    new Promise<void>((resolve) => {
+      const check = () => {
+        if (names.some((n) => received[n]!.length === 0)) return
+        arrivals.off('received', check)
+        resolve()
+      }
+      arrivals.on('received', check)
+      check()
+    })
   let w: Awaited<ReturnType<typeof startWarden>>
   let dir: string
 
@@ -34,6 +48,7 @@ describe('approval notifications, signed links and callbacks', () => {
       for (const name of ['webhook-id', 'webhook-timestamp', 'webhook-signature'])
         headers[name] = String(req.headers[name])
       received[req.url!.slice(1)]!.push({ body, headers })
+      arrivals.emit('received')
       res.end('ok')
     })
     await new Promise<void>((r) => hooks.listen(0, '127.0.0.1', r))
@@ -73,8 +88,7 @@ describe('approval notifications, signed links and callbacks', () => {
       reason: 'late',
     })
     expect(res.statusCode).toBe(202)
-    for (let i = 0; i < 100 && Object.values(received).some((r) => r.length === 0); i++)
-      await new Promise((r) => setTimeout(r, 20))
+    await webhooksArrived(Object.keys(received))
     return res.json().approval_id
   }
   const open = (link: string) => {
@@ -295,8 +309,7 @@ describe('approval notifications, signed links and callbacks', () => {
       reason: 'late <https://evil.example/login|Open Warden> <!channel> `x` & more',
     })
     expect(res.statusCode).toBe(202)
-    for (let i = 0; i < 100 && received.slack!.length === 0; i++)
-      await new Promise((r) => setTimeout(r, 20))
+    await webhooksArrived(['slack'])
     const slack = JSON.parse(received.slack![0]!.body)
     const texts = [
       slack.text,

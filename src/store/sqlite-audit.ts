@@ -48,7 +48,11 @@ const unavailable = (message: string) => new StoreError('audit_unavailable', mes
  * a batch is being committed forms the next batch (group commit), and the event loop never
  * blocks on an fsync. Reads use `db`, this thread's connection.
  */
-export function sqliteAuditLog(db: Database, path: string): SqliteAuditLog {
+export function sqliteAuditLog(
+  db: Database,
+  path: string,
+  started?: (writer: Worker) => void,
+): SqliteAuditLog {
   const writer = startWriter(path)
   let queue: Pending[] = []
   let inFlight: { id: number; batch: Pending[] } | null = null
@@ -85,6 +89,7 @@ export function sqliteAuditLog(db: Database, path: string): SqliteAuditLog {
   }
   writer.on('error', (err) => die(`audit writer failed: ${err.message}`))
   writer.on('exit', (code) => die(`audit writer exited (${code})`))
+  started?.(writer)
 
   const read = <T>(fn: () => T) => storeCall('audit_unavailable', fn)
   const log: AuditLog = {

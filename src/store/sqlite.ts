@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
+import type { Worker } from 'node:worker_threads'
 import Database from 'better-sqlite3'
 import { MAX_SIGNED_AGE_SECONDS, NONCE_MARGIN_SECONDS } from '../domain/config.js'
 import { sqliteApprovals, sqliteIdempotency, sqliteNonces } from './sqlite-approvals.js'
@@ -93,12 +94,18 @@ function migrate(db: Database.Database): void {
   db.exec('CREATE INDEX IF NOT EXISTS used_nonces_expiry ON used_nonces(expires_at)')
 }
 
+/** Hooks into the SQLite stores' moving parts, for tests that must break the real thing. */
+export interface SqliteStoreHooks {
+  /** Told the audit writer thread once it is started (tests terminate it to kill the writer). */
+  writerStarted?(worker: Worker): void
+}
+
 /**
  * Embedded stores on one SQLite file (better-sqlite3, WAL, `synchronous=FULL`): a resolved
  * `append` has reached the disk. The audit log appends on a writer thread with group commit
  * (`sqlite-audit.ts`); reads, approvals and nonces use this thread's connection.
  */
-export function sqliteStores(path: string): Stores {
+export function sqliteStores(path: string, hooks: SqliteStoreHooks = {}): Stores {
   if (path === ':memory:')
     throw new Error('the SQLite store needs a file: its writer thread opens it separately')
   mkdirSync(dirname(path), { recursive: true })
@@ -109,7 +116,7 @@ export function sqliteStores(path: string): Stores {
   db.exec(SCHEMA)
   migrate(db)
   backfillCounts(db)
-  const audit = sqliteAuditLog(db, path)
+  const audit = sqliteAuditLog(db, path, hooks.writerStarted)
   return {
     kind: 'sqlite',
     audit: audit.log,
