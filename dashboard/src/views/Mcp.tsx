@@ -147,10 +147,12 @@ function UpstreamPanel(props: {
   const u = props.upstream
   // The tools it lists now, and any pinned before that it no longer offers.
   const offered = new Set(u.tools)
+  // The ones configured first (those an agent may call), then the unlisted ones.
   const names = [
     ...u.tools,
     ...[...props.pins.keys()].filter((t) => t.startsWith(`${u.name}.`) && !offered.has(t)).sort(),
-  ]
+  ].sort((a, b) => Number(props.unlisted.has(a)) - Number(props.unlisted.has(b)))
+  const unlistedHere = names.filter((t) => props.unlisted.has(t)).length
   return (
     <section class="panel upstream" data-upstream={u.name}>
       <header>
@@ -159,7 +161,9 @@ function UpstreamPanel(props: {
           {u.state}
         </span>
         <span class="muted">
-          {u.restarts} {u.restarts === 1 ? 'restart' : 'restarts'}
+          {u.tools.length} {u.tools.length === 1 ? 'tool' : 'tools'} listed
+          {unlistedHere > 0 && ` (${unlistedHere} unlisted)`} · {u.restarts}{' '}
+          {u.restarts === 1 ? 'restart' : 'restarts'}
           {u.pid !== undefined && ` · pid ${u.pid}`}
         </span>
       </header>
@@ -172,6 +176,12 @@ function UpstreamPanel(props: {
         <p class="empty">No tools listed yet.</p>
       ) : (
         <table class="pins">
+          <colgroup>
+            <col class="c-tool" />
+            <col class="c-status" />
+            <col class="c-hash" />
+            <col class="c-hash" />
+          </colgroup>
           <thead>
             <tr>
               <th>tool</th>
