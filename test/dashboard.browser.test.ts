@@ -219,7 +219,8 @@ describe('dashboard in Chromium', () => {
     await shot('timeline')
     await tab('config')
     await page.locator('[data-testid="agents"] tr', { hasText: 'hacker-bot' }).waitFor()
-    expect(await page.locator('[data-testid="tools"] tbody tr').count()).toBe(7)
+    // The seven demo tools and the two of server-everything (config/demo/mcp.yaml).
+    expect(await page.locator('[data-testid="tools"] tbody tr').count()).toBe(9)
     await shot('config')
   })
 })

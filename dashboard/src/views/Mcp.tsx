@@ -283,7 +283,11 @@ function PendingCard(props: {
         </dd>
         <dt>offered now</dt>
         <dd>
-          <Hash value={p.current} />
+          {p.current === p.pinned ? (
+            <span class="muted">the same (blocked at first sight)</span>
+          ) : (
+            <Hash value={p.current} />
+          )}
         </dd>
       </dl>
       <div class="actions">
