@@ -262,7 +262,8 @@ const EVERYTHING = fileURLToPath(
 /**
  * A gateway with two real MCP upstreams over stdio: the rug-pull fixture (whose `rug_pull` tool
  * changes `weather` and sends `list_changed`, and whose `notes` has a poisoned description) and
- * server-everything, of which only `echo` is configured (the rest are unlisted).
+ * server-everything, of which only `echo` is configured (the rest are unlisted); and one that
+ * never starts.
  */
 function writeMcpConfig(dir: string): string {
   const tool = (name: string, properties: Record<string, unknown>) => ({
@@ -298,6 +299,8 @@ function writeMcpConfig(dir: string): string {
     tools,
     mcp_upstreams: [
       { name: 'rug', stdio: { command: process.execPath, args: [RUG_PULL] } },
+      // A server that exits at once: down, retried with back-off, its last error shown.
+      { name: 'broken', stdio: { command: '/bin/false' } },
       {
         name: 'everything',
         stdio: { command: process.execPath, args: [EVERYTHING, 'stdio'] },
@@ -384,6 +387,13 @@ describe('dashboard: MCP upstreams, pinned tools and a rug pull accepted by an a
         await row('everything.get-env').locator('[data-testid="pin-status"]').textContent(),
       ).toBe('unlisted · not callable')
       expect(await p.locator('li.pin-change').count()).toBe(1)
+      const broken = p.locator('section.upstream[data-upstream="broken"]')
+      expect(await broken.locator('[data-testid="upstream-state"]').textContent()).toMatch(
+        /^(down|connecting)$/,
+      )
+      expect(await broken.locator('[data-testid="upstream-error"]').textContent()).toMatch(
+        /^last error: \S/,
+      )
 
       // The rug pull: weather's description changes; the event on the stream refreshes the view.
       const honest = weather().pinned
