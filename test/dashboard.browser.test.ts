@@ -410,7 +410,9 @@ describe('dashboard: MCP upstreams, pinned tools and a rug pull accepted by an a
         honest.slice(0, 12),
         changed.slice(0, 12),
       ])
-      expect((await call('rug.weather', { city: 'Oslo' })).statusCode).toBe(502)
+      const refused = await call('rug.weather', { city: 'Oslo' })
+      expect(refused.statusCode).toBe(403)
+      expect(refused.body).toContain('tool_definition_blocked')
       // The wire shape the view reads is the one documented.
       const viewed = await g.app.inject({
         url: '/mcp/upstreams',
