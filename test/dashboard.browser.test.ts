@@ -4,13 +4,18 @@
  * gateway and the dashboard server, both in process. Chromium missing is a failure, not a skip.
  * WARDEN_SCREENSHOTS=docs/screenshots writes the screenshots the README links to.
  */
-import { mkdirSync, readFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { pino } from 'pino'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildDashboard } from '../src/dashboard/server.js'
 import { loadConfig } from '../src/config/loader.js'
+import type { AuditEvent } from '../src/domain/audit-event.js'
+import * as wire from '../src/http/schemas.js'
+import { createWarden } from '../src/warden.js'
 import { APPROVER, DEMO_CONFIG, execute, startWarden } from './helpers.js'
 
 const CHROMIUM = '/usr/bin/chromium'
@@ -214,7 +219,8 @@ describe('dashboard in Chromium', () => {
     await shot('timeline')
     await tab('config')
     await page.locator('[data-testid="agents"] tr', { hasText: 'hacker-bot' }).waitFor()
-    expect(await page.locator('[data-testid="tools"] tbody tr').count()).toBe(7)
+    // The seven demo tools and the two of server-everything (config/demo/mcp.yaml).
+    expect(await page.locator('[data-testid="tools"] tbody tr').count()).toBe(9)
     await shot('config')
   })
 })
@@ -247,3 +253,235 @@ describe('dashboard against a gateway that requires a token to read', () => {
     }
   }, 60_000)
 })
+
+const RUG_PULL = fileURLToPath(new URL('./fixtures/mcp/rug-pull.mjs', import.meta.url))
+const EVERYTHING = fileURLToPath(
+  new URL('../node_modules/@modelcontextprotocol/server-everything/dist/index.js', import.meta.url),
+)
+
+/**
+ * A gateway with two real MCP upstreams over stdio: the rug-pull fixture (whose `rug_pull` tool
+ * changes `weather` and sends `list_changed`, and whose `notes` has a poisoned description) and
+ * server-everything, of which only `echo` is configured (the rest are unlisted); and one that
+ * never starts.
+ */
+function writeMcpConfig(dir: string): string {
+  const tool = (name: string, properties: Record<string, unknown>) => ({
+    name,
+    description: `${name} through Warden`,
+    risk: 'low',
+    classification: 'internal',
+    output_trust: 'untrusted',
+    executor: { type: 'mcp', upstream: name.split('.')[0] },
+    params: { type: 'object', properties, additionalProperties: false },
+    approval: 'never',
+  })
+  const tools = [
+    tool('rug.weather', { city: { type: 'string' } }),
+    tool('rug.notes', { name: { type: 'string' } }),
+    tool('rug.rug_pull', { schema: { type: 'boolean' } }),
+    tool('everything.echo', { message: { type: 'string' } }),
+  ]
+  const config = {
+    version: 'mcp-dashboard-test',
+    store: { kind: 'memory' },
+    agents: [
+      {
+        id: 'support-agent',
+        role: 'support',
+        clearance: 'confidential',
+        // sha256 of `demo-support-agent-key`
+        key_sha256: '8240852ef9f9784a977bc68474412720807b768f5b3d281c49015808e224796b',
+        tools: tools.map((t) => t.name),
+        rate_limit: { limit: 1000, window_seconds: 60 },
+      },
+    ],
+    tools,
+    mcp_upstreams: [
+      { name: 'rug', stdio: { command: process.execPath, args: [RUG_PULL] } },
+      // A server that exits at once: down, retried with back-off, its last error shown.
+      { name: 'broken', stdio: { command: '/bin/false' } },
+      {
+        name: 'everything',
+        stdio: { command: process.execPath, args: [EVERYTHING, 'stdio'] },
+        unlisted_tools: 'deny',
+      },
+    ],
+    policy: {
+      rules: [{ id: 'permit-allowlisted', effect: 'permit', when: 'true', reason: 'allowlisted' }],
+    },
+    approvals: {
+      approvers: [
+        {
+          id: 'demo-approver',
+          // sha256 of `demo-approver-token`
+          token_sha256: '13398dbc5ccc9670af6606f261884ed54db3b3a773eae74d7e140a6b6e4abc3c',
+          roles: ['security-lead'],
+        },
+      ],
+    },
+  }
+  const file = join(dir, 'warden.yaml')
+  writeFileSync(file, JSON.stringify(config, null, 2))
+  return file
+}
+
+describe('dashboard: MCP upstreams, pinned tools and a rug pull accepted by an approver', () => {
+  it('shows the upstreams and pins, the blocked change, a 409 when it changes again, and accepts it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-mcp-dash-'))
+    const g = await createWarden({
+      config: writeMcpConfig(dir),
+      sweepIntervalMs: 0,
+      mcp: { backoffMs: 100, maxBackoffMs: 1000, connectTimeoutMs: 10_000 },
+    })
+    const url = await g.app.listen({ port: 0, host: '127.0.0.1' })
+    const d = await buildDashboard({ gatewayUrl: url, logger: pino({ level: 'silent' }) })
+    const dashUrl = await d.listen({ port: 0, host: '127.0.0.1' })
+    const b = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    })
+    const weather = () => g.mcp.pins().find((p) => p.tool === 'rug.weather')!
+    const call = (tool: string, params: Record<string, unknown>) =>
+      execute(g, 'support-agent', tool, params)
+    try {
+      const p = await b.newPage({ viewport: { width: 1440, height: 900 } })
+      // While `held` is set, the page's reads of the upstreams wait (and then go through): a
+      // dashboard that has not yet heard of a change, so that its Accept names a stale hash.
+      let release: () => void = () => {}
+      let held: Promise<void> | null = null
+      await p.route('**/api/mcp/upstreams', async (route) => {
+        if (held) await held
+        await route.continue()
+      })
+      await p.goto(`${dashUrl}/#mcp`)
+      await p.waitForSelector('[data-testid="mcp-login"]')
+      await p.fill('input[name="token"]', APPROVER)
+      await p.click('form.login button[type="submit"]')
+      await p.waitForSelector('[data-testid="approver"]:has-text("demo-approver")')
+      // Reloaded with the token kept for the tab, the event stream opens at once.
+      await p.reload()
+      await p.click('button[data-tab="live"]')
+      await p.waitForSelector('[data-testid="stream-status"]:has-text("live")')
+      await p.click('button[data-tab="mcp"]')
+
+      const rug = p.locator('section.upstream[data-upstream="rug"]')
+      await rug.locator('[data-testid="upstream-state"]:has-text("connected")').waitFor()
+      const row = (tool: string) => p.locator(`table.pins tr[data-tool="${tool}"]`)
+      await row('rug.weather').locator('[data-testid="pin-status"]:text-is("pinned")').waitFor()
+      expect(await row('rug.weather').locator('code.hash').first().textContent()).toBe(
+        weather().pinned.slice(0, 12),
+      )
+      // A poisoned description is blocked at first sight, with its score, and waits for a person.
+      expect(await row('rug.notes').locator('[data-testid="pin-status"]').textContent()).toMatch(
+        /^blocked · poisoned \(score \d\.\d\d\)$/,
+      )
+      // Offered but not configured: shown, and not callable.
+      expect(await row('rug.inject').locator('[data-testid="pin-status"]').textContent()).toBe(
+        'unlisted · not callable',
+      )
+      const everything = p.locator('section.upstream[data-upstream="everything"]')
+      await everything.locator('[data-testid="upstream-state"]:has-text("connected")').waitFor()
+      await row('everything.echo').locator('[data-testid="pin-status"]:text-is("pinned")').waitFor()
+      expect(
+        await row('everything.get-env').locator('[data-testid="pin-status"]').textContent(),
+      ).toBe('unlisted · not callable')
+      expect(await p.locator('li.pin-change').count()).toBe(1)
+      const broken = p.locator('section.upstream[data-upstream="broken"]')
+      expect(await broken.locator('[data-testid="upstream-state"]').textContent()).toMatch(
+        /^(down|connecting)$/,
+      )
+      expect(await broken.locator('[data-testid="upstream-error"]').textContent()).toMatch(
+        /^last error: \S/,
+      )
+
+      // The rug pull: weather's description changes; the event on the stream refreshes the view.
+      const honest = weather().pinned
+      expect((await call('rug.rug_pull', {})).statusCode).toBe(200)
+      const card = p.locator('li.pin-change[data-tool="rug.weather"]')
+      await card.waitFor()
+      expect(await card.getAttribute('data-blocked')).toBe('changed')
+      expect(await row('rug.weather').locator('[data-testid="pin-status"]').textContent()).toBe(
+        'blocked · definition changed',
+      )
+      const changed = weather().current
+      expect(changed).not.toBe(honest)
+      expect(await card.locator('.hashes code.hash').allTextContents()).toEqual([
+        honest.slice(0, 12),
+        changed.slice(0, 12),
+      ])
+      const refused = await call('rug.weather', { city: 'Oslo' })
+      expect(refused.statusCode).toBe(403)
+      expect(refused.body).toContain('tool_definition_blocked')
+      // The wire shape the view reads is the one documented.
+      const viewed = await g.app.inject({
+        url: '/mcp/upstreams',
+        headers: { authorization: `Bearer ${APPROVER}` },
+      })
+      wire.mcpUpstreams.parse(viewed.json())
+      await shot_(p, 'mcp')
+
+      // It changes again (its schema) before this page heard of it: Accept names the hash shown,
+      // the gateway answers 409, nothing is accepted, and the card is read again.
+      held = new Promise((r) => (release = r))
+      expect((await call('rug.rug_pull', { schema: true })).statusCode).toBe(200)
+      await until(() => weather().current !== changed)
+      expect(await card.locator('.hashes code.hash').nth(1).textContent()).toBe(
+        changed.slice(0, 12),
+      )
+      await card.locator('button:has-text("Accept definition")').click()
+      await card.locator('[data-testid="accept-outcome"]').waitFor()
+      expect(await card.locator('[data-testid="accept-outcome"]').textContent()).toMatch(
+        /changed again.*definition_changed/,
+      )
+      expect(weather().blocked).toBe('changed')
+      held = null
+      release()
+      const again = weather().current
+      await card
+        .locator(`.hashes code.hash:text-is("${again.slice(0, 12)}")`)
+        .waitFor({ timeout: 10_000 })
+
+      // Accepted: unblocked on the page, callable again, and the acceptance is in the audit log.
+      await card.locator('button:has-text("Accept definition")').click()
+      await p.waitForSelector('[data-testid="mcp-notice"]:has-text("rug.weather")')
+      await row('rug.weather').locator('[data-testid="pin-status"]:text-is("pinned")').waitFor()
+      expect(await p.locator('li.pin-change[data-tool="rug.weather"]').count()).toBe(0)
+      expect(await row('rug.weather').locator('code.hash').first().textContent()).toBe(
+        again.slice(0, 12),
+      )
+      expect((await call('rug.weather', { city: 'Rome' })).statusCode).toBe(200)
+      const accepted: AuditEvent[] = await g.stores.audit.query({
+        type: 'tool_definition_accepted',
+        limit: 5,
+      })
+      expect(accepted).toEqual([
+        expect.objectContaining({
+          tool: 'rug.weather',
+          principal: 'demo-approver',
+          decision: 'approved',
+          params: expect.objectContaining({ pinned: again }),
+        }),
+      ])
+    } finally {
+      await b.close()
+      await d.close()
+      await g.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 90_000)
+})
+
+async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const started = Date.now()
+  while (!check()) {
+    if (Date.now() - started > timeoutMs) throw new Error('condition not met in time')
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+async function shot_(p: Page, name: string) {
+  if (!SHOTS) return
+  mkdirSync(SHOTS, { recursive: true })
+  await p.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false })
+}

@@ -14,6 +14,10 @@ export type Approval = wire.Approval
 export type Stats = wire.Stats
 export type TimelineBody = wire.Timeline
 export type PendingApprovals = wire.PendingApprovals
+export type McpUpstreams = wire.McpUpstreams
+export type McpUpstream = wire.McpUpstream
+export type McpPin = wire.McpPin
+export type McpAccepted = wire.McpAccepted
 
 const TOKEN_KEY = 'warden.approver_token'
 

@@ -7,17 +7,19 @@ import { Config } from './views/Config'
 import { Demo } from './views/Demo'
 import { Drawer } from './views/Drawer'
 import { Live } from './views/Live'
+import { Mcp } from './views/Mcp'
 import { Stats } from './views/Stats'
 import { Timeline } from './views/Timeline'
 import './styles.css'
 
-const TABS = ['live', 'stats', 'timeline', 'audit', 'demo', 'config'] as const
+const TABS = ['live', 'stats', 'timeline', 'audit', 'mcp', 'demo', 'config'] as const
 type Tab = (typeof TABS)[number]
 const TAB_LABEL: Record<Tab, string> = {
   live: 'Live',
   stats: 'Statistics',
   timeline: 'Timeline',
   audit: 'Audit log',
+  mcp: 'MCP upstreams',
   demo: 'Demo',
   config: 'Configuration',
 }
@@ -34,6 +36,7 @@ function App() {
   const [status, setStatus] = useState<StreamStatus>('connecting')
   const [version, setVersion] = useState(0)
   const [approvalVersion, setApprovalVersion] = useState(0)
+  const [mcpVersion, setMcpVersion] = useState(0)
   const [open, setOpen] = useState<WardenEvent | null>(null)
   const [approver, setApprover] = useState<string | null>(null)
   const [agents, setAgents] = useState<string[]>([])
@@ -59,6 +62,8 @@ function App() {
           setEvents((list) => [e, ...list].slice(0, KEEP))
           setVersion((v) => v + 1)
           if (e.type.startsWith('approval_')) setApprovalVersion((v) => v + 1)
+          // A tool pinned, changed (blocked) or accepted, on this instance or another.
+          if (e.type.startsWith('tool_definition_')) setMcpVersion((v) => v + 1)
         }, setStatus)
         stream.start(recent[0]?.seq ?? 0)
       })
@@ -146,6 +151,7 @@ function App() {
             }}
           />
         )}
+        {tab === 'mcp' && <Mcp version={mcpVersion} approver={approver} />}
         {tab === 'demo' && <Demo onRan={() => setApprovalVersion((v) => v + 1)} />}
         {tab === 'config' && <Config />}
       </main>

@@ -218,12 +218,23 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     summary:
       'MCP upstreams: status, pinned tool definitions, blocked and unlisted tools (approver)',
     tags: ['mcp'],
-    responses: { 200: 'upstreams, pins and unlisted tools', 401: 'not an approver' },
+    security: 'approver',
+    responses: {
+      200: ['upstreams, pins and unlisted tools', s.mcpUpstreams],
+      401: 'not an approver',
+    },
   },
   'POST /mcp/upstreams/accept': {
     summary: "Accept an MCP tool's current definition (approver); recorded in the audit log",
     tags: ['mcp'],
-    responses: { 200: 'accepted, with the new pin', 401: 'not an approver', 404: 'unknown tool' },
+    security: 'approver',
+    body: s.mcpAcceptBody,
+    responses: {
+      200: ['accepted, with the new pin', s.mcpAccepted],
+      401: 'not an approver',
+      404: 'unknown tool',
+      409: '`definition_changed`: the upstream changed the tool again since it was shown',
+    },
   },
   'GET /health/live': {
     summary: 'Liveness: the process serves requests (no dependency is checked)',

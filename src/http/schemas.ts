@@ -332,6 +332,47 @@ export const toolInfo = z.looseObject({
 export type ToolInfo = z.output<typeof toolInfo>
 export const configTools = z.looseObject({ tools: z.array(toolInfo) })
 
+/** A SHA-256 in hex: how tool definitions are pinned. */
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/)
+
+/** `POST /mcp/upstreams/accept`: the approver names the definition they saw (`current`). */
+export const mcpAcceptBody = z.strictObject({
+  tool: z.string().min(1).max(200),
+  definition: sha256.meta({ description: 'the `current` hash shown by `GET /mcp/upstreams`' }),
+})
+
+/** An MCP upstream as Warden sees it (src/executors/mcp-upstreams.ts `UpstreamStatus`). */
+export const mcpUpstream = z.looseObject({
+  name: z.string(),
+  state: z.enum(['connecting', 'connected', 'down', 'closed']),
+  restarts: z.number(),
+  lastError: z.string().optional(),
+  tools: z.array(z.string()).meta({ description: 'Warden names, as last listed' }),
+  pid: z.number().optional(),
+})
+export type McpUpstream = z.output<typeof mcpUpstream>
+
+/** A pinned tool definition (src/executors/mcp-pins.ts `Pin`). */
+export const mcpPin = z.looseObject({
+  tool: z.string(),
+  pinned: sha256.meta({ description: 'the definition first seen, or last accepted' }),
+  current: sha256.meta({ description: 'the definition the upstream offers now' }),
+  blocked: z.enum(['changed', 'poisoned']).optional(),
+  score: z.number().optional(),
+  recorded: z.boolean().meta({ description: 'false until the pin is in the audit log' }),
+})
+export type McpPin = z.output<typeof mcpPin>
+
+/** `GET /mcp/upstreams`. */
+export const mcpUpstreams = z.looseObject({
+  upstreams: z.array(mcpUpstream),
+  pins: z.array(mcpPin),
+  unlisted: z.array(z.string()).meta({ description: 'offered but not configured: not callable' }),
+})
+export type McpUpstreams = z.output<typeof mcpUpstreams>
+export const mcpAccepted = z.looseObject({ accepted: z.literal(true), pin: mcpPin })
+export type McpAccepted = z.output<typeof mcpAccepted>
+
 // ─── Parsing ─────────────────────────────────────────────────────────────────────────────────
 
 /** Validate a `/gateway/execute` body; the tool name gets its own code (it is an attack surface). */

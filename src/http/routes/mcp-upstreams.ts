@@ -1,11 +1,10 @@
 import type { FastifyPluginAsync } from 'fastify'
-import { z } from 'zod'
 import { WardenError } from '../../domain/errors.js'
 import type { Pin } from '../../executors/mcp-pins.js'
 import type { UpstreamStatus } from '../../executors/mcp-upstreams.js'
 import type { Runtime } from '../../pipeline/runtime.js'
 import { requireApprover } from '../guards.js'
-import { parseBody } from '../schemas.js'
+import { mcpAcceptBody, parseBody } from '../schemas.js'
 
 /** What people see of the MCP upstreams, and the one thing they do: accept a changed tool. */
 export interface UpstreamAdmin {
@@ -21,12 +20,6 @@ export interface McpUpstreamRoutesOptions {
   runtime: Runtime
   admin: UpstreamAdmin
 }
-
-const acceptBody = z.strictObject({
-  tool: z.string().min(1).max(200),
-  /** The definition's SHA-256 as the approver saw it (`current` in `GET /mcp/upstreams`). */
-  definition: z.string().regex(/^[0-9a-f]{64}$/),
-})
 
 /**
  * `GET /mcp/upstreams` (status, pinned tool definitions, blocked ones, unlisted tools) and
@@ -44,7 +37,7 @@ export const mcpUpstreamRoutes: FastifyPluginAsync<McpUpstreamRoutesOptions> = a
 
   app.post('/mcp/upstreams/accept', async (req) => {
     const approver = requireApprover(runtime, req.headers.authorization)
-    const { tool, definition } = parseBody(acceptBody, req.body)
+    const { tool, definition } = parseBody(mcpAcceptBody, req.body)
     const pin = await admin.accept(tool, definition, approver.id)
     if (pin === 'unknown')
       throw new WardenError('not_found', `no MCP upstream offers a tool \`${tool}\``)
