@@ -209,6 +209,22 @@ async function serve(
       ...(env.REDIS_PREFIX && { redisPrefix: env.REDIS_PREFIX }),
     })
     closers.push(() => warden.close())
+    // SIGHUP reloads the configuration files (as `POST /admin/reload` does); a refused reload
+    // keeps the configuration in force and says why (docs/operations.md).
+    const onHangup = () => {
+      warden.reload('signal:SIGHUP').then(
+        (r) => logger.info(r, 'SIGHUP: configuration reloaded'),
+        (err: unknown) =>
+          logger.error(
+            { code: (err as { code?: string }).code, err: (err as Error).message },
+            'SIGHUP: reload refused; the configuration in force is kept',
+          ),
+      )
+    }
+    process.on('SIGHUP', onHangup)
+    closers.unshift(async () => {
+      process.off('SIGHUP', onHangup)
+    })
     const port = env.PORT ? Number(env.PORT) : loaded.config.server.port
     await warden.app.listen({ host: loaded.config.server.host, port })
     logger.info(

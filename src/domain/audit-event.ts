@@ -10,7 +10,8 @@ export interface StoredEvent {
 
 /**
  * Event types on the stream and in the log: the seed's nine, execution and expiry, rejections,
- * agent messages, and an approver accepting a changed MCP tool definition.
+ * agent messages, an approver accepting a changed MCP tool definition, and a configuration
+ * reload (which policy version replaced which, who asked).
  */
 export const EVENT_TYPES = [
   'tool_call_allowed',
@@ -28,6 +29,7 @@ export const EVENT_TYPES = [
   'agent_message_sent',
   'agent_message_denied',
   'tool_definition_accepted',
+  'config_reloaded',
 ] as const
 export type EventType = (typeof EVENT_TYPES)[number]
 
@@ -48,7 +50,14 @@ export interface AuditEventInput {
   tool: string
   session_id: string | null
   decision:
-    DecisionOutcome | 'executed' | 'approved' | 'denied' | 'expired' | 'rejected' | 'delivered'
+    | DecisionOutcome
+    | 'executed'
+    | 'approved'
+    | 'denied'
+    | 'expired'
+    | 'rejected'
+    | 'delivered'
+    | 'reloaded'
   layer: string | null
   code: string | null
   reason: string
