@@ -32,7 +32,7 @@ export async function startWarden(
     sweepIntervalMs: 0,
     ...opts,
   })
-  return {
+  const started = {
     ...warden,
     dbPath,
     dir,
@@ -41,6 +41,8 @@ export async function startWarden(
       rmSync(dir, { recursive: true, force: true })
     },
   }
+  // `loaded` is the configuration in force: it follows reloads (a spread would freeze it).
+  return Object.defineProperty(started, 'loaded', { get: () => warden.loaded, enumerable: true })
 }
 
 /** POST /gateway/execute as `agent` with its demo key. */
