@@ -83,8 +83,7 @@ export function pipeline(live: Runtime, options: PipelineOptions = {}): Pipeline
   return {
     runtime: live,
     decide: (call, at = snapshotOf(live)) => decideWith(at, registriesOf(at).tools, call),
-    decideMessage: (call, at = snapshotOf(live)) =>
-      decideWith(at, registriesOf(at).messages, call),
+    decideMessage: (call, at = snapshotOf(live)) => decideWith(at, registriesOf(at).messages, call),
   }
 }
 
