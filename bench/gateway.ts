@@ -152,7 +152,12 @@ async function serve(kind: Kind, sqlitePath: string | undefined): Promise<void> 
     path = '/echo'
   } else {
     if (!sqlitePath) throw new Error('--serve warden needs --db')
-    const warden = await createWarden({ config: CONFIG, sqlitePath, sweepIntervalMs: 5000 })
+    const warden = await createWarden({
+      config: CONFIG,
+      sqlitePath,
+      sweepIntervalMs: 5000,
+      mcp: { connect: false },
+    })
     app = warden.app
     close = () => warden.close()
     path = '/gateway/execute'
@@ -191,6 +196,7 @@ async function sampleEvents(): Promise<[AuditEventInput, AuditEventInput]> {
     config: CONFIG,
     sqlitePath: join(mkdtempSync(join(tmpdir(), 'warden-sample-')), 'sample.db'),
     sweepIntervalMs: 0,
+    mcp: { connect: false },
   })
   try {
     const res = await warden.app.inject({

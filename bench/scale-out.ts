@@ -143,7 +143,12 @@ async function startServer(kind: Kind, a: ServeArgs): Promise<Server> {
     }
     case 'sqlite': {
       if (!a.db) throw new Error('--serve sqlite needs --db')
-      const w = await createWarden({ config: CONFIG, sqlitePath: a.db, sweepIntervalMs: 5000 })
+      const w = await createWarden({
+        config: CONFIG,
+        sqlitePath: a.db,
+        sweepIntervalMs: 5000,
+        mcp: { connect: false },
+      })
       return fastifyServer(w.app, '/gateway/execute', () => w.close())
     }
     case 'pg': {
@@ -154,6 +159,7 @@ async function startServer(kind: Kind, a: ServeArgs): Promise<Server> {
         state: await openState({ kind: 'redis', url: REDIS_URL, prefix: a.prefix }),
         databaseUrl: PG_URL,
         sweepIntervalMs: 5000,
+        mcp: { connect: false },
       })
       return fastifyServer(w.app, '/gateway/execute', () => w.close())
     }

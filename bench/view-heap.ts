@@ -57,7 +57,12 @@ interface Result {
 async function run(attack: boolean): Promise<Result> {
   const dir = mkdtempSync(join(tmpdir(), 'warden-view-heap-'))
   const db = join(dir, 'audit.db')
-  const w = await createWarden({ config: CONFIG, sqlitePath: db, sweepIntervalMs: 0 })
+  const w = await createWarden({
+    config: CONFIG,
+    sqlitePath: db,
+    sweepIntervalMs: 0,
+    mcp: { connect: false },
+  })
   const statuses: Record<number, number> = {}
   let closed = false
   try {

@@ -3,7 +3,7 @@ import { dirname } from 'node:path'
 import { pino, type Logger } from 'pino'
 import { buildApp } from './http/app.js'
 import type { UpstreamAdmin } from './http/routes/mcp-upstreams.js'
-import { configReloadedEvent, toolAcceptedEvent } from './audit/events.js'
+import { configReloadedEvent, toolAcceptedEvent, toolPinEvent } from './audit/events.js'
 import { ConfigError, formatPath, loadConfig, type LoadedConfig } from './config/loader.js'
 import { canonicalHash } from './domain/canonical.js'
 import { WardenError } from './domain/errors.js'
@@ -14,6 +14,7 @@ import { demoExecutor } from './executors/demo.js'
 import { httpExecutor } from './executors/http.js'
 import { mcpExecutor } from './executors/mcp.js'
 import { mcpUpstreams, type McpUpstreams } from './executors/mcp-upstreams.js'
+import type { PinChange } from './domain/tool-pins.js'
 import type { ToolCall } from './domain/types.js'
 import { createEngine } from './gateway/engine.js'
 import type { Gateway } from './gateway/service.js'
@@ -73,6 +74,11 @@ export interface WardenOptions {
   sweepIntervalMs?: number
   /** MCP upstream tuning (tests shorten the back-off and the health interval). */
   mcp?: {
+    /**
+     * False: start no upstream (their tools answer `upstream_error`). For gateways that never
+     * forward an MCP call: most tests, and tools that only decide (replays, benchmarks).
+     */
+    connect?: boolean
     backoffMs?: number
     maxBackoffMs?: number
     healthIntervalMs?: number
@@ -249,10 +255,18 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
   }
   const bus = await eventBus(stores, opts.databaseUrl, logger).catch(failed)
   if (bus.close) opened.push(bus.close)
+  const { connect: connectUpstreams = true, ...mcpTuning } = opts.mcp ?? {}
+  // Pins of MCP tool definitions are written to the audit log (their durable, shared copy); the
+  // recorder exists only once the engine does, and no upstream is listed before that.
+  const pinLog: { record?: (change: PinChange) => Promise<void> } = {}
   const mcp = mcpUpstreams(loaded.config, {
     baseDir: dirname(loaded.file),
     logger: logger.child({ part: 'mcp' }),
-    ...opts.mcp,
+    ...mcpTuning,
+    record: async (change) => {
+      if (!pinLog.record) throw new Error('audit recorder not ready')
+      await pinLog.record(change)
+    },
   })
   const executors = {
     demo: demoExecutor(opts.demoBackend ?? new DemoBackend()),
@@ -301,10 +315,25 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
         }
       }
     : undefined
+  pinLog.record = async (change) => {
+    await engine.recorder.record([toolPinEvent(change, runtime.policyVersion)])
+  }
+  // INVARIANT: the pins are read back from the log before any upstream is listed, so a
+  // definition changed while Warden was down (or by another instance's upstream) is a change,
+  // not a first sight. A log that cannot be read stops the start-up, as for the other state.
+  if (loaded.config.mcp_upstreams.length > 0) {
+    const restoredPins = await mcp.restore(stores.audit).catch(failed)
+    if (restoredPins > 0) logger.info({ events: restoredPins }, 'MCP tool pins restored')
+  }
+  // Another instance's pins, changes and acceptances reach this one through the event bus.
+  const unfollowPins = bus.subscribe((e) => mcp.follow(e))
   // Before serving: each upstream gets one bounded try, so the first calls find it connected.
   // One that fails is retried in the background and its tools answer `unavailable` meanwhile.
-  opened.push(() => mcp.close())
-  await mcp.start().catch(failed)
+  opened.push(async () => {
+    unfollowPins()
+    await mcp.close()
+  })
+  if (connectUpstreams) await mcp.start().catch(failed)
   // Approvers see the upstreams and accept changed tool definitions; each acceptance is audited.
   const mcpAdmin: UpstreamAdmin = {
     view: () => ({ upstreams: mcp.status(), pins: mcp.pins(), unlisted: mcp.unlisted() }),

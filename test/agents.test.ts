@@ -1,6 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer, request, type IncomingMessage, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
@@ -8,99 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildAgentApi, type AgentApiOptions } from '../src/agents/server.js'
 import { loadConfig } from '../src/config/loader.js'
 import { approve, DEMO_CONFIG, startWarden } from './helpers.js'
+import { ollamaTurn, openAiTurn, scriptServer, type ScriptServer } from './support/model-servers.js'
 
 /**
  * The agent API against a real gateway, with the official OpenAI and Ollama SDKs talking HTTP to
  * local servers that speak their wire formats with scripted model turns.
  */
-type Turn = (req: { body: Record<string, unknown> }) => {
-  status?: number
-  json?: unknown
-  raw?: string
-}
-
-interface ScriptServer {
-  url: string
-  requests: Record<string, unknown>[]
-  script: Turn[]
-  close: () => Promise<void>
-}
-
-async function scriptServer(path: string): Promise<ScriptServer> {
-  const state: ScriptServer = { url: '', requests: [], script: [], close: async () => {} }
-  const server: Server = createServer(async (req: IncomingMessage, res) => {
-    let text = ''
-    for await (const chunk of req) text += chunk
-    if (req.url !== path) {
-      res.writeHead(404).end()
-      return
-    }
-    const body = JSON.parse(text || '{}') as Record<string, unknown>
-    state.requests.push(body)
-    const turn = state.script.shift()
-    const out = turn
-      ? turn({ body })
-      : { status: 500, json: { error: { message: 'script exhausted' } } }
-    res.writeHead(out.status ?? 200, { 'content-type': 'application/json' })
-    res.end(out.raw ?? JSON.stringify(out.json))
-  })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  state.close = () => new Promise((r) => server.close(() => r()))
-  return state
-}
-
-/** An OpenAI chat-completions answer: text, or tool calls with JSON-text arguments. */
-const openAiTurn =
-  (calls: { name: string; args: unknown }[], content: string | null = null): Turn =>
-  () => ({
-    json: {
-      id: 'chatcmpl-1',
-      object: 'chat.completion',
-      created: 1,
-      model: 'test-model',
-      choices: [
-        {
-          index: 0,
-          finish_reason: calls.length ? 'tool_calls' : 'stop',
-          message: {
-            role: 'assistant',
-            content,
-            ...(calls.length && {
-              tool_calls: calls.map((c, i) => ({
-                id: `call_${i}`,
-                type: 'function',
-                function: {
-                  name: c.name,
-                  arguments: typeof c.args === 'string' ? c.args : JSON.stringify(c.args),
-                },
-              })),
-            }),
-          },
-        },
-      ],
-    },
-  })
-
-/** An Ollama /api/chat answer (non-streaming), tool arguments as objects. */
-const ollamaTurn =
-  (calls: { name: string; args: Record<string, unknown> }[], content = ''): Turn =>
-  () => ({
-    json: {
-      model: 'llama3.1',
-      created_at: new Date().toISOString(),
-      message: {
-        role: 'assistant',
-        content,
-        ...(calls.length && {
-          tool_calls: calls.map((c) => ({ function: { name: c.name, arguments: c.args } })),
-        }),
-      },
-      done: true,
-      done_reason: 'stop',
-    },
-  })
-
 describe('agent API', () => {
   let w: Awaited<ReturnType<typeof startWarden>>
   let gatewayUrl: string
@@ -252,8 +164,11 @@ describe('agent API', () => {
         messages: Record<string, unknown>[]
       }[]
       expect(first!.model).toBe('test-model')
+      // The demo's MCP tools travel under OpenAI-safe names (no dots).
       expect(first!.tools.map((t) => t.function.name).sort()).toEqual([
         'create_support_ticket',
+        'everything_echo',
+        'everything_get-sum',
         'lookup_order',
         'message_agent',
         'search_knowledge_base',
@@ -619,7 +534,13 @@ describe('agent API', () => {
       ).inject({ url: '/agents/available' })
       const body = res.json()
       expect(body.agents.find((a: { id: string }) => a.id === 'support-agent')).toMatchObject({
-        tools: ['search_knowledge_base', 'create_support_ticket', 'lookup_order'],
+        tools: [
+          'search_knowledge_base',
+          'create_support_ticket',
+          'lookup_order',
+          'everything.echo',
+          'everything.get-sum',
+        ],
         can_message: ['refund-agent', 'admin-agent'],
         has_key: true,
       })

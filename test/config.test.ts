@@ -32,7 +32,7 @@ function loadEdited(file: string, edit: (text: string) => string): () => unknown
 /** Copy the demo configuration into a temp dir, apply an edit per file, and load it. */
 function loadEditedFiles(edits: Record<string, (text: string) => string>): () => unknown {
   const dir = mkdtempSync(join(tmpdir(), 'warden-config-'))
-  for (const f of ['warden.yaml', 'agents.yaml', 'tools.yaml', 'policy.yaml']) {
+  for (const f of ['warden.yaml', 'agents.yaml', 'tools.yaml', 'policy.yaml', 'mcp.yaml']) {
     const text = readFileSync(join(CONFIG_ROOT, 'demo', f), 'utf8')
     writeFileSync(join(dir, f), edits[f]?.(text) ?? text)
   }
@@ -44,11 +44,7 @@ describe('a bad configuration is refused, naming the file and the field', () => 
     [
       'unknown tool on an allowlist',
       'agents.yaml',
-      (t) =>
-        t.replace(
-          '[search_knowledge_base, create_support_ticket',
-          '[search_kb, create_support_ticket',
-        ),
+      (t) => t.replace('- search_knowledge_base\n', '- search_kb\n'),
       /agents\.yaml: agents\[0\]\.tools\[0\]: unknown tool `search_kb`/,
     ],
     [

@@ -51,12 +51,11 @@ describe('crash consistency under kill -9', () => {
     })
     await new Promise<void>((r) => tool.listen(0, '127.0.0.1', r))
     const toolPort = (tool.address() as { port: number }).port
-    cpSync(join(ROOT, 'config/demo'), join(dir, 'demo'), { recursive: true })
     cpSync(join(ROOT, 'config/http-upstream'), join(dir, 'http'), { recursive: true })
     const edit = (file: string, f: (s: string) => string) =>
       writeFileSync(join(dir, file), f(readFileSync(join(dir, file), 'utf8')))
     // Rate limits out of reach: every trial's calls reach the decision they are meant to.
-    edit('demo/agents.yaml', (s) => s.replace(/limit: \d+/g, 'limit: 1000000000'))
+    edit('http/agents.yaml', (s) => s.replace(/limit: \d+/g, 'limit: 1000000000'))
     edit('http/tools.yaml', (s) => s.replaceAll('127.0.0.1:9100', `127.0.0.1:${toolPort}`))
     edit('http/warden.yaml', (s) => s.replace(/sqlite_path: .*/, `sqlite_path: ${dbPath}`))
     port = await freePort()

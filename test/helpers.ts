@@ -20,7 +20,10 @@ export const DEMO_TOOL_NAMES = [
   'export_customer_data',
 ]
 
-/** A gateway on the demo configuration with its own temp SQLite file; `close()` removes it. */
+/**
+ * A gateway on the demo configuration with its own temp SQLite file; `close()` removes it. The
+ * demo's MCP upstream is not started unless `mcp.connect` is set: only the MCP tests use it.
+ */
 export async function startWarden(
   opts: Partial<WardenOptions> = {},
 ): Promise<Warden & { dbPath: string; dir: string }> {
@@ -31,6 +34,7 @@ export async function startWarden(
     sqlitePath: dbPath,
     sweepIntervalMs: 0,
     ...opts,
+    mcp: { connect: false, ...opts.mcp },
   })
   const started = {
     ...warden,

@@ -63,10 +63,11 @@ describe('http executor against a real upstream', () => {
   beforeAll(async () => {
     up = await upstream()
     const dir = mkdtempSync(join(tmpdir(), 'warden-http-'))
-    for (const f of ['warden.yaml', 'tools.yaml', 'policy.yaml']) {
-      const text = readFileSync(join(EXAMPLE, f), 'utf8')
-        .replaceAll('127.0.0.1:9100', `127.0.0.1:${up.port}`)
-        .replace('../demo/agents.yaml', join(EXAMPLE, '../demo/agents.yaml'))
+    for (const f of ['warden.yaml', 'agents.yaml', 'tools.yaml', 'policy.yaml']) {
+      const text = readFileSync(join(EXAMPLE, f), 'utf8').replaceAll(
+        '127.0.0.1:9100',
+        `127.0.0.1:${up.port}`,
+      )
       writeFileSync(join(dir, f), text)
     }
     w = await startWarden({ config: join(dir, 'warden.yaml') })

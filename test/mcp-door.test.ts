@@ -81,7 +81,13 @@ describe.each(CLIENTS)('MCP front door: %s', (_name, connect) => {
     try {
       const s = (await support.listTools()).tools
       expect(s.map((t) => t.name).sort()).toEqual(
-        ['create_support_ticket', 'lookup_order', 'search_knowledge_base'].sort(),
+        [
+          'create_support_ticket',
+          'everything.echo',
+          'everything.get-sum',
+          'lookup_order',
+          'search_knowledge_base',
+        ].sort(),
       )
       expect(s.find((t) => t.name === 'lookup_order')?.inputSchema).toMatchObject({
         type: 'object',

@@ -1,3 +1,4 @@
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import {
@@ -9,12 +10,15 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { pino } from 'pino'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { buildAgentApi } from '../src/agents/server.js'
 import { verifyChain } from '../src/audit/verify.js'
 import { ConfigError, loadConfig } from '../src/config/loader.js'
 import type { AuditEvent } from '../src/domain/audit-event.js'
 import { createWarden, type Warden } from '../src/warden.js'
-import { approve, APPROVER, execute } from './helpers.js'
+import { approve, APPROVER, DEMO_CONFIG, execute } from './helpers.js'
+import { openAiTurn, scriptServer } from './support/model-servers.js'
 
 const MODULES = fileURLToPath(new URL('../node_modules/@modelcontextprotocol/', import.meta.url))
 const EVERYTHING = join(MODULES, 'server-everything/dist/index.js')
@@ -151,8 +155,13 @@ describe('MCP upstream over stdio (server-everything)', () => {
 
     const log = await events(warden)
     const echo = log.filter((e) => e.tool === 'everything.echo')
-    expect(echo.map((e) => e.type)).toEqual(['tool_call_allowed', 'tool_call_executed'])
-    expect(echo[1]?.outcome).toBe('ok')
+    // Pinned at first sight (before any call), then the call's decision and execution.
+    expect(echo.map((e) => e.type)).toEqual([
+      'tool_definition_pinned',
+      'tool_call_allowed',
+      'tool_call_executed',
+    ])
+    expect(echo[2]?.outcome).toBe('ok')
     expect(log.some((e) => e.tool === 'everything.get-env' && e.decision === 'deny')).toBe(true)
     expect((await verifyChain(warden.stores.audit)).ok).toBe(true)
   })
@@ -501,12 +510,106 @@ describe('MCP tool pinning', () => {
   })
 })
 
-describe('config/mcp-demo', () => {
-  const MCP_DEMO = fileURLToPath(new URL('../config/mcp-demo/warden.yaml', import.meta.url))
+describe('MCP tool pins survive a restart (the audit log is their durable copy)', () => {
+  const rugTools: ToolSpec[] = [
+    { name: 'rug.weather', params: { city: 'string' } },
+    { name: 'rug.rug_pull', params: { schema: 'boolean' } },
+  ]
+  const rugUpstream = (start?: 'schema') => ({
+    name: 'rug',
+    stdio: {
+      command: process.execPath,
+      args: [RUG_PULL],
+      ...(start && { env: { RUG_START: start } }),
+    },
+  })
+  const onDisk = (path: string) => ({
+    store: { kind: 'sqlite', sqlite_path: path },
+    approvals: {
+      approvers: [
+        {
+          id: 'demo-approver',
+          token_sha256: '13398dbc5ccc9670af6606f261884ed54db3b3a773eae74d7e140a6b6e4abc3c',
+          roles: ['security-lead'],
+        },
+      ],
+    },
+  })
 
+  it('a definition changed while Warden was down is blocked at start, not pinned afresh', async () => {
+    const db = join(tempDir(), 'audit.db')
+    const first = await start(writeConfig([rugUpstream()], rugTools, onDisk(db)))
+    expect(first.mcp.check('rug.weather')).toBeUndefined()
+    const honest = first.mcp.pins().find((p) => p.tool === 'rug.weather')!
+    expect(
+      (await execute(first, 'support-agent', 'rug.weather', { city: 'Oslo' })).statusCode,
+    ).toBe(200)
+    const pinned = (await events(first)).filter((e) => e.type === 'tool_definition_pinned')
+    expect(pinned.map((e) => e.tool).sort()).toEqual([
+      'rug.garbage',
+      'rug.inject',
+      'rug.notes',
+      'rug.rug_pull',
+      'rug.weather',
+    ])
+    expect(pinned.find((e) => e.tool === 'rug.weather')).toMatchObject({
+      decision: 'pinned',
+      params: { pinned: honest.pinned },
+    })
+    // The poisoned description is pinned as blocked, so a restart does not forget that either.
+    expect(pinned.find((e) => e.tool === 'rug.notes')).toMatchObject({
+      decision: 'blocked',
+      params: { blocked: 'poisoned' },
+    })
+    await first.close()
+    wardens.splice(wardens.indexOf(first), 1)
+
+    // The upstream now starts with a widened input schema (no detector would see anything): the
+    // restored pin says it changed.
+    const second = await start(writeConfig([rugUpstream('schema')], rugTools, onDisk(db)))
+    expect(second.mcp.check('rug.weather')).toBe('changed')
+    expect(second.mcp.check('rug.notes')).toBe('poisoned')
+    const blocked = await execute(second, 'support-agent', 'rug.weather', { city: 'Oslo' })
+    expect(blocked.statusCode).toBe(502)
+    expect(blocked.json().error.message).toContain('tool definition changed')
+    const pin = second.mcp.pins().find((p) => p.tool === 'rug.weather')!
+    expect(pin.pinned).toBe(honest.pinned)
+    const changed = (await events(second)).filter((e) => e.type === 'tool_definition_changed')
+    expect(changed).toEqual([
+      expect.objectContaining({
+        tool: 'rug.weather',
+        decision: 'blocked',
+        params: { pinned: honest.pinned, current: pin.current },
+      }),
+    ])
+    // Accepted over HTTP (audited); the acceptance survives the next restart too.
+    const accepted = await second.app.inject({
+      method: 'POST',
+      url: '/mcp/upstreams/accept',
+      headers: { authorization: `Bearer ${APPROVER}`, 'content-type': 'application/json' },
+      payload: { tool: 'rug.weather', definition: pin.current },
+    })
+    expect(accepted.statusCode, accepted.body).toBe(200)
+    await second.close()
+    wardens.splice(wardens.indexOf(second), 1)
+
+    const third = await start(writeConfig([rugUpstream('schema')], rugTools, onDisk(db)))
+    expect(third.mcp.check('rug.weather')).toBeUndefined()
+    expect(
+      (await execute(third, 'support-agent', 'rug.weather', { city: 'Rome' })).statusCode,
+    ).toBe(200)
+    // No new event for what the log already holds: one pin per tool, one change, one acceptance.
+    const all = await events(third)
+    expect(all.filter((e) => e.type === 'tool_definition_pinned')).toHaveLength(5)
+    expect(all.filter((e) => e.type === 'tool_definition_changed')).toHaveLength(1)
+    expect((await verifyChain(third.stores.audit)).ok).toBe(true)
+  })
+})
+
+describe('the demo configuration (npm start)', () => {
   it('starts server-everything; echo allowed, get-sum held then run, get-env denied', async () => {
     const warden = await createWarden({
-      config: MCP_DEMO,
+      config: DEMO_CONFIG,
       sqlitePath: join(tempDir(), 'audit.db'),
       sweepIntervalMs: 0,
     })
@@ -521,6 +624,89 @@ describe('config/mcp-demo', () => {
     expect(JSON.stringify(approved.json())).toContain('5')
     const env = await execute(warden, 'support-agent', 'everything.get-env', {})
     expect(env.json().error.code).toBe('tool_not_allowed')
+  })
+
+  it('an MCP client at /mcp reaches the upstream through Warden, as the README shows', async () => {
+    const warden = await createWarden({
+      config: DEMO_CONFIG,
+      sqlitePath: join(tempDir(), 'audit.db'),
+      sweepIntervalMs: 0,
+    })
+    wardens.push(warden)
+    const address = await warden.app.listen({ port: 0, host: '127.0.0.1' })
+    const client = new Client({ name: 'readme-example', version: '1' })
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL('/mcp', address), {
+        requestInit: { headers: { authorization: 'Bearer demo-support-agent-key' } },
+      }),
+    )
+    try {
+      const { tools } = await client.listTools()
+      expect(tools.map((t) => t.name).sort()).toEqual([
+        'create_support_ticket',
+        'everything.echo',
+        'everything.get-sum',
+        'lookup_order',
+        'search_knowledge_base',
+      ])
+      const echo = await client.callTool({ name: 'everything.echo', arguments: { message: 'hi' } })
+      expect(echo.isError).toBeFalsy()
+      // The upstream's own content blocks, not a JSON wrapping of them.
+      expect(echo.content).toEqual([{ type: 'text', text: 'Echo: hi' }])
+      const env = await client.callTool({ name: 'everything.get-env', arguments: {} })
+      expect(env.isError).toBe(true)
+      expect(JSON.stringify(env.content)).toContain('tool_not_allowed')
+    } finally {
+      await client.close()
+    }
+    const recorded = await events(warden)
+    expect(recorded.some((e) => e.tool === 'everything.echo' && e.door === 'mcp')).toBe(true)
+  })
+
+  it('the agent API offers the upstream’s tools to the model and runs them through Warden', async () => {
+    const warden = await createWarden({
+      config: DEMO_CONFIG,
+      sqlitePath: join(tempDir(), 'audit.db'),
+      sweepIntervalMs: 0,
+    })
+    wardens.push(warden)
+    const gatewayUrl = await warden.app.listen({ port: 0, host: '127.0.0.1' })
+    const openai = await scriptServer('/v1/chat/completions')
+    const api = await buildAgentApi({
+      gatewayUrl,
+      logger: pino({ level: 'silent' }),
+      keys: {},
+      demoKeys: true,
+      openai: { apiKey: 'sk-test', baseURL: `${openai.url}/v1`, model: 'test-model' },
+      ollama: { host: 'http://127.0.0.1:9', model: 'unused' },
+      runs: { kind: 'sqlite', sqlitePath: join(tempDir(), 'runs.db') },
+    })
+    try {
+      openai.script.push(
+        openAiTurn([{ name: 'everything_echo', args: { message: 'through the loop' } }]),
+        openAiTurn([], 'Echoed.'),
+      )
+      const res = await api.inject({
+        method: 'POST',
+        url: '/agent/prompt',
+        payload: { prompt: 'Echo something', agent_id: 'support-agent', provider: 'openai' },
+      })
+      expect(res.json()).toMatchObject({
+        status: 'completed',
+        steps: [{ tool: 'everything.echo', decision: 'allow' }],
+      })
+      // The upstream's answer went back to the model under the wire name it used.
+      const second = openai.requests[1] as { messages: { role: string; content: string }[] }
+      const tool = second.messages.find((m) => m.role === 'tool')
+      expect(tool?.content).toContain('Echo: through the loop')
+      const recorded = await events(warden)
+      expect(
+        recorded.some((e) => e.type === 'tool_call_executed' && e.tool === 'everything.echo'),
+      ).toBe(true)
+    } finally {
+      await api.close()
+      await openai.close()
+    }
   })
 })
 

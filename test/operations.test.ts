@@ -68,12 +68,11 @@ function answer(res: ServerResponse) {
 
 /** A copy of the HTTP-upstream example configuration pointed at `tool`, writing to `dbPath`. */
 function setUp(dir: string, toolPort: number, dbPath: string) {
-  cpSync(join(ROOT, 'config/demo'), join(dir, 'demo'), { recursive: true })
   cpSync(join(ROOT, 'config/http-upstream'), join(dir, 'http'), { recursive: true })
   const edit = (file: string, f: (s: string) => string) =>
     writeFileSync(join(dir, file), f(readFileSync(join(dir, file), 'utf8')))
   // Rate limits out of reach: the load is decided on its merits.
-  edit('demo/agents.yaml', (s) => s.replace(/limit: \d+/g, 'limit: 1000000000'))
+  edit('http/agents.yaml', (s) => s.replace(/limit: \d+/g, 'limit: 1000000000'))
   edit('http/tools.yaml', (s) => s.replaceAll('127.0.0.1:9100', `127.0.0.1:${toolPort}`))
   edit('http/warden.yaml', (s) => s.replace(/sqlite_path: .*/, `sqlite_path: ${dbPath}`))
   return { config: join(dir, 'http/warden.yaml'), edit }

@@ -1,11 +1,13 @@
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { verifyChain } from '../src/audit/verify.js'
 import { DemoBackend } from '../src/demo/backend.js'
 import { APPROVER, DEMO_CONFIG, execute, keyOf, startWarden } from './helpers.js'
 
+const REPO = fileURLToPath(new URL('..', import.meta.url))
 const root = mkdtempSync(join(tmpdir(), 'warden-reload-'))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
 
@@ -14,6 +16,9 @@ function configCopy(name: string) {
   const dir = join(root, name)
   cpSync(dirname(DEMO_CONFIG), dir, { recursive: true })
   const file = (f: string) => join(dir, f)
+  // The MCP upstream's working directory is given relative to the repository's config folder.
+  const mcp = file('mcp.yaml')
+  writeFileSync(mcp, readFileSync(mcp, 'utf8').replace('cwd: ../..', `cwd: ${REPO}`))
   const edit = (f: string, change: (text: string) => string) => {
     const before = readFileSync(file(f), 'utf8')
     const after = change(before)

@@ -35,7 +35,7 @@ import {
 type Started = Awaited<ReturnType<typeof startWarden>>
 
 const CONFIG_ROOT = fileURLToPath(new URL('../config/', import.meta.url))
-const DEMO_FILES = ['warden.yaml', 'agents.yaml', 'tools.yaml', 'policy.yaml']
+const DEMO_FILES = ['warden.yaml', 'agents.yaml', 'tools.yaml', 'policy.yaml', 'mcp.yaml']
 const temps: string[] = []
 
 afterAll(() => {
@@ -68,7 +68,7 @@ describe('threat matrix: tool registration (A5, A6)', () => {
   it('A5: a Cyrillic look-alike tool name does not load', () => {
     const file = editedDemo({ 'tools.yaml': extraTool('issue_r\u0435fund') })
     expect(() => loadConfig(file)).toThrow(ConfigError)
-    expect(() => loadConfig(file)).toThrow(/tools\[7\]\.name: must match/)
+    expect(() => loadConfig(file)).toThrow(/tools\[9\]\.name: must match/)
   })
 
   it.each([
@@ -98,7 +98,7 @@ describe('threat matrix: tool registration (A5, A6)', () => {
 
   it('A6: two tools with the same name are refused at load', () => {
     const file = editedDemo({ 'tools.yaml': extraTool('lookup_order') })
-    expect(() => loadConfig(file)).toThrow(/tools\[7\]: duplicate tool name `lookup_order`/)
+    expect(() => loadConfig(file)).toThrow(/tools\[9\]: duplicate tool name `lookup_order`/)
   })
 })
 
@@ -135,10 +135,11 @@ describe('threat matrix: the HTTP executor (A2, A15, B13)', () => {
     const example = join(CONFIG_ROOT, 'http-upstream')
     const dir = mkdtempSync(join(tmpdir(), 'warden-matrix-http-'))
     temps.push(dir)
-    for (const f of ['warden.yaml', 'tools.yaml', 'policy.yaml']) {
-      let text = readFileSync(join(example, f), 'utf8')
-        .replaceAll('127.0.0.1:9100', `127.0.0.1:${up.port}`)
-        .replace('../demo/agents.yaml', join(CONFIG_ROOT, 'demo/agents.yaml'))
+    for (const f of ['warden.yaml', 'agents.yaml', 'tools.yaml', 'policy.yaml']) {
+      let text = readFileSync(join(example, f), 'utf8').replaceAll(
+        '127.0.0.1:9100',
+        `127.0.0.1:${up.port}`,
+      )
       // A path parameter without a pattern: only the executor stands between it and the path.
       if (f === 'tools.yaml')
         text = text.replace(

@@ -9,6 +9,8 @@ export const DECISION_ICON: Record<string, string> = {
   denied: '👎',
   expired: '⌛',
   rejected: '🚫',
+  pinned: '📌',
+  blocked: '🔒',
 }
 
 export const DECISION_LABEL: Record<string, string> = {
@@ -20,6 +22,8 @@ export const DECISION_LABEL: Record<string, string> = {
   denied: 'denied by a person',
   expired: 'expired',
   rejected: 'rejected',
+  pinned: 'tool definition pinned',
+  blocked: 'tool definition blocked',
 }
 
 export const RISK_COLOR: Record<RiskLevel, string> = {

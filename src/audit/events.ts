@@ -1,6 +1,7 @@
 import { timeOrderedId } from '../domain/ids.js'
 import type { AuditEventInput, EventType } from '../domain/audit-event.js'
 import { canonicalHash } from '../domain/canonical.js'
+import type { PinChange } from '../domain/tool-pins.js'
 import type { Decision, LayerName, ToolCall } from '../domain/types.js'
 import { maskPii, type Masked } from '../detect/pii.js'
 import type { ApprovalRecord } from '../store/types.js'
@@ -206,6 +207,43 @@ export function approvalEvent(
     ...(Array.isArray(a.context.chain) && { chain: a.context.chain as string[] }),
     ...(typeof a.context.human === 'string' && { human: a.context.human }),
     ...(comment && { comment }),
+  }
+}
+
+/**
+ * An MCP tool's definition pinned at first sight (`blocked` when its description was poisoned),
+ * or an upstream now offering another definition than the pinned one (the tool is blocked). The
+ * log is the pins' durable copy: these events rebuild them at start-up (decision 0021).
+ */
+export function toolPinEvent(change: PinChange, policyVersion: string): AuditEventInput {
+  const changed = change.kind === 'changed'
+  const poisoned = change.kind === 'pinned' && change.score !== undefined
+  return {
+    version: 1,
+    id: timeOrderedId(),
+    type: changed ? 'tool_definition_changed' : 'tool_definition_pinned',
+    timestamp: new Date().toISOString(),
+    request_id: timeOrderedId(),
+    agent_id: '',
+    principal: 'warden',
+    tool: change.tool,
+    session_id: null,
+    decision: changed || poisoned ? 'blocked' : 'pinned',
+    layer: null,
+    code: null,
+    reason: changed
+      ? `the upstream now offers another definition of \`${change.tool}\` (sha256 ${change.current}); blocked until an approver accepts it`
+      : poisoned
+        ? `the description of \`${change.tool}\` looks like a prompt injection (score ${change.score}); blocked until an approver accepts it`
+        : `definition of \`${change.tool}\` pinned at first sight (sha256 ${change.hash})`,
+    risk: { score: 0, level: 'low' },
+    policy_version: policyVersion,
+    args_hash: '',
+    params: changed
+      ? { pinned: change.pinned, current: change.current }
+      : { pinned: change.hash, ...(poisoned && { blocked: 'poisoned', score: change.score }) },
+    masked: [],
+    checks: [],
   }
 }
 

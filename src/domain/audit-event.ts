@@ -10,8 +10,8 @@ export interface StoredEvent {
 
 /**
  * Event types on the stream and in the log: the seed's nine, execution and expiry, rejections,
- * agent messages, an approver accepting a changed MCP tool definition, and a configuration
- * reload (which policy version replaced which, who asked).
+ * agent messages, MCP tool definitions pinned, changed (blocked) and accepted by an approver, and
+ * a configuration reload (which policy version replaced which, who asked).
  */
 export const EVENT_TYPES = [
   'tool_call_allowed',
@@ -28,6 +28,8 @@ export const EVENT_TYPES = [
   'request_rejected',
   'agent_message_sent',
   'agent_message_denied',
+  'tool_definition_pinned',
+  'tool_definition_changed',
   'tool_definition_accepted',
   'config_reloaded',
 ] as const
@@ -57,6 +59,8 @@ export interface AuditEventInput {
     | 'expired'
     | 'rejected'
     | 'delivered'
+    | 'pinned'
+    | 'blocked'
     | 'reloaded'
   layer: string | null
   code: string | null

@@ -1,5 +1,8 @@
 import { detectInjection } from '../detect/injection.js'
+import type { AuditEvent } from '../domain/audit-event.js'
 import { canonicalHash } from '../domain/canonical.js'
+import type { PinBlock, PinChange } from '../domain/tool-pins.js'
+import type { AuditLog } from '../store/types.js'
 
 /** The parts of an upstream's tool definition that are pinned (what a model is shown). */
 export interface ToolDefinition {
@@ -10,8 +13,7 @@ export interface ToolDefinition {
   annotations?: unknown
 }
 
-/** Why a pinned tool may not be called; absent when it may. */
-export type PinBlock = 'changed' | 'poisoned'
+export type { PinBlock, PinChange }
 
 /** Detector categories that come from trained models rather than known injection phrases. */
 const TRAINED_SIGNALS = new Set(['model', 'instruction_in_data'])
@@ -26,7 +28,16 @@ export interface Pin {
   blocked?: PinBlock
   /** The injection detector's score of the description, when it blocked the tool. */
   score?: number
+  /** False until the pin is in the audit log: until then the tool is not callable. */
+  recorded: boolean
 }
+
+/** The audit event types that carry pins; `readPins` and `PinBook.apply` read these. */
+export const PIN_EVENT_TYPES = new Set<string>([
+  'tool_definition_pinned',
+  'tool_definition_changed',
+  'tool_definition_accepted',
+])
 
 /** The pinned fields as one canonical JSON value; absent fields are left out, not `null`. */
 export function definitionHash(def: ToolDefinition): string {
@@ -44,30 +55,108 @@ export function definitionHash(def: ToolDefinition): string {
  * tool is pinned; a different one later blocks the tool until `accept`; a description the
  * injection detector scores at or above `holdAt` blocks it at first sight.
  *
- * Kept in memory: a restart pins afresh whatever the upstreams offer then. A store capability
- * for pins (surviving restarts, shared by instances) is future work.
+ * The audit log is the durable copy: every pin, change and acceptance is an event, `apply`
+ * rebuilds the book from them at start-up (and follows other instances' events), so neither a
+ * restart nor a second instance pins afresh what an upstream offers after a rug pull.
  */
 export class PinBook {
   private readonly pins = new Map<string, Pin>()
 
   constructor(private readonly holdAt: number) {}
 
-  /** Record a listing's definition of `tool` (its Warden name); returns the pin as it stands. */
-  observe(tool: string, def: ToolDefinition): Pin {
+  /**
+   * Record a listing's definition of `tool` (its Warden name). Returns the pin as it stands and
+   * what the listing changed that must be recorded.
+   */
+  observe(tool: string, def: ToolDefinition): { pin: Pin; change?: PinChange } {
     const hash = definitionHash(def)
     const known = this.pins.get(tool)
     if (!known) {
-      const pin: Pin = { tool, pinned: hash, current: hash }
+      const pin: Pin = { tool, pinned: hash, current: hash, recorded: false }
       const score = this.poisonScore(def.description ?? '')
       if (score >= this.holdAt) Object.assign(pin, { blocked: 'poisoned', score })
       this.pins.set(tool, pin)
-      return pin
+      return { pin, change: { kind: 'pinned', tool, hash, ...(pin.score && { score }) } }
     }
+    // A first pin whose recording failed is offered for recording again at the next listing.
+    if (!known.recorded && hash === known.pinned && known.current === hash)
+      return {
+        pin: known,
+        change: { kind: 'pinned', tool, hash, ...(known.score && { score: known.score }) },
+      }
+    const previous = known.current
     known.current = hash
     // INVARIANT: a block is lifted only by `accept`, never by the upstream changing back: a
     // definition that flips between two versions would otherwise pick when it is callable.
     if (hash !== known.pinned && known.blocked === undefined) known.blocked = 'changed'
-    return known
+    if (hash !== previous && hash !== known.pinned)
+      return { pin: known, change: { kind: 'changed', tool, pinned: known.pinned, current: hash } }
+    return { pin: known }
+  }
+
+  /** The pin `hash` of `tool` is in the audit log now: the tool may be called (unless blocked). */
+  recorded(tool: string, hash: string): void {
+    const pin = this.pins.get(tool)
+    if (pin && pin.pinned === hash) pin.recorded = true
+  }
+
+  /**
+   * Apply a recorded pin event (from the log at start-up, or another instance's from the bus).
+   * Applying one twice changes nothing; an event never unblocks except an acceptance.
+   */
+  apply(event: Pick<AuditEvent, 'type' | 'tool' | 'params'>): void {
+    const p = (event.params ?? {}) as Record<string, unknown>
+    const hashOf = (key: string) =>
+      typeof p[key] === 'string' && /^[0-9a-f]{64}$/.test(p[key]) ? p[key] : undefined
+    const known = this.pins.get(event.tool)
+    switch (event.type) {
+      case 'tool_definition_pinned': {
+        const hash = hashOf('pinned')
+        if (hash === undefined) return
+        if (!known) {
+          const pin: Pin = { tool: event.tool, pinned: hash, current: hash, recorded: true }
+          if (p.blocked === 'poisoned')
+            Object.assign(pin, { blocked: 'poisoned', score: Number(p.score) || 0 })
+          this.pins.set(event.tool, pin)
+        } else if (known.pinned === hash) {
+          known.recorded = true
+          if (p.blocked === 'poisoned' && known.blocked === undefined) known.blocked = 'poisoned'
+        } else if (known.blocked === undefined) {
+          // Two first sights with different definitions (two instances starting at once while
+          // the upstream changed): neither is trusted over the other.
+          known.blocked = 'changed'
+        }
+        return
+      }
+      case 'tool_definition_changed': {
+        const current = hashOf('current')
+        if (current === undefined || !known) return
+        // What the upstream offered when it was recorded; this instance's next listing updates it.
+        known.current = current
+        if (current !== known.pinned && known.blocked === undefined) known.blocked = 'changed'
+        return
+      }
+      case 'tool_definition_accepted': {
+        const hash = hashOf('pinned')
+        if (hash === undefined) return
+        if (!known) {
+          this.pins.set(event.tool, {
+            tool: event.tool,
+            pinned: hash,
+            current: hash,
+            recorded: true,
+          })
+          return
+        }
+        known.pinned = hash
+        known.recorded = true
+        if (known.current === hash) {
+          delete known.blocked
+          delete known.score
+        } else known.blocked = 'changed'
+        return
+      }
+    }
   }
 
   /**
@@ -82,10 +171,14 @@ export class PinBook {
     return categories.some((c) => !TRAINED_SIGNALS.has(c)) ? score : 0
   }
 
-  /** Why `tool` may not be called, if it may not; a tool never seen may not be called either. */
-  check(tool: string): PinBlock | 'unknown' | undefined {
+  /**
+   * Why `tool` may not be called, if it may not: blocked, never seen (`unknown`), or seen but not
+   * yet in the audit log (`unrecorded`: a pin a restart could forget protects nothing).
+   */
+  check(tool: string): PinBlock | 'unknown' | 'unrecorded' | undefined {
     const pin = this.pins.get(tool)
-    return pin ? pin.blocked : 'unknown'
+    if (!pin) return 'unknown'
+    return pin.blocked ?? (pin.recorded ? undefined : 'unrecorded')
   }
 
   /**
@@ -97,12 +190,42 @@ export class PinBook {
     if (!pin) return false
     if (definition !== undefined && pin.current !== definition) return false
     pin.pinned = pin.current
+    pin.recorded = true
     delete pin.blocked
     delete pin.score
     return true
   }
 
+  /** First pins of tools named `<prefix>…` not yet in the audit log, to record again. */
+  unrecorded(prefix: string): PinChange[] {
+    return [...this.pins.values()]
+      .filter((p) => !p.recorded && p.tool.startsWith(prefix) && p.current === p.pinned)
+      .map((p) => ({
+        kind: 'pinned',
+        tool: p.tool,
+        hash: p.pinned,
+        ...(p.score && { score: p.score }),
+      }))
+  }
+
   list(): Pin[] {
     return [...this.pins.values()].map((p) => ({ ...p }))
   }
+}
+
+/**
+ * The pin events of the whole log, oldest first (pins never expire, unlike the state restored
+ * by `restoreState`). Read by type, a page at a time, so the rest of the log is not scanned.
+ */
+export async function readPins(audit: AuditLog, pageSize = 1000): Promise<AuditEvent[]> {
+  const found: AuditEvent[] = []
+  for (const type of PIN_EVENT_TYPES) {
+    for (let after = 0; ;) {
+      const page = await audit.query({ type, after_seq: after, order: 'asc', limit: pageSize })
+      found.push(...page)
+      if (page.length < pageSize) break
+      after = page[page.length - 1]!.seq
+    }
+  }
+  return found.sort((a, b) => a.seq - b.seq)
 }

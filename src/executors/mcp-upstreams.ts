@@ -8,8 +8,17 @@ import {
 } from '@modelcontextprotocol/client'
 import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotocol/client/stdio'
 import type { Logger } from 'pino'
+import type { AuditEvent } from '../domain/audit-event.js'
 import type { McpUpstreamConfig, WardenConfig } from '../domain/config.js'
-import { PinBook, type Pin, type PinBlock } from './mcp-pins.js'
+import type { AuditLog } from '../store/types.js'
+import {
+  PIN_EVENT_TYPES,
+  PinBook,
+  readPins,
+  type Pin,
+  type PinBlock,
+  type PinChange,
+} from './mcp-pins.js'
 
 /** How an upstream is doing, for the dashboard and operators. */
 export interface UpstreamStatus {
@@ -35,6 +44,11 @@ export interface McpUpstreamOptions {
   healthIntervalMs?: number
   /** Longest a connect (spawn, handshake, first listing) may take. */
   connectTimeoutMs?: number
+  /**
+   * Writes a pin change to the audit log (durably, before it resolves). A first pin makes its
+   * tool callable only once this resolved; a change blocks the tool at once, whatever this does.
+   */
+  record?: (change: PinChange) => Promise<void>
 }
 
 /** The MCP upstreams Warden is a client of: connections, tool listings, pins. */
@@ -43,8 +57,15 @@ export interface McpUpstreams {
   start(): Promise<void>
   /** The connected client of `upstream`, if it is connected now. */
   client(upstream: string): Client | undefined
+  /**
+   * Rebuild the pins from the audit log's pin events (before `start`): an upstream that changed
+   * a tool while Warden was down finds it blocked, not pinned afresh.
+   */
+  restore(audit: AuditLog): Promise<number>
+  /** Apply a pin event recorded by any instance (from the event bus); others are ignored. */
+  follow(event: AuditEvent): void
   /** Why the tool (by Warden name) may not be called now, if it may not. */
-  check(tool: string): PinBlock | 'unknown' | undefined
+  check(tool: string): PinBlock | 'unknown' | 'unrecorded' | undefined
   /** Tools upstreams offer that `tools:` does not configure (Warden names): never callable. */
   unlisted(): string[]
   /** Every tool definition seen, with its pin. */
@@ -74,6 +95,14 @@ export function mcpUpstreams(config: WardenConfig, opts: McpUpstreamOptions): Mc
   return {
     async start() {
       await Promise.all([...upstreams.values()].map((u) => u.connect()))
+    },
+    async restore(audit) {
+      const events = await readPins(audit)
+      for (const e of events) pins.apply(e)
+      return events.length
+    },
+    follow(event) {
+      if (PIN_EVENT_TYPES.has(event.type)) pins.apply(event)
     },
     client: (name) => upstreams.get(name)?.current(),
     check: (tool) => pins.check(tool),
@@ -143,7 +172,7 @@ class Upstream {
         tools: {
           onChanged: (err, tools) => {
             if (err) this.log.warn({ err }, 'MCP tools/list after list_changed failed')
-            else if (client === this.connected && tools) this.listed(tools)
+            else if (client === this.connected && tools) void this.listed(tools)
           },
         },
       },
@@ -180,7 +209,7 @@ class Upstream {
     this.connectedAt = Date.now()
     delete this.lastError
     this.log.info({ tools: tools.length, restarts: this.restarts }, 'MCP upstream connected')
-    this.listed(tools)
+    await this.listed(tools)
     this.watch(client)
   }
 
@@ -207,14 +236,19 @@ class Upstream {
     return transport
   }
 
-  /** A listing (first, after a reconnect, or after `list_changed`): pin and report. */
-  private listed(tools: readonly Tool[]): void {
+  /**
+   * A listing (first, after a reconnect, or after `list_changed`): pin, record, report. Never
+   * throws: a pin that could not be recorded leaves its tool uncallable until the next listing.
+   */
+  private async listed(tools: readonly Tool[]): Promise<void> {
     const before = new Set(this.tools)
     this.tools = tools.map((t) => `${this.cfg.name}.${t.name}`)
+    const changes: PinChange[] = []
     for (const tool of tools) {
       const name = `${this.cfg.name}.${tool.name}`
       const wasBlocked = this.pins.check(name)
-      const pin = this.pins.observe(name, tool)
+      const { pin, change } = this.pins.observe(name, tool)
+      if (change) changes.push(change)
       if (pin.blocked && wasBlocked !== pin.blocked)
         this.log.error(
           { tool: name, reason: pin.blocked, score: pin.score },
@@ -223,6 +257,7 @@ class Upstream {
             : 'MCP tool definition changed; tool blocked until accepted',
         )
     }
+    await Promise.all(changes.map((c) => this.record(c)))
     const unlisted = this.unlisted().filter((t) => !before.has(t))
     if (unlisted.length > 0)
       this.log.warn({ tools: unlisted }, 'MCP upstream tools not configured; they are not callable')
@@ -231,11 +266,25 @@ class Upstream {
         this.log.warn({ tool: name }, 'configured MCP tool not offered by its upstream')
   }
 
+  private async record(change: PinChange): Promise<void> {
+    try {
+      await this.opts.record?.(change)
+      if (change.kind === 'pinned') this.pins.recorded(change.tool, change.hash)
+    } catch (err) {
+      this.log.error(
+        { err, tool: change.tool, change: change.kind },
+        'MCP tool pin not recorded; the tool is not callable until it is',
+      )
+    }
+  }
+
   /** Ping now and then: a dead HTTP upstream gives no close event, a hung stdio one neither. */
   private watch(client: Client): void {
     clearInterval(this.health)
     this.health = setInterval(() => {
       if (client !== this.connected) return
+      // Pins a failed write left unrecorded are tried again while the upstream is healthy.
+      for (const change of this.pins.unrecorded(`${this.cfg.name}.`)) void this.record(change)
       client.ping({ timeout: PING_TIMEOUT_MS }).catch((err: unknown) => {
         if (client !== this.connected) return
         this.log.warn({ err: (err as Error).message }, 'MCP upstream ping failed; reconnecting')

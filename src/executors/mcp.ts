@@ -51,6 +51,11 @@ function refuseBlocked(tool: ToolConfig, upstreams: McpUpstreams): void {
       'error',
       'tool description looks like a prompt injection; an approver must accept it',
     )
+  if (blocked === 'unrecorded')
+    throw new ToolFailure(
+      'error',
+      `\`${tool.name}\`'s definition is not in the audit log yet (the store did not take it); try again`,
+    )
   if (blocked === 'unknown' && upstreams.client(executorUpstream(tool)))
     throw new ToolFailure('error', `\`${tool.name}\` is not offered by its upstream`)
 }

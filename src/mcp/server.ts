@@ -98,10 +98,11 @@ async function callTool(
     door: 'mcp',
   }
   const outcome = await gateway.execute(call)
+  const fromUpstream = gateway.runtime.tools.get(params.name)?.executor.type === 'mcp'
   const token = ctx.mcpReq._meta?.progressToken
   if (outcome.kind === 'held' && token !== undefined && outcome.duplicateOf === undefined)
-    return waitForDecision(gateway, caller, outcome, requestId, token, ctx)
-  return callResult(requestId, outcome)
+    return waitForDecision(gateway, caller, outcome, { requestId, token, fromUpstream }, ctx)
+  return callResult(requestId, outcome, fromUpstream)
 }
 
 /**
@@ -114,10 +115,10 @@ async function waitForDecision(
   gateway: Gateway,
   caller: McpCaller,
   held: Extract<CallOutcome, { kind: 'held' }>,
-  requestId: string,
-  token: string | number,
+  how: { requestId: string; token: string | number; fromUpstream: boolean },
   ctx: ServerContext,
 ): Promise<CallToolResult> {
+  const { requestId, token, fromUpstream } = how
   const id = held.approval.id
   const until = Math.min(Date.now() + MAX_HOLD_WAIT_MS, Date.parse(held.approval.expiresAt))
   for (let waited = 0; Date.now() < until && !ctx.mcpReq.signal.aborted;) {
@@ -137,15 +138,19 @@ async function waitForDecision(
       signal: ctx.mcpReq.signal,
     })
     if (read.kind !== 'decided') break
-    const settled = settledResult(requestId, read.approval)
+    const settled = settledResult(requestId, read.approval, fromUpstream)
     if (settled) return settled
     waited += waitMs
   }
-  return callResult(requestId, held)
+  return callResult(requestId, held, fromUpstream)
 }
 
 /** A decided approval as a tool result; null while it is still pending (or approved, not yet run). */
-function settledResult(requestId: string, a: PublicApproval): CallToolResult | null {
+function settledResult(
+  requestId: string,
+  a: PublicApproval,
+  fromUpstream: boolean,
+): CallToolResult | null {
   const extra = { approval_id: a.id }
   switch (a.status) {
     case 'denied':
@@ -160,7 +165,7 @@ function settledResult(requestId: string, a: PublicApproval): CallToolResult | n
       return toolError(requestId, 'denied', 'approval_expired', 'nobody decided in time', extra)
     case 'approved':
       if (!a.executed_at) return null
-      if (a.outcome === 'ok') return executedResult(requestId, a.result)
+      if (a.outcome === 'ok') return executedResult(requestId, a.result, [], fromUpstream)
       return toolError(
         requestId,
         'tool failed',

@@ -97,6 +97,11 @@ CREATE TABLE used_nonces (
 CREATE INDEX used_nonces_expiry ON used_nonces(expires_at);
 `,
   },
+  {
+    version: 2,
+    name: 'audit events by type (MCP tool pins are read back by type at start-up)',
+    sql: `CREATE INDEX audit_type ON audit_events(type, seq);`,
+  },
 ]
 
 /** Fixed first key of the migration advisory lock; the second is the schema's hash. */

@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS audit_events (
 CREATE INDEX IF NOT EXISTS audit_agent ON audit_events(agent_id, seq);
 CREATE INDEX IF NOT EXISTS audit_session ON audit_events(session_id, seq);
 CREATE INDEX IF NOT EXISTS audit_request ON audit_events(request_id);
+CREATE INDEX IF NOT EXISTS audit_type ON audit_events(type, seq);
 -- The /stats counters (counts.ts), upserted by the writer in each append's transaction.
 CREATE TABLE IF NOT EXISTS audit_counts (
   type TEXT NOT NULL,

@@ -168,6 +168,8 @@ export function Audit(props: {
           'denied',
           'expired',
           'rejected',
+          'pinned',
+          'blocked',
         ])}
         {field('risk_level', 'select', ['low', 'medium', 'high', 'critical'])}
         {field('from', 'input', [], 'datetime-local')}

@@ -2,6 +2,7 @@ import { Ollama, type Message } from 'ollama'
 import {
   parseArguments,
   ProviderError,
+  wireNames,
   type ChatMessage,
   type ModelProvider,
   type ModelTurn,
@@ -20,17 +21,18 @@ export function ollamaProvider(opts: OllamaOptions): ModelProvider {
   return {
     name: 'ollama',
     async chat(messages: ChatMessage[], tools: ToolSpec[]): Promise<ModelTurn> {
+      const names = wireNames(tools)
       let response
       try {
         response = await client.chat({
           model: opts.model,
           stream: false,
-          messages: messages.map(toOllama),
+          messages: messages.map((m) => toOllama(m, names.toWire)),
           ...(tools.length > 0 && {
             tools: tools.map((t) => ({
               type: 'function',
               function: {
-                name: t.name,
+                name: names.toWire(t.name),
                 description: t.description,
                 parameters: t.parameters as never,
               },
@@ -54,7 +56,7 @@ export function ollamaProvider(opts: OllamaOptions): ModelProvider {
             throw new ProviderError('ollama', 'bad_response', 'a tool call has no function name')
           return {
             id: `call_${i}`,
-            name: c.function.name,
+            name: names.fromWire(c.function.name),
             arguments: parseArguments('ollama', c.function.arguments),
           }
         }),
@@ -63,15 +65,16 @@ export function ollamaProvider(opts: OllamaOptions): ModelProvider {
   }
 }
 
-function toOllama(m: ChatMessage): Message {
-  if (m.role === 'tool') return { role: 'tool', content: m.content, tool_name: m.name } as Message
+function toOllama(m: ChatMessage, toWire: (name: string) => string): Message {
+  if (m.role === 'tool')
+    return { role: 'tool', content: m.content, tool_name: toWire(m.name) } as Message
   if (m.role === 'assistant')
     return {
       role: 'assistant',
       content: m.content,
       ...(m.toolCalls?.length && {
         tool_calls: m.toolCalls.map((c) => ({
-          function: { name: c.name, arguments: c.arguments },
+          function: { name: toWire(c.name), arguments: c.arguments },
         })),
       }),
     }

@@ -2,6 +2,7 @@ import OpenAI from 'openai'
 import {
   parseArguments,
   ProviderError,
+  wireNames,
   type ChatMessage,
   type ModelProvider,
   type ModelTurn,
@@ -30,15 +31,20 @@ export function openAiProvider(opts: OpenAiOptions): ModelProvider {
     name: 'openai',
     async chat(messages: ChatMessage[], tools: ToolSpec[]): Promise<ModelTurn> {
       if (!client) throw new ProviderError('openai', 'not_configured', 'OPENAI_API_KEY is not set')
+      const names = wireNames(tools)
       let completion
       try {
         completion = await client.chat.completions.create({
           model: opts.model,
-          messages: messages.map(toOpenAi),
+          messages: messages.map((m) => toOpenAi(m, names.toWire)),
           ...(tools.length > 0 && {
             tools: tools.map((t) => ({
               type: 'function' as const,
-              function: { name: t.name, description: t.description, parameters: t.parameters },
+              function: {
+                name: names.toWire(t.name),
+                description: t.description,
+                parameters: t.parameters,
+              },
             })),
           }),
         })
@@ -63,7 +69,7 @@ export function openAiProvider(opts: OpenAiOptions): ModelProvider {
             )
           return {
             id: c.id || `call_${i}`,
-            name: c.function.name,
+            name: names.fromWire(c.function.name),
             arguments: parseArguments('openai', c.function.arguments),
           }
         }),
@@ -72,7 +78,10 @@ export function openAiProvider(opts: OpenAiOptions): ModelProvider {
   }
 }
 
-function toOpenAi(m: ChatMessage): OpenAI.Chat.Completions.ChatCompletionMessageParam {
+function toOpenAi(
+  m: ChatMessage,
+  toWire: (name: string) => string,
+): OpenAI.Chat.Completions.ChatCompletionMessageParam {
   if (m.role === 'tool') return { role: 'tool', tool_call_id: m.toolCallId, content: m.content }
   if (m.role === 'assistant')
     return {
@@ -82,7 +91,7 @@ function toOpenAi(m: ChatMessage): OpenAI.Chat.Completions.ChatCompletionMessage
         tool_calls: m.toolCalls.map((c) => ({
           id: c.id,
           type: 'function' as const,
-          function: { name: c.name, arguments: JSON.stringify(c.arguments) },
+          function: { name: toWire(c.name), arguments: JSON.stringify(c.arguments) },
         })),
       }),
     }

@@ -68,3 +68,27 @@ export function parseArguments(provider: string, raw: unknown): Record<string, u
     )
   return value as Record<string, unknown>
 }
+
+/**
+ * Tool names as a provider may carry them. OpenAI function names must match
+ * `^[a-zA-Z0-9_-]{1,64}$` (and Ollama's models are trained on the same), but an MCP tool's Warden
+ * name has a dot (`everything.echo`). Each name is given a wire form with the other characters
+ * replaced by `_` (made unique with a suffix when two would meet), and the model's answer is
+ * mapped back through the same table, so a name the model invents stays unknown to Warden.
+ */
+export function wireNames(tools: ToolSpec[]): {
+  toWire: (name: string) => string
+  fromWire: (wire: string) => string
+} {
+  const out = new Map<string, string>()
+  const back = new Map<string, string>()
+  for (const { name } of tools) {
+    if (out.has(name)) continue
+    const base = name.replace(/[^a-zA-Z0-9_-]/g, '_').slice(0, 60) || 'tool'
+    let wire = base
+    for (let n = 2; back.has(wire); n++) wire = `${base}_${n}`
+    out.set(name, wire)
+    back.set(wire, name)
+  }
+  return { toWire: (name) => out.get(name) ?? name, fromWire: (wire) => back.get(wire) ?? wire }
+}
