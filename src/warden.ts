@@ -403,7 +403,13 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
   }
   const reload = (by: string): Promise<ReloadResult> => {
     const result = reloading.then(() => reloadOnce(by))
-    reloading = result.catch(() => {})
+    reloading = result.then(
+      () => metrics.configReloads.inc({ result: 'ok' }),
+      (err: unknown) =>
+        metrics.configReloads.inc({
+          result: err instanceof WardenError ? err.code : 'internal_error',
+        }),
+    )
     return result
   }
   return {

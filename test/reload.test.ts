@@ -155,6 +155,8 @@ describe('POST /admin/reload', () => {
     expect(still.statusCode).toBe(200)
     expect(still.json().policy_version).toBe(before)
     expect(await w.stores.audit.query({ type: 'config_reloaded', limit: 5 })).toEqual([])
+    const metrics = (await w.app.inject({ url: '/metrics' })).body
+    expect(metrics).toContain('warden_config_reloads_total{result="config_invalid"} 1')
   })
 
   it('a file that does not parse is refused the same way', async () => {
