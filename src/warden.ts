@@ -110,7 +110,7 @@ const RESTART_ONLY: readonly (readonly string[])[] = [
   ['approvals', 'notify'],
 ]
 
-/** The first path under which `a` and `b` differ (`[]` when they are equal). */
+/** The first path under which `a` and `b` differ, or null when they are equal. */
 function firstDifference(
   a: unknown,
   b: unknown,

@@ -2,6 +2,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import Database from 'better-sqlite3'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { verifyChain } from '../src/audit/verify.js'
 import { DemoBackend } from '../src/demo/backend.js'
@@ -197,6 +198,25 @@ describe('POST /admin/reload', () => {
     }
     expect(w.loaded.policyVersion).toBe(before)
     expect((await lookup(w)).statusCode).toBe(200)
+  })
+
+  it('a reload the audit log cannot record is refused and changes nothing', async () => {
+    const cfg = configCopy('unrecorded')
+    const w = await start({ config: cfg.main })
+    const before = w.loaded.policyVersion
+    // A real SQLite failure, for this event type only: the log refuses the reload's event.
+    const db = new Database(w.dbPath)
+    db.exec(`CREATE TRIGGER refuse_reloads BEFORE INSERT ON audit_events
+      WHEN NEW.type = 'config_reloaded' BEGIN SELECT RAISE(ABORT, 'disk full'); END`)
+    db.close()
+    cfg.edit('policy.yaml', pauseLookups)
+    const r = await reload(w)
+    expect(r.statusCode).toBe(503)
+    expect(r.json().error.code).toBe('audit_unavailable')
+    expect(w.loaded.policyVersion).toBe(before)
+    const still = await lookup(w)
+    expect(still.statusCode).toBe(200)
+    expect(still.json().policy_version).toBe(before)
   })
 
   it('an unchanged configuration reloads to the same version, still recorded', async () => {
