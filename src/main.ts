@@ -7,9 +7,11 @@ import { scanJsonl, scanOne } from './cli/scan.js'
 import {
   auditExport,
   auditVerify,
+  backup,
   configCheck,
   keysCreate,
   migrate,
+  migrateSqlite,
   policyTest,
   type AuditSource,
   type Io,
@@ -34,7 +36,9 @@ const USAGE = `usage: warden <command>
   audit verify [--db FILE]      check the audit hash chain; names the first bad event
   audit export [--format jsonl|csv|cef] [--db FILE] [--out FILE]
                                 with DATABASE_URL set, both read PostgreSQL (--schema NAME) instead
-  migrate [--schema NAME]       apply the PostgreSQL migrations (DATABASE_URL) and list them
+  migrate [--db FILE | --schema NAME]  bring the store schema up to date: the SQLite file, or
+                                with DATABASE_URL the PostgreSQL migrations (listed as applied)
+  backup --out FILE [--db FILE] an online copy of the SQLite store, verified (PostgreSQL: pg_dump)
   policy test <dir> [--config FILE]   run scenario files through the pipeline
   config check [--config FILE]  validate a configuration
   scan TEXT | --jsonl FILE      score text with the prompt-injection detector (FILE - is stdin)
@@ -74,7 +78,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     token: values.token ?? env.WARDEN_APPROVER_TOKEN,
   }
   try {
-    const single = command === 'scan' || command === 'replay' || command === 'migrate'
+    const single = ['scan', 'replay', 'migrate', 'backup'].includes(command ?? '')
     switch (single ? command : `${command ?? ''} ${sub ?? ''}`.trim()) {
       case 'start':
         return await serve(configFile, env, { gateway: true, agents: true, dashboard: true })
@@ -94,13 +98,24 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
           return usage('--format must be jsonl, csv or cef')
         return await auditExport(auditSource(), values.format, values.out, io)
       case 'migrate':
-        if (databaseUrl === undefined) return usage('migrate needs DATABASE_URL (postgres://…)')
+        if (databaseUrl === undefined) {
+          if (values.schema !== undefined)
+            return usage('--schema needs DATABASE_URL (postgres://…)')
+          return await migrateSqlite(dbPath(), values.json, io)
+        }
         return await migrate(
           postgresUrl(databaseUrl),
           values.schema ?? (env.DATABASE_SCHEMA || undefined),
           values.json,
           io,
         )
+      case 'backup':
+        if (databaseUrl !== undefined)
+          return usage(
+            'backup copies a SQLite store; back up PostgreSQL with pg_dump (docs/operations.md)',
+          )
+        if (!values.out) return usage('backup needs --out FILE (a new file)')
+        return await backup(dbPath(), values.out, values.json, io)
       case 'approvals list':
         return await approvalsList(client, values.json, io)
       case 'approvals approve':
@@ -209,6 +224,22 @@ async function serve(
       ...(env.REDIS_PREFIX && { redisPrefix: env.REDIS_PREFIX }),
     })
     closers.push(() => warden.close())
+    // SIGHUP reloads the configuration files (as `POST /admin/reload` does); a refused reload
+    // keeps the configuration in force and says why (docs/operations.md).
+    const onHangup = () => {
+      warden.reload('signal:SIGHUP').then(
+        (r) => logger.info(r, 'SIGHUP: configuration reloaded'),
+        (err: unknown) =>
+          logger.error(
+            { code: (err as { code?: string }).code, err: (err as Error).message },
+            'SIGHUP: reload refused; the configuration in force is kept',
+          ),
+      )
+    }
+    process.on('SIGHUP', onHangup)
+    closers.unshift(async () => {
+      process.off('SIGHUP', onHangup)
+    })
     const port = env.PORT ? Number(env.PORT) : loaded.config.server.port
     await warden.app.listen({ host: loaded.config.server.host, port })
     logger.info(
@@ -272,6 +303,8 @@ async function serve(
       logger.info({ signal }, 'shutting down')
       resolve()
     }
+    // SIGTERM (an orchestrator's stop) and SIGINT: stop taking requests, let the running ones
+    // finish (bounded), record every tool run, close the store; then exit 0 (docs/operations.md).
     process.once('SIGINT', stop)
     process.once('SIGTERM', stop)
   })

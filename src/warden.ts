@@ -3,8 +3,10 @@ import { dirname } from 'node:path'
 import { pino, type Logger } from 'pino'
 import { buildApp } from './http/app.js'
 import type { UpstreamAdmin } from './http/routes/mcp-upstreams.js'
-import { toolAcceptedEvent, toolPinEvent } from './audit/events.js'
-import { loadConfig, type LoadedConfig } from './config/loader.js'
+import { configReloadedEvent, toolAcceptedEvent, toolPinEvent } from './audit/events.js'
+import { ConfigError, formatPath, loadConfig, type LoadedConfig } from './config/loader.js'
+import { canonicalHash } from './domain/canonical.js'
+import { WardenError } from './domain/errors.js'
 import { DemoBackend } from './demo/backend.js'
 import { memoryBus, type EventBus } from './events/bus.js'
 import { followedBus } from './events/follow.js'
@@ -17,7 +19,7 @@ import type { ToolCall } from './domain/types.js'
 import { createEngine } from './gateway/engine.js'
 import type { Gateway } from './gateway/service.js'
 import { Metrics } from './http/metrics.js'
-import { buildRuntime } from './pipeline/runtime.js'
+import { buildRuntime, LiveRuntime, type RuntimeSources } from './pipeline/runtime.js'
 import { restoreState } from './pipeline/restore.js'
 import { pipeline } from './pipeline/runner.js'
 import { openState, type StateBackend } from './state/index.js'
@@ -84,13 +86,81 @@ export interface WardenOptions {
   }
 }
 
+/** What a reload did: the version it replaced and the one now in force. */
+export interface ReloadResult {
+  file: string
+  previous_policy_version: string
+  policy_version: string
+  /** False when the files load to the configuration already in force (still recorded). */
+  changed: boolean
+}
+
+/**
+ * The parts of the configuration that are wired once at start (a listening socket, a store, a
+ * state backend, child processes, the demo world, a bound on the state's memory, the Host guard's
+ * notify host): a reload that changes one is refused naming the field; they need a restart.
+ */
+const RESTART_ONLY: readonly (readonly string[])[] = [
+  ['server'],
+  ['store'],
+  ['state'],
+  ['mcp_upstreams'],
+  ['demo'],
+  ['sessions', 'max_sessions'],
+  ['approvals', 'notify'],
+]
+
+/** The first path under which `a` and `b` differ, or null when they are equal. */
+function firstDifference(
+  a: unknown,
+  b: unknown,
+  path: (string | number)[],
+): (string | number)[] | null {
+  if (canonicalHash(a ?? null) === canonicalHash(b ?? null)) return null
+  if (a && b && typeof a === 'object' && typeof b === 'object') {
+    const keys = new Set([...Object.keys(a), ...Object.keys(b)])
+    for (const key of keys) {
+      const k = Array.isArray(a) ? Number(key) : key
+      const found = firstDifference(
+        (a as Record<string, unknown>)[key],
+        (b as Record<string, unknown>)[key],
+        [...path, k],
+      )
+      if (found) return found
+    }
+  }
+  return path
+}
+
+/** Why `next` cannot replace `current` without a restart, naming the file and field; or null. */
+export function restartOnlyChange(current: LoadedConfig, next: LoadedConfig): string | null {
+  for (const section of RESTART_ONLY) {
+    const pick = (c: LoadedConfig) =>
+      section.reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], c.config)
+    const diff = firstDifference(pick(current), pick(next), [...section])
+    if (diff) {
+      const file = next.sources[section[0]!] ?? next.file
+      return `${file}: ${formatPath(diff)}: changed, and it takes effect only at a restart (the configuration in force is kept)`
+    }
+  }
+  return null
+}
+
 /** A wired gateway: the HTTP app and the parts behind it. */
 export interface Warden {
   app: FastifyInstance
   gateway: Gateway
   stores: Stores
   bus: EventBus
-  loaded: LoadedConfig
+  /** The configuration in force (replaced by a successful reload). */
+  readonly loaded: LoadedConfig
+  /**
+   * Load the configuration files again and put them in force for calls that start from now on;
+   * calls in flight finish under the version they started with. Validated first: on any error
+   * (`config_invalid`, `config_needs_restart`, `audit_unavailable`) the configuration in force
+   * is kept. Recorded as a `config_reloaded` event before it takes effect. `by` is who asked.
+   */
+  reload(by: string): Promise<ReloadResult>
   /** The MCP upstreams (none unless `mcp_upstreams` is set): status, unlisted tools, pins. */
   mcp: McpUpstreams
   close(): Promise<void>
@@ -166,12 +236,15 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
       await pinLog.record(change)
     },
   })
-  const runtime = buildRuntime(loaded, state, {
+  // Live facts the pipeline reads that are not configuration; a reload keeps them.
+  const sources: RuntimeSources = {
     definitionBlock: (tool) => {
       const blocked = mcp.check(tool)
       return blocked === 'changed' || blocked === 'poisoned' ? blocked : undefined
     },
-  })
+  }
+  let current = loaded
+  const runtime = new LiveRuntime(buildRuntime(loaded, state, sources))
   if (restore) {
     // INVARIANT: before the app exists, so no call is decided on state not yet rebuilt. A log
     // that cannot be read stops the start-up: serving with forgotten limits would fail open.
@@ -238,7 +311,7 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
         const world = memoryStores()
         try {
           return await createEngine({
-            pipeline: pipeline({ ...runtime, state: await openState({ kind: 'memory' }) }),
+            pipeline: pipeline({ ...runtime.current, state: await openState({ kind: 'memory' }) }),
             stores: { ...world, audit: scenarioAudit(stores.audit) },
             bus,
             executors: { ...executors, demo: demoExecutor(new DemoBackend()) },
@@ -294,6 +367,7 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
     metrics,
     runScenario,
     mcpAdmin,
+    reload: (by) => reload(by),
   }).catch(failed)
   const interval = opts.sweepIntervalMs ?? 5000
   const sweeper =
@@ -304,13 +378,58 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
             .catch((err) => logger.error({ err }, 'approval expiry sweep failed'))
         }, interval).unref()
       : undefined
+  // Reloads run one at a time: each validates against (and replaces) the one before it.
+  let reloading: Promise<unknown> = Promise.resolve()
+  const reloadOnce = async (by: string): Promise<ReloadResult> => {
+    let next: LoadedConfig
+    let nextRuntime
+    try {
+      next = loadConfig(current.file)
+      nextRuntime = buildRuntime(next, state, sources)
+    } catch (err) {
+      if (err instanceof ConfigError) throw new WardenError('config_invalid', err.message)
+      throw err
+    }
+    const refused = restartOnlyChange(current, next)
+    if (refused) throw new WardenError('config_needs_restart', refused)
+    const previous = current.policyVersion
+    // INVARIANT: recorded before it takes effect; no decision names a version the log does not
+    // show coming into force. A log that cannot take the event keeps the configuration in force.
+    await engine.recorder.record([configReloadedEvent(by, previous, next.policyVersion, next.file)])
+    runtime.swap(nextRuntime)
+    current = next
+    logger.info(
+      { by, previous_policy_version: previous, policy_version: next.policyVersion },
+      'configuration reloaded',
+    )
+    return {
+      file: next.file,
+      previous_policy_version: previous,
+      policy_version: next.policyVersion,
+      changed: previous !== next.policyVersion,
+    }
+  }
+  const reload = (by: string): Promise<ReloadResult> => {
+    const result = reloading.then(() => reloadOnce(by))
+    reloading = result.then(
+      () => metrics.configReloads.inc({ result: 'ok' }),
+      (err: unknown) =>
+        metrics.configReloads.inc({
+          result: err instanceof WardenError ? err.code : 'internal_error',
+        }),
+    )
+    return result
+  }
   return {
     app,
     gateway,
     stores,
     bus,
-    loaded,
+    get loaded() {
+      return current
+    },
     mcp,
+    reload,
     async close() {
       if (sweeper) clearInterval(sweeper)
       // Long waits (a held call's `?wait=`, an MCP call waiting for its approval) get a grace

@@ -213,7 +213,8 @@ describe('warden CLI on PostgreSQL (DATABASE_URL)', () => {
   it('migrate applies the migrations once, then says the schema is up to date', async () => {
     const schema = tempSchema()
     try {
-      expect(await run(['migrate'], {})).toMatchObject({ code: 2 })
+      // `--schema` is PostgreSQL's: without DATABASE_URL it is a usage error, not a SQLite migrate.
+      expect(await run(['migrate', '--schema', schema], {})).toMatchObject({ code: 2 })
       const first = await run(['migrate', '--schema', schema], env)
       expect(first.code).toBe(0)
       expect(first.out).toBe(MIGRATIONS.map((m) => `applied ${m.version}: ${m.name}`).join('\n'))

@@ -36,7 +36,7 @@ export async function startWarden(
     ...opts,
     mcp: { connect: false, ...opts.mcp },
   })
-  return {
+  const started = {
     ...warden,
     dbPath,
     dir,
@@ -45,6 +45,8 @@ export async function startWarden(
       rmSync(dir, { recursive: true, force: true })
     },
   }
+  // `loaded` is the configuration in force: it follows reloads (a spread would freeze it).
+  return Object.defineProperty(started, 'loaded', { get: () => warden.loaded, enumerable: true })
 }
 
 /** POST /gateway/execute as `agent` with its demo key. */

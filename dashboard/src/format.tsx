@@ -11,6 +11,7 @@ export const DECISION_ICON: Record<string, string> = {
   rejected: '🚫',
   pinned: '📌',
   blocked: '🔒',
+  reloaded: '🔄',
 }
 
 export const DECISION_LABEL: Record<string, string> = {
@@ -24,6 +25,7 @@ export const DECISION_LABEL: Record<string, string> = {
   rejected: 'rejected',
   pinned: 'tool definition pinned',
   blocked: 'tool definition blocked',
+  reloaded: 'configuration reloaded',
 }
 
 export const RISK_COLOR: Record<RiskLevel, string> = {

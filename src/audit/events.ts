@@ -277,3 +277,37 @@ export function toolAcceptedEvent(
     approver,
   }
 }
+
+/**
+ * The configuration was reloaded: calls starting after this event are decided under `to`. The
+ * event itself carries the new version (`policy_version`) and names the one it replaced; `by` is
+ * the approver who asked, or `signal:SIGHUP` for the process signal.
+ */
+export function configReloadedEvent(
+  by: string,
+  from: string,
+  to: string,
+  file: string,
+): AuditEventInput {
+  return {
+    version: 1,
+    id: timeOrderedId(),
+    type: 'config_reloaded',
+    timestamp: new Date().toISOString(),
+    request_id: timeOrderedId(),
+    agent_id: '',
+    principal: by,
+    tool: '',
+    session_id: null,
+    decision: 'reloaded',
+    layer: null,
+    code: null,
+    reason: `\`${by}\` reloaded ${file}: policy ${from} replaced by ${to}`,
+    risk: { score: 0, level: 'low' },
+    policy_version: to,
+    args_hash: '',
+    params: { file, previous_policy_version: from },
+    masked: [],
+    checks: [],
+  }
+}

@@ -7,6 +7,7 @@ import { loadConfig } from '../config/loader.js'
 import { sha256Hex } from '../auth/credentials.js'
 import { runScenarioFile, scenarioFiles } from '../replay/scenario-runner.js'
 import {
+  backupSqlite,
   migratePostgres,
   openStores,
   postgresHasAuditLog,
@@ -134,6 +135,41 @@ export async function migrate(
   else if (applied.length === 0) io.out('ok: the schema is up to date')
   else for (const m of applied) io.out(`applied ${m.version}: ${m.name}`)
   return 0
+}
+
+/**
+ * `warden migrate` without `DATABASE_URL`: bring the SQLite store file up to date (its schema is
+ * created and upgraded in place when it is opened; this does it ahead of a start, and says so).
+ */
+export async function migrateSqlite(sqlitePath: string, json: boolean, io: Io): Promise<number> {
+  const created = !existsSync(sqlitePath)
+  const stores = await openStores({ kind: 'sqlite', sqlitePath })
+  await stores.close()
+  if (json) io.out(JSON.stringify({ sqlite: sqlitePath, created }))
+  else io.out(`ok: ${sqlitePath} is up to date${created ? ' (created)' : ''}`)
+  return 0
+}
+
+/**
+ * `warden backup --out FILE`: an online copy of the SQLite store (the gateway may keep running),
+ * whose hash chain is verified before the command reports success. PostgreSQL is backed up with
+ * `pg_dump` (docs/operations.md).
+ */
+export async function backup(sqlitePath: string, outFile: string, json: boolean, io: Io) {
+  const source: AuditSource = { kind: 'sqlite', sqlitePath }
+  if (!(await exists(source))) return missing(source, io)
+  const { pages } = await backupSqlite(sqlitePath, outFile)
+  const stores = await openStores({ kind: 'sqlite', sqlitePath: outFile })
+  try {
+    const result = await verifyChain(stores.audit)
+    if (json) io.out(JSON.stringify({ out: outFile, pages, ...result }))
+    else if (result.ok)
+      io.out(`ok: backed up to ${outFile}; ${result.checked} events verified; head ${result.head}`)
+    else io.out(`FAILED: the copy at ${outFile} does not verify at seq ${result.firstBad?.seq}`)
+    return result.ok ? 0 : 1
+  } finally {
+    await stores.close()
+  }
 }
 
 async function exists(source: AuditSource): Promise<boolean> {

@@ -10,7 +10,8 @@ export interface StoredEvent {
 
 /**
  * Event types on the stream and in the log: the seed's nine, execution and expiry, rejections,
- * agent messages, and MCP tool definitions pinned, changed (blocked) and accepted by an approver.
+ * agent messages, MCP tool definitions pinned, changed (blocked) and accepted by an approver, and
+ * a configuration reload (which policy version replaced which, who asked).
  */
 export const EVENT_TYPES = [
   'tool_call_allowed',
@@ -30,6 +31,7 @@ export const EVENT_TYPES = [
   'tool_definition_pinned',
   'tool_definition_changed',
   'tool_definition_accepted',
+  'config_reloaded',
 ] as const
 export type EventType = (typeof EVENT_TYPES)[number]
 
@@ -59,6 +61,7 @@ export interface AuditEventInput {
     | 'delivered'
     | 'pinned'
     | 'blocked'
+    | 'reloaded'
   layer: string | null
   code: string | null
   reason: string

@@ -117,6 +117,17 @@ export const ERROR_CATALOG = {
     summary: 'the agent holds too many unexpired Idempotency-Keys',
   },
 
+  // operations (docs/operations.md)
+  config_invalid: {
+    status: 422,
+    summary: 'a reload found the configuration files invalid; the one in force is kept',
+  },
+  config_needs_restart: {
+    status: 409,
+    summary: 'a reload changes a field that takes effect only at a restart; nothing changed',
+  },
+  shutting_down: { status: 503, summary: 'the gateway is stopping; retry on another instance' },
+
   // 5xx: could not decide or could not execute; never a silent allow
   layer_failed: { status: 503, summary: 'a pipeline layer failed; the call was denied' },
   audit_unavailable: { status: 503, summary: 'the audit store could not record the decision' },

@@ -8,7 +8,7 @@ import type { ErrorCode } from '../domain/errors.js'
 import type { OutputWarning } from '../domain/outcome.js'
 import type { ToolCall } from '../domain/types.js'
 import { inspectOutput } from '../pipeline/output.js'
-import type { Runtime } from '../pipeline/runtime.js'
+import { snapshotOf, type Runtime } from '../pipeline/runtime.js'
 import { ToolFailure, type Executor } from './types.js'
 
 const tracer = trace.getTracer('warden')
@@ -31,8 +31,11 @@ export interface ToolRun {
 
 /** Runs allowed and approved calls: once, with the output checks, and records what happened. */
 export interface ToolRunner {
-  /** Run the tool once and inspect its output. A tool failure is a value, never a throw. */
-  invoke(tool: ToolConfig, call: RunnableCall, approvalId?: string): Promise<ToolRun>
+  /**
+   * Run the tool once and inspect its output (under `at`, the runtime the call was decided under;
+   * by default the current one). A tool failure is a value, never a throw.
+   */
+  invoke(tool: ToolConfig, call: RunnableCall, approvalId?: string, at?: Runtime): Promise<ToolRun>
   /** Record a run's outcome after `decision`; throws when the audit log cannot take it. */
   record(run: ToolRun, decision: AuditEventInput, approvalId?: string): Promise<void>
   /**
@@ -62,10 +65,15 @@ export function toolRunner(deps: ToolRunnerDeps): ToolRunner {
     for (const w of waiters) w()
     waiters = []
   }
-  const invoke = async (tool: ToolConfig, call: RunnableCall, approvalId?: string) => {
+  const invoke = async (
+    tool: ToolConfig,
+    call: RunnableCall,
+    approvalId?: string,
+    at: Runtime = snapshotOf(deps.runtime),
+  ) => {
     open++
     try {
-      return await invokeOnce(tool, call, approvalId)
+      return await invokeOnce(tool, call, at, approvalId)
     } catch (err) {
       close()
       throw err
@@ -74,6 +82,7 @@ export function toolRunner(deps: ToolRunnerDeps): ToolRunner {
   const invokeOnce = async (
     tool: ToolConfig,
     call: RunnableCall,
+    rt: Runtime,
     approvalId?: string,
   ): Promise<ToolRun> => {
     const started = performance.now()
@@ -109,7 +118,7 @@ export function toolRunner(deps: ToolRunnerDeps): ToolRunner {
       const latencyMs = performance.now() - started
       return { outcome, result: raw, audited: maskPii(raw, '/result'), failure, latencyMs }
     }
-    const inspected = await inspectOutput(deps.runtime, tool, call, raw, Date.now(), (err) =>
+    const inspected = await inspectOutput(rt, tool, call, raw, Date.now(), (err) =>
       deps.onError?.(err, 'state:taint'),
     )
     return {

@@ -9,6 +9,7 @@ import { notRecorded, refused, unavailable, type CallOutcome } from '../domain/o
 import type { Decision, ToolCall } from '../domain/types.js'
 import type { ToolRunner } from '../executors/tool-runner.js'
 import type { Pipeline } from '../pipeline/runner.js'
+import { snapshotOf, type Runtime } from '../pipeline/runtime.js'
 import type { IdempotencyStore } from '../store/types.js'
 
 /** OpenTelemetry: a no-op until an SDK is registered (`OTEL_EXPORTER_OTLP_ENDPOINT`, src/telemetry.ts). */
@@ -67,10 +68,13 @@ export class Gateway {
    * agent's own takes a key, so nobody can take (or read) another agent's keys.
    */
   private async executeOnce(call: ToolCall, span: Span): Promise<CallOutcome> {
+    // INVARIANT: one runtime version from here to the end of the call (decision, tool, output
+    // checks), however many reloads happen meanwhile; the decision names that version.
+    const rt = snapshotOf(this.runtime)
     const key = call.idempotencyKey
-    if (key === undefined || principalOf(this.runtime, call.credential).agent?.id !== call.agentId)
-      return this.executeInSpan(call, span, { ran: false })
-    const { ttl_seconds, max_keys_per_agent } = this.runtime.config.idempotency
+    if (key === undefined || principalOf(rt, call.credential).agent?.id !== call.agentId)
+      return this.executeInSpan(call, span, { ran: false }, rt)
+    const { ttl_seconds, max_keys_per_agent } = rt.config.idempotency
     const store = this.deps.idempotency
     const fingerprint = canonicalHash({ tool: call.tool, params: call.params })
     const now = new Date(call.receivedAt)
@@ -121,7 +125,7 @@ export class Gateway {
     const progress = { ran: false }
     let outcome: CallOutcome
     try {
-      outcome = await this.executeInSpan(call, span, progress)
+      outcome = await this.executeInSpan(call, span, progress, rt)
     } catch (err) {
       // Whatever happened, a retry must not run the call a second time if it may have run.
       if (!progress.ran) await store.release(call.agentId, key).catch(() => {})
@@ -155,10 +159,11 @@ export class Gateway {
     call: ToolCall,
     span: Span,
     progress: { ran: boolean },
+    rt: Runtime,
   ): Promise<CallOutcome> {
     let decision: Decision
     try {
-      decision = await this.deps.pipeline.decide(call)
+      decision = await this.deps.pipeline.decide(call, rt)
     } catch (err) {
       span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message })
       // The pipeline could not finish (its state store failed): nothing runs.
@@ -188,10 +193,10 @@ export class Gateway {
     }
     if (decision.decision === 'deny') return { kind: 'denied', decision }
 
-    const tool = this.runtime.tools.get(call.tool)
+    const tool = rt.tools.get(call.tool)
     if (!tool) throw new Error(`allowed call for unknown tool \`${call.tool}\``)
     progress.ran = true
-    const run = await this.deps.runner.invoke(tool, call)
+    const run = await this.deps.runner.invoke(tool, call, undefined, rt)
     try {
       await this.deps.runner.record(run, event)
     } catch (err) {

@@ -22,6 +22,7 @@ import { installHostGuard } from './host-guard.js'
 import { installIpLimits, replyLimited, timeoutOptions } from './limits.js'
 import { Metrics } from './metrics.js'
 import { registerOpenApi } from './openapi.js'
+import { adminRoutes, type AdminRoutesOptions } from './routes/admin.js'
 import { approvalRoutes } from './routes/approvals.js'
 import { auditRoutes } from './routes/audit.js'
 import { authRoutes } from './routes/auth.js'
@@ -55,6 +56,8 @@ export interface AppDeps {
   messenger: Messenger
   /** The MCP upstreams' status and pins (empty without `mcp_upstreams`). */
   mcpAdmin?: UpstreamAdmin
+  /** Reloads the configuration files (`POST /admin/reload`); see `Warden.reload`. */
+  reload: AdminRoutesOptions['reload']
 }
 
 /**
@@ -67,9 +70,27 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { audit } = stores
   const { runtime } = gateway
   const metrics = deps.metrics ?? new Metrics()
+  // The agents and tools counted by name are the configured ones, after any reload.
+  const known = new WeakMap<object, { agents: Set<string>; tools: Set<string> }>()
+  const knownNow = () => {
+    const { config } = runtime
+    let sets = known.get(config)
+    if (!sets) {
+      sets = {
+        agents: new Set(config.agents.map((a) => a.id)),
+        tools: new Set(config.tools.map((t) => t.name)),
+      }
+      known.set(config, sets)
+    }
+    return sets
+  }
   const stats = new Stats(audit, bus, {
-    agents: new Set(runtime.config.agents.map((a) => a.id)),
-    tools: new Set(runtime.config.tools.map((t) => t.name)),
+    get agents() {
+      return knownNow().agents
+    },
+    get tools() {
+      return knownNow().tools
+    },
   })
   const app = Fastify({
     loggerInstance: deps.logger,
@@ -80,7 +101,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Decisions are logged and audited by the gateway; per-request access logs would double them.
     logController: new LogController({ disableRequestLogging: true }),
     frameworkErrors: replyFrameworkError,
+    // Refused by the hook below instead, with a catalog code (Fastify's own 503 has none).
+    return503OnClosing: false,
   })
+  installShutdownRefusal(app)
   installLimits(app, gateway)
   await app.register(websocket, {
     options: {
@@ -104,6 +128,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(authRoutes, { runtime })
   await app.register(auditRoutes, { runtime, audit })
   await app.register(configRoutes, { runtime })
+  await app.register(adminRoutes, { runtime, reload: deps.reload })
   if (deps.mcpAdmin) await app.register(mcpUpstreamRoutes, { runtime, admin: deps.mcpAdmin })
   if (deps.runScenario)
     await app.register(demoRoutes, {
@@ -117,6 +142,26 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     onError: (err) => deps.logger.warn({ err }, 'mcp: request failed'),
   })
   return app
+}
+
+/**
+ * Shutdown (docs/operations.md): once the app is closing, a request that still arrives (on a
+ * kept-alive connection) is refused with `shutting_down` and its connection closed, before
+ * anything else looks at it: nothing new is decided, and the client knows it may retry the call
+ * elsewhere. Requests already running are not affected; they finish.
+ */
+function installShutdownRefusal(app: FastifyInstance): void {
+  let closing = false
+  app.addHook('preClose', async () => {
+    closing = true
+  })
+  app.addHook('onRequest', async (req, reply) => {
+    if (!closing) return
+    reply.header('connection', 'close')
+    return reply
+      .code(statusOf('shutting_down'))
+      .send(errorBody('shutting_down', 'the gateway is stopping; nothing was decided', req.id))
+  })
 }
 
 /**

@@ -53,6 +53,12 @@ export class Metrics {
     buckets: [0.001, 0.005, 0.025, 0.1, 0.5, 2, 10],
     registers: [this.registry],
   })
+  readonly configReloads = new Counter({
+    name: 'warden_config_reloads_total',
+    help: 'Configuration reloads (SIGHUP, POST /admin/reload) by result: ok, or the error code that refused it',
+    labelNames: ['result'],
+    registers: [this.registry],
+  })
   readonly approvalsPending = new Gauge({
     name: 'warden_approvals_pending',
     help: 'Approvals waiting for a person',

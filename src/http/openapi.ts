@@ -236,6 +236,22 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
       409: '`definition_changed`: the upstream changed the tool again since it was shown',
     },
   },
+  'POST /admin/reload': {
+    summary:
+      'Reload the configuration files without a restart (approver); recorded in the audit log',
+    description:
+      'Validates first and keeps the configuration in force on any error. Calls already started finish under the policy version they started with; calls after the reload are decided under the new one. Changing `server`, `store`, `state`, `mcp_upstreams`, `demo`, `sessions.max_sessions` or `approvals.notify` needs a restart and is refused. See docs/operations.md.',
+    tags: ['configuration'],
+    security: 'approver',
+    responses: {
+      200: ['the new configuration is in force', s.reloadResponse],
+      401: 'not an approver',
+      403: 'not an approver',
+      409: '`config_needs_restart`: a field that takes effect only at a restart changed',
+      422: '`config_invalid`: the files do not validate (the message names file and field)',
+      503: '`audit_unavailable`: the reload could not be recorded; nothing changed',
+    },
+  },
   'GET /health/live': {
     summary: 'Liveness: the process serves requests (no dependency is checked)',
     tags: ['observability'],

@@ -417,3 +417,13 @@ export function parseQuery<T extends z.ZodType>(schema: T, query: unknown): z.ou
   if (result.success) return result.data
   throw new WardenError('invalid_request', result.error.issues[0]?.message ?? 'invalid query')
 }
+
+/** `POST /admin/reload`: which policy version replaced which. */
+export const reloadResponse = z.looseObject({
+  reloaded: z.literal(true),
+  file: z.string(),
+  previous_policy_version: z.string(),
+  policy_version: z.string(),
+  changed: z.boolean(),
+})
+export type ReloadResponse = z.output<typeof reloadResponse>

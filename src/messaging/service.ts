@@ -8,7 +8,7 @@ import type { Recorder } from '../audit/recorder.js'
 import type { Decision, ToolCall } from '../domain/types.js'
 import { MESSAGE_TOOL } from '../pipeline/layers/message-edge.js'
 import type { Pipeline } from '../pipeline/runner.js'
-import type { Runtime } from '../pipeline/runtime.js'
+import { snapshotOf, type Runtime } from '../pipeline/runtime.js'
 import { sanitizeMessage } from '../auth/delegation.js'
 
 /** A message as a door hands it over (already shape-checked). */
@@ -64,7 +64,8 @@ export async function sendMessage(
   credential: string | undefined,
   requestId: string,
 ): Promise<MessageOutcome> {
-  const rt = deps.runtime
+  // One runtime version for the whole message, as for a tool call.
+  const rt = snapshotOf(deps.runtime)
   if (body.delegation !== undefined && body.requested_by !== undefined)
     throw new WardenError(
       'invalid_request',
@@ -81,7 +82,7 @@ export async function sendMessage(
     receivedAt: Date.now(),
     ...(body.delegation !== undefined && { delegation: body.delegation }),
   }
-  let decision = await deps.pipeline.decideMessage(call)
+  let decision = await deps.pipeline.decideMessage(call, rt)
   // A message cannot wait for a person: what would hold a tool call refuses a message.
   if (decision.decision === 'approval_required')
     decision = {

@@ -5,17 +5,22 @@ import { layers, messageLayers } from './index.js'
 import { windowChange, windowPlans } from './layers/sequence.js'
 import type { DecisionContext, ResolveContext, ResolvedCall } from './layer.js'
 import { riskOf } from './risk.js'
-import type { Runtime } from './runtime.js'
+import { snapshotOf, type Runtime } from './runtime.js'
 
 /** Runs the layers for each call, with the call's state read once before and written once after. */
 export interface Pipeline {
+  /** The runtime (a `LiveRuntime` when the configuration can be reloaded). */
   readonly runtime: Runtime
-  decide(call: ToolCall): Promise<Decision>
+  /**
+   * Decide a tool call under `at` (by default the runtime current when the call starts: a
+   * reload meanwhile does not change the version a started decision is made under).
+   */
+  decide(call: ToolCall, at?: Runtime): Promise<Decision>
   /**
    * Decide an agent-to-agent message (`call.tool` is `MESSAGE_TOOL`, `params` holds `to_agent`
    * and `content`) with the message layers; state is loaded and committed as for a tool call.
    */
-  decideMessage(call: ToolCall): Promise<Decision>
+  decideMessage(call: ToolCall, at?: Runtime): Promise<Decision>
 }
 
 export interface PipelineOptions {
@@ -37,10 +42,10 @@ interface Trace {
 }
 
 /** Build the pipeline for a runtime. */
-export function pipeline(rt: Runtime, options: PipelineOptions = {}): Pipeline {
+export function pipeline(live: Runtime, options: PipelineOptions = {}): Pipeline {
   const run = <C extends { risk: number }>(list: readonly Stage<C>[], ctx: C, trace: Trace) =>
     runPhase(list, ctx, trace, options.onLayerError)
-  const decideWith = async (registry: Registry, call: ToolCall): Promise<Decision> => {
+  const decideWith = async (rt: Runtime, registry: Registry, call: ToolCall): Promise<Decision> => {
     const trace: Trace = { checks: [] }
     // 1. Resolve: who is calling, and which tool. A call that fails here reads no state.
     const found = resolveContext(call)
@@ -63,12 +68,22 @@ export function pipeline(rt: Runtime, options: PipelineOptions = {}): Pipeline {
     if (changes) await rt.state.sessions.commit(changes).catch(stateFailed('recorded'))
     return decision
   }
-  const tools = layers(rt)
-  const messages = messageLayers(rt)
+  // The layers are built once per runtime version, each over one immutable runtime: a layer never
+  // reads a newer version than the one its call started under.
+  const built = new WeakMap<Runtime, { tools: Registry; messages: Registry }>()
+  const registriesOf = (rt: Runtime) => {
+    let found = built.get(rt)
+    if (!found) {
+      found = { tools: layers(rt), messages: messageLayers(rt) }
+      built.set(rt, found)
+    }
+    return found
+  }
+  registriesOf(snapshotOf(live))
   return {
-    runtime: rt,
-    decide: (call) => decideWith(tools, call),
-    decideMessage: (call) => decideWith(messages, call),
+    runtime: live,
+    decide: (call, at = snapshotOf(live)) => decideWith(at, registriesOf(at).tools, call),
+    decideMessage: (call, at = snapshotOf(live)) => decideWith(at, registriesOf(at).messages, call),
   }
 }
 

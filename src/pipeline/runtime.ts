@@ -66,3 +66,66 @@ export function buildRuntime(
     ...(sources.definitionBlock && { definitionBlock: sources.definitionBlock }),
   }
 }
+
+/**
+ * The runtime a configuration reload can replace. `current` is one immutable `Runtime`; a reload
+ * swaps the reference in one assignment, so a call that took `current` when it started is decided
+ * (and its result inspected) under that version to the end, and a call that starts after the swap
+ * sees the new one. Reading a field of the `LiveRuntime` itself reads the newest runtime: that is
+ * what the parts outside a call use (who is an approver, the health page's policy version).
+ */
+export class LiveRuntime implements Runtime {
+  #current: Runtime
+
+  constructor(initial: Runtime) {
+    this.#current = initial
+  }
+
+  get current(): Runtime {
+    return this.#current
+  }
+
+  /** Make `next` the runtime of every call that starts from now on. */
+  swap(next: Runtime): void {
+    this.#current = next
+  }
+
+  get config() {
+    return this.#current.config
+  }
+  get policyVersion() {
+    return this.#current.policyVersion
+  }
+  get agentsByKeyHash() {
+    return this.#current.agentsByKeyHash
+  }
+  get approversByTokenHash() {
+    return this.#current.approversByTokenHash
+  }
+  get tools() {
+    return this.#current.tools
+  }
+  get schemas() {
+    return this.#current.schemas
+  }
+  get policy() {
+    return this.#current.policy
+  }
+  get state() {
+    return this.#current.state
+  }
+  get maskInResults() {
+    return this.#current.maskInResults
+  }
+  get delegation() {
+    return this.#current.delegation
+  }
+  get definitionBlock() {
+    return this.#current.definitionBlock
+  }
+}
+
+/** The runtime a call started under: a live runtime's current one, or `rt` itself. */
+export function snapshotOf(rt: Runtime): Runtime {
+  return rt instanceof LiveRuntime ? rt.current : rt
+}

@@ -2,6 +2,7 @@ import type { WardenConfig } from '../domain/config.js'
 import { memoryStores } from './memory.js'
 import { postgresStores } from './postgres.js'
 import { sqliteStores } from './sqlite.js'
+export { backupSqlite } from './sqlite.js'
 import type { Stores } from './types.js'
 
 export { StoreError } from './errors.js'

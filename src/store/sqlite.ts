@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type { Worker } from 'node:worker_threads'
 import Database from 'better-sqlite3'
@@ -137,5 +137,24 @@ export function sqliteStores(path: string, hooks: SqliteStoreHooks = {}): Stores
       await audit.close()
       if (db.open) db.close()
     },
+  }
+}
+
+/**
+ * An online, consistent copy of the SQLite store at `path` into the new file `out`, taken with
+ * SQLite's backup API (through better-sqlite3) while a gateway may keep writing: the copy is the
+ * database as of one moment, WAL included, and opens as a store of its own. `out` must not exist,
+ * so a backup never overwrites anything.
+ */
+export async function backupSqlite(path: string, out: string): Promise<{ pages: number }> {
+  if (existsSync(out)) throw new Error(`${out} already exists; a backup is written to a new file`)
+  const db = new Database(path, { fileMustExist: true })
+  try {
+    db.pragma('busy_timeout = 5000')
+    mkdirSync(dirname(out), { recursive: true })
+    const { totalPages } = await db.backup(out)
+    return { pages: totalPages }
+  } finally {
+    db.close()
   }
 }

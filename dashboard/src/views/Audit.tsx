@@ -170,6 +170,7 @@ export function Audit(props: {
           'rejected',
           'pinned',
           'blocked',
+          'reloaded',
         ])}
         {field('risk_level', 'select', ['low', 'medium', 'high', 'critical'])}
         {field('from', 'input', [], 'datetime-local')}
