@@ -240,7 +240,7 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
   const sources: RuntimeSources = {
     definitionBlock: (tool) => {
       const blocked = mcp.check(tool)
-      return blocked === 'changed' || blocked === 'poisoned' ? blocked : undefined
+      return blocked === 'unknown' || blocked === 'unrecorded' ? undefined : blocked
     },
   }
   let current = loaded

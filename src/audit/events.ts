@@ -211,39 +211,54 @@ export function approvalEvent(
 }
 
 /**
- * An MCP tool's definition pinned at first sight (`blocked` when its description was poisoned),
- * or an upstream now offering another definition than the pinned one (the tool is blocked). The
- * log is the pins' durable copy: these events rebuild them at start-up (decision 0021).
+ * An MCP tool's definition pinned at first sight (`blocked` when its description was poisoned or
+ * shadows another tool), or an upstream now offering another definition than the pinned one (the
+ * tool is blocked). The log is the pins' durable copy: these events rebuild them at start-up
+ * (decision 0021).
  */
 export function toolPinEvent(change: PinChange, policyVersion: string): AuditEventInput {
-  const changed = change.kind === 'changed'
-  const poisoned = change.kind === 'pinned' && change.score !== undefined
-  return {
-    version: 1,
+  const base = {
+    version: 1 as const,
     id: timeOrderedId(),
-    type: changed ? 'tool_definition_changed' : 'tool_definition_pinned',
     timestamp: new Date().toISOString(),
     request_id: timeOrderedId(),
     agent_id: '',
     principal: 'warden',
     tool: change.tool,
     session_id: null,
-    decision: changed || poisoned ? 'blocked' : 'pinned',
     layer: null,
     code: null,
-    reason: changed
-      ? `the upstream now offers another definition of \`${change.tool}\` (sha256 ${change.current}); blocked until an approver accepts it`
-      : poisoned
-        ? `the description of \`${change.tool}\` looks like a prompt injection (score ${change.score}); blocked until an approver accepts it`
-        : `definition of \`${change.tool}\` pinned at first sight (sha256 ${change.hash})`,
-    risk: { score: 0, level: 'low' },
+    risk: { score: 0, level: 'low' as const },
     policy_version: policyVersion,
     args_hash: '',
-    params: changed
-      ? { pinned: change.pinned, current: change.current }
-      : { pinned: change.hash, ...(poisoned && { blocked: 'poisoned', score: change.score }) },
     masked: [],
     checks: [],
+  }
+  if (change.kind === 'changed')
+    return {
+      ...base,
+      type: 'tool_definition_changed',
+      decision: 'blocked',
+      reason: `the upstream now offers another definition of \`${change.tool}\` (sha256 ${change.current}); blocked until an approver accepts it`,
+      params: { pinned: change.pinned, current: change.current },
+    }
+  const why =
+    change.blocked === 'poisoned'
+      ? `the description of \`${change.tool}\` looks like a prompt injection (score ${change.score}); blocked until an approver accepts it`
+      : change.blocked === 'shadowing'
+        ? `the description of \`${change.tool}\` names other tools (${(change.shadows ?? []).map((t) => `\`${t}\``).join(', ')}); blocked until an approver accepts it`
+        : `definition of \`${change.tool}\` pinned at first sight (sha256 ${change.hash})`
+  return {
+    ...base,
+    type: 'tool_definition_pinned',
+    decision: change.blocked ? 'blocked' : 'pinned',
+    reason: why,
+    params: {
+      pinned: change.hash,
+      ...(change.blocked && { blocked: change.blocked }),
+      ...(change.score !== undefined && { score: change.score }),
+      ...(change.shadows && { shadows: change.shadows }),
+    },
   }
 }
 

@@ -1,7 +1,7 @@
 import { detectInjection } from '../detect/injection.js'
 import type { AuditEvent } from '../domain/audit-event.js'
 import { canonicalHash } from '../domain/canonical.js'
-import type { PinBlock, PinChange } from '../domain/tool-pins.js'
+import type { FirstSightBlock, PinBlock, PinChange } from '../domain/tool-pins.js'
 import type { AuditLog } from '../store/types.js'
 
 /** The parts of an upstream's tool definition that are pinned (what a model is shown). */
@@ -28,6 +28,8 @@ export interface Pin {
   blocked?: PinBlock
   /** The injection detector's score of the description, when it blocked the tool. */
   score?: number
+  /** The other tools its description names, when that blocked the tool. */
+  shadows?: string[]
   /** False until the pin is in the audit log: until then the tool is not callable. */
   recorded: boolean
 }
@@ -62,7 +64,33 @@ export function definitionHash(def: ToolDefinition): string {
 export class PinBook {
   private readonly pins = new Map<string, Pin>()
 
-  constructor(private readonly holdAt: number) {}
+  private readonly others: { name: string; namespace: string; pattern: RegExp }[]
+
+  /**
+   * `holdAt`: the injection score that blocks a description. `toolNames`: every configured tool
+   * (Warden names): a description that names one outside its own namespace shadows it.
+   */
+  constructor(
+    private readonly holdAt: number,
+    toolNames: readonly string[] = [],
+  ) {
+    this.others = toolNames.flatMap((name) => {
+      const dot = name.indexOf('.')
+      const namespace = dot > 0 ? name.slice(0, dot) : ''
+      const bare = dot > 0 ? name.slice(dot + 1) : name
+      // The Warden name always; the bare name of an upstream tool only when it reads as an
+      // identifier (`get-sum`, `send_email`), not an everyday word (`echo`, `search`).
+      const forms = [
+        name,
+        ...(bare !== name && /[_-]/.test(bare) && bare.length >= 5 ? [bare] : []),
+      ]
+      return forms.map((form) => ({
+        name,
+        namespace,
+        pattern: new RegExp(`(?<![\\w.-])${escapeRegExp(form)}(?![\\w-])`, 'i'),
+      }))
+    })
+  }
 
   /**
    * Record a listing's definition of `tool` (its Warden name). Returns the pin as it stands and
@@ -73,17 +101,17 @@ export class PinBook {
     const known = this.pins.get(tool)
     if (!known) {
       const pin: Pin = { tool, pinned: hash, current: hash, recorded: false }
-      const score = this.poisonScore(def.description ?? '')
+      const description = def.description ?? ''
+      const score = this.poisonScore(description)
+      const shadows = this.shadowed(tool, description)
       if (score >= this.holdAt) Object.assign(pin, { blocked: 'poisoned', score })
+      else if (shadows.length > 0) Object.assign(pin, { blocked: 'shadowing', shadows })
       this.pins.set(tool, pin)
-      return { pin, change: { kind: 'pinned', tool, hash, ...(pin.score && { score }) } }
+      return { pin, change: firstPin(pin) }
     }
     // A first pin whose recording failed is offered for recording again at the next listing.
     if (!known.recorded && hash === known.pinned && known.current === hash)
-      return {
-        pin: known,
-        change: { kind: 'pinned', tool, hash, ...(known.score && { score: known.score }) },
-      }
+      return { pin: known, change: firstPin(known) }
     const previous = known.current
     known.current = hash
     // INVARIANT: a block is lifted only by `accept`, never by the upstream changing back: a
@@ -117,10 +145,17 @@ export class PinBook {
           const pin: Pin = { tool: event.tool, pinned: hash, current: hash, recorded: true }
           if (p.blocked === 'poisoned')
             Object.assign(pin, { blocked: 'poisoned', score: Number(p.score) || 0 })
+          if (p.blocked === 'shadowing')
+            Object.assign(pin, {
+              blocked: 'shadowing',
+              shadows: Array.isArray(p.shadows) ? p.shadows.map(String) : [],
+            })
           this.pins.set(event.tool, pin)
         } else if (known.pinned === hash) {
           known.recorded = true
-          if (p.blocked === 'poisoned' && known.blocked === undefined) known.blocked = 'poisoned'
+          const first =
+            p.blocked === 'poisoned' || p.blocked === 'shadowing' ? p.blocked : undefined
+          if (first && known.blocked === undefined) known.blocked = first
         } else if (known.blocked === undefined) {
           // Two first sights with different definitions (two instances starting at once while
           // the upstream changed): neither is trusted over the other.
@@ -153,6 +188,7 @@ export class PinBook {
         if (known.current === hash) {
           delete known.blocked
           delete known.score
+          delete known.shadows
         } else known.blocked = 'changed'
         return
       }
@@ -169,6 +205,15 @@ export class PinBook {
   private poisonScore(description: string): number {
     const { score, categories } = detectInjection(description)
     return categories.some((c) => !TRAINED_SIGNALS.has(c)) ? score : 0
+  }
+
+  /** Configured tools outside `tool`'s namespace that its description names. */
+  private shadowed(tool: string, description: string): string[] {
+    const own = tool.slice(0, tool.indexOf('.'))
+    const found = new Set<string>()
+    for (const o of this.others)
+      if (o.name !== tool && o.namespace !== own && o.pattern.test(description)) found.add(o.name)
+    return [...found]
   }
 
   /**
@@ -193,6 +238,7 @@ export class PinBook {
     pin.recorded = true
     delete pin.blocked
     delete pin.score
+    delete pin.shadows
     return true
   }
 
@@ -200,17 +246,30 @@ export class PinBook {
   unrecorded(prefix: string): PinChange[] {
     return [...this.pins.values()]
       .filter((p) => !p.recorded && p.tool.startsWith(prefix) && p.current === p.pinned)
-      .map((p) => ({
-        kind: 'pinned',
-        tool: p.tool,
-        hash: p.pinned,
-        ...(p.score && { score: p.score }),
-      }))
+      .map(firstPin)
   }
 
   list(): Pin[] {
     return [...this.pins.values()].map((p) => ({ ...p }))
   }
+}
+
+/** The event-to-be of a first pin, with what blocked it at once, if anything. */
+function firstPin(pin: Pin): PinChange {
+  const blocked: FirstSightBlock | undefined =
+    pin.blocked === 'poisoned' || pin.blocked === 'shadowing' ? pin.blocked : undefined
+  return {
+    kind: 'pinned',
+    tool: pin.tool,
+    hash: pin.pinned,
+    ...(blocked && { blocked }),
+    ...(pin.score !== undefined && { score: pin.score }),
+    ...(pin.shadows && { shadows: [...pin.shadows] }),
+  }
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 }
 
 /**

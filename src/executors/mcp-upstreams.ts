@@ -85,7 +85,10 @@ const PING_TIMEOUT_MS = 5_000
 
 /** Start nothing yet: `start()` connects. */
 export function mcpUpstreams(config: WardenConfig, opts: McpUpstreamOptions): McpUpstreams {
-  const pins = new PinBook(config.injection.hold_at)
+  const pins = new PinBook(
+    config.injection.hold_at,
+    config.tools.map((t) => t.name),
+  )
   const configured = new Set(
     config.tools.filter((t) => t.executor.type === 'mcp').map((t) => t.name),
   )
@@ -253,10 +256,12 @@ class Upstream {
       if (change) changes.push(change)
       if (pin.blocked && wasBlocked !== pin.blocked)
         this.log.error(
-          { tool: name, reason: pin.blocked, score: pin.score },
+          { tool: name, reason: pin.blocked, score: pin.score, shadows: pin.shadows },
           pin.blocked === 'poisoned'
             ? 'MCP tool description looks like an injection; tool blocked until accepted'
-            : 'MCP tool definition changed; tool blocked until accepted',
+            : pin.blocked === 'shadowing'
+              ? 'MCP tool description names tools of another server; tool blocked until accepted'
+              : 'MCP tool definition changed; tool blocked until accepted',
         )
     }
     await Promise.all(changes.map((c) => this.record(c)))

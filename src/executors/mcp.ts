@@ -51,6 +51,11 @@ function refuseBlocked(tool: ToolConfig, upstreams: McpUpstreams): void {
       'error',
       'tool description looks like a prompt injection; an approver must accept it',
     )
+  if (blocked === 'shadowing')
+    throw new ToolFailure(
+      'error',
+      'tool description names tools of another server; an approver must accept it',
+    )
   if (blocked === 'unrecorded')
     throw new ToolFailure(
       'error',

@@ -357,8 +357,12 @@ export const mcpPin = z.looseObject({
   tool: z.string(),
   pinned: sha256.meta({ description: 'the definition first seen, or last accepted' }),
   current: sha256.meta({ description: 'the definition the upstream offers now' }),
-  blocked: z.enum(['changed', 'poisoned']).optional(),
+  blocked: z.enum(['changed', 'poisoned', 'shadowing']).optional(),
   score: z.number().optional(),
+  shadows: z
+    .array(z.string())
+    .optional()
+    .meta({ description: 'other tools its description names (blocked: shadowing)' }),
   recorded: z.boolean().meta({ description: 'false until the pin is in the audit log' }),
 })
 export type McpPin = z.output<typeof mcpPin>

@@ -11,6 +11,7 @@ import type {
 import { delegationSigner, type DelegationSigner } from '../auth/delegation.js'
 import { compilePolicy, type CompiledPolicy } from '../policy/cel-policy.js'
 import { compileToolSchemas } from '../policy/param-schemas.js'
+import type { PinBlock } from '../domain/tool-pins.js'
 import type { StateBackend } from '../state/types.js'
 
 /** Everything compiled once from a configuration that the layers read on every call. */
@@ -29,10 +30,10 @@ export interface Runtime {
   /** Signs and checks delegation tokens (agent-to-agent messages). */
   readonly delegation: DelegationSigner
   /**
-   * Why an upstream (MCP) tool's definition may not be used now, if it may not: `changed` or
-   * `poisoned` while its pin is blocked (decision 0021). Absent where there are no upstreams.
+   * Why an upstream (MCP) tool's definition may not be used now, if it may not: while its pin is
+   * blocked (decision 0021). Absent where there are no upstreams.
    */
-  readonly definitionBlock?: (tool: string) => 'changed' | 'poisoned' | undefined
+  readonly definitionBlock?: (tool: string) => PinBlock | undefined
 }
 
 /** What the runtime reads that is not configuration: live facts owned by other parts. */

@@ -34,6 +34,8 @@ function pinStatus(pin: McpPin | undefined, unlisted: boolean): { label: string;
   if (pin.blocked === 'changed') return { label: 'blocked · definition changed', cls: 'bad' }
   if (pin.blocked === 'poisoned')
     return { label: `blocked · poisoned (score ${score(pin.score)})`, cls: 'bad' }
+  if (pin.blocked === 'shadowing')
+    return { label: `blocked · names ${(pin.shadows ?? []).join(', ')}`, cls: 'bad' }
   if (!pin.recorded) return { label: 'unrecorded · not callable yet', cls: 'warn' }
   return { label: 'pinned', cls: 'ok' }
 }
@@ -262,12 +264,22 @@ function PendingCard(props: {
       <div class="row">
         <strong>{p.tool}</strong>
         <span class="state bad">
-          {p.blocked === 'changed' ? 'definition changed' : 'poisoned description'}
+          {p.blocked === 'changed'
+            ? 'definition changed'
+            : p.blocked === 'shadowing'
+              ? 'shadows other tools'
+              : 'poisoned description'}
         </span>
       </div>
       {p.blocked === 'changed' ? (
         <p class="why">
           The upstream now offers another definition than the one pinned; the tool is blocked until
+          it is accepted.
+        </p>
+      ) : p.blocked === 'shadowing' ? (
+        <p class="why">
+          Its description names tools of another server ({(p.shadows ?? []).join(', ')}), the way a
+          malicious server steers how a model uses tools it does not own; the tool is blocked until
           it is accepted.
         </p>
       ) : (

@@ -2,11 +2,19 @@ import type { ResolveLayer } from '../layer.js'
 import type { Runtime } from '../runtime.js'
 import { TOOL_RISK_BASE } from '../risk.js'
 import { CLASSIFICATIONS, type Classification } from '../../domain/config.js'
+import type { PinBlock } from '../../domain/tool-pins.js'
 
 const CLEARANCE_RANK = Object.fromEntries(CLASSIFICATIONS.map((c, i) => [c, i])) as Record<
   Classification,
   number
 >
+
+/** Why a blocked upstream tool is refused, by its pin's block. */
+const BLOCKED_WHY: Record<PinBlock, string> = {
+  changed: 'definition of {tool} changed since it was pinned',
+  poisoned: 'description of {tool} looks like a prompt injection',
+  shadowing: 'description of {tool} names tools of another server',
+}
 
 /**
  * Layer 2: exact, case-sensitive allowlist. An unknown tool gets the same answer as a forbidden
@@ -50,10 +58,10 @@ export function toolAllowlist(rt: Runtime): ResolveLayer<'tool_allowlist'> {
         return {
           outcome: 'deny',
           code: 'tool_definition_blocked',
-          reason:
-            blocked === 'changed'
-              ? `the definition of \`${tool.name}\` changed since it was pinned; an approver must accept it`
-              : `the description of \`${tool.name}\` looks like a prompt injection; an approver must accept it`,
+          reason: `the ${BLOCKED_WHY[blocked]}; an approver must accept it`.replaceAll(
+            '{tool}',
+            `\`${tool.name}\``,
+          ),
           risk: 60,
         }
       ctx.tool = tool
