@@ -89,10 +89,16 @@ function sqliteFor(node: { bin: string; dir: string; version: string }, into: st
       recursive: true,
       filter: (src) => !src.includes('/build'),
     })
-    execFileSync(node.bin, [NODE_GYP, 'rebuild', '--release', `--nodedir=${node.dir}`], {
-      cwd: cached,
-      stdio: ['ignore', 'ignore', 'inherit'],
-    })
+    execFileSync(
+      node.bin,
+      [NODE_GYP, 'rebuild', '--release', '--silent', `--nodedir=${node.dir}`],
+      {
+        cwd: cached,
+        // npm passes its own nodedir (the machine's Node) to scripts; this build is for `node`.
+        env: { ...process.env, npm_config_nodedir: node.dir },
+        stdio: ['ignore', 'ignore', 'inherit'],
+      },
+    )
     // Only the module is kept: the object files are large.
     rmSync(join(cached, 'build/Release/obj.target'), { recursive: true, force: true })
     rmSync(join(cached, 'build/Release/obj'), { recursive: true, force: true })
@@ -111,6 +117,7 @@ function workspace(): string {
     'models',
     'dashboard/dist',
     'test/scenarios',
+    'test/fixtures',
   ])
     cpSync(join(ROOT, p), join(dir, p), { recursive: true })
   mkdirSync(join(dir, 'node_modules'))
@@ -173,7 +180,11 @@ async function smoke(major: string): Promise<void> {
     const cc = warden(['config', 'check'])
     check('config check', cc.status === 0, cc.stdout.trim() || cc.stderr.trim())
     const pt = warden(['policy', 'test', 'test/scenarios'])
-    check('policy test test/scenarios', pt.status === 0, pt.stdout.trim().split('\n').at(-1) ?? '')
+    check(
+      'policy test test/scenarios',
+      pt.status === 0,
+      (pt.status === 0 ? pt.stdout : pt.stdout + pt.stderr).trim().split('\n').slice(-3).join(' '),
+    )
 
     const [port, agentsPort, dashPort] = [await freePort(), await freePort(), await freePort()]
     const child = spawn(node.bin, ['bin/warden.js', 'start'], {
