@@ -52,6 +52,15 @@ if [ -z "$NPM_TGZ" ]; then
   NPM_TGZ=$(cached npm)
 fi
 
+# The same inputs make the same image: keep it (a new import would get a new id and invalidate
+# every build cache layered on it).
+CERTS=$(cat "$LOCAL_CA_DIR"/*.crt 2>/dev/null | sha256sum | cut -c1-16)
+INPUTS="$(basename "$ROOTFS_TAR") $(basename "$NODE_TGZ") $(basename "$NPM_TGZ") ca:$CERTS"
+if [ "$(docker image inspect --format '{{index .Config.Labels "warden.base.inputs"}}' "$TAG" 2>/dev/null)" = "$INPUTS" ]; then
+  echo "docker-base: $TAG is up to date ($INPUTS)"
+  exit 0
+fi
+
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 root=$tmp/rootfs
@@ -82,6 +91,7 @@ tar -C "$root" -c . | docker import \
   --change 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt' \
   --change "ENV NODE_VERSION=$VERSION" \
   --change 'CMD ["node"]' \
+  --change "LABEL warden.base.inputs=\"$INPUTS\"" \
   --message "Debian $SUITE minbase + Node $VERSION from the npm registry" \
   - "$TAG" >/dev/null
 # The binary must run in the image itself (its shared libraries are the image's, not the host's).

@@ -91,7 +91,7 @@ function sqliteFor(node: { bin: string; dir: string; version: string }, into: st
     })
     execFileSync(
       node.bin,
-      [NODE_GYP, 'rebuild', '--release', '--silent', `--nodedir=${node.dir}`],
+      [NODE_GYP, 'rebuild', '--release', '--loglevel=error', `--nodedir=${node.dir}`],
       {
         cwd: cached,
         // npm passes its own nodedir (the machine's Node) to scripts; this build is for `node`.
