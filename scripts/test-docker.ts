@@ -119,6 +119,21 @@ function verifyFromVolume(): { ok: boolean; checked: number; head: string } {
   return JSON.parse(out) as { ok: boolean; checked: number; head: string }
 }
 
+/** One allowed agent call (support-agent opens a ticket); the HTTP status. */
+async function execute(base: string, subject: string): Promise<number> {
+  const res = await fetch(`${base}/gateway/execute`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer demo-support-agent-key' },
+    body: JSON.stringify({
+      agent_id: 'support-agent',
+      tool: 'create_support_ticket',
+      params: { customer_id: '12345', subject },
+    }),
+  })
+  await res.arrayBuffer()
+  return res.status
+}
+
 async function runScenarios(base: string): Promise<string[]> {
   const { scenarios } = (await (await fetch(`${base}/demo/scenarios`)).json()) as {
     scenarios: { id: string }[]
@@ -236,20 +251,8 @@ async function main(): Promise<void> {
   record('gateway ready (/health/ready)', true, `${ready.toFixed(1)} s`)
   const failed = await runScenarios(gw)
   record('demo scenarios decide as expected', failed.length === 0, failed.join('; ') || '8 of 8')
-  const execute = await fetch(`${gw}/gateway/execute`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: 'Bearer demo-support-agent-key' },
-    body: JSON.stringify({
-      agent_id: 'support-agent',
-      tool: 'create_support_ticket',
-      params: { customer_id: '12345', subject: 'Parcel from a container' },
-    }),
-  })
-  record(
-    'a call through /gateway/execute is allowed',
-    execute.status === 200,
-    String(execute.status),
-  )
+  const status = await execute(gw, 'Parcel from a container')
+  record('a call through /gateway/execute is allowed', status === 200, String(status))
   const inside = JSON.parse(
     docker(['exec', gateway, 'node', 'bin/warden.js', 'audit', 'verify', '--json']),
   ) as { ok: boolean; checked: number; head: string }
@@ -432,6 +435,11 @@ async function composeUp(nodeImage: string): Promise<void> {
       `stand-ins built in ${built.toFixed(0)} s; healthy ${((Date.now() - start) / 1000).toFixed(0)} s after up`,
     )
     const failed = await runScenarios(lb)
+    // Demo scenario runs are not counted in /metrics; agent calls are.
+    for (let i = 0; i < 6; i++) {
+      const res = await execute(lb, `compose ${i}`)
+      if (res !== 200) failed.push(`execute ${i}: ${res}`)
+    }
     const [one, two] = [decisionsOf('gateway-1'), decisionsOf('gateway-2')]
     record(
       'scenarios through the balancer; both gateways decided calls',
