@@ -41,7 +41,8 @@ const USAGE = `usage: warden <command>
   backup --out FILE [--db FILE] an online copy of the SQLite store, verified (PostgreSQL: pg_dump)
   policy test <dir> [--config FILE]   run scenario files through the pipeline
   config check [--config FILE]  validate a configuration
-  scan TEXT | --jsonl FILE      score text with the prompt-injection detector (FILE - is stdin)
+  scan TEXT | --jsonl FILE      score text with the prompt-injection detector (FILE - is stdin);
+                                exit 0 clean, 1 an injection found, 2 unreadable input
   replay FILE [--config FILE] [--agent ID] [--tool NAME] [--detail]
                                 decide recorded agent sessions (AgentDojo trace JSONL) without
                                 running tools; --agent and --tool may use {suite} and {function}

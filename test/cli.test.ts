@@ -42,6 +42,19 @@ describe('warden CLI', () => {
     expect(out).toMatch(/^\d+ passed, 0 failed$/m)
   })
 
+  it('policy test takes one scenario file too, and names a path that does not exist', async () => {
+    const one = await run([
+      'policy',
+      'test',
+      fileURLToPath(new URL('./scenarios/sessions.yaml', import.meta.url)),
+    ])
+    expect(one.code).toBe(0)
+    expect(one.out).toMatch(/^[1-9]\d* passed, 0 failed$/m)
+    const missing = await run(['policy', 'test', '/nonexistent/scenarios.yaml'])
+    expect(missing.code).toBe(1)
+    expect(missing.err).toContain('/nonexistent/scenarios.yaml: no such scenario file or folder')
+  })
+
   it('policy test exits 1 and shows the difference when a policy no longer matches', async () => {
     // The HTTP example configuration has no refund burst rule, so the sessions file fails against it.
     const { code, out } = await run([
