@@ -242,9 +242,12 @@ async function serve(
       process.off('SIGHUP', onHangup)
     })
     const port = env.PORT ? Number(env.PORT) : loaded.config.server.port
-    await warden.app.listen({ host: loaded.config.server.host, port })
+    // HOST, like PORT, overrides the file: the image listens on every interface of its container
+    // while the demo configuration keeps its public keys on loopback.
+    const host = env.HOST ?? loaded.config.server.host
+    await warden.app.listen({ host, port })
     logger.info(
-      { port, policy_version: loaded.policyVersion, config: loaded.file },
+      { host, port, policy_version: loaded.policyVersion, config: loaded.file },
       'warden gateway listening',
     )
     if (env.GATEWAY_URL === undefined) gatewayUrl = `http://127.0.0.1:${port}`
