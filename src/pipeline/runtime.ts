@@ -13,6 +13,7 @@ import { compilePolicy, type CompiledPolicy } from '../policy/cel-policy.js'
 import { compileToolSchemas } from '../policy/param-schemas.js'
 import type { PinBlock } from '../domain/tool-pins.js'
 import type { StateBackend } from '../state/types.js'
+import { createJudge, type Judge } from '../judge/index.js'
 
 /** Everything compiled once from a configuration that the layers read on every call. */
 export interface Runtime {
@@ -34,6 +35,8 @@ export interface Runtime {
    * blocked (decision 0021). Absent where there are no upstreams.
    */
   readonly definitionBlock?: (tool: string) => PinBlock | undefined
+  /** The second opinion on grey-zone injection scores, when `injection.judge` is configured. */
+  readonly judge?: Judge
 }
 
 /** What the runtime reads that is not configuration: live facts owned by other parts. */
@@ -65,6 +68,7 @@ export function buildRuntime(
       restricted: new Set(config.pii.mask_in_results.restricted),
     },
     ...(sources.definitionBlock && { definitionBlock: sources.definitionBlock }),
+    ...(config.injection.judge && { judge: createJudge(config.injection.judge) }),
   }
 }
 
@@ -123,6 +127,9 @@ export class LiveRuntime implements Runtime {
   }
   get definitionBlock() {
     return this.#current.definitionBlock
+  }
+  get judge() {
+    return this.#current.judge
   }
 }
 
