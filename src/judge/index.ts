@@ -168,7 +168,10 @@ function describe(err: unknown): string {
  * A judge over `cfg`. Throws only on configuration it cannot use (a named API key variable that
  * is not set), so that a gateway does not start with a judge that could never answer.
  */
-export function createJudge(cfg: JudgeConfig, env: NodeJS.ProcessEnv = process.env): Judge {
+export function createJudge(
+  cfg: JudgeConfig,
+  env: Readonly<Record<string, string | undefined>>,
+): Judge {
   let ask: Ask
   if (cfg.provider === 'openai') {
     const key = cfg.api_key_env === undefined ? 'none' : env[cfg.api_key_env]

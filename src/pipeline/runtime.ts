@@ -42,6 +42,8 @@ export interface Runtime {
 /** What the runtime reads that is not configuration: live facts owned by other parts. */
 export interface RuntimeSources {
   definitionBlock?: Runtime['definitionBlock']
+  /** Where the configuration's `*_env` names are read (the judge's API key); main.ts's env. */
+  env?: Readonly<Record<string, string | undefined>>
 }
 
 /** Compile a loaded configuration against a state backend. */
@@ -68,7 +70,9 @@ export function buildRuntime(
       restricted: new Set(config.pii.mask_in_results.restricted),
     },
     ...(sources.definitionBlock && { definitionBlock: sources.definitionBlock }),
-    ...(config.injection.judge && { judge: createJudge(config.injection.judge) }),
+    ...(config.injection.judge && {
+      judge: createJudge(config.injection.judge, sources.env ?? {}),
+    }),
   }
 }
 
