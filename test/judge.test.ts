@@ -410,7 +410,9 @@ describe('injection judge', () => {
         model: 'm',
         api_key_env: 'WARDEN_TEST_JUDGE_KEY_UNSET',
       })
-      await expect(startWarden({ config: nokey })).rejects.toThrow(/WARDEN_TEST_JUDGE_KEY_UNSET/)
+      await expect(startWarden({ config: nokey })).rejects.toThrow(
+        /injection.judge: .*WARDEN_TEST_JUDGE_KEY_UNSET is not set/,
+      )
       // Set, it is the bearer token the model server sees.
       model.script.push(openAiTurn([], judged(false)))
       const w = await startWarden({ config: nokey, env: { WARDEN_TEST_JUDGE_KEY_UNSET: 'sk-t' } })

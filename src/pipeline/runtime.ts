@@ -1,5 +1,5 @@
 import type { ValidateFunction } from 'ajv'
-import type { LoadedConfig } from '../config/loader.js'
+import { ConfigError, type LoadedConfig } from '../config/loader.js'
 import type {
   AgentConfig,
   ApproverConfig,
@@ -70,9 +70,17 @@ export function buildRuntime(
       restricted: new Set(config.pii.mask_in_results.restricted),
     },
     ...(sources.definitionBlock && { definitionBlock: sources.definitionBlock }),
-    ...(config.injection.judge && {
-      judge: createJudge(config.injection.judge, sources.env ?? {}),
-    }),
+    ...(config.injection.judge && { judge: judgeOf(loaded, sources) }),
+  }
+}
+
+/** The configured judge; a configuration it cannot use is refused like any bad configuration. */
+function judgeOf(loaded: LoadedConfig, sources: RuntimeSources): Judge {
+  try {
+    return createJudge(loaded.config.injection.judge!, sources.env ?? {})
+  } catch (err) {
+    const file = loaded.sources.injection ?? loaded.file
+    throw new ConfigError(`${file}: injection.judge: ${(err as Error).message}`)
   }
 }
 
