@@ -10,14 +10,21 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { parse as parseYaml, stringify } from 'yaml'
 import { loadConfig } from '../src/config/loader.js'
 import { detectInjection } from '../src/detect/injection.js'
+import { createJudge } from '../src/judge/index.js'
 import { buildRuntime } from '../src/pipeline/runtime.js'
 import { openState } from '../src/state/index.js'
 import { DEMO_CONFIG, execute, startWarden } from './helpers.js'
-import { ollamaTurn, openAiTurn, scriptServer, type ScriptServer } from './support/model-servers.js'
+import {
+  ollamaTurn,
+  openAiTurn,
+  scriptServer,
+  type ScriptServer,
+  type TurnAnswer,
+} from './support/model-servers.js'
 
 /**
  * The injection judge (decision 0023) through the real gateway, against local servers that speak
@@ -386,6 +393,100 @@ describe('injection judge', () => {
       const sent = (model.requests[0] as { messages: { content: string }[] }).messages[1]!.content
       expect(sent).toContain(TEXTS.grey!.slice(0, 20))
       expect(sent).not.toContain(TEXTS.grey!.slice(0, 21))
+    } finally {
+      await w.close()
+      await model.close()
+    }
+  })
+
+  it('at most `concurrency` verdicts are in flight; a queued text waits within its deadline', async () => {
+    const model = await scriptServer('/v1/chat/completions')
+    let releaseFirst: () => void = () => {}
+    let firstAnswered = false
+    let secondSawFirstAnswered: boolean | undefined
+    model.script.push(
+      () =>
+        new Promise((resolve) => {
+          releaseFirst = () => {
+            firstAnswered = true
+            resolve(openAiTurn([], judged(false))({ body: {} }) as TurnAnswer)
+          }
+        }),
+      () => {
+        secondSawFirstAnswered = firstAnswered
+        return openAiTurn([], judged(true))({ body: {} }) as TurnAnswer
+      },
+    )
+    const judge = createJudge(
+      {
+        provider: 'openai',
+        base_url: `${model.url}/v1`,
+        model: 'judge-model',
+        timeout_ms: 10_000,
+        grey_zone: ZONE,
+        max_chars: 4_000,
+        concurrency: 1,
+        cache_size: 10,
+      },
+      {},
+    )
+    try {
+      // Called in the same tick: the first takes the only slot, the second queues.
+      const first = judge.judge(TEXTS.grey!)
+      const second = judge.judge(TEXTS.lowGrey!)
+      await vi.waitFor(() => expect(model.requests).toHaveLength(1))
+      releaseFirst()
+      expect((await first).verdict).toBe('benign')
+      expect((await second).verdict).toBe('injection')
+      // The second request reached the model only once the first was answered.
+      expect(secondSawFirstAnswered).toBe(true)
+
+      // A text queued behind a hung one is held when its own deadline passes.
+      model.script.push(() => new Promise(() => {}))
+      const short = createJudge(
+        {
+          provider: 'openai',
+          base_url: `${model.url}/v1`,
+          model: 'judge-model',
+          timeout_ms: 300,
+          grey_zone: ZONE,
+          max_chars: 4_000,
+          concurrency: 1,
+          cache_size: 0,
+        },
+        {},
+      )
+      const answers = await Promise.all([short.judge('one text'), short.judge('another text')])
+      expect(answers.map((a) => a.verdict)).toEqual(['failed', 'failed'])
+    } finally {
+      await model.close()
+    }
+  })
+
+  it('follows a reload: a judge added by a reload is asked, one with a missing key is refused', async () => {
+    const model = await scriptServer('/v1/chat/completions')
+    const sub = mkdtempSync(join(dir, 'reload-'))
+    const file = configWith(sub, reviews.url, undefined)
+    const w = await startWarden({ config: file })
+    const setJudge = (judge: Record<string, unknown>) => {
+      const policy = join(sub, 'policy.yaml')
+      const doc = parseYaml(readFileSync(policy, 'utf8')) as { injection: Record<string, unknown> }
+      doc.injection.judge = judge
+      writeFileSync(policy, stringify(doc))
+    }
+    const judge = { provider: 'openai', base_url: `${model.url}/v1`, model: 'judge-model' }
+    try {
+      expect((await read(w, 'grey', 'r1')).json().warnings).toHaveLength(1)
+      setJudge(judge)
+      await w.reload('test')
+      model.script.push(openAiTurn([], judged(false)))
+      expect((await read(w, 'grey', 'r2')).json().warnings).toBeUndefined()
+      expect(model.requests).toHaveLength(1)
+      setJudge({ ...judge, api_key_env: 'WARDEN_TEST_JUDGE_KEY_UNSET' })
+      await expect(w.reload('test')).rejects.toMatchObject({ code: 'config_invalid' })
+      // The judge in force is kept (its cache too).
+      expect((await read(w, 'grey', 'r3')).json().warnings).toBeUndefined()
+      expect(model.requests).toHaveLength(1)
     } finally {
       await w.close()
       await model.close()
