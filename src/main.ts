@@ -221,6 +221,7 @@ async function serve(
     const warden = await createWarden({
       config: loaded,
       logger,
+      env,
       databaseUrl: env.DATABASE_URL,
       ...(env.DATABASE_SCHEMA && { databaseSchema: env.DATABASE_SCHEMA }),
       ...(env.REDIS_URL !== undefined && { redisUrl: env.REDIS_URL }),
