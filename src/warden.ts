@@ -11,7 +11,7 @@ import { DemoBackend } from './demo/backend.js'
 import { memoryBus, type EventBus } from './events/bus.js'
 import { followedBus } from './events/follow.js'
 import { demoExecutor } from './executors/demo.js'
-import { httpExecutor } from './executors/http.js'
+import { httpExecutor, missingHeaderVariables } from './executors/http.js'
 import { mcpExecutor } from './executors/mcp.js'
 import { mcpUpstreams, type McpUpstreams } from './executors/mcp-upstreams.js'
 import type { PinChange } from './domain/tool-pins.js'
@@ -198,6 +198,17 @@ async function eventBus(
 /** Wire a gateway from a configuration. Nothing here reads the environment or opens a port. */
 export async function createWarden(opts: WardenOptions): Promise<Warden> {
   const loaded = typeof opts.config === 'string' ? loadConfig(opts.config) : opts.config
+  // A tool whose secret header has no value could only fail (or, worse, be called without it).
+  const missing = missingHeaderVariables(loaded.config.tools, opts.env ?? {})
+  if (missing.length > 0)
+    throw new ConfigError(
+      missing
+        .map(
+          (m) =>
+            `tool \`${m.tool}\`: executor.headers_env.${m.header}: environment variable ${m.variable} is not set`,
+        )
+        .join('\n'),
+    )
   const logger = opts.logger ?? pino({ level: 'silent' })
   const metrics = new Metrics()
   // State first: a bad REDIS_URL is refused before any file is opened.
@@ -284,7 +295,7 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
   if (bus.close) opened.push(bus.close)
   const executors = {
     demo: demoExecutor(opts.demoBackend ?? new DemoBackend()),
-    http: httpExecutor(),
+    http: httpExecutor(opts.env ?? {}),
     mcp: mcpExecutor(loaded.config, mcp),
   }
   const decide = pipeline(runtime, {

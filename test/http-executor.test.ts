@@ -14,6 +14,7 @@ interface Hit {
   url: string
   body: string
   requestId: string | undefined
+  authorization: string | undefined
 }
 
 /** A real upstream: records every request; some paths misbehave on purpose. */
@@ -27,6 +28,7 @@ function upstream(): Promise<{ server: Server; port: number; hits: Hit[] }> {
       url: req.url ?? '',
       body,
       requestId: req.headers['x-request-id'] as string | undefined,
+      authorization: req.headers.authorization,
     })
     if (req.url?.startsWith('/orders/ORD-9999/refunds')) return // hang: never answer
     if (req.url?.startsWith('/orders/ORD-7000/refunds')) {
@@ -57,20 +59,39 @@ function upstream(): Promise<{ server: Server; port: number; hits: Hit[] }> {
   )
 }
 
+const KB_SECRET = 'kb-s3cret-token-0123456789'
+
+/**
+ * The HTTP example with its upstream on `port`; with `secretHeader`, the knowledge-base tool sends
+ * `Authorization` from the environment variable KB_AUTHORIZATION (`headers_env`).
+ */
+function copyExample(dir: string, port: number, secretHeader: boolean): string {
+  for (const f of ['warden.yaml', 'agents.yaml', 'tools.yaml', 'policy.yaml']) {
+    let text = readFileSync(join(EXAMPLE, f), 'utf8').replaceAll(
+      '127.0.0.1:9100',
+      `127.0.0.1:${port}`,
+    )
+    if (f === 'tools.yaml' && secretHeader)
+      text = text.replace(
+        "url: 'http://127.0.0.1:" + port + "/kb/search', timeout_ms: 2000 }",
+        "url: 'http://127.0.0.1:" +
+          port +
+          "/kb/search', timeout_ms: 2000, headers_env: { Authorization: KB_AUTHORIZATION } }",
+      )
+    writeFileSync(join(dir, f), text)
+  }
+  return join(dir, 'warden.yaml')
+}
+
 describe('http executor against a real upstream', () => {
   let up: Awaited<ReturnType<typeof upstream>>
   let w: Awaited<ReturnType<typeof startWarden>>
+  let configFile: string
   beforeAll(async () => {
     up = await upstream()
     const dir = mkdtempSync(join(tmpdir(), 'warden-http-'))
-    for (const f of ['warden.yaml', 'agents.yaml', 'tools.yaml', 'policy.yaml']) {
-      const text = readFileSync(join(EXAMPLE, f), 'utf8').replaceAll(
-        '127.0.0.1:9100',
-        `127.0.0.1:${up.port}`,
-      )
-      writeFileSync(join(dir, f), text)
-    }
-    w = await startWarden({ config: join(dir, 'warden.yaml') })
+    configFile = copyExample(dir, up.port, true)
+    w = await startWarden({ config: configFile, env: { KB_AUTHORIZATION: `Bearer ${KB_SECRET}` } })
   })
   afterAll(async () => {
     await w.close()
@@ -91,6 +112,27 @@ describe('http executor against a real upstream', () => {
       url: '/orders/ORD-1001',
       requestId: res.json().request_id,
     })
+  })
+
+  it('a secret header comes from the environment, and is nowhere in the audit or /config/tools', async () => {
+    const res = await execute(w, 'support-agent', 'search_knowledge_base', { query: 'refunds' })
+    expect(res.statusCode).toBe(200)
+    expect(up.hits.at(-1)).toMatchObject({ authorization: `Bearer ${KB_SECRET}` })
+    // Tools without one send none.
+    await execute(w, 'support-agent', 'lookup_order', { order_id: 'ORD-1001' })
+    expect(up.hits.at(-1)!.authorization).toBeUndefined()
+    const tools = (await w.app.inject({ url: '/config/tools' })).body
+    expect(tools).toContain('search_knowledge_base')
+    expect(tools).not.toContain(KB_SECRET)
+    const log = JSON.stringify(await w.stores.audit.query({ limit: 10_000 }))
+    expect(log).not.toContain(KB_SECRET)
+  })
+
+  it('a secret header whose variable is not set refuses the start, naming tool, header and variable', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-http-'))
+    await expect(startWarden({ config: copyExample(dir, up.port, true), env: {} })).rejects.toThrow(
+      /tool `search_knowledge_base`: executor\.headers_env\.Authorization: environment variable KB_AUTHORIZATION is not set/,
+    )
   })
 
   it('GET: other parameters go in the query string, URL-encoded', async () => {

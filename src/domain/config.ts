@@ -116,7 +116,19 @@ const executor = z.discriminatedUnion('type', [
     method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']),
     url: z.url({ protocol: /^https?$/ }),
     timeout_ms: z.number().int().positive().max(120_000).default(10_000),
+    /** Fixed headers sent with every call (not secret: `/config/tools` shows them). */
     headers: z.record(z.string(), z.string()).default({}),
+    /**
+     * Headers whose values come from the environment Warden was started with (secrets: a token,
+     * an API key), by variable name; the value is never in the configuration, the audit or
+     * `/config/tools`. A variable that is not set refuses the start.
+     */
+    headers_env: z
+      .record(
+        z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'must be an HTTP header name'),
+        z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'must be an environment variable name'),
+      )
+      .default({}),
   }),
 ])
 

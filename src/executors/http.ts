@@ -1,16 +1,30 @@
 import type { ToolConfig } from '../domain/config.js'
 import { ToolFailure, type Executor } from './types.js'
 
+/** The environment `headers_env` names are read from (main.ts's; never logged or audited). */
+export type Environment = Readonly<Record<string, string | undefined>>
+
 /**
  * Calls a configured upstream: `{name}` placeholders in the URL take the parameter (URL-encoded);
  * other parameters go in the query (GET, DELETE) or as a JSON body. One attempt only: Warden
- * never retries, because a retried refund is a second refund.
+ * never retries, because a retried refund is a second refund. `headers_env` values come from
+ * `env` at each call; one that is not set fails the call rather than send it without.
  */
-export function httpExecutor(fetchImpl: typeof fetch = fetch): Executor {
+export function httpExecutor(env: Environment = {}, fetchImpl: typeof fetch = fetch): Executor {
   return {
     async execute(tool, params, requestId) {
       const ex = tool.executor
       if (ex.type !== 'http') throw new Error(`tool \`${tool.name}\` is not an http tool`)
+      const secretHeaders: Record<string, string> = {}
+      for (const [header, name] of Object.entries(ex.headers_env)) {
+        const value = env[name]
+        if (value === undefined || value === '')
+          throw new ToolFailure(
+            'error',
+            `\`${tool.name}\`: header ${header} needs the environment variable ${name}, which is not set`,
+          )
+        secretHeaders[header] = value
+      }
       const { url, rest } = fillTemplate(ex.url, params)
       const hasBody = ex.method !== 'GET' && ex.method !== 'DELETE'
       if (!hasBody)
@@ -22,6 +36,7 @@ export function httpExecutor(fetchImpl: typeof fetch = fetch): Executor {
           method: ex.method,
           headers: {
             ...ex.headers,
+            ...secretHeaders,
             'x-request-id': requestId,
             ...(hasBody && { 'content-type': 'application/json' }),
           },
@@ -43,6 +58,20 @@ export function httpExecutor(fetchImpl: typeof fetch = fetch): Executor {
       return body
     },
   }
+}
+
+/** `headers_env` variables the tools of `tools` name that `env` does not set (for start-up). */
+export function missingHeaderVariables(
+  tools: readonly ToolConfig[],
+  env: Environment,
+): { tool: string; header: string; variable: string }[] {
+  return tools.flatMap((t) =>
+    t.executor.type === 'http'
+      ? Object.entries(t.executor.headers_env)
+          .filter(([, variable]) => !env[variable])
+          .map(([header, variable]) => ({ tool: t.name, header, variable }))
+      : [],
+  )
 }
 
 function fillTemplate(
