@@ -94,14 +94,31 @@ export function provenanceOf(
   for (const param of tool.taint.params) {
     const value = params[param]
     if (value === undefined) continue
-    const origins: Origin[] = []
+    // One origin per session text; a flagged output is kept as two entries of the same source
+    // (the whole output, and its injected passages), merged here.
+    const bySource = new Map<
+      string,
+      { found: boolean; inInjected: boolean; cutInjected: boolean }
+    >()
     for (const e of sources) {
       const found = derivedFrom(value, viewOf(e), minLength)
       if (!found && !e.truncated) continue
+      const o = bySource.get(e.source) ?? { found: false, inInjected: false, cutInjected: false }
+      o.found ||= found
+      if (e.injected === true) {
+        o.inInjected ||= found
+        o.cutInjected ||= !found
+      }
+      bySource.set(e.source, o)
+    }
+    const origins: Origin[] = []
+    for (const [from, o] of bySource) {
+      // Injected: found in the injected passages, or found nowhere and possibly in their cut part.
+      const injected = o.inInjected || (!o.found && o.cutInjected)
       origins.push({
-        from: e.source,
-        ...(e.injected && { injected: true as const }),
-        ...(!found && { maybe: true as const }),
+        from,
+        ...(injected && { injected: true as const }),
+        ...(!o.found && { maybe: true as const }),
       })
     }
     ;(out ??= {})[param] = origins
