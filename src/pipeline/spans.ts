@@ -26,7 +26,7 @@ export function injectedSpans(delivered: unknown, threshold: number): string[] |
   const budget = { chars: SPAN_LIMITS.chars }
   const spans: string[] = []
   for (const value of values) {
-    const paragraphs = value.split(/\n[ \t]*\n/).filter((p) => p.trim() !== '')
+    const paragraphs = value.split(PARAGRAPH_BREAK).filter((p) => p.trim() !== '')
     if (paragraphs.length > SPAN_LIMITS.paragraphs) return null
     const scores: number[] = []
     for (const p of paragraphs) {
@@ -60,6 +60,9 @@ export function injectedSpans(delivered: unknown, threshold: number): string[] |
   }
   return spans.length > 0 ? spans : null
 }
+
+/** A blank line, also when the line breaks are escaped (`\\n`, as in a serialized string). */
+const PARAGRAPH_BREAK = /(?:\r?\n|\\n)[ \t]*(?:\r?\n|\\n)/
 
 /** Bounds on the work one output may cost; past them the whole output counts as injected. */
 export const SPAN_LIMITS = Object.freeze({

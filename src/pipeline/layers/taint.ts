@@ -21,6 +21,7 @@ export function taint(rt: Runtime): Layer<'taint'> {
   const minLength = rt.config.taint.min_match_length
   const afterInjected = rt.config.injection.after_injected_output
   const maxChars = rt.config.sessions.max_entry_chars
+  const userInputUntrusted = !rt.config.user_input.trusted
   return {
     name: 'taint',
     check(ctx) {
@@ -33,8 +34,9 @@ export function taint(rt: Runtime): Layer<'taint'> {
       const provenance = provenanceOf(tool, ctx.call.params, sources, minLength)
       if (sources.length === 0) return withProvenance({ outcome: 'pass' }, provenance)
       const verdicts = [
-        paramTaint(tool, provenance),
-        poisonedSession(afterInjected[tool.risk], tool.name, sources),
+        paramTaint(tool, provenance, userInputUntrusted),
+        // A data-flow rule (policy `effect: release`) may let this call out of the quarantine.
+        ctx.released ? null : poisonedSession(afterInjected[tool.risk], tool.name, sources),
       ]
       // The stronger answer wins: a deny from either check beats a hold from the other.
       const verdict = verdicts.find((v) => v?.outcome === 'deny') ??
@@ -160,11 +162,17 @@ function inputEntry(input: string, at: number, maxChars: number): TaintEntry {
 }
 
 /** A sensitive parameter whose value appears in untrusted text: the tool's taint action. */
-function paramTaint(tool: ToolConfig, provenance: Provenance | undefined): Verdict | null {
+function paramTaint(
+  tool: ToolConfig,
+  provenance: Provenance | undefined,
+  userInputUntrusted: boolean,
+): Verdict | null {
   if (!tool.taint || !provenance) return null
   for (const param of tool.taint.params) {
-    const origins = provenance[param]
-    if (!origins) continue
+    const all = provenance[param]
+    if (!all) continue
+    // The user's own request is not outside text when the configuration says so.
+    const origins = userInputUntrusted ? all : all.filter((o) => o.from !== USER_INPUT)
     // INVARIANT: fail closed. Untrusted text kept only in part may hold the value in the part
     // that was cut, so a value not found in what was kept still gets the action.
     const source = origins.find((o) => !o.maybe) ?? origins.find((o) => o.maybe)
