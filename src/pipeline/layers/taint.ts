@@ -28,7 +28,11 @@ export function taint(rt: Runtime): Layer<'taint'> {
       const { tool } = ctx
       const { current, sources } = sessionSources(ctx, maxChars)
       // This call's user input joins the session's taint, committed with the decision.
-      if (ctx.call.sessionId !== undefined) ctx.newTaint.push(...current)
+      // The same request sent again with each call of a session is kept once.
+      if (ctx.call.sessionId !== undefined)
+        for (const e of current)
+          if (!ctx.state.taint.some((k) => k.source === e.source && k.text === e.text))
+            ctx.newTaint.push(e)
       // Where each sensitive parameter's value came from, recorded on every verdict (the decision
       // trace and the audit keep it), whatever the verdict is.
       const provenance = provenanceOf(tool, ctx.call.params, sources, minLength)
