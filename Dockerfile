@@ -32,8 +32,10 @@ RUN npm run build && npm prune --omit=dev
 # ---- runtime: production dependencies, the build output, configuration and models ----
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
-    # The agent API and the dashboard listen on loopback by default; in a container that would
-    # make them unreachable. Publish their ports only where they should be reached.
+    # The gateway (HOST overrides server.host), the agent API and the dashboard listen on
+    # loopback by default; in a container that would make them unreachable. Publish their ports
+    # only where they should be reached.
+    HOST=0.0.0.0 \
     AGENTS_HOST=0.0.0.0 \
     DASHBOARD_HOST=0.0.0.0
 WORKDIR /app

@@ -41,7 +41,8 @@ const USAGE = `usage: warden <command>
   backup --out FILE [--db FILE] an online copy of the SQLite store, verified (PostgreSQL: pg_dump)
   policy test <dir> [--config FILE]   run scenario files through the pipeline
   config check [--config FILE]  validate a configuration
-  scan TEXT | --jsonl FILE      score text with the prompt-injection detector (FILE - is stdin)
+  scan TEXT | --jsonl FILE      score text with the prompt-injection detector (FILE - is stdin);
+                                exit 0 clean, 1 an injection found, 2 unreadable input
   replay FILE [--config FILE] [--agent ID] [--tool NAME] [--detail] [--user-input]
                                 decide recorded agent sessions (AgentDojo trace JSONL) without
                                 running tools; --agent and --tool may use {suite} and {function};
@@ -216,6 +217,8 @@ async function serve(
     logger.info({ endpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT }, 'exporting traces over OTLP')
   }
   let gatewayUrl = env.GATEWAY_URL ?? 'http://127.0.0.1:8004'
+  /** What a person at a terminal is told once everything listens (the log stays JSON). */
+  const banner: string[] = []
   if (parts.gateway) {
     const loaded = loadConfig(configFile)
     if (loaded.config.demo) {
@@ -226,6 +229,7 @@ async function serve(
     const warden = await createWarden({
       config: loaded,
       logger,
+      env,
       databaseUrl: env.DATABASE_URL,
       ...(env.DATABASE_SCHEMA && { databaseSchema: env.DATABASE_SCHEMA }),
       ...(env.REDIS_URL !== undefined && { redisUrl: env.REDIS_URL }),
@@ -249,9 +253,18 @@ async function serve(
       process.off('SIGHUP', onHangup)
     })
     const port = env.PORT ? Number(env.PORT) : loaded.config.server.port
-    await warden.app.listen({ host: loaded.config.server.host, port })
+    // HOST, like PORT, overrides the file: the image listens on every interface of its container
+    // while the demo configuration keeps its public keys on loopback.
+    const host = env.HOST ?? loaded.config.server.host
+    await warden.app.listen({ host, port })
+    banner.push(`gateway    http://${urlHost(host)}:${port}   (MCP: /mcp, API docs: /docs)`)
+    if (loaded.config.demo)
+      banner.push(
+        'demo keys  Bearer demo-<agent>-key (support-agent, refund-agent, admin-agent, hacker-bot)',
+        'approver   demo-approver-token',
+      )
     logger.info(
-      { port, policy_version: loaded.policyVersion, config: loaded.file },
+      { host, port, policy_version: loaded.policyVersion, config: loaded.file },
       'warden gateway listening',
     )
     if (env.GATEWAY_URL === undefined) gatewayUrl = `http://127.0.0.1:${port}`
@@ -288,6 +301,7 @@ async function serve(
     const port = env.AGENTS_PORT ? Number(env.AGENTS_PORT) : 8005
     // Loopback by default: whoever reaches it can drive the agents (with their keys).
     await agentApi.listen({ host: env.AGENTS_HOST ?? '127.0.0.1', port })
+    banner.push(`agent API  http://${urlHost(env.AGENTS_HOST ?? '127.0.0.1')}:${port}`)
     logger.info(
       { port, gateway_url: gatewayUrl, provider, runs: env.AGENT_RUNS_PATH || DEFAULT_RUNS_PATH },
       'warden agent API listening',
@@ -304,8 +318,11 @@ async function serve(
     const port = env.DASHBOARD_PORT ? Number(env.DASHBOARD_PORT) : 8006
     // Loopback by default: the dashboard proxies the whole gateway API.
     await dashboard.listen({ host: env.DASHBOARD_HOST ?? '127.0.0.1', port })
+    banner.push(`dashboard  http://${urlHost(env.DASHBOARD_HOST ?? '127.0.0.1')}:${port}`)
     logger.info({ port, gateway_url: gatewayUrl }, 'warden dashboard listening')
   }
+  if (process.stderr.isTTY && banner.length > 0)
+    process.stderr.write(`\nWarden is up (Ctrl-C stops it)\n  ${banner.join('\n  ')}\n\n`)
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'shutting down')
@@ -325,6 +342,12 @@ function postgresUrl(url: string): string {
   const options = storeOptions({ kind: 'sqlite', sqlite_path: '' }, { databaseUrl: url })
   if (options.kind !== 'postgres') throw new Error('DATABASE_URL is empty')
   return options.url
+}
+
+/** A listen address as a browser takes it: any-address as loopback, IPv6 in brackets. */
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return '127.0.0.1'
+  return host.includes(':') ? `[${host}]` : host
 }
 
 /** A comma-separated environment value as a list (empty items dropped). */

@@ -69,6 +69,11 @@ export interface WardenOptions {
   /** The prefix of every Redis key (`REDIS_PREFIX`; default `warden:`). */
   redisPrefix?: string
   logger?: Logger
+  /**
+   * The environment the configuration's `*_env` names are read from (`injection.judge.api_key_env`);
+   * main.ts passes its own. Default: none.
+   */
+  env?: Readonly<Record<string, string | undefined>>
   demoBackend?: DemoBackend
   /** How often pending approvals are checked for expiry; 0 disables the sweeper. */
   sweepIntervalMs?: number
@@ -238,6 +243,7 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
   })
   // Live facts the pipeline reads that are not configuration; a reload keeps them.
   const sources: RuntimeSources = {
+    ...(opts.env && { env: opts.env }),
     definitionBlock: (tool) => {
       const blocked = mcp.check(tool)
       return blocked === 'unknown' || blocked === 'unrecorded' ? undefined : blocked

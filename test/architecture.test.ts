@@ -18,6 +18,7 @@ const RANKS: Record<string, number> = {
   config: 3, //     loading and cross-checking configuration files
   auth: 4, //       credentials, principals, delegation tokens: one module for every door
   state: 4, //      capability: rate limits, session state (memory | redis)
+  judge: 4, //      capability: a model's second opinion on grey-zone injection scores (openai | ollama)
   store: 4, //      capability: audit log, approvals, nonces (sqlite | memory | postgres)
   demo: 4, //       the seed's mock backend and scenarios
   events: 5, //     fan-out of committed events, stats, the WebSocket stream

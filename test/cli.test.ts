@@ -1,4 +1,4 @@
-import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import type { AddressInfo } from 'node:net'
@@ -40,6 +40,19 @@ describe('warden CLI', () => {
     ])
     expect(code).toBe(0)
     expect(out).toMatch(/^\d+ passed, 0 failed$/m)
+  })
+
+  it('policy test takes one scenario file too, and names a path that does not exist', async () => {
+    const one = await run([
+      'policy',
+      'test',
+      fileURLToPath(new URL('./scenarios/sessions.yaml', import.meta.url)),
+    ])
+    expect(one.code).toBe(0)
+    expect(one.out).toMatch(/^[1-9]\d* passed, 0 failed$/m)
+    const missing = await run(['policy', 'test', '/nonexistent/scenarios.yaml'])
+    expect(missing.code).toBe(1)
+    expect(missing.err).toContain('/nonexistent/scenarios.yaml: no such scenario file or folder')
   })
 
   it('policy test exits 1 and shows the difference when a policy no longer matches', async () => {
@@ -124,14 +137,10 @@ describe('warden CLI', () => {
     expect(JSON.parse(r.stdout).agent_id).toBe('x')
   })
 
+  // Runs what `npm ci` built (dist/), like the bin test above: after changing src/, `npm run
+  // build` first. Three servers and the demo's MCP upstream start: on a loaded 2-core machine that
+  // takes longer than the default bound.
   it('`warden start` runs gateway, agent API and dashboard together; Ctrl-C stops all three', async () => {
-    execFileSync(
-      process.execPath,
-      ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'],
-      {
-        cwd: ROOT,
-      },
-    )
     const [gateway, agents, dashboard] = await freePorts(3)
     const cwd = mkdtempSync(join(tmpdir(), 'warden-start-'))
     const child = spawn(process.execPath, [join(ROOT, 'bin/warden.js'), 'start'], {
@@ -188,7 +197,7 @@ describe('warden CLI', () => {
       child.kill('SIGKILL')
       rmSync(cwd, { recursive: true, force: true })
     }
-  })
+  }, 90_000)
 })
 
 async function freePorts(n: number): Promise<number[]> {

@@ -24,6 +24,12 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url))
 /** SHA-256 of `demo-approver-token`, as config/demo/warden.yaml lists it. */
 const DEMO_APPROVER_SHA256 = '13398dbc5ccc9670af6606f261884ed54db3b3a773eae74d7e140a6b6e4abc3c'
 
+/** Resolves when `child` has exited, including when it already had (an `exit` event missed). */
+function exitOf(child: ChildProcess): Promise<unknown> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise((r) => child.once('exit', r))
+}
+
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const server = createServer().listen(0, '127.0.0.1', () => {
@@ -42,6 +48,8 @@ describe('crash consistency under kill -9', () => {
   let hang: ((requestId: string) => void) | null = null
   let tool: Server
   let port: number
+  /** `warden start` runs the agent API and the dashboard too: on free ports, never 8005/8006. */
+  let sidePorts: { agents: number; dashboard: number }
 
   beforeAll(async () => {
     tool = createHttpServer((req, res) => {
@@ -73,6 +81,7 @@ describe('crash consistency under kill -9', () => {
         `    - { id: demo-approver, token_sha256: ${DEMO_APPROVER_SHA256}, roles: [billing-lead] }\n`,
     )
     port = await freePort()
+    sidePorts = { agents: await freePort(), dashboard: await freePort() }
   })
   afterAll(async () => {
     tool.closeAllConnections()
@@ -87,6 +96,8 @@ describe('crash consistency under kill -9', () => {
         ...process.env,
         WARDEN_CONFIG: join(dir, 'http/warden.yaml'),
         PORT: String(port),
+        AGENTS_PORT: String(sidePorts.agents),
+        DASHBOARD_PORT: String(sidePorts.dashboard),
         LOG_LEVEL: 'fatal',
         AGENT_RUNS_PATH: join(dir, 'agent-runs.db'),
       },
@@ -148,7 +159,7 @@ describe('crash consistency under kill -9', () => {
       const called = new Promise<string>((resolve) => (hang = resolve))
       const approving = decide(id)
       expect(await called).toBe(requestId)
-      const exited = new Promise((r) => gateway.once('exit', r))
+      const exited = exitOf(gateway)
       gateway.kill('SIGKILL')
       await exited
       expect(await approving).toBeNull()
@@ -173,7 +184,7 @@ describe('crash consistency under kill -9', () => {
       expect(pending.approvals.filter((a) => a.request_id === requestId)).toEqual([])
     } finally {
       gateway.kill('SIGKILL')
-      await new Promise((r) => gateway.once('exit', r))
+      await exitOf(gateway)
     }
 
     const verify = spawnSync(
@@ -203,7 +214,7 @@ describe('crash consistency under kill -9', () => {
     let kills = 0
     try {
       for (let t = 0; t < TRIALS; t++) {
-        const exited = new Promise((r) => gateway.once('exit', r))
+        const exited = exitOf(gateway)
         const work = workload()
         await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 400)))
         gateway.kill('SIGKILL')
@@ -214,7 +225,7 @@ describe('crash consistency under kill -9', () => {
       }
     } finally {
       gateway.kill('SIGKILL')
-      await new Promise((r) => gateway.once('exit', r))
+      await exitOf(gateway)
     }
     expect(kills).toBe(TRIALS)
 

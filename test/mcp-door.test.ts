@@ -278,6 +278,23 @@ describe('MCP front door: bad input', () => {
     await good()
   })
 
+  it('a JSON-RPC batch of calls → 400 invalid_request, and none of them is decided', async () => {
+    const before = (await warden.stores.audit.query({ limit: 10_000 })).length
+    const call = (id: number) => ({
+      jsonrpc: '2.0',
+      id,
+      method: 'tools/call',
+      params: { name: 'lookup_order', arguments: { order_id: 'ORD-1001' } },
+    })
+    const res = await post(JSON.stringify([call(1), call(2), call(3)]), {
+      'mcp-protocol-version': '2025-11-25',
+    })
+    expect(res.status).toBe(400)
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('invalid_request')
+    expect((await warden.stores.audit.query({ limit: 10_000 })).length).toBe(before)
+    await good()
+  })
+
   it('Mcp-Method disagreeing with the body → 400 mcp_method_mismatch', async () => {
     const res = await post(
       JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'x' } }),

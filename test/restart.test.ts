@@ -40,6 +40,10 @@ async function startProcess(port: number): Promise<ChildProcess> {
         ...process.env,
         WARDEN_CONFIG: configFile,
         PORT: String(port),
+        // `start` runs the agent API and the dashboard too: on free ports, never 8005/8006
+        // (another test file may be running `warden start` at the same time).
+        AGENTS_PORT: String(await freePort()),
+        DASHBOARD_PORT: String(await freePort()),
         LOG_LEVEL: 'warn',
         AGENT_RUNS_PATH: join(dir, 'agent-runs.db'),
       },

@@ -1,4 +1,9 @@
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+} from 'fastify'
 import { z } from 'zod'
 import { errorBody, statusOf, type ErrorCode } from '../domain/errors.js'
 import { catalogCodeOf, replyFrameworkError, replyNotFound } from '../http/errors.js'
@@ -106,6 +111,8 @@ export async function buildAgentApi(opts: AgentApiOptions): Promise<FastifyInsta
   const limits = opts.limits ?? DEFAULT_LIMITS
   const app = Fastify({
     loggerInstance: opts.logger,
+    // Runs log what they do; a line per HTTP request on top is noise.
+    logController: new LogController({ disableRequestLogging: true }),
     ...timeoutOptions(limits),
     genReqId: () => timeOrderedId(),
     requestIdHeader: false,

@@ -3,7 +3,15 @@ import { createInterface } from 'node:readline'
 import { scanText } from '../detect/injection.js'
 import type { Io } from './commands.js'
 
-/** `warden scan TEXT`: score one text. */
+/**
+ * Exit status of `warden scan`, as scanners and linters use it: 0 nothing found, 1 an injection
+ * found, 2 input it could not read (a line that is not a `{"text"}` object).
+ */
+const CLEAN = 0
+const FOUND = 1
+const BAD_INPUT = 2
+
+/** `warden scan TEXT`: score one text; exit 1 when it is an injection. */
 export function scanOne(text: string, threshold: number, json: boolean, io: Io): number {
   const r = scanText(text, threshold)
   io.out(
@@ -11,13 +19,14 @@ export function scanOne(text: string, threshold: number, json: boolean, io: Io):
       ? JSON.stringify(r)
       : `${r.detected ? 'INJECTION' : 'clean'} score ${r.score}${r.categories.length ? ` (${r.categories.join(', ')})` : ''}`,
   )
-  return 0
+  return r.detected ? FOUND : CLEAN
 }
 
 /**
  * `warden scan --jsonl FILE`: one `{"text": …}` per line in, one `{"score","detected","categories"}`
  * per line out, in order. A line that is not such an object gets `{"error": …}` in its place, so
- * the output always lines up with the input.
+ * the output always lines up with the input. Exit 2 if any line was bad, else 1 if any text was an
+ * injection, else 0.
  */
 export async function scanJsonl(file: string, threshold: number, io: Io): Promise<number> {
   const lines = createInterface({
@@ -25,6 +34,7 @@ export async function scanJsonl(file: string, threshold: number, io: Io): Promis
     crlfDelay: Infinity,
   })
   let bad = 0
+  let found = 0
   for await (const line of lines) {
     if (line.trim() === '') continue
     let text: unknown
@@ -38,7 +48,9 @@ export async function scanJsonl(file: string, threshold: number, io: Io): Promis
       io.out(JSON.stringify({ error: 'each line must be a JSON object with a string `text`' }))
       continue
     }
-    io.out(JSON.stringify(scanText(text, threshold)))
+    const r = scanText(text, threshold)
+    if (r.detected) found++
+    io.out(JSON.stringify(r))
   }
-  return bad === 0 ? 0 : 1
+  return bad > 0 ? BAD_INPUT : found > 0 ? FOUND : CLEAN
 }

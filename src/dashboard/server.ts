@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import proxy from '@fastify/http-proxy'
 import fastifyStatic from '@fastify/static'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { installHostGuard } from '../http/host-guard.js'
 import {
   DEFAULT_LIMITS,
@@ -44,7 +44,8 @@ export async function buildDashboard(opts: DashboardOptions): Promise<FastifyIns
   const limits = opts.limits ?? DEFAULT_LIMITS
   const app = Fastify({
     loggerInstance: opts.logger,
-    disableRequestLogging: true,
+    // Not a line per proxied request (the page and its API calls would drown the log).
+    logController: new LogController({ disableRequestLogging: true }),
     ...timeoutOptions(limits),
   })
 

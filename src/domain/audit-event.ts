@@ -80,6 +80,20 @@ export interface AuditEventInput {
   latency_ms?: number
   /** For untrusted tools: the injection detector's finding on the output, when it found something. */
   output_scan?: { score: number; categories: string[] }
+  /**
+   * For untrusted tools whose output scored in the judge's grey zone (decision 0023): what the
+   * model said, which model, and how long it took, whatever the verdict.
+   */
+  output_judge?: {
+    verdict: 'injection' | 'benign' | 'failed'
+    reason: string
+    provider: string
+    model: string
+    latency_ms: number
+    score: number
+    truncated?: true
+    cached?: true
+  }
   /** For delegated calls and agent messages: the agents involved, oldest first, this one last. */
   chain?: string[]
   /** The person who started a delegation chain, if known. */

@@ -120,6 +120,37 @@ const executor = z.discriminatedUnion('type', [
   }),
 ])
 
+/**
+ * The optional second opinion on the injection detector (decision 0023): texts whose score falls
+ * in `grey_zone` ([from, to)) are sent to a model that answers whether they carry instructions for
+ * the agent. A model that fails, times out or answers anything else counts as "injection".
+ */
+export const injectionJudge = z.strictObject({
+  /** `openai`: any OpenAI-compatible chat-completions server; `ollama`: Ollama's /api/chat. */
+  provider: z.enum(['openai', 'ollama']),
+  /** e.g. `https://api.openai.com/v1`, or the Ollama host `http://127.0.0.1:11434`. */
+  base_url: z.url({ protocol: /^https?$/ }),
+  model: z.string().min(1),
+  /** The environment variable holding the API key (OpenAI-compatible servers); none for Ollama. */
+  api_key_env: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+    .optional(),
+  /** The deadline of one verdict, queueing included; past it the text is held. */
+  timeout_ms: z.number().int().positive().max(60_000).default(3_000),
+  /** Scores in [from, to) are judged; below, the text passes; at or above, the detector decides. */
+  grey_zone: z
+    .tuple([z.number().min(0).max(1), z.number().min(0).max(1)])
+    .default([0.3, 0.8])
+    .refine(([from, to]) => from < to, { message: 'the grey zone is [from, to) with from < to' }),
+  /** The text sent is cut to this many characters (a cut text is never judged benign). */
+  max_chars: z.number().int().positive().max(100_000).default(4_000),
+  /** Verdicts in flight at once in this process; the others wait within their deadline. */
+  concurrency: z.number().int().positive().max(64).default(4),
+  /** Verdicts remembered by the text's hash (failures are not). */
+  cache_size: z.number().int().min(0).max(100_000).default(1_000),
+})
+
 const tool = z
   .strictObject({
     name: toolName,
@@ -305,8 +336,14 @@ export const configSchema = z.strictObject({
       after_injected_output: z
         .partialRecord(z.enum(RISK_LEVELS), z.enum(['hold', 'deny']))
         .default({}),
+      /** A model asked for a second opinion on grey-zone scores (decision 0023). Off when absent. */
+      judge: injectionJudge.optional(),
     })
-    .prefault({}),
+    .prefault({})
+    .refine((i) => !i.judge || i.judge.grey_zone[1] <= i.deny_at, {
+      message: "the judge's grey zone must end at or below `deny_at`: a judge never lowers a deny",
+      path: ['judge', 'grey_zone'],
+    }),
   pii: z
     .strictObject({
       /**
@@ -492,6 +529,7 @@ export type ToolConfig = WardenConfig['tools'][number]
 export type McpUpstreamConfig = WardenConfig['mcp_upstreams'][number]
 export type PolicyRuleConfig = WardenConfig['policy']['rules'][number]
 export type GuardConfig = WardenConfig['guards'][number]
+export type JudgeConfig = z.output<typeof injectionJudge>
 export type SequenceRuleConfig = WardenConfig['sequence']['rules'][number]
 export type ApproverConfig = WardenConfig['approvals']['approvers'][number]
 export type ApprovalRuleConfig = WardenConfig['approvals']['rules'][number]

@@ -22,6 +22,8 @@ export interface OutputWarning {
   code: 'injection_in_output'
   score: number
   categories: string[]
+  /** Set when the judge was asked (decision 0023): `injection`, or `failed` (held as one). */
+  judge?: 'injection' | 'failed'
 }
 
 /**

@@ -26,6 +26,8 @@ export interface ToolRun {
   /** Set when the tool failed or timed out. */
   failure?: { code: ErrorCode; message: string }
   warning?: OutputWarning
+  /** The judge's answer on a grey-zone output (decision 0023), for the audit record. */
+  judged?: AuditEventInput['output_judge']
   latencyMs: number
 }
 
@@ -127,6 +129,7 @@ export function toolRunner(deps: ToolRunnerDeps): ToolRunner {
       audited: inspected.audited,
       latencyMs: performance.now() - started,
       ...(inspected.scan && { warning: { code: 'injection_in_output', ...inspected.scan } }),
+      ...(inspected.judged && { judged: inspected.judged }),
     }
   }
   return {
@@ -135,7 +138,13 @@ export function toolRunner(deps: ToolRunnerDeps): ToolRunner {
       try {
         const event = executionEvent(decision, run.outcome, run.audited, run.latencyMs, approvalId)
         const scan = run.warning && { score: run.warning.score, categories: run.warning.categories }
-        await deps.recorder.record([{ ...event, ...(scan && { output_scan: scan }) }])
+        await deps.recorder.record([
+          {
+            ...event,
+            ...(scan && { output_scan: scan }),
+            ...(run.judged && { output_judge: run.judged }),
+          },
+        ])
       } finally {
         close()
       }

@@ -164,7 +164,14 @@ export const executeAllowed = z.looseObject({
   ...decided,
   result: z.unknown().optional(),
   warnings: z
-    .array(z.looseObject({ code: z.string(), score: z.number(), categories: z.array(z.string()) }))
+    .array(
+      z.looseObject({
+        code: z.string(),
+        score: z.number(),
+        categories: z.array(z.string()),
+        judge: z.enum(['injection', 'failed']).optional(),
+      }),
+    )
     .optional(),
 })
 /** 202: held for a person. */
@@ -287,6 +294,16 @@ export const auditEvent = z.looseObject({
   result: z.unknown().optional(),
   latency_ms: z.number().optional(),
   output_scan: z.looseObject({ score: z.number(), categories: z.array(z.string()) }).optional(),
+  output_judge: z
+    .looseObject({
+      verdict: z.enum(['injection', 'benign', 'failed']),
+      reason: z.string(),
+      provider: z.string(),
+      model: z.string(),
+      latency_ms: z.number(),
+      score: z.number(),
+    })
+    .optional(),
   chain: z.array(z.string()).optional(),
   human: z.string().optional(),
   prev_hash: z.string(),

@@ -39,6 +39,18 @@ export const mcpRoutes: FastifyPluginAsync<McpRoutesOptions> = async (
     const credential = bearer(req.headers.authorization)
     const agent = principalOf(runtime, credential).agent
     if (!agent || credential === undefined) return unauthenticated(req, reply, credential)
+    // MCP removed JSON-RPC batching (2025-06-18); one POST carrying thousands of calls would
+    // multiply what one request costs (threat matrix B12), so an array is refused whole.
+    if (Array.isArray(req.body))
+      return reply
+        .code(400)
+        .send(
+          errorBody(
+            'invalid_request',
+            'JSON-RPC batches are not accepted: send one message per request',
+            req.id,
+          ),
+        )
     const mismatch = methodMismatch(req.headers['mcp-method'], req.body)
     if (mismatch) return reply.code(400).send(errorBody('mcp_method_mismatch', mismatch, req.id))
     // From here the SDK writes the response itself; Fastify must not send one too.

@@ -1,4 +1,5 @@
 import type { ToolConfig } from '../domain/config.js'
+import type { JudgeRecord } from '../judge/index.js'
 import { detectInjection } from '../detect/injection.js'
 import { maskPii, type Masked } from '../detect/pii.js'
 import { PII_KINDS } from '../domain/config.js'
@@ -14,8 +15,27 @@ export interface InspectedOutput {
   delivered: unknown
   /** What the audit keeps: always masked, with the paths that were. */
   audited: Masked<unknown>
-  /** Set when an untrusted output scored as a prompt injection. */
-  scan?: { score: number; categories: string[] }
+  /** Set when an untrusted output scored as a prompt injection (or the judge held it as one). */
+  scan?: { score: number; categories: string[]; judge?: 'injection' | 'failed' }
+  /** Set when the output scored in the judge's grey zone: the judge's answer, for the audit. */
+  judged?: JudgeRecord & { score: number }
+}
+
+/**
+ * The detector's finding on a text, with the judge's second opinion when the score is in its grey
+ * zone (decision 0023). `flagged`: the text is to be treated as an injection. A judge that failed
+ * flags it (hold, never allow); "benign" unflags only a text the judge saw whole.
+ */
+export async function judgedScan(
+  rt: Runtime,
+  text: string,
+): Promise<{ score: number; categories: string[]; flagged: boolean; judged?: JudgeRecord }> {
+  const { score, categories } = detectInjection(text)
+  const byDetector = score >= rt.config.injection.hold_at
+  if (!rt.judge?.inZone(score)) return { score, categories, flagged: byDetector }
+  const judged = await rt.judge.judge(text)
+  const flagged = judged.verdict === 'benign' ? byDetector && judged.truncated === true : true
+  return { score, categories, flagged, judged }
 }
 
 /**
@@ -43,8 +63,16 @@ export async function inspectOutput(
   if (tool.output_trust !== 'untrusted') return { delivered, audited }
   // Untrusted output is scanned before the agent sees it; a finding is flagged on the reply,
   // kept in the audit record, and poisons the session for later risky calls.
-  const found = detectInjection(stringLeaves(delivered).join('\n'))
-  const scan = found.score >= rt.config.injection.hold_at ? found : undefined
+  const found = await judgedScan(rt, stringLeaves(delivered).join('\n'))
+  const verdict = found.judged?.verdict
+  const scan = found.flagged
+    ? {
+        score: found.score,
+        categories: found.categories,
+        ...((verdict === 'injection' || verdict === 'failed') && { judge: verdict }),
+      }
+    : undefined
+  const judged = found.judged && { ...found.judged, score: found.score }
   if (call.sessionId !== undefined) {
     const limits = rt.config.sessions
     // The whole output, numbers included: any value in it may come back as a parameter (cut to
@@ -79,6 +107,7 @@ export async function inspectOutput(
   return {
     delivered,
     audited,
-    ...(scan && { scan: { score: scan.score, categories: scan.categories } }),
+    ...(scan && { scan }),
+    ...(judged && { judged }),
   }
 }

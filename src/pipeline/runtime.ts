@@ -1,5 +1,5 @@
 import type { ValidateFunction } from 'ajv'
-import type { LoadedConfig } from '../config/loader.js'
+import { ConfigError, type LoadedConfig } from '../config/loader.js'
 import type {
   AgentConfig,
   ApproverConfig,
@@ -13,6 +13,7 @@ import { compilePolicy, type CompiledPolicy } from '../policy/cel-policy.js'
 import { compileToolSchemas } from '../policy/param-schemas.js'
 import type { PinBlock } from '../domain/tool-pins.js'
 import type { StateBackend } from '../state/types.js'
+import { createJudge, type Judge } from '../judge/index.js'
 
 /** Everything compiled once from a configuration that the layers read on every call. */
 export interface Runtime {
@@ -34,11 +35,15 @@ export interface Runtime {
    * blocked (decision 0021). Absent where there are no upstreams.
    */
   readonly definitionBlock?: (tool: string) => PinBlock | undefined
+  /** The second opinion on grey-zone injection scores, when `injection.judge` is configured. */
+  readonly judge?: Judge
 }
 
 /** What the runtime reads that is not configuration: live facts owned by other parts. */
 export interface RuntimeSources {
   definitionBlock?: Runtime['definitionBlock']
+  /** Where the configuration's `*_env` names are read (the judge's API key); main.ts's env. */
+  env?: Readonly<Record<string, string | undefined>>
 }
 
 /** Compile a loaded configuration against a state backend. */
@@ -65,6 +70,17 @@ export function buildRuntime(
       restricted: new Set(config.pii.mask_in_results.restricted),
     },
     ...(sources.definitionBlock && { definitionBlock: sources.definitionBlock }),
+    ...(config.injection.judge && { judge: judgeOf(loaded, sources) }),
+  }
+}
+
+/** The configured judge; a configuration it cannot use is refused like any bad configuration. */
+function judgeOf(loaded: LoadedConfig, sources: RuntimeSources): Judge {
+  try {
+    return createJudge(loaded.config.injection.judge!, sources.env ?? {})
+  } catch (err) {
+    const file = loaded.sources.injection ?? loaded.file
+    throw new ConfigError(`${file}: injection.judge: ${(err as Error).message}`)
   }
 }
 
@@ -123,6 +139,9 @@ export class LiveRuntime implements Runtime {
   }
   get definitionBlock() {
     return this.#current.definitionBlock
+  }
+  get judge() {
+    return this.#current.judge
   }
 }
 

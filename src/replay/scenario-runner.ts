@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
@@ -45,12 +45,14 @@ export interface CaseResult {
   actual: { decision: string; layer: string | null; code: string | null; reason: string }
 }
 
-/** Scenario files (`*.yaml`) in a directory, sorted. */
-export function scenarioFiles(dir: string): string[] {
-  return readdirSync(dir)
+/** Scenario files: `path` itself, or the `*.yaml` files of the folder `path`, sorted. */
+export function scenarioFiles(path: string): string[] {
+  if (!existsSync(path)) throw new Error(`${path}: no such scenario file or folder`)
+  if (!statSync(path).isDirectory()) return [path]
+  return readdirSync(path)
     .filter((f) => f.endsWith('.yaml') || f.endsWith('.yml'))
     .sort()
-    .map((f) => join(dir, f))
+    .map((f) => join(path, f))
 }
 
 /** Load one scenario file; a malformed file throws with the file name. */

@@ -1,25 +1,40 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http'
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+} from 'node:http'
 import type { AddressInfo } from 'node:net'
 
 /**
  * Local servers that speak the OpenAI chat-completions and Ollama /api/chat wire formats with
  * scripted model turns, so the official SDKs run unchanged against them in tests.
  */
-export type Turn = (req: { body: Record<string, unknown> }) => {
+export interface TurnAnswer {
   status?: number
   json?: unknown
   raw?: string
 }
+/** One scripted answer; a promise that settles late (or never) is a slow (or hung) model. */
+export type Turn = (req: { body: Record<string, unknown> }) => TurnAnswer | Promise<TurnAnswer>
 
 export interface ScriptServer {
   url: string
   requests: Record<string, unknown>[]
+  /** The headers of each request, in the same order. */
+  headers: IncomingHttpHeaders[]
   script: Turn[]
   close: () => Promise<void>
 }
 
 export async function scriptServer(path: string): Promise<ScriptServer> {
-  const state: ScriptServer = { url: '', requests: [], script: [], close: async () => {} }
+  const state: ScriptServer = {
+    url: '',
+    requests: [],
+    headers: [],
+    script: [],
+    close: async () => {},
+  }
   const server: Server = createServer(async (req: IncomingMessage, res) => {
     let text = ''
     for await (const chunk of req) text += chunk
@@ -29,16 +44,22 @@ export async function scriptServer(path: string): Promise<ScriptServer> {
     }
     const body = JSON.parse(text || '{}') as Record<string, unknown>
     state.requests.push(body)
+    state.headers.push(req.headers)
     const turn = state.script.shift()
     const out = turn
-      ? turn({ body })
+      ? await turn({ body })
       : { status: 500, json: { error: { message: 'script exhausted' } } }
     res.writeHead(out.status ?? 200, { 'content-type': 'application/json' })
     res.end(out.raw ?? JSON.stringify(out.json))
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  state.close = () => new Promise((r) => server.close(() => r()))
+  state.close = () =>
+    new Promise((r) => {
+      server.close(() => r())
+      // A hung turn's connection would keep the server open.
+      server.closeAllConnections()
+    })
   return state
 }
 

@@ -1,4 +1,6 @@
 import { detectInjection } from '../../detect/injection.js'
+import type { Verdict } from '../../domain/types.js'
+import type { Judge } from '../../judge/index.js'
 import type { TaintEntry } from '../../state/types.js'
 import type { Layer } from '../layer.js'
 import type { Runtime } from '../runtime.js'
@@ -42,14 +44,21 @@ export function injection(rt: Runtime): Layer<'injection'> {
       if (text.length === 0) return { outcome: 'pass' }
       let found = detectInjection(text)
       let across = false
+      // The text `found` is about (what the judge would be shown).
+      let scanned = text
       if (recent.length > 0 && found.score >= hold_at) {
         const alone = detectInjection(own)
         across = alone.score < found.score
-        if (alone.score >= found.score) found = alone
+        if (alone.score >= found.score) [found, scanned] = [alone, own]
       }
       const { score, categories } = found
-      const details = across ? { score, categories, across_calls: true } : { score, categories }
+      const details: Record<string, unknown> = across
+        ? { score, categories, across_calls: true }
+        : { score, categories }
       const risk = Math.round(score * 60)
+      // A grey-zone score gets the judge's second opinion (decision 0023) on the text it came from.
+      if (rt.judge?.inZone(score))
+        return judged(rt.judge, scanned, score >= hold_at, categories, risk, details)
       if (score >= deny_at) {
         return {
           outcome: 'deny',
@@ -69,6 +78,43 @@ export function injection(rt: Runtime): Layer<'injection'> {
       return { outcome: 'pass', risk, details: score > 0 ? details : undefined }
     },
   }
+}
+
+/**
+ * The verdict on a grey-zone text after the judge's answer: "injection" denies, a judge that
+ * failed holds (never allows), "benign" passes unless the judge saw only part of a text the
+ * detector would have held.
+ */
+async function judged(
+  judge: Judge,
+  text: string,
+  held: boolean,
+  categories: string[],
+  risk: number,
+  details: Record<string, unknown>,
+): Promise<Verdict> {
+  const answer = await judge.judge(text)
+  const withJudge = { ...details, judge: answer }
+  const found = categories.join(', ')
+  if (answer.verdict === 'injection')
+    return {
+      outcome: 'deny',
+      code: 'injection_detected',
+      reason: `prompt injection detected (${found}; confirmed by the judge)`,
+      risk,
+      details: withJudge,
+    }
+  if (answer.verdict === 'failed' || (held && answer.truncated === true))
+    return {
+      outcome: 'hold',
+      reason:
+        answer.verdict === 'failed'
+          ? `possible prompt injection (${found}; the judge gave no verdict: ${answer.reason})`
+          : `possible prompt injection (${found}; the judge saw only part of the text)`,
+      risk,
+      details: withJudge,
+    }
+  return { outcome: 'pass', risk, details: withJudge }
 }
 
 function withoutUserInput(context: Readonly<Record<string, unknown>>): Record<string, unknown> {
