@@ -38,6 +38,8 @@ const traces: Trace[] = readFileSync(values.traces, 'utf8')
   })
 
 type Change = (c: WardenConfig) => WardenConfig
+/** Calls carry no `context.user_input` (as the replay did before issue 14's data-flow rules). */
+const NO_USER_INPUT = 'no user input'
 const noQuarantine: Change = (c) => ({
   ...c,
   injection: { ...c.injection, after_injected_output: {} },
@@ -55,20 +57,40 @@ const maskAll: Change = (c) => ({
   },
 })
 
-const VARIANTS: [string, Change[]][] = [
+// The injection detector switched off: no output is flagged, so neither the quarantine nor the
+// `injected` provenance exists; only data flow from untrusted outputs (taint) is left.
+const noDetector: Change = (c) => ({ ...c, injection: { ...c.injection, hold_at: 2, deny_at: 2 } })
+// The quarantine refuses what it does not release, instead of holding it.
+const quarantineDenies: Change = (c) => ({
+  ...c,
+  injection: {
+    ...c.injection,
+    after_injected_output: { low: 'deny', medium: 'deny', high: 'deny', critical: 'deny' },
+  },
+})
+
+const VARIANTS: [string, (Change | typeof NO_USER_INPUT)[]][] = [
   ['shipped (config/agentdojo)', []],
+  ['shipped, calls without the user’s request', [NO_USER_INPUT]],
   ['+ anomaly model', [anomaly]],
   ['− session quarantine', [noQuarantine]],
+  ['− injection detector', [noDetector]],
+  ['quarantine denies instead of holding', [quarantineDenies]],
   ['− session quarantine, + anomaly model', [noQuarantine, anomaly]],
   ['− session quarantine, − taint', [noQuarantine, noTaint]],
   ['shipped, all PII masked for agents', [maskAll]],
 ]
 
-async function replayAll(loaded: LoadedConfig): Promise<{ s: ReplaySummary; ms: number }> {
+async function replayAll(
+  loaded: LoadedConfig,
+  userInput: boolean,
+): Promise<{ s: ReplaySummary; ms: number }> {
+  // The traces carry the user's request: an integration sends it as `context.user_input`.
   const r = new Replayer(loaded, {
     agent: 'agentdojo-{suite}',
     tool: '{suite}.{function}',
     detail: false,
+    userInput,
   })
   const t0 = performance.now()
   for (const t of traces) await r.replay(t)
@@ -78,14 +100,14 @@ async function replayAll(loaded: LoadedConfig): Promise<{ s: ReplaySummary; ms: 
 const pct = (a: number, b: number) => `${((100 * a) / b).toFixed(1)}%`
 console.log(`AgentDojo v1: ${traces.length} traces, Node ${process.version}`)
 console.log(
-  '| configuration | attacker executed | attacker held | attacker denied | benign allowed | benign held | benign denied | user calls after the injection allowed | calls/s |',
+  '| configuration | attacker executed | attacker held | attacker denied | benign allowed | benign held | benign denied | user calls after the injection allowed | after the injection held / denied | calls/s |',
 )
-console.log('|---|--:|--:|--:|--:|--:|--:|--:|--:|')
+console.log('|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|')
 for (const [name, changes] of VARIANTS) {
-  const config = changes.reduce((c, f) => f(c), shipped.config)
-  const { s, ms } = await replayAll({ ...shipped, config })
+  const config = changes.reduce((c, f) => (f === NO_USER_INPUT ? c : f(c)), shipped.config)
+  const { s, ms } = await replayAll({ ...shipped, config }, !changes.includes(NO_USER_INPUT))
   const calls = s.attacker_calls + s.benign_calls + s.under_attack_calls
   console.log(
-    `| ${name} | ${s.attacker_executed} / ${s.attacker_calls} (${pct(s.attacker_executed, s.attacker_calls)}) | ${s.attacker_held} | ${s.attacker_denied} | ${s.benign_allowed} / ${s.benign_calls} (${pct(s.benign_allowed, s.benign_calls)}) | ${s.benign_held} | ${s.benign_denied} | ${s.after_injection_allowed} / ${s.after_injection_calls} (${pct(s.after_injection_allowed, s.after_injection_calls)}) | ${Math.round((calls / ms) * 1000).toLocaleString('en-US')} |`,
+    `| ${name} | ${s.attacker_executed} / ${s.attacker_calls} (${pct(s.attacker_executed, s.attacker_calls)}) | ${s.attacker_held} | ${s.attacker_denied} | ${s.benign_allowed} / ${s.benign_calls} (${pct(s.benign_allowed, s.benign_calls)}) | ${s.benign_held} | ${s.benign_denied} | ${s.after_injection_allowed} / ${s.after_injection_calls} (${pct(s.after_injection_allowed, s.after_injection_calls)}) | ${s.after_injection_held} / ${s.after_injection_denied} | ${Math.round((calls / ms) * 1000).toLocaleString('en-US')} |`,
   )
 }

@@ -43,9 +43,11 @@ const USAGE = `usage: warden <command>
   config check [--config FILE]  validate a configuration
   scan TEXT | --jsonl FILE      score text with the prompt-injection detector (FILE - is stdin);
                                 exit 0 clean, 1 an injection found, 2 unreadable input
-  replay FILE [--config FILE] [--agent ID] [--tool NAME] [--detail]
+  replay FILE [--config FILE] [--agent ID] [--tool NAME] [--detail] [--user-input]
                                 decide recorded agent sessions (AgentDojo trace JSONL) without
-                                running tools; --agent and --tool may use {suite} and {function}
+                                running tools; --agent and --tool may use {suite} and {function};
+                                --detail lists each call with its provenance; --user-input sends
+                                the trace's user message as context.user_input
   approvals list                held calls waiting for a person (gateway at GATEWAY_URL)
   approvals approve|deny ID [--comment TEXT] [--token T]   decide one (token: WARDEN_APPROVER_TOKEN)
   every command takes --json for machine-readable output`
@@ -145,7 +147,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         return await replayCommand(
           sub,
           loaded,
-          { agent, tool: values.tool ?? '{function}', detail: values.detail },
+          {
+            agent,
+            tool: values.tool ?? '{function}',
+            detail: values.detail,
+            userInput: values['user-input'],
+          },
           values.json,
           io,
         )
@@ -186,6 +193,7 @@ function parseCli(argv: string[]) {
       comment: { type: 'string' },
       tool: { type: 'string' },
       detail: { type: 'boolean', default: false },
+      'user-input': { type: 'boolean', default: false },
       schema: { type: 'string' },
     },
   })

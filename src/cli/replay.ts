@@ -7,6 +7,7 @@ import {
   type ReplayOptions,
   type ReplaySummary,
   type Tally,
+  type TraceReport,
 } from '../replay/replay.js'
 import { parseTrace } from '../replay/traces.js'
 import type { Io } from './commands.js'
@@ -55,11 +56,39 @@ function row(name: string, t: Tally, allowedWord = 'allowed'): string {
   return `${name.padEnd(28)} ${String(t.calls).padStart(6)}  ${allowedWord} ${String(t.allowed).padStart(5)} (${pct(t.allowed, t.calls)})  held ${String(t.held).padStart(5)} (${pct(t.held, t.calls)})  denied ${String(t.denied).padStart(5)} (${pct(t.denied, t.calls)})`
 }
 
+/**
+ * One trace, call by call: who made the call, the decision and its layer, and where each
+ * sensitive value came from (`param←source`, `injected` for a flagged passage, `?` for a text kept
+ * only in part, `nowhere` when found in no session text).
+ */
+function traceLines(t: TraceReport): string[] {
+  const lines = [`${t.id} (${t.label}):`]
+  for (const c of t.calls ?? []) {
+    const why = c.decision === 'allow' ? '' : ` [${c.layer}${c.code ? ` ${c.code}` : ''}]`
+    const origins = Object.entries(c.provenance ?? {}).map(
+      ([param, os]) =>
+        `${param}←${
+          os.length === 0
+            ? 'nowhere'
+            : os
+                .map((o) => `${o.from}${o.injected ? ' injected' : ''}${o.maybe ? ' ?' : ''}`)
+                .join(', ')
+        }`,
+    )
+    const after = c.after_injection ? ' (after injection)' : ''
+    lines.push(
+      `  ${c.role.padEnd(8)} ${c.tool} → ${c.decision}${why}${after}${origins.length ? `  ${origins.join('; ')}` : ''}`,
+    )
+  }
+  return lines
+}
+
 function summaryLines(s: ReplaySummary): string[] {
   const lines = [
     `${s.traces} traces replayed${s.invalid_traces ? `, ${s.invalid_traces} invalid` : ''}`,
   ]
   const suites = Object.values(s.by_suite)
+  for (const trace of s.trace_detail ?? []) lines.push(...traceLines(trace))
   for (const [suite, t] of Object.entries(s.by_suite)) {
     lines.push(`${suite || '(no suite)'}:`)
     lines.push(row('  benign traces, user calls', t.benign))

@@ -186,7 +186,11 @@ const tool = z
 
 const policyRule = z.strictObject({
   id,
-  effect: z.enum(['permit', 'forbid']),
+  /**
+   * `release` (data-flow rules): a call it matches is let out of the session quarantine
+   * (`injection.after_injected_output`); it permits nothing by itself.
+   */
+  effect: z.enum(['permit', 'forbid', 'release']),
   tools: z.array(toolName).optional(),
   roles: z.array(id).optional(),
   agents: z.array(id).optional(),
@@ -369,6 +373,14 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   taint: z.strictObject({ min_match_length: z.number().int().min(1).default(4) }).prefault({}),
+  /**
+   * Who writes `context.user_input`. Untrusted (the default) suits agents whose user is an
+   * outsider (a customer writing to support): it is scanned for injection and a sensitive value
+   * found in it is held like one read in a tool output. `trusted: true` suits assistants acting
+   * for their owner, whose request is the instruction itself: it is neither scanned nor taint,
+   * and data-flow rules still see which values came from it (`provenance.<param>.user`).
+   */
+  user_input: z.strictObject({ trusted: z.boolean().default(false) }).prefault({}),
   risk: z
     .strictObject({
       /**

@@ -38,6 +38,11 @@ export interface DecisionContext extends ResolvedCall {
    * layer; the runner learns the transition from it when the call is allowed.
    */
   previousTool?: string
+  /**
+   * Set by the policy layer when a data-flow rule (`effect: release`) lets this call out of the
+   * session quarantine; the taint layer then does not apply `injection.after_injected_output`.
+   */
+  released?: { rule: string; reason: string }
 }
 
 /** One stage of the pipeline. Return a verdict; throw only when the layer itself is broken. */

@@ -5,7 +5,9 @@ import { maskPii, type Masked } from '../detect/pii.js'
 import { PII_KINDS } from '../domain/config.js'
 import { stringLeaves } from './layers/injection.js'
 import { taintForm } from './layers/taint.js'
+import { injectedSpans } from './spans.js'
 import type { Runtime } from './runtime.js'
+import type { TaintEntry } from '../state/types.js'
 
 /** What Warden makes of a tool's result before the agent sees it. */
 export interface InspectedOutput {
@@ -76,16 +78,24 @@ export async function inspectOutput(
     // The whole output, numbers included: any value in it may come back as a parameter (cut to
     // `sessions.max_entry_chars`, and then marked so that parameter taint fails closed).
     const whole = taintForm(JSON.stringify(delivered) ?? '')
-    const entry = {
-      source: `tool:${tool.name}#${call.requestId}`,
-      text: whole.slice(0, limits.max_entry_chars),
+    const source = `tool:${tool.name}#${call.requestId}`
+    // Provenance per span: when the detector can point at the injected passages, only values
+    // inside them are the attacker's (`injected`); the whole output stays untrusted taint. When
+    // it cannot, the whole output is the injected span (as before).
+    const spans = scan ? injectedSpans(delivered, rt.config.injection.hold_at) : null
+    const entry = (text: string, injected: boolean): TaintEntry => ({
+      source,
+      text: text.slice(0, limits.max_entry_chars),
       at: now,
-      ...(scan && { injected: true }),
-      ...(whole.length > limits.max_entry_chars && { truncated: true }),
-    }
+      ...(injected && { injected: true }),
+      ...(text.length > limits.max_entry_chars && { truncated: true }),
+    })
+    const entries = spans
+      ? [entry(whole, false), entry(taintForm(spans.join('\n')), true)]
+      : [entry(whole, scan !== undefined)]
     const taint = {
       session: call.sessionId,
-      entries: [entry],
+      entries,
       maxChars: limits.max_session_chars,
       idleMs: limits.idle_ttl_seconds * 1000,
     }

@@ -36,7 +36,13 @@ export interface ParamOrigin {
 }
 
 export type PolicyResult =
-  | { effect: 'permit'; rule: string; reason: string }
+  | {
+      effect: 'permit'
+      rule: string
+      reason: string
+      /** A `release` rule matched: the call is let out of the session quarantine. */
+      released?: { rule: string; reason: string }
+    }
   | { effect: 'deny'; rule: string | null; reason: string }
 
 type Compiled = PolicyRuleConfig & { evaluate: (input: PolicyInput) => unknown }
@@ -150,7 +156,7 @@ export function compilePolicy(config: WardenConfig): CompiledPolicy {
     const applies = compiled.filter((r) => !r.tools || r.tools.includes(tool.name))
     byTool.set(tool.name, [
       ...applies.filter((r) => r.effect === 'forbid'),
-      ...applies.filter((r) => r.effect === 'permit'),
+      ...applies.filter((r) => r.effect !== 'forbid'),
     ])
   }
   return {
@@ -174,6 +180,7 @@ export function compilePolicy(config: WardenConfig): CompiledPolicy {
         provenance,
       }
       let permit: Compiled | undefined
+      let release: Compiled | undefined
       for (const rule of byTool.get(tool.name) ?? []) {
         if (rule.agents && !rule.agents.includes(agent.id)) continue
         if (rule.roles && !rule.roles.includes(agent.role)) continue
@@ -197,11 +204,16 @@ export function compilePolicy(config: WardenConfig): CompiledPolicy {
         }
         if (value && rule.effect === 'forbid')
           return { effect: 'deny', rule: rule.id, reason: rule.reason }
-        if (value && !permit) permit = rule
+        if (value && rule.effect === 'release') release ??= rule
+        else if (value && !permit) permit = rule
       }
-      return permit
-        ? { effect: 'permit', rule: permit.id, reason: permit.reason }
-        : { effect: 'deny', rule: null, reason: 'no policy rule permits this call' }
+      if (!permit) return { effect: 'deny', rule: null, reason: 'no policy rule permits this call' }
+      return {
+        effect: 'permit',
+        rule: permit.id,
+        reason: permit.reason,
+        ...(release && { released: { rule: release.id, reason: release.reason } }),
+      }
     },
   }
 }

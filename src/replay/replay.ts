@@ -16,6 +16,11 @@ export interface ReplayOptions {
   tool: string
   /** Keep every call's decision in the report. */
   detail: boolean
+  /**
+   * Send the trace's latest user message with each call as `context.user_input`, as an agent
+   * integration that forwards the user's request would (data-flow rules read it).
+   */
+  userInput?: boolean
 }
 
 /** How calls are counted: see ReplaySummary. */
@@ -170,6 +175,7 @@ export class Replayer {
     // Recorded results answer the calls in order; a denied call's result never reached the agent.
     const pending: { tool: string; requestId: string; ran: boolean; callId?: string }[] = []
     let afterInjection = false
+    let userInput: string | undefined
 
     const attempt = async (c: TraceCall, role: CallRole) => {
       const tool = toolName(c.function)
@@ -182,7 +188,7 @@ export class Replayer {
         tool,
         params: c.args,
         sessionId: trace.id,
-        context: {},
+        context: this.options.userInput && userInput ? { user_input: userInput } : {},
         credential: this.secrets.get(agentId),
         receivedAt: this.clock,
       })
@@ -214,7 +220,8 @@ export class Replayer {
     }
 
     for (const m of trace.messages) {
-      if (m.role === 'assistant') {
+      if (m.role === 'user') userInput = m.content
+      else if (m.role === 'assistant') {
         for (const c of m.tool_calls ?? []) pending.push(await attempt(c, 'user'))
       } else if (m.role === 'tool') {
         const i =

@@ -25,14 +25,17 @@ function recentInput(taint: readonly TaintEntry[], since: number): string {
 export function injection(rt: Runtime): Layer<'injection'> {
   const { hold_at, deny_at } = rt.config.injection
   const sessions = rt.config.sessions
+  const trustInput = rt.config.user_input.trusted
   return {
     name: 'injection',
     check(ctx) {
-      const own = stringLeaves(ctx.call.context, stringLeaves(ctx.call.params)).join('\n')
+      // The owner's own request is not scanned when the configuration trusts it (`user_input`).
+      const context = trustInput ? withoutUserInput(ctx.call.context) : ctx.call.context
+      const own = stringLeaves(context, stringLeaves(ctx.call.params)).join('\n')
       // With `sessions.scan_across_calls`, the session's recent user input goes in front, so a
       // payload split over several calls is scanned whole.
       const recent =
-        sessions.scan_across_calls && ctx.call.sessionId !== undefined
+        sessions.scan_across_calls && !trustInput && ctx.call.sessionId !== undefined
           ? recentInput(ctx.state.taint, ctx.now - sessions.recent_seconds * 1000).slice(
               -sessions.recent_chars,
             )
@@ -112,4 +115,9 @@ async function judged(
       details: withJudge,
     }
   return { outcome: 'pass', risk, details: withJudge }
+}
+
+function withoutUserInput(context: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const { user_input: _input, ...rest } = context
+  return rest
 }

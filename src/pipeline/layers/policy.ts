@@ -47,7 +47,12 @@ export function policy(rt: Runtime): Layer<'policy'> {
             details: { rule: own.rule, delegator: delegatorId, ...seen },
           }
       }
-      return { outcome: 'pass', reason: `permitted by \`${result.rule}\`` }
+      if (result.released) ctx.released = result.released
+      return {
+        outcome: 'pass',
+        reason: `permitted by \`${result.rule}\``,
+        ...(result.released && { details: { released_by: result.released.rule } }),
+      }
     },
   }
 }

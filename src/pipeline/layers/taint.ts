@@ -21,20 +21,26 @@ export function taint(rt: Runtime): Layer<'taint'> {
   const minLength = rt.config.taint.min_match_length
   const afterInjected = rt.config.injection.after_injected_output
   const maxChars = rt.config.sessions.max_entry_chars
+  const userInputUntrusted = !rt.config.user_input.trusted
   return {
     name: 'taint',
     check(ctx) {
       const { tool } = ctx
       const { current, sources } = sessionSources(ctx, maxChars)
       // This call's user input joins the session's taint, committed with the decision.
-      if (ctx.call.sessionId !== undefined) ctx.newTaint.push(...current)
+      // The same request sent again with each call of a session is kept once.
+      if (ctx.call.sessionId !== undefined)
+        for (const e of current)
+          if (!ctx.state.taint.some((k) => k.source === e.source && k.text === e.text))
+            ctx.newTaint.push(e)
       // Where each sensitive parameter's value came from, recorded on every verdict (the decision
       // trace and the audit keep it), whatever the verdict is.
       const provenance = provenanceOf(tool, ctx.call.params, sources, minLength)
       if (sources.length === 0) return withProvenance({ outcome: 'pass' }, provenance)
       const verdicts = [
-        paramTaint(tool, provenance),
-        poisonedSession(afterInjected[tool.risk], tool.name, sources),
+        paramTaint(tool, provenance, userInputUntrusted),
+        // A data-flow rule (policy `effect: release`) may let this call out of the quarantine.
+        ctx.released ? null : poisonedSession(afterInjected[tool.risk], tool.name, sources),
       ]
       // The stronger answer wins: a deny from either check beats a hold from the other.
       const verdict = verdicts.find((v) => v?.outcome === 'deny') ??
@@ -94,14 +100,31 @@ export function provenanceOf(
   for (const param of tool.taint.params) {
     const value = params[param]
     if (value === undefined) continue
-    const origins: Origin[] = []
+    // One origin per session text; a flagged output is kept as two entries of the same source
+    // (the whole output, and its injected passages), merged here.
+    const bySource = new Map<
+      string,
+      { found: boolean; inInjected: boolean; cutInjected: boolean }
+    >()
     for (const e of sources) {
       const found = derivedFrom(value, viewOf(e), minLength)
       if (!found && !e.truncated) continue
+      const o = bySource.get(e.source) ?? { found: false, inInjected: false, cutInjected: false }
+      o.found ||= found
+      if (e.injected === true) {
+        o.inInjected ||= found
+        o.cutInjected ||= !found
+      }
+      bySource.set(e.source, o)
+    }
+    const origins: Origin[] = []
+    for (const [from, o] of bySource) {
+      // Injected: found in the injected passages, or found nowhere and possibly in their cut part.
+      const injected = o.inInjected || (!o.found && o.cutInjected)
       origins.push({
-        from: e.source,
-        ...(e.injected && { injected: true as const }),
-        ...(!found && { maybe: true as const }),
+        from,
+        ...(injected && { injected: true as const }),
+        ...(!o.found && { maybe: true as const }),
       })
     }
     ;(out ??= {})[param] = origins
@@ -143,11 +166,17 @@ function inputEntry(input: string, at: number, maxChars: number): TaintEntry {
 }
 
 /** A sensitive parameter whose value appears in untrusted text: the tool's taint action. */
-function paramTaint(tool: ToolConfig, provenance: Provenance | undefined): Verdict | null {
+function paramTaint(
+  tool: ToolConfig,
+  provenance: Provenance | undefined,
+  userInputUntrusted: boolean,
+): Verdict | null {
   if (!tool.taint || !provenance) return null
   for (const param of tool.taint.params) {
-    const origins = provenance[param]
-    if (!origins) continue
+    const all = provenance[param]
+    if (!all) continue
+    // The user's own request is not outside text when the configuration says so.
+    const origins = userInputUntrusted ? all : all.filter((o) => o.from !== USER_INPUT)
     // INVARIANT: fail closed. Untrusted text kept only in part may hold the value in the part
     // that was cut, so a value not found in what was kept still gets the action.
     const source = origins.find((o) => !o.maybe) ?? origins.find((o) => o.maybe)
