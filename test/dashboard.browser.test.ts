@@ -90,6 +90,16 @@ describe('dashboard in Chromium', () => {
     expect(await page.locator('.drawer').textContent()).toContain('tool_not_allowed')
     await shot('drawer')
     await page.click('.drawer button.close')
+    expect(await page.locator('.drawer').count()).toBe(0)
+    // Escape closes it too.
+    await denied.first().click()
+    await page.waitForSelector('.drawer .trace')
+    await page.keyboard.press('Escape')
+    await page.waitForSelector('.drawer', { state: 'detached' })
+    // The page has an icon of its own (inline, so no request and no emoji font).
+    expect(await page.locator('link[rel="icon"]').getAttribute('href')).toMatch(
+      /^data:image\/svg\+xml,/,
+    )
   })
 
   it('an approver approves a held refund and sees it execute; other dashboards follow', async () => {

@@ -1,8 +1,17 @@
+import { useEffect } from 'preact/hooks'
 import type { WardenEvent } from '../api'
 import { DECISION_ICON, DECISION_LABEL, dateTime, Json, RiskBadge } from '../format'
 
 /** The whole record of one event: every layer's verdict, the (masked) parameters, the result. */
 export function Drawer({ event, onClose }: { event: WardenEvent; onClose: () => void }) {
+  // Escape closes it, as a dialog does.
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === 'Escape') onClose()
+    }
+    window.addEventListener('keydown', onKey)
+    return () => window.removeEventListener('keydown', onKey)
+  }, [onClose])
   return (
     <aside class="drawer" aria-label="decision details">
       <header>
