@@ -255,7 +255,8 @@ async function serve(
     const port = env.PORT ? Number(env.PORT) : loaded.config.server.port
     // HOST, like PORT, overrides the file: the image listens on every interface of its container
     // while the demo configuration keeps its public keys on loopback.
-    const host = env.HOST ?? loaded.config.server.host
+    // An empty HOST (an unset compose variable) is no override: "" would mean every interface.
+    const host = env.HOST || loaded.config.server.host
     await warden.app.listen({ host, port })
     banner.push(`gateway    http://${urlHost(host)}:${port}   (MCP: /mcp, API docs: /docs)`)
     if (loaded.config.demo)

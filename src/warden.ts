@@ -199,16 +199,19 @@ async function eventBus(
 export async function createWarden(opts: WardenOptions): Promise<Warden> {
   const loaded = typeof opts.config === 'string' ? loadConfig(opts.config) : opts.config
   // A tool whose secret header has no value could only fail (or, worse, be called without it).
-  const missing = missingHeaderVariables(loaded.config.tools, opts.env ?? {})
-  if (missing.length > 0)
-    throw new ConfigError(
-      missing
-        .map(
-          (m) =>
-            `tool \`${m.tool}\`: executor.headers_env.${m.header}: environment variable ${m.variable} is not set`,
-        )
-        .join('\n'),
-    )
+  const checkHeaderVariables = (l: LoadedConfig) => {
+    const missing = missingHeaderVariables(l.config.tools, opts.env ?? {})
+    if (missing.length > 0)
+      throw new ConfigError(
+        missing
+          .map(
+            (m) =>
+              `tool \`${m.tool}\`: executor.headers_env.${m.header}: environment variable ${m.variable} is not set`,
+          )
+          .join('\n'),
+      )
+  }
+  checkHeaderVariables(loaded)
   const logger = opts.logger ?? pino({ level: 'silent' })
   const metrics = new Metrics()
   // State first: a bad REDIS_URL is refused before any file is opened.
@@ -346,12 +349,14 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
   // INVARIANT: the pins are read back from the log before any upstream is listed, so a
   // definition changed while Warden was down (or by another instance's upstream) is a change,
   // not a first sight. A log that cannot be read stops the start-up, as for the other state.
+  // Another instance's pins, changes and acceptances reach this one through the event bus; the
+  // subscription comes first, so an event committed while the log is read is not missed
+  // (applying one twice changes nothing).
+  const unfollowPins = bus.subscribe((e) => mcp.follow(e))
   if (loaded.config.mcp_upstreams.length > 0) {
     const restoredPins = await mcp.restore(stores.audit).catch(failed)
     if (restoredPins > 0) logger.info({ events: restoredPins }, 'MCP tool pins restored')
   }
-  // Another instance's pins, changes and acceptances reach this one through the event bus.
-  const unfollowPins = bus.subscribe((e) => mcp.follow(e))
   // Before serving: each upstream gets one bounded try, so the first calls find it connected.
   // One that fails is retried in the background and its tools answer `unavailable` meanwhile.
   opened.push(async () => {
@@ -402,6 +407,7 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
     let nextRuntime
     try {
       next = loadConfig(current.file)
+      checkHeaderVariables(next)
       nextRuntime = buildRuntime(next, state, sources)
     } catch (err) {
       if (err instanceof ConfigError) throw new WardenError('config_invalid', err.message)

@@ -172,9 +172,15 @@ describe('dashboard in Chromium', () => {
     expect(csv.length - 1).toBe(rows)
     expect(csv.slice(1).every((l) => l.includes(',deny,'))).toBe(true)
     await page.waitForSelector('[data-testid="audit-note"]:has-text("exported")')
+    // Clear empties the filters and shows the whole log again (not the filtered rows).
+    await page.click('form.filters button:has-text("Clear")')
+    expect(await page.locator('select[name="decision"]').inputValue()).toBe('')
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll('[data-testid="audit-rows"] tbody tr td:nth-child(5)')].some(
+        (c) => !c.textContent?.includes('deny'),
+      ),
+    )
     // Replay one session under the current policy: same policy, so nothing changes.
-    await page.selectOption('select[name="decision"]', '')
-    await page.click('form.filters button[type="submit"]')
     await page.locator('.session-actions button:has-text("replay")').first().click()
     await page.waitForSelector('[data-testid="replay"] tbody tr')
     expect(await page.locator('[data-testid="replay"] tr.changed').count()).toBe(0)

@@ -135,6 +135,22 @@ describe('http executor against a real upstream', () => {
     )
   })
 
+  it('a header may not come from both headers and headers_env, in any case', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-http-'))
+    const file = copyExample(dir, up.port, true)
+    const tools = join(dir, 'tools.yaml')
+    writeFileSync(
+      tools,
+      readFileSync(tools, 'utf8').replace(
+        'headers_env: { Authorization: KB_AUTHORIZATION }',
+        "headers: { authorization: 'Bearer fixed' }, headers_env: { Authorization: KB_AUTHORIZATION }",
+      ),
+    )
+    await expect(startWarden({ config: file, env: { KB_AUTHORIZATION: 'x' } })).rejects.toThrow(
+      /headers_env: a header in `headers_env` is also in `headers`/,
+    )
+  })
+
   it('GET: other parameters go in the query string, URL-encoded', async () => {
     await execute(w, 'support-agent', 'search_knowledge_base', { query: 'reset & password?' })
     expect(up.hits.at(-1)!.url).toBe('/kb/search?query=reset+%26+password%3F')

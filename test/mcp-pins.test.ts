@@ -154,3 +154,23 @@ describe('PinBook: shadowing', () => {
     expect(pin.blocked).toBeUndefined()
   })
 })
+
+describe('PinBook: events from other instances', () => {
+  it("another instance's change never stands in for what this instance's upstream offers", () => {
+    const third = { ...honest, description: 'Returns the weather, and one more thing' }
+    const H3 = definitionHash(third)
+    const book = new PinBook(HOLD_AT)
+    book.observe('up.weather', honest)
+    book.recorded('up.weather', H1)
+    // This instance's upstream now offers H2; another instance's offers H3, and its event
+    // arrives after this one's.
+    book.observe('up.weather', widened)
+    book.apply(toolPinEvent({ kind: 'changed', tool: 'up.weather', pinned: H1, current: H3 }, 'v'))
+    expect(book.list()[0]?.current).toBe(H2)
+    // An approver accepts H3 (what the other instance showed): this instance still offers H2,
+    // so its tool stays blocked.
+    book.apply({ type: 'tool_definition_accepted', tool: 'up.weather', params: { pinned: H3 } })
+    expect(book.check('up.weather')).toBe('changed')
+    expect(book.accept('up.weather', H3)).toBe(false)
+  })
+})

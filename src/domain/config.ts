@@ -111,25 +111,43 @@ const mcpUpstream = z
 const executor = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('demo') }),
   z.strictObject({ type: z.literal('mcp'), upstream: upstreamName }),
-  z.strictObject({
-    type: z.literal('http'),
-    method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']),
-    url: z.url({ protocol: /^https?$/ }),
-    timeout_ms: z.number().int().positive().max(120_000).default(10_000),
-    /** Fixed headers sent with every call (not secret: `/config/tools` shows them). */
-    headers: z.record(z.string(), z.string()).default({}),
-    /**
-     * Headers whose values come from the environment Warden was started with (secrets: a token,
-     * an API key), by variable name; the value is never in the configuration, the audit or
-     * `/config/tools`. A variable that is not set refuses the start.
-     */
-    headers_env: z
-      .record(
-        z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'must be an HTTP header name'),
-        z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'must be an environment variable name'),
-      )
-      .default({}),
-  }),
+  z
+    .strictObject({
+      type: z.literal('http'),
+      method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']),
+      url: z.url({ protocol: /^https?$/ }),
+      timeout_ms: z.number().int().positive().max(120_000).default(10_000),
+      /** Fixed headers sent with every call (not secret: `/config/tools` shows them). */
+      headers: z.record(z.string(), z.string()).default({}),
+      /**
+       * Headers whose values come from the environment Warden was started with (secrets: a token,
+       * an API key), by variable name; the value is never in the configuration, the audit or
+       * `/config/tools`. A variable that is not set refuses the start.
+       */
+      headers_env: z
+        .record(
+          z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'must be an HTTP header name'),
+          z
+            .string()
+            .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'must be an environment variable name'),
+        )
+        .default({}),
+    })
+    .refine(
+      (ex) => {
+        // One header, one source: `Authorization` in both maps (in any case), or a header Warden
+        // sets itself, would send two values or silently drop the secret.
+        const fixed = new Set(
+          [...Object.keys(ex.headers), 'x-request-id', 'content-type'].map((h) => h.toLowerCase()),
+        )
+        return Object.keys(ex.headers_env).every((h) => !fixed.has(h.toLowerCase()))
+      },
+      {
+        message:
+          'a header in `headers_env` is also in `headers` or is one Warden sets (x-request-id, content-type)',
+        path: ['headers_env'],
+      },
+    ),
 ])
 
 /**

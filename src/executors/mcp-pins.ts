@@ -63,6 +63,12 @@ export function definitionHash(def: ToolDefinition): string {
  */
 export class PinBook {
   private readonly pins = new Map<string, Pin>()
+  /**
+   * Tools this instance's own upstream has listed. Once listed, `current` is what this instance's
+   * upstream offers, and events from elsewhere (another instance's upstream, a late echo) never
+   * overwrite it: an acceptance unblocks only the definition this instance itself is offered.
+   */
+  private readonly listedHere = new Set<string>()
 
   private readonly others: { name: string; namespace: string; pattern: RegExp }[]
 
@@ -98,6 +104,7 @@ export class PinBook {
    */
   observe(tool: string, def: ToolDefinition): { pin: Pin; change?: PinChange } {
     const hash = definitionHash(def)
+    this.listedHere.add(tool)
     const known = this.pins.get(tool)
     if (!known) {
       const pin: Pin = { tool, pinned: hash, current: hash, recorded: false }
@@ -166,8 +173,9 @@ export class PinBook {
       case 'tool_definition_changed': {
         const current = hashOf('current')
         if (current === undefined || !known) return
-        // What the upstream offered when it was recorded; this instance's next listing updates it.
-        known.current = current
+        // What an upstream offered when it was recorded: the best knowledge until this instance
+        // lists the tool itself (at start-up); after that, only its own listings set `current`.
+        if (!this.listedHere.has(event.tool)) known.current = current
         if (current !== known.pinned && known.blocked === undefined) known.blocked = 'changed'
         return
       }

@@ -52,15 +52,15 @@ export function Audit(props: {
   const [note, setNote] = useState<string | null>(null)
   const [replay, setReplay] = useState<ReplayBody | null>(null)
 
-  const query = () => {
-    const f: Record<string, string> = { ...filters }
+  const query = (from: Filters = filters) => {
+    const f: Record<string, string> = { ...from }
     // datetime-local has no zone: read it as local time and send ISO.
     for (const k of ['from', 'to'] as const) if (f[k]) f[k] = new Date(f[k]).toISOString()
     return f
   }
-  const search = () =>
+  const search = (from: Filters = filters) =>
     api
-      .get<{ events: WardenEvent[] }>(`/events/recent${qs({ ...query(), limit: 200 })}`)
+      .get<{ events: WardenEvent[] }>(`/events/recent${qs({ ...query(from), limit: 200 })}`)
       .then((r) => setRows(r.events))
       .catch((e: Error) => setNote(e.message))
 
@@ -177,7 +177,14 @@ export function Audit(props: {
         {field('to', 'input', [], 'datetime-local')}
         {field('text', 'input')}
         <button type="submit">Search</button>
-        <button type="button" onClick={() => setFilters(EMPTY)}>
+        <button
+          type="button"
+          onClick={() => {
+            // Clearing shows the unfiltered log again, not the last filtered rows.
+            setFilters(EMPTY)
+            void search(EMPTY)
+          }}
+        >
           Clear
         </button>
         <span class="exports">
