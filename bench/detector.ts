@@ -5,22 +5,12 @@
  *   node --import tsx bench/detector.ts [--threshold 0.5]
  */
 import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { detectInjection } from '../src/detect/injection.js'
+import { jsonl, read, type Sample } from './datasets.js'
 
-const DATA = fileURLToPath(new URL('../../shared/datasets/', import.meta.url))
 const { values } = parseArgs({ options: { threshold: { type: 'string', default: '0.5' } } })
 const threshold = Number(values.threshold)
-
-type Sample = { text: string; attack: boolean }
-const read = (path: string) => readFileSync(`${DATA}${path}`, 'utf8')
-const jsonl = (path: string) =>
-  read(path)
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
 
 function deepsetTest(): Sample[] {
   return jsonl('deepset/test.jsonl').map((r) => ({ text: String(r.text), attack: r.label === 1 }))

@@ -6,12 +6,10 @@
  *
  *   node --import tsx bench/judge-zone.ts [--from 0.3] [--to 0.8] [--hold-at 0.5]
  */
-import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { detectInjection } from '../src/detect/injection.js'
+import { jsonl, read, type Sample } from './datasets.js'
 
-const DATA = fileURLToPath(new URL('../../shared/datasets/', import.meta.url))
 const { values } = parseArgs({
   options: {
     from: { type: 'string', default: '0.3' },
@@ -20,14 +18,6 @@ const { values } = parseArgs({
   },
 })
 const [from, to, holdAt] = [Number(values.from), Number(values.to), Number(values['hold-at'])]
-
-type Sample = { text: string; attack: boolean }
-const read = (path: string) => readFileSync(`${DATA}${path}`, 'utf8')
-const jsonl = (path: string) =>
-  read(path)
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
 
 function agentdojoToolOutputs(): Sample[] {
   return jsonl('agentdojo/traces_v1.jsonl').flatMap((trace) =>
