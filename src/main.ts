@@ -152,6 +152,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
             tool: values.tool ?? '{function}',
             detail: values.detail,
             userInput: values['user-input'],
+            env,
           },
           values.json,
           io,
@@ -161,7 +162,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         return configCheck(configFile, io)
       default:
         if (command === 'policy' && sub === 'test' && arg)
-          return await policyTest(arg, values.config, values.json, io)
+          return await policyTest(arg, values.config, values.json, io, env)
         return usage(
           values.help || !command ? null : `unknown command \`${positionals.join(' ')}\``,
         )

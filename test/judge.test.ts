@@ -16,6 +16,9 @@ import { loadConfig } from '../src/config/loader.js'
 import { detectInjection } from '../src/detect/injection.js'
 import { createJudge } from '../src/judge/index.js'
 import { buildRuntime } from '../src/pipeline/runtime.js'
+import { Replayer } from '../src/replay/replay.js'
+import { runScenarioFile } from '../src/replay/scenario-runner.js'
+import { traceSchema } from '../src/replay/traces.js'
 import { openState } from '../src/state/index.js'
 import { DEMO_CONFIG, execute, startWarden } from './helpers.js'
 import {
@@ -162,9 +165,9 @@ describe('injection judge', () => {
     try {
       const res = await read(w, 'grey', 'off')
       expect(res.statusCode).toBe(200)
-      expect(res.json().warnings).toEqual([
-        expect.not.objectContaining({ judge: expect.anything() }),
-      ])
+      const warnings = res.json().warnings as Record<string, unknown>[]
+      expect(warnings).toEqual([expect.objectContaining({ code: 'injection_in_output' })])
+      expect(warnings[0]).not.toHaveProperty('judge')
       expect((await lastExecuted(w)).output_judge).toBeUndefined()
     } finally {
       await w.close()
@@ -211,10 +214,38 @@ describe('injection judge', () => {
     }
   })
 
-  it('a "benign" verdict clears a grey-zone output, and is remembered by the text', async () => {
+  it('by default a "benign" verdict lowers nothing: the judge only adds to the detector', async () => {
+    const model = await scriptServer('/v1/chat/completions')
+    model.script.push(
+      openAiTurn([], judged(false, 'an ordinary review')),
+      openAiTurn([], judged(false, 'an ordinary note')),
+    )
+    const w = await gateway('openai', model)
+    try {
+      // Above `hold_at`: the detector's hold stands, whatever the model says about the text.
+      const held = await read(w, 'grey', 's2b')
+      expect(held.statusCode).toBe(200)
+      expect(held.json().warnings).toEqual([
+        expect.objectContaining({ code: 'injection_in_output' }),
+      ])
+      expect((await lastExecuted(w)).output_judge).toMatchObject({ verdict: 'benign' })
+      expect((await lastExecuted(w)).output_scan).toBeDefined()
+      expect((await smallRefund(w, 's2b')).statusCode).toBe(202)
+      // Below `hold_at`: nothing to lower, the text passes as it would without a judge.
+      const low = await read(w, 'lowGrey', 's2c')
+      expect(low.json().warnings).toBeUndefined()
+      expect((await smallRefund(w, 's2c')).statusCode).toBe(200)
+      expect(model.requests).toHaveLength(2)
+    } finally {
+      await w.close()
+      await model.close()
+    }
+  })
+
+  it('with `may_clear`, a "benign" verdict clears a grey-zone output, remembered by the text', async () => {
     const model = await scriptServer('/v1/chat/completions')
     model.script.push(openAiTurn([], judged(false, 'an ordinary review')))
-    const w = await gateway('openai', model)
+    const w = await gateway('openai', model, { may_clear: true })
     try {
       const first = await read(w, 'grey', 's2')
       expect(first.statusCode).toBe(200)
@@ -244,9 +275,9 @@ describe('injection judge', () => {
       expect(clean.json().warnings).toBeUndefined()
       const high = await read(w, 'high', 's3')
       // Above the zone the detector decides alone.
-      expect(high.json().warnings).toEqual([
-        expect.not.objectContaining({ judge: expect.anything() }),
-      ])
+      const warnings = high.json().warnings as Record<string, unknown>[]
+      expect(warnings).toEqual([expect.objectContaining({ code: 'injection_in_output' })])
+      expect(warnings[0]).not.toHaveProperty('judge')
       expect((await lastExecuted(w)).output_judge).toBeUndefined()
       expect(model.requests).toHaveLength(0)
     } finally {
@@ -304,13 +335,28 @@ describe('injection judge', () => {
     }
   })
 
-  it('judges grey-zone call parameters: injection denies, benign allows, failure holds', async () => {
+  it('judges grey-zone call parameters: injection denies, benign holds unless it may clear', async () => {
     const model = await scriptServer('/v1/chat/completions')
+    model.script.push(openAiTurn([], judged(false)))
+    const strict = await gateway('openai', model)
+    try {
+      const held = await execute(strict, 'support-agent', 'create_support_ticket', {
+        customer_id: '12345',
+        subject: 'Question',
+        description: TEXTS.grey!,
+      })
+      expect(held.statusCode).toBe(202)
+      expect(held.json()).toMatchObject({ layer: 'injection' })
+      expect(held.json().reason).toContain('the judge may not clear it')
+    } finally {
+      await strict.close()
+    }
+    model.requests.length = 0
     model.script.push(openAiTurn([], judged(true)), openAiTurn([], judged(false)), () => ({
       status: 503,
       json: { error: { message: 'down' } },
     }))
-    const w = await gateway('openai', model)
+    const w = await gateway('openai', model, { may_clear: true })
     const ticket = (description: string) =>
       execute(w, 'support-agent', 'create_support_ticket', {
         customer_id: '12345',
@@ -343,7 +389,7 @@ describe('injection judge', () => {
   it('speaks the Ollama protocol: benign clears, nonsense holds', async () => {
     const model = await scriptServer('/api/chat')
     model.script.push(ollamaTurn([], judged(false)), ollamaTurn([], 'I think it is fine'))
-    const w = await gateway('ollama', model)
+    const w = await gateway('ollama', model, { may_clear: true })
     try {
       expect((await read(w, 'grey', 's6')).json().warnings).toBeUndefined()
       expect((await lastExecuted(w)).output_judge).toMatchObject({
@@ -427,6 +473,7 @@ describe('injection judge', () => {
         max_chars: 4_000,
         concurrency: 1,
         cache_size: 10,
+        may_clear: false,
       },
       {},
     )
@@ -453,6 +500,7 @@ describe('injection judge', () => {
           max_chars: 4_000,
           concurrency: 1,
           cache_size: 0,
+          may_clear: false,
         },
         {},
       )
@@ -474,7 +522,12 @@ describe('injection judge', () => {
       doc.injection.judge = judge
       writeFileSync(policy, stringify(doc))
     }
-    const judge = { provider: 'openai', base_url: `${model.url}/v1`, model: 'judge-model' }
+    const judge = {
+      provider: 'openai',
+      base_url: `${model.url}/v1`,
+      model: 'judge-model',
+      may_clear: true,
+    }
     try {
       expect((await read(w, 'grey', 'r1')).json().warnings).toHaveLength(1)
       setJudge(judge)
@@ -489,6 +542,74 @@ describe('injection judge', () => {
       expect(model.requests).toHaveLength(1)
     } finally {
       await w.close()
+      await model.close()
+    }
+  })
+
+  it('scenario tests and replays read the judge key from the environment, as the gateway does', async () => {
+    const model = await scriptServer('/v1/chat/completions')
+    const sub = mkdtempSync(join(dir, 'scenario-'))
+    const config = configWith(sub, reviews.url, {
+      provider: 'openai',
+      base_url: `${model.url}/v1`,
+      model: 'judge-model',
+      api_key_env: 'WARDEN_TEST_JUDGE_KEY',
+    })
+    const scenario = join(sub, 'judged.yaml')
+    writeFileSync(
+      scenario,
+      stringify({
+        config: 'warden.yaml',
+        cases: [
+          {
+            name: 'a grey-zone ticket the judge calls an injection',
+            call: {
+              agent_id: 'support-agent',
+              tool: 'create_support_ticket',
+              params: { customer_id: '12345', subject: 'Question', description: TEXTS.grey },
+            },
+            expect: { decision: 'deny', layer: 'injection', code: 'injection_detected' },
+          },
+        ],
+      }),
+    )
+    try {
+      await expect(runScenarioFile(scenario)).rejects.toThrow(/WARDEN_TEST_JUDGE_KEY/)
+      model.script.push(openAiTurn([], judged(true)), openAiTurn([], judged(true)))
+      const [result] = await runScenarioFile(scenario, undefined, {
+        WARDEN_TEST_JUDGE_KEY: 'judge-secret',
+      })
+      expect(result).toMatchObject({ passed: true })
+      expect(model.headers[0]!.authorization).toBe('Bearer judge-secret')
+      // `warden replay` builds its runtime the same way.
+      const ticket = {
+        id: 't1',
+        messages: [
+          { role: 'user', content: 'open a ticket' },
+          {
+            role: 'assistant',
+            content: '',
+            tool_calls: [
+              {
+                function: 'create_support_ticket',
+                args: { customer_id: '12345', subject: 'Question', description: TEXTS.grey },
+              },
+            ],
+          },
+        ],
+      }
+      const replayWith = (env?: Record<string, string>) =>
+        new Replayer(loadConfig(config), {
+          agent: 'support-agent',
+          tool: '{function}',
+          detail: true,
+          ...(env && { env }),
+        }).replay(traceSchema.parse(ticket))
+      await expect(replayWith()).rejects.toThrow(/WARDEN_TEST_JUDGE_KEY/)
+      const report = await replayWith({ WARDEN_TEST_JUDGE_KEY: 'judge-secret' })
+      expect(report.calls?.[0]).toMatchObject({ decision: 'deny', layer: 'injection' })
+      expect(model.headers[1]!.authorization).toBe('Bearer judge-secret')
+    } finally {
       await model.close()
     }
   })
@@ -518,7 +639,10 @@ describe('injection judge', () => {
       model.script.push(openAiTurn([], judged(false)))
       const w = await startWarden({ config: nokey, env: { WARDEN_TEST_JUDGE_KEY_UNSET: 'sk-t' } })
       try {
-        expect((await read(w, 'grey', 'k')).json().warnings).toBeUndefined()
+        expect((await read(w, 'grey', 'k')).json().warnings).toEqual([
+          expect.objectContaining({ code: 'injection_in_output' }),
+        ])
+        expect((await lastExecuted(w)).output_judge).toMatchObject({ verdict: 'benign' })
         expect(model.headers[0]!.authorization).toBe('Bearer sk-t')
       } finally {
         await w.close()

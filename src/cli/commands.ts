@@ -96,11 +96,12 @@ export async function policyTest(
   configOverride: string | undefined,
   json: boolean,
   io: Io,
+  env: Readonly<Record<string, string | undefined>> = {},
 ): Promise<number> {
   let failed = 0
   let total = 0
   for (const file of scenarioFiles(dir)) {
-    for (const r of await runScenarioFile(file, configOverride)) {
+    for (const r of await runScenarioFile(file, configOverride, env)) {
       total++
       if (!r.passed) failed++
       if (json) io.out(JSON.stringify(r))

@@ -173,6 +173,13 @@ export const injectionJudge = z.strictObject({
     .tuple([z.number().min(0).max(1), z.number().min(0).max(1)])
     .default([0.3, 0.8])
     .refine(([from, to]) => from < to, { message: 'the grey zone is [from, to) with from < to' }),
+  /**
+   * Whether a "benign" verdict may clear a text the detector alone would hold (a score in the
+   * zone at or above `hold_at`). Off by default: the judge reads the very text it judges, so an
+   * injection that talks it into "benign" would otherwise clear itself; the judge then only adds
+   * (an "injection" verdict flags what the detector let through). A named fail-open option.
+   */
+  may_clear: z.boolean().default(false),
   /** The text sent is cut to this many characters (a cut text is never judged benign). */
   max_chars: z.number().int().positive().max(100_000).default(4_000),
   /** Verdicts in flight at once in this process; the others wait within their deadline. */

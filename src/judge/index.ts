@@ -27,6 +27,11 @@ export interface JudgeRecord {
 export interface Judge {
   /** Whether a detector score is in the grey zone, [from, to). */
   inZone(score: number): boolean
+  /**
+   * Whether a verdict lowers the detector's own hold: "benign", on the whole text, and only when
+   * the configuration lets the judge clear (`may_clear`); otherwise the judge only adds.
+   */
+  clears(record: JudgeRecord): boolean
   judge(text: string): Promise<JudgeRecord>
 }
 
@@ -189,6 +194,7 @@ export function createJudge(
 
   return {
     inZone: (score) => score >= from && score < to,
+    clears: (r) => cfg.may_clear && r.verdict === 'benign' && r.truncated !== true,
     async judge(whole) {
       const truncated = whole.length > cfg.max_chars
       const text = truncated ? whole.slice(0, cfg.max_chars) : whole

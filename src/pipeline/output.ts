@@ -24,7 +24,7 @@ export interface InspectedOutput {
 /**
  * The detector's finding on a text, with the judge's second opinion when the score is in its grey
  * zone (decision 0023). `flagged`: the text is to be treated as an injection. A judge that failed
- * flags it (hold, never allow); "benign" unflags only a text the judge saw whole.
+ * flags it (hold, never allow); "benign" unflags a text only where the judge may clear.
  */
 export async function judgedScan(
   rt: Runtime,
@@ -34,7 +34,7 @@ export async function judgedScan(
   const byDetector = score >= rt.config.injection.hold_at
   if (!rt.judge?.inZone(score)) return { score, categories, flagged: byDetector }
   const judged = await rt.judge.judge(text)
-  const flagged = judged.verdict === 'benign' ? byDetector && judged.truncated === true : true
+  const flagged = judged.verdict === 'benign' ? byDetector && !rt.judge.clears(judged) : true
   return { score, categories, flagged, judged }
 }
 

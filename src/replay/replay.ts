@@ -21,6 +21,8 @@ export interface ReplayOptions {
    * integration that forwards the user's request would (data-flow rules read it).
    */
   userInput?: boolean
+  /** Where the configuration's `*_env` names are read (the judge's API key), as for the gateway. */
+  env?: Readonly<Record<string, string | undefined>>
 }
 
 /** How calls are counted: see ReplaySummary. */
@@ -146,7 +148,7 @@ export class Replayer {
     })
     const config = { ...loaded, config: { ...loaded.config, agents } }
     this.world = openState({ kind: 'memory', clock: () => this.clock }).then((state) => {
-      const rt = buildRuntime(config, state)
+      const rt = buildRuntime(config, state, { env: options.env ?? {} })
       const p = pipeline(rt)
       return { rt, decide: (call: ToolCall) => p.decide(call) }
     })

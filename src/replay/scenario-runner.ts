@@ -72,10 +72,13 @@ export function loadScenarioFile(file: string) {
 export async function runScenarioFile(
   file: string,
   configOverride?: string,
+  env: Readonly<Record<string, string | undefined>> = {},
 ): Promise<CaseResult[]> {
   const spec = loadScenarioFile(file)
   const state = await openState({ kind: 'memory' })
-  const decide = pipeline(buildRuntime(loadConfig(configOverride ?? spec.configFile), state))
+  const loaded = loadConfig(configOverride ?? spec.configFile)
+  // The configuration's `*_env` names (the judge's API key) are read as the gateway reads them.
+  const decide = pipeline(buildRuntime(loaded, state, { env }))
   try {
     const results: CaseResult[] = []
     let n = 0

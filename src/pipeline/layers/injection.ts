@@ -82,8 +82,8 @@ export function injection(rt: Runtime): Layer<'injection'> {
 
 /**
  * The verdict on a grey-zone text after the judge's answer: "injection" denies, a judge that
- * failed holds (never allows), "benign" passes unless the judge saw only part of a text the
- * detector would have held.
+ * failed holds (never allows), "benign" passes a text the detector would have let through, and
+ * one it would have held only where the judge may clear it (`may_clear`, whole text seen).
  */
 async function judged(
   judge: Judge,
@@ -104,13 +104,15 @@ async function judged(
       risk,
       details: withJudge,
     }
-  if (answer.verdict === 'failed' || (held && answer.truncated === true))
+  if (answer.verdict === 'failed' || (held && !judge.clears(answer)))
     return {
       outcome: 'hold',
       reason:
         answer.verdict === 'failed'
           ? `possible prompt injection (${found}; the judge gave no verdict: ${answer.reason})`
-          : `possible prompt injection (${found}; the judge saw only part of the text)`,
+          : answer.truncated === true
+            ? `possible prompt injection (${found}; the judge saw only part of the text)`
+            : `possible prompt injection (${found}; the judge may not clear it)`,
       risk,
       details: withJudge,
     }
