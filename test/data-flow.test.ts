@@ -122,9 +122,13 @@ type Body = {
 const provenanceOf = (b: Body) =>
   b.checks.findLast((c) => c.details?.provenance !== undefined)?.details?.provenance
 
-/** A fresh session that has read the poisoned e-mail; returns the read's request id. */
-async function readInbox(session: string): Promise<string> {
-  const r = await execute(w, AGENT, 'read_inbox', {}, { session_id: session })
+/**
+ * A fresh session that has read the poisoned e-mail; returns the read's request id. An
+ * integration sends the user's request with every call (`context.user_input`), the first one too.
+ */
+async function readInbox(session: string, userInput?: string): Promise<string> {
+  const context = userInput === undefined ? {} : { context: { user_input: userInput } }
+  const r = await execute(w, AGENT, 'read_inbox', {}, { session_id: session, ...context })
   expect(r.statusCode).toBe(200)
   // The output carried an injection: the reply says so (the session is now quarantined).
   expect(JSON.stringify(r.json())).toMatch(/injection/)
@@ -155,13 +159,9 @@ describe('data-flow rules through the gateway (issue 14)', () => {
   })
 
   it('the user’s own transfer to the IBAN they typed runs, even after the injected e-mail', async () => {
-    await readInbox('flow-user')
-    const r = await send(
-      'flow-user',
-      USER_IBAN,
-      120,
-      'send 120 EUR to my brother, his IBAN is NL91 ABNA 0417 1643 00',
-    )
+    const request = 'send 120 EUR to my brother, his IBAN is NL91 ABNA 0417 1643 00'
+    await readInbox('flow-user', request)
+    const r = await send('flow-user', USER_IBAN, 120, request)
     expect(r.statusCode).toBe(200)
     const body = r.json() as Body
     expect(body.decision).toBe('allow')
@@ -191,7 +191,31 @@ describe('data-flow rules through the gateway (issue 14)', () => {
     expect(r.statusCode).toBe(202)
     const body = r.json() as Body
     expect(body).toMatchObject({ decision: 'approval_required', layer: 'taint' })
-    expect(provenanceOf(body)).toEqual({ recipient: [{ from: `tool:read_inbox#${read}` }] })
+    expect(provenanceOf(body)).toEqual({
+      recipient: [{ from: `tool:read_inbox#${read}`, flagged: true }],
+    })
+    expect(JSON.stringify(body)).toContain('which carried an injection')
+  })
+
+  it('a request first sent after the injected e-mail is not the user’s: it releases nothing', async () => {
+    // The agent read the injection before any user input reached Warden: what it now presents
+    // as the user's request may be the attacker's, so the value stays held (not released).
+    await readInbox('flow-late')
+    const before = transfers.length
+    const r = await send('flow-late', USER_IBAN, 120, `send 120 EUR to ${USER_IBAN}`)
+    expect(r.statusCode).toBe(202)
+    const body = r.json() as Body
+    expect(body).toMatchObject({ decision: 'approval_required', layer: 'taint' })
+    expect(provenanceOf(body)).toEqual({
+      recipient: [{ from: 'context.user_input', late: true }],
+    })
+    expect(body.checks.find((c) => c.layer === 'policy')?.details).toBeUndefined()
+    expect(JSON.stringify(body)).toContain('sent after the injected output')
+    expect(transfers.length).toBe(before)
+    // The same request, sent before the injected output, is the user's.
+    await readInbox('flow-early', `send 120 EUR to ${USER_IBAN}`)
+    const early = await send('flow-early', USER_IBAN, 120, `send 120 EUR to ${USER_IBAN}`)
+    expect(early.statusCode).toBe(200)
   })
 
   it('a value typed by the user that is also in the injected passage is still denied', async () => {

@@ -21,12 +21,17 @@ export interface PolicyInput {
 
 /** What a data-flow rule sees of one sensitive parameter's origins (`provenance.<param>`). */
 export interface ParamOrigin {
-  /** Found in the user's input (`context.user_input`) of this session. */
+  /**
+   * Found in the user's input (`context.user_input`) of this session, sent before the session's
+   * first injected output (input sent later counts as `untrusted`).
+   */
   user: boolean
-  /** Found in an untrusted tool's output. */
+  /** Found in an untrusted tool's output (or in user input sent after an injected output). */
   untrusted: boolean
-  /** Found in a tool output that scored as a prompt injection. */
+  /** Found in the passages of a tool output that scored as a prompt injection. */
   injected: boolean
+  /** Found anywhere in a tool output that carried an injection (its injected passages or not). */
+  flagged: boolean
   /** Possibly in a text kept only in part (not found in the kept part). */
   maybe: boolean
   /** Found in no session text at all. */

@@ -63,8 +63,14 @@ export function sessionSources(
   const current: TaintEntry[] =
     typeof input === 'string' && input.length > 0 ? [inputEntry(input, ctx.now, maxChars)] : []
   let sources: readonly TaintEntry[] = current
-  if (ctx.call.sessionId !== undefined)
-    sources = current.length > 0 ? [...ctx.state.taint, ...current] : ctx.state.taint
+  if (ctx.call.sessionId !== undefined) {
+    // A request the session already kept counts from when it was first sent (its `at`), which
+    // is what tells the user's own request from one sent after an injected output.
+    const fresh = current.filter(
+      (e) => !ctx.state.taint.some((k) => k.source === e.source && k.text === e.text),
+    )
+    sources = fresh.length > 0 ? [...ctx.state.taint, ...fresh] : ctx.state.taint
+  }
   if (ctx.state.delegatorTaint.length > 0) sources = [...sources, ...ctx.state.delegatorTaint]
   return { current, sources }
 }
@@ -77,6 +83,13 @@ export function sessionSources(
 export interface Origin {
   from: string
   injected?: true
+  /** Found in an output that carried an injection, outside the passages that scored as one. */
+  flagged?: true
+  /**
+   * The user's input, first sent after the session's first injected output: an agent that
+   * read the injection may have written it, so it counts as outside text, not as the user's.
+   */
+  late?: true
   maybe?: true
 }
 
@@ -96,34 +109,55 @@ export function provenanceOf(
   minLength: number,
 ): Provenance | undefined {
   if (!tool.taint) return undefined
+  // INVARIANT: the user's input counts as the user's only if it was sent before the session's
+  // first injected output; later, a hijacked agent could put the attacker's value in it.
+  let firstInjected = Infinity
+  const flaggedSources = new Set<string>()
+  for (const e of sources)
+    if (e.injected === true) {
+      firstInjected = Math.min(firstInjected, e.at)
+      flaggedSources.add(e.source)
+    }
   let out: Provenance | undefined
   for (const param of tool.taint.params) {
     const value = params[param]
     if (value === undefined) continue
     // One origin per session text; a flagged output is kept as two entries of the same source
-    // (the whole output, and its injected passages), merged here.
+    // (the whole output, and its injected passages), merged here. User input sent after the
+    // first injection is an origin of its own (`late`).
     const bySource = new Map<
       string,
-      { found: boolean; inInjected: boolean; cutInjected: boolean }
+      { from: string; late: boolean; found: boolean; inInjected: boolean; cutInjected: boolean }
     >()
     for (const e of sources) {
       const found = derivedFrom(value, viewOf(e), minLength)
       if (!found && !e.truncated) continue
-      const o = bySource.get(e.source) ?? { found: false, inInjected: false, cutInjected: false }
+      const late = e.source === USER_INPUT && e.at >= firstInjected
+      const key = late ? `${e.source}\u0000late` : e.source
+      const o = bySource.get(key) ?? {
+        from: e.source,
+        late,
+        found: false,
+        inInjected: false,
+        cutInjected: false,
+      }
       o.found ||= found
       if (e.injected === true) {
         o.inInjected ||= found
         o.cutInjected ||= !found
       }
-      bySource.set(e.source, o)
+      bySource.set(key, o)
     }
     const origins: Origin[] = []
-    for (const [from, o] of bySource) {
+    for (const o of bySource.values()) {
       // Injected: found in the injected passages, or found nowhere and possibly in their cut part.
       const injected = o.inInjected || (!o.found && o.cutInjected)
+      const flagged = !injected && o.found && flaggedSources.has(o.from)
       origins.push({
-        from,
+        from: o.from,
         ...(injected && { injected: true as const }),
+        ...(flagged && { flagged: true as const }),
+        ...(o.late && { late: true as const }),
         ...(!o.found && { maybe: true as const }),
       })
     }
@@ -132,15 +166,19 @@ export function provenanceOf(
   return out
 }
 
+/** The user's own request, as data-flow rules and the trusted-input setting count it. */
+const fromUser = (o: Origin) => o.from === USER_INPUT && o.late !== true
+
 /** Provenance as data-flow rules read it (`provenance.<param>.untrusted`, ...). */
 export function policyOrigins(provenance: Provenance | undefined): Record<string, ParamOrigin> {
   const out: Record<string, ParamOrigin> = {}
   for (const [param, origins] of Object.entries(provenance ?? {})) {
     const found = origins.filter((o) => !o.maybe)
     out[param] = {
-      user: found.some((o) => o.from === USER_INPUT),
-      untrusted: found.some((o) => o.from !== USER_INPUT),
+      user: found.some(fromUser),
+      untrusted: found.some((o) => !fromUser(o)),
       injected: found.some((o) => o.injected === true),
+      flagged: found.some((o) => o.injected === true || o.flagged === true),
       maybe: origins.some((o) => o.maybe === true),
       none: origins.length === 0,
       sources: origins.map((o) => o.from),
@@ -175,13 +213,19 @@ function paramTaint(
   for (const param of tool.taint.params) {
     const all = provenance[param]
     if (!all) continue
-    // The user's own request is not outside text when the configuration says so.
-    const origins = userInputUntrusted ? all : all.filter((o) => o.from !== USER_INPUT)
+    // The user's own request is not outside text when the configuration says so (input sent
+    // after an injected output is: the agent may have written it for the attacker).
+    const origins = userInputUntrusted ? all : all.filter((o) => !fromUser(o))
     // INVARIANT: fail closed. Untrusted text kept only in part may hold the value in the part
     // that was cut, so a value not found in what was kept still gets the action.
     const source = origins.find((o) => !o.maybe) ?? origins.find((o) => o.maybe)
     if (!source) continue
-    const path = `${source.from} → params.${param}`
+    const from = source.late
+      ? `${source.from}, sent after the injected output`
+      : source.flagged
+        ? `${source.from}, which carried an injection`
+        : source.from
+    const path = `${from} → params.${param}`
     const reason = source.maybe
       ? `sensitive parameter \`${param}\` may come from untrusted text too long to check (${source.from})`
       : `sensitive parameter \`${param}\` comes from untrusted text (${path})`
