@@ -260,6 +260,22 @@ class Approvals(unittest.TestCase):
         self.assertEqual(done.result["amount"], 150)
         self.assertTrue(done.result["refund_id"].startswith("RF-"))
 
+    def test_held_then_approved_but_the_tool_fails(self) -> None:
+        # ORD-1005 costs $75: a $150 refund is held, approved, then refused by the backend.
+        session = new_session()
+        client = agent("refund-agent")
+        held = client.execute(
+            "issue_refund",
+            {"order_id": "ORD-1005", "amount": 150, "reason": "customer asked twice"},
+            session_id=session,
+        )
+        self.assertEqual(held.status, "held")
+        person = DecideWhenHeld(session, "approve")
+        done = client.wait_for_approval(held.approval_id, timeout=30)
+        person.finish()
+        self.assertEqual((done.status, done.decision, done.code), ("failed", "allow", "upstream_error"))
+        self.assertIn("exceeds", done.message)
+
     def test_wait_times_out_while_pending(self) -> None:
         client = agent("admin-agent")
         held = client.execute(

@@ -527,6 +527,7 @@ def _approval_result(reply: _Reply) -> Optional[WardenResult]:
     common = dict(
         http_status=reply.status,
         approval_id=approval.get("id"),
+        expires_at=approval.get("expires_at"),
         request_id=approval.get("request_id"),
         layer=approval.get("layer"),
         risk=approval.get("risk"),
@@ -537,10 +538,13 @@ def _approval_result(reply: _Reply) -> Optional[WardenResult]:
             return WardenResult("executed", decision="allow", result=approval.get("result"), **common)
         result = approval.get("result")
         message = result.get("error") if isinstance(result, dict) else None
+        # The gateway's tool runner: `error` is upstream_error, `unknown` an upstream_timeout
+        # (the tool may or may not have acted).
+        timed_out = approval.get("outcome") == "unknown"
         return WardenResult(
             "failed",
             decision="allow",
-            code="upstream_error",
+            code="upstream_timeout" if timed_out else "upstream_error",
             message=str(message or f"the tool's outcome is {approval.get('outcome')}"),
             result=result,
             **common,
