@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto'
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { WebSocket } from 'ws'
 import { verifyChain } from '../src/audit/verify.js'
 import { DemoBackend } from '../src/demo/backend.js'
 import { APPROVER, DEMO_CONFIG, execute, keyOf, startWarden } from './helpers.js'
@@ -217,6 +219,43 @@ describe('POST /admin/reload', () => {
     const still = await lookup(w)
     expect(still.statusCode).toBe(200)
     expect(still.json().policy_version).toBe(before)
+  })
+
+  it('a live event stream whose token a reload removed stops at once (closed, nothing more sent)', async () => {
+    const cfg = configCopy('revoke')
+    const token = 'temporary-approver-token'
+    const hash = createHash('sha256').update(token).digest('hex')
+    const second = `    - id: temp-approver
+      name: Temporary Approver
+      token_sha256: ${hash}
+      roles: [security-lead]
+`
+    cfg.edit('warden.yaml', (t) =>
+      t
+        .replace('  approvers:\n', `  approvers:\n${second}`)
+        .replace('read_access: open', 'read_access: approver'),
+    )
+    const w = await start({ config: cfg.main })
+    const address = await w.app.listen({ port: 0, host: '127.0.0.1' })
+    const ws = new WebSocket(`${address.replace('http', 'ws')}/ws/events`, {
+      headers: { authorization: `Bearer ${token}` },
+    })
+    const received: { type: string; seq: number }[] = []
+    ws.on('message', (data: Buffer) => received.push(JSON.parse(data.toString())))
+    const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)))
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject))
+    expect((await lookup(w)).statusCode).toBe(200)
+    await expect.poll(() => received.map((e) => e.type)).toContain('tool_call_executed')
+    // The approver is taken out of the configuration.
+    cfg.edit('warden.yaml', (t) => t.replace(second, ''))
+    expect((await reload(w)).statusCode).toBe(200)
+    expect((await lookup(w)).statusCode).toBe(200)
+    expect(await closed).toBe(1008)
+    // Nothing committed after the reload reached the revoked reader (the reload's own event is
+    // committed before the new configuration takes effect, so it may or may not have).
+    const [reloaded] = await w.stores.audit.query({ type: 'config_reloaded', limit: 1 })
+    expect(received.length).toBeGreaterThan(0)
+    for (const e of received) expect(e.seq).toBeLessThanOrEqual(reloaded!.seq)
   })
 
   it('an unchanged configuration reloads to the same version, still recorded', async () => {

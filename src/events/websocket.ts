@@ -63,8 +63,12 @@ export async function streamEvents(
     audit: Pick<AuditLog, 'queryStored'>
     bus: EventBus
     lastSeq: number | null
-    /** How a reader sees each event (e.g. results withheld); as stored when absent. */
-    shown?: (e: AuditEvent) => AuditEvent
+    /**
+     * How the reader sees each event (e.g. results withheld), asked again for every event so
+     * that a reload that takes the reader's token away ends the stream: `null` closes it (1008).
+     * As stored when absent.
+     */
+    shown?: (e: AuditEvent) => AuditEvent | null
   },
 ): Promise<void> {
   // Sequence numbers start at 1, so 0 means "nothing sent yet".
@@ -73,9 +77,11 @@ export async function streamEvents(
   const deliver = (e: AuditEvent) => {
     if (e.seq <= sentUpTo) return
     if (socket.bufferedAmount > MAX_BUFFERED) return socket.close(1013, 'client too slow')
+    const view = opts.shown ? opts.shown(e) : e
+    if (view === null) return socket.close(1008, 'credentials no longer valid')
     sentUpTo = e.seq
     // The stream carries the same object the log stores.
-    socket.send(JSON.stringify(opts.shown ? opts.shown(e) : e))
+    socket.send(JSON.stringify(view))
   }
   const readFromStore = async () => {
     for (;;) {

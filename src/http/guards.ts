@@ -1,5 +1,5 @@
 import { WardenError } from '../domain/errors.js'
-import { bearer, principalOf } from '../auth/credentials.js'
+import { bearer, principalOf, sha256Hex } from '../auth/credentials.js'
 
 export { bearer } from '../auth/credentials.js'
 import type { Runtime } from '../pipeline/runtime.js'
@@ -26,6 +26,23 @@ export function requireReader(runtime: Runtime, authorization: string | undefine
     return true
   }
   return principalOf(runtime, bearer(authorization)).approver !== undefined
+}
+
+/**
+ * What one credential may read, worked out again on each call against the configuration in
+ * force (a reload may change it): `full` (an approver), `withheld` (open reads, not an approver:
+ * results withheld) or `null` (may not read). The secret is hashed once.
+ */
+export function readerCheck(
+  runtime: Runtime,
+  authorization: string | undefined,
+): () => 'full' | 'withheld' | null {
+  const secret = bearer(authorization)
+  const hash = secret === undefined ? undefined : sha256Hex(secret)
+  return () => {
+    if (hash !== undefined && runtime.approversByTokenHash.has(hash)) return 'full'
+    return runtime.config.server.read_access === 'open' ? 'withheld' : null
+  }
 }
 
 /** WebSocket subprotocol prefix that carries an approver token from a browser. */

@@ -7,7 +7,7 @@ import { readView, withholdResult } from '../../events/view.js'
 import { streamEvents } from '../../events/websocket.js'
 import type { Runtime } from '../../pipeline/runtime.js'
 import type { AuditLog } from '../../store/types.js'
-import { requireReader, subprotocolToken } from '../guards.js'
+import { readerCheck, requireReader, subprotocolToken } from '../guards.js'
 import { parseQuery, recentQuery, streamQuery, timelineQuery } from '../schemas.js'
 
 export interface EventRoutesOptions {
@@ -82,8 +82,15 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (
       const raw = Number(parseQuery(streamQuery, req.query).last_seq)
       const lastSeq = Number.isSafeInteger(raw) && raw >= 0 ? raw : null
       const protocol = subprotocolToken(req.headers['sec-websocket-protocol'])
-      const entitled = requireReader(runtime, req.headers.authorization ?? protocol)
-      const shown = entitled ? undefined : withholdResult
+      const authorization = req.headers.authorization ?? protocol
+      requireReader(runtime, authorization)
+      // Checked again for every event against the configuration in force: a reader whose token
+      // a reload removed (or whose reads a reload closed) stops receiving at once.
+      const reader = readerCheck(runtime, authorization)
+      const shown = (e: AuditEvent) => {
+        const access = reader()
+        return access === null ? null : access === 'full' ? e : withholdResult(e)
+      }
       streamEvents(socket, { audit, bus, lastSeq, shown }).catch((err: unknown) => {
         req.log.error({ err }, 'websocket catch-up failed')
         socket.close(1011, 'catch-up failed')
