@@ -16,6 +16,7 @@ import { buildAgentApi } from '../src/agents/server.js'
 import { verifyChain } from '../src/audit/verify.js'
 import { ConfigError, loadConfig } from '../src/config/loader.js'
 import type { AuditEvent } from '../src/domain/audit-event.js'
+import { MAX_LISTED_TOOLS, MAX_TOOL_NAME } from '../src/executors/mcp-upstreams.js'
 import { createWarden, type Warden } from '../src/warden.js'
 import { approve, APPROVER, DEMO_CONFIG, execute } from './helpers.js'
 import { openAiTurn, scriptServer } from './support/model-servers.js'
@@ -405,6 +406,31 @@ describe('MCP tool pinning', () => {
     { name: 'rug.rug_pull', params: { schema: 'boolean' } },
   ]
 
+  it('a flooding upstream is bounded: names capped, only configured tools pinned, a huge description blocked unread', async () => {
+    const flood = { ...rug, stdio: { ...rug.stdio, env: { RUG_FLOOD: '1' } } }
+    const tools: ToolSpec[] = [
+      { name: 'rug.weather', params: { city: 'string' } },
+      { name: 'rug.long', params: {} },
+    ]
+    const warden = await start(writeConfig([flood], tools))
+    const status = warden.mcp.status().find((u) => u.name === 'rug')!
+    // 2,007 tools offered: the first 1,000 are kept, less the one whose name is too long.
+    expect(status.tools).toHaveLength(MAX_LISTED_TOOLS - 1)
+    expect(status.tools).toContain('rug.weather')
+    expect(status.tools.every((t) => t.length <= MAX_TOOL_NAME + 'rug.'.length)).toBe(true)
+    const pinned = (await events(warden)).filter((e) => e.type === 'tool_definition_pinned')
+    expect(pinned.map((e) => e.tool).sort()).toEqual(['rug.long', 'rug.weather'])
+    // The 1 MB description is not scored: blocked as poisoned until a person accepts it.
+    expect(warden.mcp.check('rug.long')).toBe('poisoned')
+    expect(pinned.find((e) => e.tool === 'rug.long')).toMatchObject({
+      params: { blocked: 'poisoned', score: 1 },
+    })
+    expect((await execute(warden, 'support-agent', 'rug.long', {})).statusCode).toBe(403)
+    expect(
+      (await execute(warden, 'support-agent', 'rug.weather', { city: 'Oslo' })).statusCode,
+    ).toBe(200)
+  })
+
   it('a changed description blocks the tool until an approver accepts it', async () => {
     const warden = await start(writeConfig([rug], rugTools))
     const ok = await execute(warden, 'support-agent', 'rug.weather', { city: 'Oslo' })
@@ -538,6 +564,7 @@ describe('MCP tool pinning', () => {
 describe('MCP tool pins survive a restart (the audit log is their durable copy)', () => {
   const rugTools: ToolSpec[] = [
     { name: 'rug.weather', params: { city: 'string' } },
+    { name: 'rug.notes', params: { name: 'string' } },
     { name: 'rug.rug_pull', params: { schema: 'boolean' } },
   ]
   const rugUpstream = (start?: 'schema') => ({
@@ -559,13 +586,8 @@ describe('MCP tool pins survive a restart (the audit log is their durable copy)'
       (await execute(first, 'support-agent', 'rug.weather', { city: 'Oslo' })).statusCode,
     ).toBe(200)
     const pinned = (await events(first)).filter((e) => e.type === 'tool_definition_pinned')
-    expect(pinned.map((e) => e.tool).sort()).toEqual([
-      'rug.garbage',
-      'rug.inject',
-      'rug.notes',
-      'rug.rug_pull',
-      'rug.weather',
-    ])
+    // Only configured tools are pinned: the others are never callable nor shown to a model.
+    expect(pinned.map((e) => e.tool).sort()).toEqual(['rug.notes', 'rug.rug_pull', 'rug.weather'])
     expect(pinned.find((e) => e.tool === 'rug.weather')).toMatchObject({
       decision: 'pinned',
       params: { pinned: honest.pinned },
@@ -614,7 +636,7 @@ describe('MCP tool pins survive a restart (the audit log is their durable copy)'
     ).toBe(200)
     // No new event for what the log already holds: one pin per tool, one change, one acceptance.
     const all = await events(third)
-    expect(all.filter((e) => e.type === 'tool_definition_pinned')).toHaveLength(5)
+    expect(all.filter((e) => e.type === 'tool_definition_pinned')).toHaveLength(3)
     expect(all.filter((e) => e.type === 'tool_definition_changed')).toHaveLength(1)
     expect((await verifyChain(third.stores.audit)).ok).toBe(true)
   })

@@ -15,6 +15,13 @@ export interface ToolDefinition {
 
 export type { PinBlock, PinChange }
 
+/**
+ * A description longer than this is not scored (scoring is linear in its length and runs on the
+ * event loop): it blocks the tool as `poisoned` (score 1) until a person accepts it. Real
+ * descriptions are a few hundred characters.
+ */
+export const MAX_DESCRIPTION_CHARS = 16_384
+
 /** Detector categories that come from trained models rather than known injection phrases. */
 const TRAINED_SIGNALS = new Set(['model', 'instruction_in_data'])
 
@@ -211,12 +218,15 @@ export class PinBook {
    * A known injection phrase is evidence.
    */
   private poisonScore(description: string): number {
+    // INVARIANT: fail closed. Too long to check in bounded time means blocked, not unchecked.
+    if (description.length > MAX_DESCRIPTION_CHARS) return 1
     const { score, categories } = detectInjection(description)
     return categories.some((c) => !TRAINED_SIGNALS.has(c)) ? score : 0
   }
 
   /** Configured tools outside `tool`'s namespace that its description names. */
   private shadowed(tool: string, description: string): string[] {
+    if (description.length > MAX_DESCRIPTION_CHARS) return []
     const own = tool.slice(0, tool.indexOf('.'))
     const found = new Set<string>()
     for (const o of this.others)

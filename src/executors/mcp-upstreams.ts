@@ -80,6 +80,10 @@ export interface McpUpstreams {
 }
 
 const CLIENT_INFO = { name: 'warden', version: '0.1.0' }
+/** Tool names kept from one upstream listing (the rest are ignored and reported). */
+export const MAX_LISTED_TOOLS = 1_000
+/** A listed tool with a longer name is ignored (configured names are far shorter). */
+export const MAX_TOOL_NAME = 128
 const STABLE_MS = 10_000
 const PING_TIMEOUT_MS = 5_000
 
@@ -245,12 +249,24 @@ class Upstream {
    * A listing (first, after a reconnect, or after `list_changed`): pin, record, report. Never
    * throws: a pin that could not be recorded leaves its tool uncallable until the next listing.
    */
-  private async listed(tools: readonly Tool[]): Promise<void> {
+  private async listed(listing: readonly Tool[]): Promise<void> {
     const before = new Set(this.tools)
+    // Bounded whatever the upstream sends: at most MAX_LISTED_TOOLS names are kept, each at most
+    // MAX_TOOL_NAME characters; only configured tools are pinned, scored and audited (the others
+    // are not callable, and the door never shows their descriptions to a model).
+    if (listing.length > MAX_LISTED_TOOLS)
+      this.log.error(
+        { offered: listing.length, kept: MAX_LISTED_TOOLS },
+        'MCP upstream lists too many tools; the rest are ignored',
+      )
+    const tools = listing
+      .slice(0, MAX_LISTED_TOOLS)
+      .filter((t) => typeof t.name === 'string' && t.name.length <= MAX_TOOL_NAME)
     this.tools = tools.map((t) => `${this.cfg.name}.${t.name}`)
     const changes: PinChange[] = []
     for (const tool of tools) {
       const name = `${this.cfg.name}.${tool.name}`
+      if (!this.configured.has(name)) continue
       const wasBlocked = this.pins.check(name)
       const { pin, change } = this.pins.observe(name, tool)
       if (change) changes.push(change)
