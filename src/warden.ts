@@ -421,6 +421,8 @@ export async function createWarden(opts: WardenOptions): Promise<Warden> {
     await engine.recorder.record([configReloadedEvent(by, previous, next.policyVersion, next.file)])
     runtime.swap(nextRuntime)
     current = next
+    // Newly configured MCP tools are pinned (and so callable) now, not at the next listing.
+    await mcp.reconfigure(next.config)
     logger.info(
       { by, previous_policy_version: previous, policy_version: next.policyVersion },
       'configuration reloaded',

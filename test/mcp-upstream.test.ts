@@ -1,6 +1,6 @@
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import {
   createServer as createHttpServer,
   request as httpRequest,
@@ -429,6 +429,28 @@ describe('MCP tool pinning', () => {
     expect(
       (await execute(warden, 'support-agent', 'rug.weather', { city: 'Oslo' })).statusCode,
     ).toBe(200)
+  })
+
+  it('a tool configured by a reload is pinned and callable at once', async () => {
+    const before: ToolSpec[] = [{ name: 'rug.weather', params: { city: 'string' } }]
+    const file = writeConfig([rug], before)
+    const warden = await start(file)
+    const page = () => execute(warden, 'support-agent', 'rug.inject', {})
+    // Not configured yet: refused by the allowlist, and not pinned.
+    expect((await page()).statusCode).toBe(403)
+    expect(warden.mcp.pins().map((p) => p.tool)).toEqual(['rug.weather'])
+    copyFileSync(writeConfig([rug], [...before, { name: 'rug.inject' }]), file)
+    await warden.reload('test')
+    expect(
+      warden.mcp
+        .pins()
+        .map((p) => p.tool)
+        .sort(),
+    ).toEqual(['rug.inject', 'rug.weather'])
+    const res = await page()
+    expect(res.statusCode).toBe(200)
+    const pinned = (await events(warden)).filter((e) => e.type === 'tool_definition_pinned')
+    expect(pinned.map((e) => e.tool).sort()).toEqual(['rug.inject', 'rug.weather'])
   })
 
   it('a changed description blocks the tool until an approver accepts it', async () => {

@@ -77,16 +77,25 @@ export class PinBook {
    */
   private readonly listedHere = new Set<string>()
 
-  private readonly others: { name: string; namespace: string; pattern: RegExp }[]
+  private others: { name: string; namespace: string; pattern: RegExp }[] = []
 
   /**
    * `holdAt`: the injection score that blocks a description. `toolNames`: every configured tool
    * (Warden names): a description that names one outside its own namespace shadows it.
    */
   constructor(
-    private readonly holdAt: number,
+    private holdAt: number,
     toolNames: readonly string[] = [],
   ) {
+    this.configure(holdAt, toolNames)
+  }
+
+  /**
+   * Take a reloaded configuration's `holdAt` and tool names. They apply to first sights from now
+   * on; a pin already taken keeps the verdict it was recorded with.
+   */
+  configure(holdAt: number, toolNames: readonly string[]): void {
+    this.holdAt = holdAt
     this.others = toolNames.flatMap((name) => {
       const dot = name.indexOf('.')
       const namespace = dot > 0 ? name.slice(0, dot) : ''

@@ -76,6 +76,11 @@ export interface McpUpstreams {
    */
   accept(tool: string, definition?: string): boolean
   status(): UpstreamStatus[]
+  /**
+   * Follow a configuration reload (configured tools, shadowing names, `hold_at`), and list each
+   * connected upstream again. Never throws.
+   */
+  reconfigure(config: WardenConfig): Promise<void>
   close(): Promise<void>
 }
 
@@ -93,9 +98,12 @@ export function mcpUpstreams(config: WardenConfig, opts: McpUpstreamOptions): Mc
     config.injection.hold_at,
     config.tools.map((t) => t.name),
   )
-  const configured = new Set(
-    config.tools.filter((t) => t.executor.type === 'mcp').map((t) => t.name),
-  )
+  const configured = new Set<string>()
+  const configure = (c: WardenConfig) => {
+    configured.clear()
+    for (const t of c.tools) if (t.executor.type === 'mcp') configured.add(t.name)
+  }
+  configure(config)
   const upstreams = new Map(
     config.mcp_upstreams.map((u) => [u.name, new Upstream(u, opts, pins, configured)]),
   )
@@ -119,6 +127,17 @@ export function mcpUpstreams(config: WardenConfig, opts: McpUpstreamOptions): Mc
       const accepted = pins.accept(tool, definition)
       if (accepted) opts.logger.warn({ tool }, 'MCP tool definition accepted')
       return accepted
+    },
+    async reconfigure(next) {
+      // What a reload changes: which tools are configured (only those are pinned), the names a
+      // description may not shadow and the score that blocks one. Each connected upstream is
+      // listed again, so a tool the reload configured is pinned (and callable) now.
+      configure(next)
+      pins.configure(
+        next.injection.hold_at,
+        next.tools.map((t) => t.name),
+      )
+      await Promise.all([...upstreams.values()].map((u) => u.relist()))
     },
     status: () => [...upstreams.values()].map((u) => u.status()),
     async close() {
@@ -169,6 +188,21 @@ class Upstream {
       tools: [...this.tools],
       ...(this.connected && this.stdio?.pid != null && { pid: this.stdio.pid }),
       ...(this.lastError !== undefined && { lastError: this.lastError }),
+    }
+  }
+
+  /** List the tools again (after a reload); nothing when not connected. Never throws. */
+  async relist(): Promise<void> {
+    const client = this.connected
+    if (!client) return
+    try {
+      const { tools } = await client.listTools(undefined, {
+        timeout: this.opts.connectTimeoutMs ?? 20_000,
+        cacheMode: 'bypass',
+      })
+      if (client === this.connected) await this.listed(tools)
+    } catch (err) {
+      this.log.warn({ err }, 'MCP tools/list after a reload failed')
     }
   }
 
