@@ -57,7 +57,17 @@ describe('PinBook', () => {
     expect(book.observe('up.weather', widened).change).toBeUndefined()
     book.apply({ type: 'tool_definition_accepted', tool: 'up.weather', params: { pinned: H2 } })
     expect(book.check('up.weather')).toBeUndefined()
-    expect(book.list()).toEqual([{ tool: 'up.weather', pinned: H2, current: H2, recorded: true }])
+    // The listing after the restart is what a person sees; the old text was never seen here.
+    expect(book.list()).toEqual([
+      {
+        tool: 'up.weather',
+        pinned: H2,
+        current: H2,
+        recorded: true,
+        offered: widened,
+        pinned_definition: widened,
+      },
+    ])
   })
 
   it('two first pins of different definitions (instances racing a rug pull) block the tool', () => {

@@ -39,6 +39,13 @@ export interface Pin {
   shadows?: string[]
   /** False until the pin is in the audit log: until then the tool is not callable. */
   recorded: boolean
+  /**
+   * What a person accepts, as text: the definition offered now and the pinned one, when this
+   * instance saw them (a definition seen only through another instance's events is a hash).
+   * Descriptions are cut to MAX_DESCRIPTION_CHARS.
+   */
+  offered?: ToolDefinition
+  pinned_definition?: ToolDefinition
 }
 
 /** The audit event types that carry pins; `readPins` and `PinBook.apply` read these. */
@@ -121,6 +128,7 @@ export class PinBook {
   observe(tool: string, def: ToolDefinition): { pin: Pin; change?: PinChange } {
     const hash = definitionHash(def)
     this.listedHere.add(tool)
+    this.remember(tool, hash, def)
     const known = this.pins.get(tool)
     if (!known) {
       const pin: Pin = { tool, pinned: hash, current: hash, recorded: false }
@@ -277,7 +285,43 @@ export class PinBook {
   }
 
   list(): Pin[] {
-    return [...this.pins.values()].map((p) => ({ ...p }))
+    return [...this.pins.values()].map((p) => {
+      const seen = this.texts.get(p.tool)
+      const offered = seen?.get(p.current)
+      const pinned = seen?.get(p.pinned)
+      return {
+        ...p,
+        ...(offered && { offered }),
+        ...(pinned && { pinned_definition: pinned }),
+      }
+    })
+  }
+
+  /** Tool → definition hash → the definition, for the hashes a pin names (at most two per tool). */
+  private readonly texts = new Map<string, Map<string, ToolDefinition>>()
+
+  private remember(tool: string, hash: string, def: ToolDefinition): void {
+    const seen = this.texts.get(tool) ?? new Map<string, ToolDefinition>()
+    this.texts.set(tool, seen)
+    seen.set(hash, shown(def))
+    const pin = this.pins.get(tool)
+    // Bounded: only the pinned and the offered definition are kept.
+    for (const h of seen.keys()) if (h !== hash && h !== pin?.pinned) seen.delete(h)
+  }
+}
+
+/** A definition as shown to a person: the pinned fields, the description cut to the limit. */
+function shown(def: ToolDefinition): ToolDefinition {
+  const description =
+    def.description !== undefined && def.description.length > MAX_DESCRIPTION_CHARS
+      ? `${def.description.slice(0, MAX_DESCRIPTION_CHARS)}… (cut: ${def.description.length} characters in all)`
+      : def.description
+  return {
+    name: def.name,
+    ...(description !== undefined && { description }),
+    ...(def.inputSchema !== undefined && { inputSchema: def.inputSchema }),
+    ...(def.outputSchema !== undefined && { outputSchema: def.outputSchema }),
+    ...(def.annotations !== undefined && { annotations: def.annotations }),
   }
 }
 

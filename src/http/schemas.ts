@@ -369,6 +369,15 @@ export const mcpUpstream = z.looseObject({
 })
 export type McpUpstream = z.output<typeof mcpUpstream>
 
+/** An upstream's tool definition as shown to a person (description cut to 16 KiB). */
+const mcpDefinition = z.looseObject({
+  name: z.string(),
+  description: z.string().optional(),
+  inputSchema: z.unknown().optional(),
+  outputSchema: z.unknown().optional(),
+  annotations: z.unknown().optional(),
+})
+
 /** A pinned tool definition (src/executors/mcp-pins.ts `Pin`). */
 export const mcpPin = z.looseObject({
   tool: z.string(),
@@ -381,6 +390,12 @@ export const mcpPin = z.looseObject({
     .optional()
     .meta({ description: 'other tools its description names (blocked: shadowing)' }),
   recorded: z.boolean().meta({ description: 'false until the pin is in the audit log' }),
+  offered: mcpDefinition
+    .optional()
+    .meta({ description: 'the definition offered now, as text (when this instance listed it)' }),
+  pinned_definition: mcpDefinition
+    .optional()
+    .meta({ description: 'the pinned definition, as text (when this instance saw it)' }),
 })
 export type McpPin = z.output<typeof mcpPin>
 
