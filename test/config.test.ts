@@ -42,6 +42,12 @@ function loadEditedFiles(edits: Record<string, (text: string) => string>): () =>
 describe('a bad configuration is refused, naming the file and the field', () => {
   const cases: [string, string, (t: string) => string, RegExp][] = [
     [
+      'a trusted proxy that is neither an address, a range nor a preset',
+      'warden.yaml',
+      (t) => t.replace('  read_access: open', '  read_access: open\n  trust_proxy: [my-balancer]'),
+      /warden\.yaml: server\.trust_proxy\[0\]/,
+    ],
+    [
       'unknown tool on an allowlist',
       'agents.yaml',
       (t) => t.replace('- search_knowledge_base\n', '- search_kb\n'),

@@ -141,6 +141,35 @@ describe('per-address limits before authentication', () => {
     expect(auth[0]!.reason).toMatch(/POST \/gateway\/approve from 127\.0\.0\.1/)
   })
 
+  it('behind a trusted proxy, the client X-Forwarded-For names is limited; elsewhere the header is ignored', async () => {
+    const guess = (w: Awaited<ReturnType<typeof gateway>>['w'], from: string, client: string) =>
+      w.app.inject({
+        method: 'POST',
+        url: '/gateway/approve',
+        remoteAddress: from,
+        headers: { authorization: 'Bearer guess', 'x-forwarded-for': client },
+        payload: { approval_id: 'apr-nope', decision: 'approve' },
+      })
+    const limits = { auth_failures: { burst: 2, per_second: 0.01 }, trusted_ips: [] }
+    const behind = await gateway({ trust_proxy: ['10.0.0.2'], limits })
+    // Through the proxy (10.0.0.2): each client has its own bucket.
+    expect((await guess(behind.w, '10.0.0.2', '203.0.113.5')).statusCode).toBe(401)
+    expect((await guess(behind.w, '10.0.0.2', '203.0.113.5')).statusCode).toBe(401)
+    expect((await guess(behind.w, '10.0.0.2', '203.0.113.5')).statusCode).toBe(429)
+    expect((await guess(behind.w, '10.0.0.2', '203.0.113.6')).statusCode).toBe(401)
+    // Straight from another address, the header is not believed: one bucket, whatever it says.
+    expect((await guess(behind.w, '198.51.100.1', '192.0.2.1')).statusCode).toBe(401)
+    expect((await guess(behind.w, '198.51.100.1', '192.0.2.2')).statusCode).toBe(401)
+    expect((await guess(behind.w, '198.51.100.1', '192.0.2.3')).statusCode).toBe(429)
+    const rejected = await behind.w.stores.audit.query({ type: 'request_rejected', limit: 10 })
+    expect(rejected.some((e) => /from 203\.0\.113\.6$/.test(e.reason))).toBe(true)
+    // Without trust_proxy (the default) the header is ignored altogether.
+    const direct = await gateway({ limits })
+    expect((await guess(direct.w, '10.0.0.2', '203.0.113.5')).statusCode).toBe(401)
+    expect((await guess(direct.w, '10.0.0.2', '203.0.113.6')).statusCode).toBe(401)
+    expect((await guess(direct.w, '10.0.0.2', '203.0.113.7')).statusCode).toBe(429)
+  })
+
   it('failed approver tokens from a trusted address are audited too', async () => {
     const { w } = await gateway({})
     const res = await w.app.inject({ url: '/audit/export', headers: { authorization: 'Bearer x' } })

@@ -71,7 +71,10 @@ function traceLines(t: TraceReport): string[] {
           os.length === 0
             ? 'nowhere'
             : os
-                .map((o) => `${o.from}${o.injected ? ' injected' : ''}${o.flagged ? ' flagged' : ''}${o.late ? ' late' : ''}${o.maybe ? ' ?' : ''}`)
+                .map(
+                  (o) =>
+                    `${o.from}${o.injected ? ' injected' : ''}${o.flagged ? ' flagged' : ''}${o.late ? ' late' : ''}${o.maybe ? ' ?' : ''}`,
+                )
                 .join(', ')
         }`,
     )

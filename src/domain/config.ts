@@ -318,6 +318,25 @@ export const configSchema = z.strictObject({
        * need it here.
        */
       allowed_hosts: z.array(hostName).default([]),
+      /**
+       * Proxies in front of the gateway whose `X-Forwarded-For` is believed (addresses, CIDR
+       * ranges, or `loopback`, `linklocal`, `uniquelocal`): the client address the per-address
+       * limits count is then the one the nearest untrusted hop reports. Empty (the default): the
+       * connection's own address, and the header is ignored. Name only proxies that overwrite
+       * the header (a client inside a trusted range could otherwise write its own).
+       */
+      trust_proxy: z
+        .array(
+          z.union([
+            z.enum(['loopback', 'linklocal', 'uniquelocal']),
+            z.ipv4(),
+            z.ipv6(),
+            z.cidrv4(),
+            z.cidrv6(),
+          ]),
+        )
+        .max(64)
+        .default([]),
       /** What one client address may cost before it is known (docs/limits.md). */
       limits: z
         .strictObject({

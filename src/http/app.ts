@@ -97,6 +97,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: runtime.config.server.body_limit_bytes,
     ...timeoutOptions(runtime.config.server.limits),
     genReqId: () => timeOrderedId(),
+    // `req.ip` (what the per-address limits count) believes X-Forwarded-For only from these.
+    trustProxy:
+      runtime.config.server.trust_proxy.length > 0 ? [...runtime.config.server.trust_proxy] : false,
     requestIdHeader: false,
     // Decisions are logged and audited by the gateway; per-request access logs would double them.
     logController: new LogController({ disableRequestLogging: true }),
