@@ -146,3 +146,34 @@ export function wrapTool<P extends Record<string, unknown>, R = unknown>(
   return async (params, call = {}) =>
     (await callThroughWarden(client, name, params, { ...options, ...call })) as never
 }
+
+/** What a framework hands the model for a call's value: a denial as its plain JSON form. */
+export function forModel(value: unknown): unknown {
+  return value instanceof WardenDenied ? value.toJSON() : value
+}
+
+/** A Warden tool name as a model function name (`a-zA-Z0-9_-`, as the OpenAI API requires). */
+export function modelToolName(name: string): string {
+  return name.replace(/[^a-zA-Z0-9_-]/g, '_')
+}
+
+/** A tool as the wrappers declare it to a model: what `GET /config/tools` says about it. */
+export interface ToolSpec {
+  name: string
+  description: string
+  /** The JSON Schema of the parameters. */
+  params: Record<string, unknown>
+}
+
+/** The named tools' specs from the gateway, in the order given; an unknown name throws. */
+export async function specsOf(
+  client: { tools: () => Promise<ToolSpec[]> },
+  names: readonly string[],
+): Promise<ToolSpec[]> {
+  const all = new Map((await client.tools()).map((t) => [t.name, t]))
+  return names.map((n) => {
+    const spec = all.get(n)
+    if (!spec) throw new Error(`the gateway has no tool \`${n}\``)
+    return spec
+  })
+}
