@@ -14,7 +14,11 @@ import {
  * (and a person's "no") comes back to the model as `{ error, code, reason }`; a held call waits
  * for the decision, then the result is the tool's.
  */
-export function wardenAiTool(client: WardenClient, spec: ToolSpec, options: WrapOptions = {}): Tool {
+export function wardenAiTool(
+  client: WardenClient,
+  spec: ToolSpec,
+  options: WrapOptions = {},
+): Tool {
   return tool({
     description: spec.description,
     inputSchema: jsonSchema<Record<string, unknown>>(spec.params),

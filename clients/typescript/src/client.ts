@@ -21,9 +21,7 @@ export type ErrorBody = Json<ExecuteResponses[400]>
 /** Every error code the gateway can answer with (docs/errors.md). */
 export type ErrorCode = ErrorBody['error']['code']
 export type Risk = ExecuteAllowedBody['risk']
-export type Approval = Json<
-  paths['/gateway/approvals/{id}']['get']['responses'][200]
->['approval']
+export type Approval = Json<paths['/gateway/approvals/{id}']['get']['responses'][200]>['approval']
 export type ToolInfo = Json<paths['/config/tools']['get']['responses'][200]>['tools'][number]
 
 /** What `execute` can end in, one variant per kind of answer. */
@@ -143,7 +141,9 @@ export function createWardenClient(options: WardenClientOptions) {
       body,
       params: {
         header:
-          opts.idempotencyKey === undefined ? undefined : { 'idempotency-key': opts.idempotencyKey },
+          opts.idempotencyKey === undefined
+            ? undefined
+            : { 'idempotency-key': opts.idempotencyKey },
       },
       ...(opts.signal && { signal: opts.signal }),
     })
@@ -184,7 +184,8 @@ export function createWardenClient(options: WardenClientOptions) {
         body: denied,
       }
     }
-    const kind = status === 400 ? 'invalid' : status === 502 || status === 504 ? 'tool_failed' : 'error'
+    const kind =
+      status === 400 ? 'invalid' : status === 502 || status === 504 ? 'tool_failed' : 'error'
     return { kind, status, code, message, ...(requestId !== undefined && { requestId }) }
   }
 
@@ -193,7 +194,7 @@ export function createWardenClient(options: WardenClientOptions) {
     const { data, error, response } = await api.GET('/gateway/approvals/{id}', {
       params: {
         path: { id: approvalId },
-        query: waitSeconds > 0 ? { wait: String(Math.ceil(waitSeconds)) } : undefined,
+        query: waitSeconds > 0 ? { wait: waitSeconds.toFixed(3) } : undefined,
       },
       ...(signal && { signal }),
     })
