@@ -1,4 +1,7 @@
+import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   createWardenClient,
@@ -166,6 +169,25 @@ describe('TypeScript client against a real gateway', () => {
     ])
     expect(out.status).toBe('rejected')
     if (out.status === 'rejected') expect(out.reason).toBeInstanceOf(WardenToolError)
+  })
+})
+
+describe("the guide's quickstart (clients/typescript/examples/quickstart.ts)", () => {
+  it('runs against a gateway as written: one refund allowed, one denied with its reason', async () => {
+    const w = await startWarden()
+    try {
+      const baseUrl = await w.app.listen({ port: 0, host: '127.0.0.1' })
+      const script = fileURLToPath(
+        new URL('../clients/typescript/examples/quickstart.ts', import.meta.url),
+      )
+      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', script], {
+        env: { ...process.env, WARDEN_URL: baseUrl },
+      })
+      expect(stdout).toMatch(/^allowed: \{.*"order_id":"ORD-1005".*"amount":10/m)
+      expect(stdout).toMatch(/^denied: guard_denied: .*500/m)
+    } finally {
+      await w.close()
+    }
   })
 })
 
