@@ -96,6 +96,7 @@ describe('TypeScript client against a real gateway', () => {
     expect((await approve(w, held.approvalId, 'deny')).statusCode).toBe(200)
     const decided = await client.waitForApproval(held.approvalId, { timeoutMs: 5_000 })
     expect(decided).toMatchObject({ kind: 'denied', code: 'approval_denied' })
+    if (decided.kind === 'denied') expect(decided.message).toBe('denied by demo-approver')
   })
 
   it('waitForApproval: another agent may not read the approval', async () => {
