@@ -43,6 +43,22 @@ describe('TypeScript client against a real gateway', () => {
     expect(out.requestId).toBe(out.body.request_id)
   })
 
+  it('execute: an idempotency key makes a retry replay the first answer (the tool runs once)', async () => {
+    const call = () =>
+      client.execute(
+        'issue_refund',
+        { order_id: 'ORD-1008', amount: 5, reason: 'retry test' },
+        { sessionId: 'c-idem', idempotencyKey: 'client-test-key-1' },
+      )
+    const [first, again] = [await call(), await call()]
+    expect(first.kind).toBe('executed')
+    expect(again.kind === 'executed' && again.requestId).toBe(
+      first.kind === 'executed' && first.requestId,
+    )
+    const order = await client.execute('lookup_order', { order_id: 'ORD-1008' })
+    expect(order.kind === 'executed' && order.result).toMatchObject({ refunded: 5 })
+  })
+
   it('execute: a denial carries the code, message and layer', async () => {
     const out = await client.execute(
       'issue_refund',
