@@ -178,14 +178,25 @@ describe('TypeScript client against a real gateway', () => {
   })
 
   it('wrapTool: a tool that fails after an approval throws WardenToolError', async () => {
-    // ORD-1001's balance is $49 minus what earlier tests refunded: $200 cannot be refunded.
-    const refund = client.wrapTool('issue_refund', undefined, { sessionId: 'c-wrap-fail' })
-    const [out] = await Promise.allSettled([
-      refund({ order_id: 'ORD-1001', amount: 200, reason: 'damaged item' }),
-      approveWhenHeld(w, 'c-wrap-fail'),
-    ])
-    expect(out.status).toBe('rejected')
-    if (out.status === 'rejected') expect(out.reason).toBeInstanceOf(WardenToolError)
+    // A gateway of its own, so no earlier refund counts: ORD-1001 ($49) cannot refund $200, and
+    // $200 is held for a person first.
+    const g = await startWarden()
+    try {
+      const own = createWardenClient({
+        baseUrl: await g.app.listen({ port: 0, host: '127.0.0.1' }),
+        agentId: 'refund-agent',
+        agentKey: keyOf('refund-agent'),
+      })
+      const refund = own.wrapTool('issue_refund', undefined, { sessionId: 'c-wrap-fail' })
+      const [out] = await Promise.allSettled([
+        refund({ order_id: 'ORD-1001', amount: 200, reason: 'damaged item' }),
+        approveWhenHeld(g, 'c-wrap-fail'),
+      ])
+      expect(out.status).toBe('rejected')
+      if (out.status === 'rejected') expect(out.reason).toBeInstanceOf(WardenToolError)
+    } finally {
+      await g.close()
+    }
   })
 })
 
