@@ -38,7 +38,15 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/main.ts', 'src/cli/**', 'bench/**', 'test/**', 'bin/**', 'scripts/**'],
+    files: [
+      'src/main.ts',
+      'src/cli/**',
+      'bench/**',
+      'test/**',
+      'bin/**',
+      'scripts/**',
+      'clients/typescript/examples/**',
+    ],
     rules: { 'no-restricted-properties': 'off' },
   },
   {

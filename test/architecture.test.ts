@@ -101,3 +101,35 @@ describe('architecture: folders import downward only', () => {
     expect([...new Set(cycles)]).toEqual([])
   })
 })
+
+const CLIENT = fileURLToPath(new URL('../clients/typescript/src', import.meta.url))
+/** The packages the TypeScript client may import: its runtime and the frameworks it wraps. */
+const CLIENT_PACKAGES = ['openapi-fetch', 'ai', '@langchain/core', '@openai/agents']
+
+describe('architecture: the TypeScript client stands alone', () => {
+  const imports = (file: string) =>
+    [...readFileSync(file, 'utf8').matchAll(/(?:from|import)\s*\(?\s*'([^']+)'/g)].map(
+      (m) => m[1] ?? '',
+    )
+
+  it('imports only its own files (the generated types among them) and its packages', () => {
+    const outside: string[] = []
+    for (const file of tsFiles(CLIENT))
+      for (const spec of imports(file)) {
+        const ok = spec.startsWith('.')
+          ? !relative(CLIENT, resolve(dirname(file), spec)).startsWith('..')
+          : CLIENT_PACKAGES.some((p) => spec === p || spec.startsWith(`${p}/`))
+        if (!ok) outside.push(`${relative(CLIENT, file)} → ${spec}`)
+      }
+    expect(outside).toEqual([])
+  })
+
+  it('src/ does not import the client', () => {
+    const into: string[] = []
+    for (const file of tsFiles(SRC))
+      for (const spec of imports(file))
+        if (spec.startsWith('.') && resolve(dirname(file), spec).startsWith(`${CLIENT}${sep}`))
+          into.push(relative(SRC, file))
+    expect(into).toEqual([])
+  })
+})

@@ -15,6 +15,8 @@ interface RouteDoc {
   body?: z.ZodType
   /** The schema the handler parses the query string with. */
   query?: z.ZodType
+  /** Request headers the handler reads beyond `Authorization` (each optional unless required). */
+  headers?: z.ZodType
   /** Status → description (and body). A 4xx/5xx without a body schema is the error body. */
   responses: Record<string, ResponseDoc>
   security?: 'agent' | 'approver' | 'agent or approver'
@@ -33,12 +35,14 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     tags: ['gateway'],
     security: 'agent',
     body: s.executeBody,
+    headers: s.executeHeaders,
     responses: {
       200: ['allowed and executed', s.executeAllowed],
       202: ['held for a person', s.executeHeld],
       400: `malformed input; ${error}`,
       401: 'missing or wrong agent key',
       403: ['denied by a layer', s.executeDenied],
+      409: `\`Idempotency-Key\` reused for another call, or its first call is still running; ${error}`,
       429: ['rate limited (`Retry-After`)', s.executeDenied],
       502: ['allowed, but the tool failed', s.executeToolFailed],
       503: 'a dependency the decision needs is down; nothing ran',
@@ -320,15 +324,29 @@ function responsesOf(doc: RouteDoc): Record<string, Record<string, unknown>> {
  * codes, before our strict parser's and zod's) and serialize replies with fast-json-stringify
  * (dropping fields the schema does not list), both changes to the wire.
  */
-function routeSchema(doc: RouteDoc): Record<string, unknown> {
+function routeSchema(doc: RouteDoc, url: string): Record<string, unknown> {
+  const params = pathParams(url)
   return {
     summary: doc.summary,
     tags: doc.tags,
     ...(doc.description && { description: doc.description }),
     ...(doc.body && { body: jsonSchemaOf(doc.body, 'input') }),
     ...(doc.query && { querystring: jsonSchemaOf(doc.query, 'input') }),
+    ...(doc.headers && { headers: jsonSchemaOf(doc.headers, 'input') }),
+    ...(params && { params }),
     ...(doc.security && { security: SECURITY[doc.security] }),
     response: responsesOf(doc),
+  }
+}
+
+/** A route's `:name` segments as required string path parameters (so typed clients can fill them). */
+function pathParams(url: string): Record<string, unknown> | undefined {
+  const names = [...url.matchAll(/:(\w+)/g)].map((m) => m[1] ?? '')
+  if (!names.length) return undefined
+  return {
+    type: 'object',
+    properties: Object.fromEntries(names.map((n) => [n, { type: 'string' }])),
+    required: names,
   }
 }
 
@@ -394,7 +412,7 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
       const method = Array.isArray(route.method) ? route.method[0] : route.method
       const doc = ROUTE_DOCS[`${method} ${route.url}`]
       if (!doc) return { schema: { ...schema, hide: true }, url }
-      return { url, schema: { ...schema, ...routeSchema(doc) } }
+      return { url, schema: { ...schema, ...routeSchema(doc, route.url) } }
     },
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })

@@ -47,6 +47,14 @@ export type ExecuteBody = z.output<typeof executeBody>
 /** What a client sends (`params` may be left out). */
 export type ExecuteRequest = z.input<typeof executeBody>
 
+/** The headers `POST /gateway/execute` reads besides `Authorization` (documentation only). */
+export const executeHeaders = z.object({
+  'idempotency-key': z.string().min(1).max(128).optional().meta({
+    description:
+      '1-128 visible ASCII characters: a retry with the same key, tool and parameters gets the first answer again, and nothing runs twice (docs/approvals.md, Idempotency)',
+  }),
+})
+
 /** `POST /gateway/message`. */
 export const messageBody = z.strictObject({
   agent_id: id128,
