@@ -4176,6 +4176,26 @@ export interface paths {
                 shadows?: string[]
                 /** @description false until the pin is in the audit log */
                 recorded: boolean
+                /** @description the definition offered now, as text (when this instance listed it) */
+                offered?: {
+                  name: string
+                  description?: string
+                  inputSchema?: unknown
+                  outputSchema?: unknown
+                  annotations?: unknown
+                } & {
+                  [key: string]: unknown
+                }
+                /** @description the pinned definition, as text (when this instance saw it) */
+                pinned_definition?: {
+                  name: string
+                  description?: string
+                  inputSchema?: unknown
+                  outputSchema?: unknown
+                  annotations?: unknown
+                } & {
+                  [key: string]: unknown
+                }
               } & {
                 [key: string]: unknown
               })[]
@@ -4336,6 +4356,26 @@ export interface paths {
                 shadows?: string[]
                 /** @description false until the pin is in the audit log */
                 recorded: boolean
+                /** @description the definition offered now, as text (when this instance listed it) */
+                offered?: {
+                  name: string
+                  description?: string
+                  inputSchema?: unknown
+                  outputSchema?: unknown
+                  annotations?: unknown
+                } & {
+                  [key: string]: unknown
+                }
+                /** @description the pinned definition, as text (when this instance saw it) */
+                pinned_definition?: {
+                  name: string
+                  description?: string
+                  inputSchema?: unknown
+                  outputSchema?: unknown
+                  annotations?: unknown
+                } & {
+                  [key: string]: unknown
+                }
               } & {
                 [key: string]: unknown
               }
