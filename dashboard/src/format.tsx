@@ -94,6 +94,14 @@ export function summarize(result: unknown, max = 240): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text
 }
 
+/** An event's reason, with the error a failed execution recorded (when the reader may see it). */
+export function reasonOf(
+  e: Pick<WardenEvent, 'decision' | 'outcome' | 'reason' | 'result'>,
+): string {
+  const error = statusOf(e).tone === 'bad' ? errorOf(e.result) : undefined
+  return error ? `${e.reason}: ${error}` : e.reason
+}
+
 /** The error text a failed execution recorded (`result.error`), if any. */
 export function errorOf(result: unknown): string | undefined {
   const err = (result as { error?: unknown } | null | undefined)?.error

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks'
 import { api, ApiError, qs, type WardenEvent } from '../api'
-import { dateTime, partiesOf, RiskBadge, statusOf, StatusBadge } from '../format'
+import { dateTime, partiesOf, reasonOf, RiskBadge, statusOf, StatusBadge } from '../format'
 
 type Filters = Record<
   'agent_id' | 'tool' | 'decision' | 'risk_level' | 'from' | 'to' | 'text',
@@ -236,7 +236,7 @@ export function Audit(props: {
               <td>
                 <RiskBadge risk={e.risk} />
               </td>
-              <td class="why">{e.reason}</td>
+              <td class="why">{reasonOf(e)}</td>
               <td onClick={(ev) => ev.stopPropagation()}>
                 {e.session_id && (
                   <span class="session-actions">

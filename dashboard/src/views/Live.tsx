@@ -1,5 +1,5 @@
 import type { StreamStatus, WardenEvent } from '../api'
-import { errorOf, partiesOf, RiskBadge, statusOf, StatusBadge, time } from '../format'
+import { partiesOf, reasonOf, RiskBadge, statusOf, StatusBadge, time } from '../format'
 
 /** The live decision stream, newest first. */
 export function Live(props: {
@@ -28,7 +28,6 @@ export function Live(props: {
         {props.events.map((e) => {
           const status = statusOf(e)
           const who = partiesOf(e)
-          const error = status.key === 'failed' ? errorOf(e.result) : undefined
           return (
             <li
               key={e.id}
@@ -48,7 +47,7 @@ export function Live(props: {
               </span>
               <RiskBadge risk={e.risk} />
               <span class="why" title={e.reason}>
-                {e.decision === 'allow' ? '' : error ? `${e.reason}: ${error}` : e.reason}
+                {e.decision === 'allow' ? '' : reasonOf(e)}
               </span>
             </li>
           )

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks'
 import { api, qs, type TimelineBody, type WardenEvent } from '../api'
-import { RiskBadge, statusOf, StatusBadge, time } from '../format'
+import { reasonOf, RiskBadge, statusOf, StatusBadge, time } from '../format'
 
 /** What one agent (or one session) did, in order: follow an agent through its calls. */
 export function Timeline(props: {
@@ -77,7 +77,7 @@ export function Timeline(props: {
               <StatusBadge status={statusOf(e)} />
               <span class="tool">{e.tool ?? e.type}</span>
               <RiskBadge risk={e.risk} />
-              <span class="why">{e.reason}</span>
+              <span class="why">{reasonOf(e)}</span>
               {e.session_id && !session && <span class="session">{e.session_id}</span>}
             </li>
           )
