@@ -38,7 +38,8 @@ async function tab(name: string) {
   await page.click(`button[data-tab="${name}"]`)
 }
 
-describe('dashboard in Chromium', () => {
+// A generous timeout: these steps wait on a real browser, which a loaded machine slows down.
+describe('dashboard in Chromium', { timeout: 90_000 }, () => {
   beforeAll(async () => {
     warden = await startWarden()
     gatewayUrl = await warden.app.listen({ port: 0, host: '127.0.0.1' })
