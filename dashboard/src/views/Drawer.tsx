@@ -1,11 +1,12 @@
-import { useEffect } from 'preact/hooks'
+import { useLayoutEffect } from 'preact/hooks'
 import type { WardenEvent } from '../api'
 import { dateTime, errorOf, Json, partiesOf, RiskBadge, statusOf, StatusBadge } from '../format'
 
 /** The whole record of one event: every layer's verdict, the (masked) parameters, the result. */
 export function Drawer({ event, onClose }: { event: WardenEvent; onClose: () => void }) {
-  // Escape closes it, as a dialog does.
-  useEffect(() => {
+  // Escape closes it, as a dialog does. Listening from before the drawer is painted: a key pressed
+  // as soon as it shows must not be lost (a busy machine ran the plain effect too late).
+  useLayoutEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       if (e.key === 'Escape') onClose()
     }
