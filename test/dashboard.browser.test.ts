@@ -28,10 +28,10 @@ let page: Page
 let base: string
 let gatewayUrl: string
 
-async function shot(name: string) {
+async function shot(name: string, fullPage = false) {
   if (!SHOTS) return
   mkdirSync(SHOTS, { recursive: true })
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false })
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage })
 }
 
 async function tab(name: string) {
@@ -447,7 +447,7 @@ describe('dashboard in Chromium', { timeout: 90_000 }, () => {
     expect(overTime.title).toMatch(/per 1 min/)
     expect(overTime.labels.length).toBeGreaterThanOrEqual(5)
     expect(overTime.labels.length).toBeLessThanOrEqual(10)
-    await shot('stats')
+    await shot('stats', true)
   })
 
   it('reconnects by itself after the connection drops and catches up on what it missed', async () => {
