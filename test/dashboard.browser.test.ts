@@ -16,7 +16,7 @@ import { loadConfig } from '../src/config/loader.js'
 import type { AuditEvent } from '../src/domain/audit-event.js'
 import * as wire from '../src/http/schemas.js'
 import { createWarden } from '../src/warden.js'
-import { APPROVER, DEMO_CONFIG, execute, startWarden } from './helpers.js'
+import { APPROVER, approve, DEMO_CONFIG, execute, startWarden } from './helpers.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const SHOTS = process.env.WARDEN_SCREENSHOTS
@@ -28,17 +28,18 @@ let page: Page
 let base: string
 let gatewayUrl: string
 
-async function shot(name: string) {
+async function shot(name: string, fullPage = false) {
   if (!SHOTS) return
   mkdirSync(SHOTS, { recursive: true })
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false })
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage })
 }
 
 async function tab(name: string) {
   await page.click(`button[data-tab="${name}"]`)
 }
 
-describe('dashboard in Chromium', () => {
+// A generous timeout: these steps wait on a real browser, which a loaded machine slows down.
+describe('dashboard in Chromium', { timeout: 90_000 }, () => {
   beforeAll(async () => {
     warden = await startWarden()
     gatewayUrl = await warden.app.listen({ port: 0, host: '127.0.0.1' })
@@ -111,16 +112,65 @@ describe('dashboard in Chromium', () => {
     await page.click('button[data-run="refund_large"]')
     await page.waitForSelector('tr[data-scenario="refund_large"] .pass')
     // Scenario holds live in a world of their own and can never be approved (issue #11,
-    // finding 3): the real agent makes the same call, and that hold reaches the queue.
-    const held = await execute(warden, 'refund-agent', 'issue_refund', {
-      order_id: 'ORD-1006',
-      amount: 500,
-      reason: 'order never arrived',
+    // finding 3): the real agent makes the same call, and that hold reaches the queue. Twice,
+    // identically, from two sessions: the cards tell them apart.
+    const refund = { order_id: 'ORD-1006', amount: 500, reason: 'order never arrived' }
+    // Session ticket-a first read a poisoned knowledge-base article: its refund is held for
+    // three reasons (taint, the amount, the risk), its twin's for one.
+    const kb = await execute(
+      warden,
+      'refund-agent',
+      'search_knowledge_base',
+      { query: 'faster refunds' },
+      { session_id: 'ticket-a' },
+    )
+    expect(kb.statusCode).toBe(200)
+    const held = await execute(warden, 'refund-agent', 'issue_refund', refund, {
+      session_id: 'ticket-a',
     })
     expect(held.statusCode).toBe(202)
+    const twin = await execute(warden, 'refund-agent', 'issue_refund', refund, {
+      session_id: 'ticket-b',
+    })
+    expect(twin.statusCode).toBe(202)
     await tab('live')
-    const card = page.locator('li.card[data-tool="issue_refund"]').first()
+    const card = page.locator(`li.card[data-approval="${held.json().approval_id}"]`)
+    const twinCard = page.locator(`li.card[data-approval="${twin.json().approval_id}"]`)
     await card.waitFor()
+    await twinCard.waitFor()
+    // Each card says who asked, when, in which session, and every reason it was held.
+    const stored = await warden.stores.audit.query({ type: 'approval_required', limit: 10 })
+    const heldEvent = stored.find((e) => e.request_id === held.json().request_id)!
+    const holds = heldEvent.checks.filter((c) => c.outcome === 'hold')
+    expect(holds.map((c) => c.layer)).toEqual(['taint', 'guards', 'approval'])
+    await card
+      .locator('[data-testid="hold-reasons"] li')
+      .nth(holds.length - 1)
+      .waitFor()
+    expect(await card.locator('[data-testid="hold-reasons"] li').allTextContents()).toEqual(
+      holds.map((c) => `${c.layer}: ${c.reason}`),
+    )
+    const field = (c: typeof card, f: string) =>
+      c
+        .locator(`[data-field="${f}"]`)
+        .textContent()
+        .then((t) => t?.trim())
+    expect(await field(card, 'agent')).toBe('refund-agent')
+    expect(await field(card, 'session')).toBe('ticket-a')
+    expect(await field(twinCard, 'session')).toBe('ticket-b')
+    expect(await twinCard.locator('[data-testid="hold-reasons"] li').allTextContents()).toEqual([
+      'guards: `amount` 500 is above 100 and needs approval',
+    ])
+    const approval = (await warden.app
+      .inject({
+        url: `/gateway/approvals/${held.json().approval_id}`,
+        headers: { authorization: `Bearer ${APPROVER}` },
+      })
+      .then((r) => r.json())) as { approval: { created_at: string } }
+    expect(await card.locator('[data-field="created"]').getAttribute('title')).toBe(
+      approval.approval.created_at,
+    )
+    expect(await field(card, 'created')).toMatch(/\d{1,2}:\d{2}:\d{2}.*ago/)
     // Without a login the buttons are disabled: acting needs an approver token.
     expect(await card.locator('button.approve').isDisabled()).toBe(true)
     await page.fill('input[name="token"]', 'demo-refund-agent-key')
@@ -132,12 +182,30 @@ describe('dashboard in Chromium', () => {
     await shot('live')
     await card.locator('input').fill('verified with the customer')
     await card.locator('button.approve').click()
+    // The approver sees what came of it, and it stays (not gone when the queue is re-read).
+    const outcome = card.locator('[data-testid="outcome"] .text')
+    await outcome.filter({ hasText: 'approved → executed' }).waitFor()
+    expect(await outcome.textContent()).toMatch(
+      /^approved → executed: refund_id RF-\d+.*remaining_balance 700/,
+    )
     await page
       .locator('li.event[data-type="tool_call_executed"]', { hasText: 'issue_refund' })
       .first()
       .waitFor()
     await page.locator('li.event[data-type="approval_granted"]').first().waitFor()
+    await twinCard.locator('button.deny').click()
+    await twinCard.locator('[data-testid="outcome"] .text:text-is("denied by you")').waitFor()
     await page.waitForSelector('[data-testid="pending-count"]:has-text("0 pending")')
+    await page.waitForTimeout(2000)
+    expect(await outcome.isVisible()).toBe(true)
+    expect(await outcome.textContent()).toMatch(/^approved → executed: refund_id/)
+    expect(await twinCard.locator('[data-testid="outcome"] .text').textContent()).toBe(
+      'denied by you',
+    )
+    await shot('approved')
+    // Dismissed, it goes.
+    await twinCard.locator('button.dismiss').click()
+    await twinCard.waitFor({ state: 'detached' })
     // The other dashboard saw the card come and go without a reload.
     await other.waitForSelector('[data-testid="pending-count"]:has-text("0 pending")')
     expect(
@@ -148,16 +216,149 @@ describe('dashboard in Chromium', () => {
     await other.close()
   })
 
+  it('an approved refund that fails upstream shows its error in red, and fails everywhere', async () => {
+    await tab('live')
+    // ORD-1006 (1200) had 500 refunded above; one more 500 (approved through the API) leaves
+    // 200, so the next approved 500 fails in the demo backend.
+    const refund = { order_id: 'ORD-1006', amount: 500, reason: 'order never arrived' }
+    const drain = await execute(warden, 'refund-agent', 'issue_refund', refund)
+    expect(drain.statusCode).toBe(202)
+    expect((await approve(warden, drain.json().approval_id)).statusCode).toBe(200)
+    const held = await execute(warden, 'refund-agent', 'issue_refund', refund, {
+      session_id: 'ticket-c',
+    })
+    expect(held.statusCode).toBe(202)
+    const card = page.locator(`li.card[data-approval="${held.json().approval_id}"]`)
+    await card.locator('button.approve').click()
+    const outcome = card.locator('[data-testid="outcome"] .text')
+    await outcome.filter({ hasText: 'approved → failed' }).waitFor()
+    expect(await outcome.textContent()).toMatch(
+      /^approved → failed: refund 500 exceeds the remaining balance 200 \(upstream_error\)/,
+    )
+    expect(await card.getAttribute('data-outcome')).toBe('failed')
+    const red = (loc: typeof outcome) =>
+      loc.evaluate((el) => {
+        const [r, g, b] = getComputedStyle(el).color.match(/\d+/g)!.map(Number)
+        return r! > 200 && g! < 150 && b! < 150
+      })
+    expect(await red(outcome)).toBe(true)
+    await shot('approval-failed')
+    await page.waitForTimeout(2000)
+    expect(await outcome.textContent()).toMatch(/^approved → failed: refund 500 exceeds/)
+
+    // The failed execution in the live feed: labelled and drawn as a failure, not as success.
+    const failed = page.locator('li.event[data-type="tool_call_executed"][data-status="failed"]')
+    await failed.first().waitFor()
+    expect(await failed.first().getAttribute('class')).toContain('t-bad')
+    expect(await failed.first().locator('.badge').textContent()).toBe('execution failed')
+    expect(await failed.first().locator('.why').textContent()).toContain(
+      'refund 500 exceeds the remaining balance 200',
+    )
+    const ok = page.locator('li.event[data-type="tool_call_executed"][data-status="executed"]')
+    expect(await ok.count()).toBeGreaterThanOrEqual(2)
+    expect(await ok.first().getAttribute('class')).not.toContain('t-bad')
+    expect(await ok.first().locator('.badge').textContent()).toBe('executed')
+    const edge = (loc: typeof failed) =>
+      loc.evaluate((el) => getComputedStyle(el).boxShadow.includes('rgb(211, 58, 58)'))
+    expect(await edge(failed.first())).toBe(true)
+    expect(await edge(ok.first())).toBe(false)
+    // The drawer says it failed, and why; never "executed".
+    await failed.first().click()
+    await page.waitForSelector('.drawer[data-status="failed"]')
+    expect(await page.locator('[data-testid="drawer-status"]').textContent()).toContain(
+      'execution failed',
+    )
+    expect(await page.locator('[data-testid="drawer-error"]').textContent()).toBe(
+      'refund 500 exceeds the remaining balance 200',
+    )
+    expect(await page.locator('.drawer').textContent()).not.toMatch(/decision\s*executed/)
+    await shot('drawer-failed')
+    await page.keyboard.press('Escape')
+    // The audit log too.
+    await tab('audit')
+    await page.selectOption('select[name="decision"]', 'executed')
+    await page.click('form.filters button[type="submit"]')
+    const row = page.locator('[data-testid="audit-rows"] tbody tr[data-status="failed"]')
+    await row.first().waitFor()
+    expect(await row.first().getAttribute('class')).toContain('t-bad')
+    expect(await row.first().locator('.badge').textContent()).toBe('execution failed')
+    expect(await edge(row.first().locator('td').first())).toBe(true)
+    await page.click('form.filters button:has-text("Clear")')
+    await tab('live')
+  })
+
+  it('a message row shows its sender and its recipient', async () => {
+    const sent = await warden.app.inject({
+      method: 'POST',
+      url: '/gateway/message',
+      headers: {
+        authorization: `Bearer demo-support-agent-key`,
+        'content-type': 'application/json',
+      },
+      payload: {
+        agent_id: 'support-agent',
+        to_agent: 'refund-agent',
+        content: 'Please look at order ORD-1002',
+      },
+    })
+    expect(sent.statusCode).toBe(200)
+    const row = page.locator('li.event[data-type="agent_message_sent"]').first()
+    await row.waitFor()
+    expect(await row.locator('.who').textContent()).toBe('support-agent → refund-agent')
+    expect(await row.locator('.badge').textContent()).toBe('message delivered')
+  })
+
+  it('labels every status in words, with no emoji, and heads every table', async () => {
+    const emoji = /\p{Extended_Pictographic}/u
+    const badgeTexts = async () =>
+      (await page.locator('.badge').allTextContents()).map((t) => t.trim())
+    await tab('live')
+    const head = await page.locator('[data-testid="events-head"] [role="columnheader"]')
+    expect(await head.allTextContents()).toEqual([
+      'time',
+      'status',
+      'agent',
+      'tool',
+      'risk',
+      'reason',
+    ])
+    expect((await page.locator('li.event').count()) > 0).toBe(true)
+    expect(await page.locator('li.event').count()).toBe(
+      await page.locator('li.event .badge').count(),
+    )
+    for (const [name, selector] of [
+      ['live', 'li.event'],
+      ['audit', '[data-testid="audit-rows"] tbody tr'],
+      ['timeline', '[data-testid="timeline"] li'],
+      ['demo', '[data-testid="scenarios"] tbody tr'],
+      ['config', '[data-testid="tools"] tbody tr'],
+    ] as const) {
+      await tab(name)
+      await page.locator(selector).first().waitFor()
+      const labels = await badgeTexts()
+      if (name !== 'config') {
+        expect(labels.length).toBeGreaterThan(0)
+        expect(labels.every((t) => /^[a-z][a-z ]+$/.test(t))).toBe(true)
+      }
+      expect(await page.locator('main').textContent()).not.toMatch(emoji)
+      expect(await page.locator('header.top').textContent()).not.toMatch(emoji)
+      // Every table has a header row, and every header says something.
+      for (const table of await page.locator('main table').all()) {
+        const ths = await table.locator('thead th').allTextContents()
+        expect(ths.length).toBeGreaterThan(0)
+        expect(ths.every((t) => t.trim().length > 0)).toBe(true)
+      }
+    }
+  })
+
   it('filters the audit log, verifies the chain and exports the filtered set', async () => {
     await tab('audit')
     await page.waitForSelector('[data-testid="chain"]:has-text("hash chain verified")')
     await page.selectOption('select[name="decision"]', 'deny')
     await page.click('form.filters button[type="submit"]')
     await page.waitForFunction(() => {
-      const cells = [
-        ...document.querySelectorAll('[data-testid="audit-rows"] tbody tr td:nth-child(5)'),
-      ]
-      return cells.length > 0 && cells.every((c) => c.textContent?.includes('deny'))
+      const rows = [...document.querySelectorAll('[data-testid="audit-rows"] tbody tr')]
+      return rows.length > 0 && rows.every((r) => r.getAttribute('data-status') === 'deny')
     })
     const rows = await page.locator('[data-testid="audit-rows"] tbody tr').count()
     await shot('audit')
@@ -171,13 +372,16 @@ describe('dashboard in Chromium', () => {
     expect(csv[0]).toMatch(/^seq,id,timestamp,type/)
     expect(csv.length - 1).toBe(rows)
     expect(csv.slice(1).every((l) => l.includes(',deny,'))).toBe(true)
+    expect(
+      await page.locator('[data-testid="audit-rows"] tbody tr .badge').first().textContent(),
+    ).toBe('denied')
     await page.waitForSelector('[data-testid="audit-note"]:has-text("exported")')
     // Clear empties the filters and shows the whole log again (not the filtered rows).
     await page.click('form.filters button:has-text("Clear")')
     expect(await page.locator('select[name="decision"]').inputValue()).toBe('')
     await page.waitForFunction(() =>
-      [...document.querySelectorAll('[data-testid="audit-rows"] tbody tr td:nth-child(5)')].some(
-        (c) => !c.textContent?.includes('deny'),
+      [...document.querySelectorAll('[data-testid="audit-rows"] tbody tr')].some(
+        (r) => r.getAttribute('data-status') !== 'deny',
       ),
     )
     // Replay one session under the current policy: same policy, so nothing changes.
@@ -187,6 +391,13 @@ describe('dashboard in Chromium', () => {
   })
 
   it('renders the statistics as charts', async () => {
+    // A denial with a long reason (an agent sending a long value): shown whole on the chart.
+    const long = await execute(warden, 'admin-agent', 'restart_service', {
+      service: 'billing',
+      environment: 'production-europe-west-primary-1',
+      reason: 'memory leak',
+    })
+    expect(long.statusCode).toBe(403)
     await tab('stats')
     await page.waitForSelector('[data-testid="tiles"]')
     const charts = page.locator('[data-testid="chart"] canvas')
@@ -205,7 +416,38 @@ describe('dashboard in Chromium', () => {
     )
     expect(painted.every((n) => n > 100)).toBe(true)
     expect(await page.locator('[data-testid="tiles"]').textContent()).toMatch(/decisions/)
-    await shot('stats')
+    const stats = (await warden.app.inject({ url: '/stats' })).json() as wire.Stats
+    // The donut's numbers: on a legend with a row per risk level, as /stats counts them.
+    for (const level of ['low', 'medium', 'high', 'critical']) {
+      const cells = await page
+        .locator(`[data-testid="risk-legend"] tr[data-level="${level}"] td`)
+        .allTextContents()
+      expect(cells[1]).toBe(String(stats.by_risk_level[level] ?? 0))
+    }
+    const figures = await page.evaluate(() =>
+      [...document.querySelectorAll<HTMLElement>('[data-testid="chart"]')].map((f) => ({
+        title: f.querySelector('figcaption')!.textContent!,
+        ticks: JSON.parse(f.dataset.ticks ?? '{}') as Record<string, number[]>,
+        labels: JSON.parse(f.dataset.labels ?? '[]') as string[],
+      })),
+    )
+    // Counts have whole-number ticks on every chart with an axis.
+    const axes = figures.flatMap((f) => Object.values(f.ticks))
+    expect(axes.length).toBe(4)
+    for (const ticks of axes) {
+      expect(ticks.length).toBeGreaterThan(1)
+      expect(ticks.every((t) => Number.isInteger(t))).toBe(true)
+    }
+    // Block reasons are shown whole, however long.
+    const reasons = figures.find((f) => f.title === 'Top block reasons')!
+    expect(stats.top_block_reasons.some((r) => r.reason.length > 70)).toBe(true)
+    expect(reasons.labels).toEqual(stats.top_block_reasons.map((r) => r.reason))
+    // The time chart spans what the data spans (this run's few minutes), not an empty hour.
+    const overTime = figures.find((f) => f.title.startsWith('Decisions over time'))!
+    expect(overTime.title).toMatch(/per 1 min/)
+    expect(overTime.labels.length).toBeGreaterThanOrEqual(5)
+    expect(overTime.labels.length).toBeLessThanOrEqual(10)
+    await shot('stats', true)
   })
 
   it('reconnects by itself after the connection drops and catches up on what it missed', async () => {

@@ -36,6 +36,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** The whole error body (a failed approved call also carries the resolved approval). */
+    readonly body: unknown = null,
   ) {
     super(message)
   }
@@ -59,7 +61,12 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
   }
   if (!res.ok && res.status !== 202) {
     const err = (data as { error?: { code?: string; message?: string } } | null)?.error
-    throw new ApiError(res.status, err?.code ?? 'http_error', err?.message ?? `HTTP ${res.status}`)
+    throw new ApiError(
+      res.status,
+      err?.code ?? 'http_error',
+      err?.message ?? `HTTP ${res.status}`,
+      data,
+    )
   }
   return data as T
 }

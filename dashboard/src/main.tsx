@@ -48,7 +48,8 @@ function App() {
     location.hash = tab
   }, [tab])
 
-  // Newest events first, then the live stream from where they end.
+  // Newest events first, then the live stream from where they end. Opened again when an approver
+  // logs in or out: what a reader may see (tool results) depends on who reads.
   useEffect(() => {
     let stream: EventStream | null = null
     let stopped = false
@@ -71,7 +72,7 @@ function App() {
       stopped = true
       stream?.stop()
     }
-  }, [])
+  }, [approver])
 
   useEffect(() => {
     api
@@ -100,7 +101,11 @@ function App() {
     <div class="app">
       <header class="top">
         <h1>
-          <span class="logo">🛡️</span> Warden
+          <svg class="logo" viewBox="0 0 32 32" width="20" height="20" aria-hidden="true">
+            <path d="M16 2 4 6v9c0 7.5 5.1 13.3 12 15 6.9-1.7 12-7.5 12-15V6z" fill="#2e6bd3" />
+            <path d="m10 16 4 4 8-9" stroke="#fff" stroke-width="3" fill="none" />
+          </svg>{' '}
+          Warden
         </h1>
         <nav>
           {TABS.map((t) => (

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks'
 import { api, ApiError, qs, type WardenEvent } from '../api'
-import { DECISION_ICON, dateTime, RiskBadge } from '../format'
+import { dateTime, partiesOf, reasonOf, RiskBadge, statusOf, StatusBadge } from '../format'
 
 type Filters = Record<
   'agent_id' | 'tool' | 'decision' | 'risk_level' | 'from' | 'to' | 'text',
@@ -220,18 +220,23 @@ export function Audit(props: {
         </thead>
         <tbody>
           {rows.map((e) => (
-            <tr key={e.id} onClick={() => props.onOpen(e)}>
+            <tr
+              key={e.id}
+              class={`t-${statusOf(e).tone}`}
+              data-status={statusOf(e).key}
+              onClick={() => props.onOpen(e)}
+            >
               <td>{e.seq}</td>
               <td>{dateTime(e.timestamp)}</td>
-              <td>{e.agent_id}</td>
+              <td>{partiesOf(e).text}</td>
               <td>{e.tool}</td>
               <td>
-                {DECISION_ICON[e.decision] ?? ''} {e.decision}
+                <StatusBadge status={statusOf(e)} />
               </td>
               <td>
                 <RiskBadge risk={e.risk} />
               </td>
-              <td class="why">{e.reason}</td>
+              <td class="why">{reasonOf(e)}</td>
               <td onClick={(ev) => ev.stopPropagation()}>
                 {e.session_id && (
                   <span class="session-actions">
@@ -254,7 +259,9 @@ export function Audit(props: {
         <div class="replay" data-testid="replay">
           <h3>
             Session {replay.session_id} under the current policy ({replay.policy_version})
-            <button onClick={() => setReplay(null)}>✕</button>
+            <button onClick={() => setReplay(null)} aria-label="close the replay">
+              Close
+            </button>
           </h3>
           <table>
             <thead>

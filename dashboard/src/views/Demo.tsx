@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks'
 import { api } from '../api'
-import { DECISION_ICON } from '../format'
+import { statusOf, StatusBadge } from '../format'
 
 interface Scenario {
   id: string
@@ -58,7 +58,7 @@ export function Demo(props: { onRan: () => void }) {
             <th>scenario</th>
             <th>expected</th>
             <th>actual</th>
-            <th></th>
+            <th>run</th>
           </tr>
         </thead>
         <tbody>
@@ -71,13 +71,13 @@ export function Demo(props: { onRan: () => void }) {
                   <div class="muted">{s.description ?? s.name ?? ''}</div>
                 </td>
                 <td>
-                  {DECISION_ICON[s.expected] ?? ''} {s.expected}
+                  <StatusBadge status={statusOf({ decision: s.expected })} />
                 </td>
                 <td class="actual">
                   {r === 'running' && 'running…'}
                   {r && r !== 'running' && (
                     <>
-                      {DECISION_ICON[r.decision] ?? ''} {r.decision}{' '}
+                      <StatusBadge status={statusOf({ decision: r.decision })} />{' '}
                       <span class={r.passed ? 'pass' : 'fail'}>
                         {r.passed ? 'as expected' : 'NOT as expected'}
                       </span>

@@ -1,34 +1,45 @@
-import { useEffect } from 'preact/hooks'
+import { useLayoutEffect } from 'preact/hooks'
 import type { WardenEvent } from '../api'
-import { DECISION_ICON, DECISION_LABEL, dateTime, Json, RiskBadge } from '../format'
+import { dateTime, errorOf, Json, partiesOf, RiskBadge, statusOf, StatusBadge } from '../format'
 
 /** The whole record of one event: every layer's verdict, the (masked) parameters, the result. */
 export function Drawer({ event, onClose }: { event: WardenEvent; onClose: () => void }) {
-  // Escape closes it, as a dialog does.
-  useEffect(() => {
+  // Escape closes it, as a dialog does. Listening from before the drawer is painted: a key pressed
+  // as soon as it shows must not be lost (a busy machine ran the plain effect too late).
+  useLayoutEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       if (e.key === 'Escape') onClose()
     }
     window.addEventListener('keydown', onKey)
     return () => window.removeEventListener('keydown', onKey)
   }, [onClose])
+  const status = statusOf(event)
+  const error = errorOf(event.result)
   return (
-    <aside class="drawer" aria-label="decision details">
+    <aside class={`drawer t-${status.tone}`} aria-label="decision details" data-status={status.key}>
       <header>
         <h2>
-          {DECISION_ICON[event.decision] ?? '•'} {event.tool ?? '—'} · {event.agent_id ?? '—'}
+          {event.tool || event.type} · {partiesOf(event).text}
         </h2>
         <button class="close" onClick={onClose} aria-label="close">
           ✕
         </button>
       </header>
       <dl class="facts">
-        <dt>decision</dt>
-        <dd>
-          {DECISION_LABEL[event.decision] ?? event.decision} <RiskBadge risk={event.risk} />
+        <dt>{event.type === 'tool_call_executed' ? 'outcome' : 'decision'}</dt>
+        <dd data-testid="drawer-status">
+          <StatusBadge status={status} /> <RiskBadge risk={event.risk} />
         </dd>
         <dt>reason</dt>
         <dd>{event.reason}</dd>
+        {status.tone === 'bad' && error && (
+          <>
+            <dt>error</dt>
+            <dd class="error" data-testid="drawer-error">
+              {error}
+            </dd>
+          </>
+        )}
         {event.code && (
           <>
             <dt>code</dt>
@@ -116,7 +127,7 @@ export function Drawer({ event, onClose }: { event: WardenEvent; onClose: () => 
       )}
       {event.result !== undefined && event.result !== null && (
         <>
-          <h3>Result</h3>
+          <h3>{status.key === 'failed' ? 'Error' : 'Result'}</h3>
           <Json value={event.result} />
         </>
       )}

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks'
 import { api, qs, type TimelineBody, type WardenEvent } from '../api'
-import { DECISION_ICON, RiskBadge, time } from '../format'
+import { reasonOf, RiskBadge, statusOf, StatusBadge, time } from '../format'
 
 /** What one agent (or one session) did, in order: follow an agent through its calls. */
 export function Timeline(props: {
@@ -66,13 +66,18 @@ export function Timeline(props: {
             ? Math.round((Date.parse(e.timestamp) - Date.parse(prev.timestamp)) / 1000)
             : 0
           return (
-            <li key={e.id} class={`step d-${e.decision}`} onClick={() => props.onOpen(e)}>
+            <li
+              key={e.id}
+              class={`step d-${e.decision} t-${statusOf(e).tone}`}
+              data-status={statusOf(e).key}
+              onClick={() => props.onOpen(e)}
+            >
               <span class="t">{time(e.timestamp)}</span>
               {gap > 0 && <span class="gap">+{gap}s</span>}
-              <span class="icon">{DECISION_ICON[e.decision] ?? '•'}</span>
+              <StatusBadge status={statusOf(e)} />
               <span class="tool">{e.tool ?? e.type}</span>
               <RiskBadge risk={e.risk} />
-              <span class="why">{e.reason}</span>
+              <span class="why">{reasonOf(e)}</span>
               {e.session_id && !session && <span class="session">{e.session_id}</span>}
             </li>
           )
