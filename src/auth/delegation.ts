@@ -17,6 +17,11 @@ export interface Delegation {
   session?: string
   /** Epoch milliseconds; the token carries whole seconds (rounded down, never later). */
   exp: number
+  /**
+   * When the message was accepted (epoch milliseconds), the `iat` the token carries; signing time
+   * when absent. Taken from the same clock reading as `exp`, so the lifetime is exact.
+   */
+  iat?: number
 }
 
 export type CheckedDelegation = { ok: true; delegation: Delegation } | { ok: false; why: string }
@@ -90,7 +95,7 @@ export class DelegationSigner {
       .setIssuer(ISSUER)
       .setAudience(d.to)
       .setJti(d.message_id)
-      .setIssuedAt()
+      .setIssuedAt(d.iat === undefined ? undefined : Math.floor(d.iat / 1000))
       .setExpirationTime(Math.floor(d.exp / 1000))
       .sign(this.current.key)
   }

@@ -112,6 +112,7 @@ export async function sendMessage(
     ...(body.session_id && { session: body.session_id }),
     message_id: messageId,
     exp: expiresAt,
+    iat: call.receivedAt,
   })
   const delivered = { ...body, content }
   const failed = await record(

@@ -302,6 +302,7 @@ function PendingCard(props: {
           )}
         </dd>
       </dl>
+      <Definitions pin={p} />
       <div class="actions">
         <button class="approve" disabled={busy} onClick={() => void accept()}>
           Accept definition
@@ -314,5 +315,37 @@ function PendingCard(props: {
         </p>
       )}
     </li>
+  )
+}
+
+/**
+ * What the approver accepts, as text: the definition offered now and, when it differs and this
+ * gateway saw it, the pinned one. A hash alone cannot be judged.
+ */
+function Definitions({ pin }: { pin: McpPin }) {
+  const offered = pin.offered
+  const pinned = pin.current === pin.pinned ? undefined : pin.pinned_definition
+  if (!offered && !pinned)
+    return <p class="muted">This gateway has not seen the definition's text (only its hash).</p>
+  return (
+    <div class="definitions">
+      {offered && <DefinitionText title="offered now" def={offered} />}
+      {pinned && <DefinitionText title="pinned" def={pinned} />}
+    </div>
+  )
+}
+
+function DefinitionText({ title, def }: { title: string; def: NonNullable<McpPin['offered']> }) {
+  return (
+    <div class="definition" data-definition={title}>
+      <h4>{title}</h4>
+      <pre class="description">{def.description ?? '(no description)'}</pre>
+      {def.inputSchema !== undefined && (
+        <details>
+          <summary>input schema</summary>
+          <pre>{JSON.stringify(def.inputSchema, null, 2)}</pre>
+        </details>
+      )}
+    </div>
   )
 }
