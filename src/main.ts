@@ -254,7 +254,14 @@ async function serve(
     // while the demo configuration keeps its public keys on loopback.
     // An empty HOST (an unset compose variable) is no override: "" would mean every interface.
     const host = env.HOST || loaded.config.server.host
-    const refusal = demoExposure(loaded.config.demo, host, env)
+    // With `start`, the agent API (demo keys) and the dashboard come with it: same rule.
+    const refusal = [
+      host,
+      ...(parts.agents ? [env.AGENTS_HOST ?? '127.0.0.1'] : []),
+      ...(parts.dashboard ? [env.DASHBOARD_HOST ?? '127.0.0.1'] : []),
+    ]
+      .map((h) => demoExposure(loaded.config.demo, h, env))
+      .find((r) => r !== undefined)
     if (refusal) {
       io.err(refusal)
       return 1

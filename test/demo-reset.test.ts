@@ -176,6 +176,29 @@ describe('a demo configuration beyond loopback', () => {
     expect(answered).toBe(false)
   }, 60_000)
 
+  it('`start` refuses a non-loopback agent API or dashboard the same way', async () => {
+    for (const extra of [{ AGENTS_HOST: '0.0.0.0' }, { DASHBOARD_HOST: '0.0.0.0' }]) {
+      const child = spawn(process.execPath, [join(ROOT, 'bin/warden.js'), 'start'], {
+        cwd: ROOT,
+        env: {
+          PATH: process.env.PATH,
+          LOG_LEVEL: 'warn',
+          PORT: String(await freePort()),
+          AGENTS_PORT: String(await freePort()),
+          DASHBOARD_PORT: String(await freePort()),
+          WARDEN_SQLITE_PATH: join(dir, 'start.db'),
+          ...extra,
+        },
+      })
+      children.push(child)
+      let output = ''
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()))
+      const code = await new Promise<number>((r) => child.once('exit', (c) => r(c ?? -1)))
+      expect(code, output).toBe(1)
+      expect(output).toMatch(/refusing to listen on 0\.0\.0\.0/)
+    }
+  }, 60_000)
+
   it('starts when told twice (HOST and WARDEN_DEMO_PUBLIC=1)', async () => {
     const port = await freePort()
     const gw = await startGateway({
