@@ -37,7 +37,12 @@ ENV NODE_ENV=production \
     # only where they should be reached.
     HOST=0.0.0.0 \
     AGENTS_HOST=0.0.0.0 \
-    DASHBOARD_HOST=0.0.0.0
+    DASHBOARD_HOST=0.0.0.0 \
+    # The container configuration (config/compose: the demo's agents and tools, decisions readable
+    # with an approver token only), not config/demo. Its keys are still the public demo keys, so
+    # the gateway refuses to listen on 0.0.0.0 until told twice: run the image with
+    # -e WARDEN_DEMO_PUBLIC=1 to try it, or mount your own configuration (WARDEN_CONFIG).
+    WARDEN_CONFIG=/app/config/compose/warden.yaml
 WORKDIR /app
 RUN groupadd --system --gid 10001 warden \
  && useradd --system --uid 10001 --gid warden --home-dir /app --no-create-home \

@@ -245,7 +245,11 @@ async function main(): Promise<void> {
   docker(['volume', 'create', VOLUME])
   const port = await freePort()
   const gw = `http://127.0.0.1:${port}`
-  const gateway = runContainer('gateway', { PORT: String(port) }, ['gateway'])
+  // The image's configuration has the public demo keys: listening on 0.0.0.0 needs the second
+  // confirmation (without it the gateway refuses to start; README, "The image").
+  const gateway = runContainer('gateway', { PORT: String(port), WARDEN_DEMO_PUBLIC: '1' }, [
+    'gateway',
+  ])
   start = Date.now()
   const ready = await waitFor('gateway readiness', ok200(`${gw}/health/ready`))
   record('gateway ready (/health/ready)', true, `${ready.toFixed(1)} s`)

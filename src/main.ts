@@ -16,6 +16,7 @@ import {
   type AuditSource,
   type Io,
 } from './cli/commands.js'
+import { demoReset } from './cli/demo.js'
 import { ConfigError, loadConfig } from './config/loader.js'
 import { readFileSync } from 'node:fs'
 import { buildAgentApi, DEFAULT_RUNS_PATH, PROVIDERS, type ProviderName } from './agents/server.js'
@@ -39,7 +40,9 @@ const USAGE = `usage: warden <command>
   migrate [--db FILE | --schema NAME]  bring the store schema up to date: the SQLite file, or
                                 with DATABASE_URL the PostgreSQL migrations (listed as applied)
   backup --out FILE [--db FILE] an online copy of the SQLite store, verified (PostgreSQL: pg_dump)
-  policy test <dir> [--config FILE]   run scenario files through the pipeline
+  policy test <dir or file> [--config FILE]   run scenario files through the pipeline
+  demo reset                    with the gateway stopped: start the demo over (deletes the demo's
+                                audit log and held agent runs; the demo backend starts fresh)
   config check [--config FILE]  validate a configuration
   scan TEXT | --jsonl FILE      score text with the prompt-injection detector (FILE - is stdin);
                                 exit 0 clean, 1 an injection found, 2 unreadable input
@@ -65,7 +68,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const { values, positionals } = parsed
 
   const configFile = values.config ?? env.WARDEN_CONFIG ?? DEFAULT_CONFIG
-  const dbPath = () => values.db ?? loadConfig(configFile).config.store.sqlite_path
+  // WARDEN_SQLITE_PATH, like PORT and HOST, overrides the file (store.sqlite_path).
+  const dbPath = () =>
+    values.db ?? sqliteOverride(env) ?? loadConfig(configFile).config.store.sqlite_path
   const databaseUrl = env.DATABASE_URL === '' ? undefined : env.DATABASE_URL
   const auditSource = (): AuditSource =>
     databaseUrl !== undefined
@@ -160,6 +165,23 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       }
       case 'config check':
         return configCheck(configFile, io)
+      case 'demo reset': {
+        const loaded = loadConfig(configFile)
+        if (!loaded.config.demo)
+          return usage('demo reset works on a demo configuration only (`demo: true`)')
+        if (databaseUrl !== undefined)
+          return usage('demo reset clears a SQLite store; unset DATABASE_URL')
+        return await demoReset(
+          {
+            sqlitePath: dbPath(),
+            runsPath: env.AGENT_RUNS_PATH || DEFAULT_RUNS_PATH,
+            gatewayUrl:
+              env.GATEWAY_URL ?? `http://127.0.0.1:${env.PORT || loaded.config.server.port}`,
+          },
+          values.json,
+          io,
+        )
+      }
       default:
         if (command === 'policy' && sub === 'test' && arg)
           return await policyTest(arg, values.config, values.json, io, env)
@@ -227,10 +249,28 @@ async function serve(
         'demo credentials are active (demo-<agent>-key, demo-approver-token): do not expose this gateway',
       )
     }
+    const port = env.PORT ? Number(env.PORT) : loaded.config.server.port
+    // HOST, like PORT, overrides the file: the image listens on every interface of its container
+    // while the demo configuration keeps its public keys on loopback.
+    // An empty HOST (an unset compose variable) is no override: "" would mean every interface.
+    const host = env.HOST || loaded.config.server.host
+    // With `start`, the agent API (demo keys) and the dashboard come with it: same rule.
+    const refusal = [
+      host,
+      ...(parts.agents ? [env.AGENTS_HOST ?? '127.0.0.1'] : []),
+      ...(parts.dashboard ? [env.DASHBOARD_HOST ?? '127.0.0.1'] : []),
+    ]
+      .map((h) => demoExposure(loaded.config.demo, h, env))
+      .find((r) => r !== undefined)
+    if (refusal) {
+      io.err(refusal)
+      return 1
+    }
     const warden = await createWarden({
       config: loaded,
       logger,
       env,
+      ...(sqliteOverride(env) && { sqlitePath: sqliteOverride(env) }),
       databaseUrl: env.DATABASE_URL,
       ...(env.DATABASE_SCHEMA && { databaseSchema: env.DATABASE_SCHEMA }),
       ...(env.REDIS_URL !== undefined && { redisUrl: env.REDIS_URL }),
@@ -253,11 +293,6 @@ async function serve(
     closers.unshift(async () => {
       process.off('SIGHUP', onHangup)
     })
-    const port = env.PORT ? Number(env.PORT) : loaded.config.server.port
-    // HOST, like PORT, overrides the file: the image listens on every interface of its container
-    // while the demo configuration keeps its public keys on loopback.
-    // An empty HOST (an unset compose variable) is no override: "" would mean every interface.
-    const host = env.HOST || loaded.config.server.host
     await warden.app.listen({ host, port })
     banner.push(`gateway    http://${urlHost(host)}:${port}   (MCP: /mcp, API docs: /docs)`)
     if (loaded.config.demo)
@@ -337,6 +372,37 @@ async function serve(
   })
   for (const close of closers) await close()
   return 0
+}
+
+/** The second confirmation a demo configuration needs to listen beyond loopback. */
+export const DEMO_PUBLIC_ENV = 'WARDEN_DEMO_PUBLIC'
+
+/**
+ * A demo configuration's keys and approver token are public: it listens on a non-loopback
+ * address only when told twice (the host, and `WARDEN_DEMO_PUBLIC=1`). The reason, or undefined.
+ */
+export function demoExposure(
+  demo: boolean,
+  host: string,
+  env: NodeJS.ProcessEnv,
+): string | undefined {
+  if (!demo || isLoopback(host) || env[DEMO_PUBLIC_ENV] === '1') return undefined
+  return (
+    `refusing to listen on ${host}: this is a demo configuration, whose agent keys and approver ` +
+    `token are public (demo-<agent>-key, demo-approver-token), so anyone who reaches ${host} ` +
+    `could act as any agent and approve anything. Listen on 127.0.0.1 (unset HOST), use your own ` +
+    `configuration (WARDEN_CONFIG, keys from \`warden keys create\`), or, if you really mean it, ` +
+    `set ${DEMO_PUBLIC_ENV}=1 as well.`
+  )
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
+}
+
+/** `WARDEN_SQLITE_PATH`: the SQLite store file, instead of the configuration's `store.sqlite_path`. */
+function sqliteOverride(env: NodeJS.ProcessEnv): string | undefined {
+  return env.WARDEN_SQLITE_PATH || undefined
 }
 
 /** `DATABASE_URL` as the store takes it (a postgres:// URL), checked the same way. */
