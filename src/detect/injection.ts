@@ -274,9 +274,15 @@ function scoreModel(n: NormalizedText, budget: Budget, found: Map<string, number
 }
 
 function scanNormalized(n: NormalizedText, found: Map<string, number>): void {
-  const copies = { unleet: n.unleet, plain: n.plain, folded: n.folded, squeezed: squeeze(n.unleet) }
+  // The squeezed copy is built only if a pattern still needs it.
+  const copies = { unleet: n.unleet, plain: n.plain, folded: n.folded, squeezed: '' }
+  let squeezed = false
   for (const p of PATTERNS) {
     if ((found.get(p.category) ?? 0) >= p.weight) continue
+    if (p.on === 'squeezed' && !squeezed) {
+      copies.squeezed = squeeze(n.unleet)
+      squeezed = true
+    }
     if (p.re.test(copies[p.on])) found.set(p.category, p.weight)
   }
   if (n.flags.tags) {
@@ -292,7 +298,12 @@ function scanNormalized(n: NormalizedText, found: Map<string, number>): void {
  * deeper than `nestedLayers`, or beyond the budget, mark the text as not fully scanned.
  */
 function scanEncoded(text: string, depth: number, budget: Budget, found: Map<string, number>) {
+  // Base64 and hex need 20 characters of the base64 alphabet in a row, percent-encoding a '%':
+  // one look at the text saves running their expressions over ordinary prose.
+  const longRun = hasBase64Run(text)
+  if (!longRun && !text.includes('%')) return
   for (const enc of ENCODED) {
+    if (enc.name !== 'percent' && !longRun) continue
     for (const m of text.matchAll(enc.re)) {
       let segment = m[0]
       const key = `${enc.name}:${segment}`
@@ -320,6 +331,21 @@ function scanEncoded(text: string, depth: number, budget: Budget, found: Map<str
     }
   }
 }
+
+/** Whether `text` has 20 characters in a row from [A-Za-z0-9+/_-] (what a segment starts with). */
+function hasBase64Run(text: string): boolean {
+  let run = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c < 128 && BASE64_ALPHABET[c] === 1) {
+      if (++run >= 20) return true
+    } else run = 0
+  }
+  return false
+}
+const BASE64_ALPHABET = new Uint8Array(128)
+for (const ch of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-')
+  BASE64_ALPHABET[ch.charCodeAt(0)] = 1
 
 /**
  * The readable runs of decoded bytes, one per line ('' if none): text hidden after binary noise

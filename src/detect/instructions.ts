@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { normalizeForMatch } from './normalize.js'
+import { foldForMatch } from './normalize.js'
 
 /**
  * Instructions hidden in data: a request addressed to the assistant ("Please grant permanent
@@ -74,7 +74,10 @@ const MODAL =
 const BENEFICIARY =
   /\b(my|our) (friend|boss|colleague|account|email|address|wallet|iban|number|website|site|link|page)\b|\bto me\b/
 const LINK = /https?:\/\/|www\.|\b[a-z0-9-]+\.(com|net|org|io|xyz|ru|info|biz|co|me)\b/
-const ADDRESS = /[^\s@]+@[^\s@]+\.[a-z]{2,}|\b[a-z]{2}\d{2}[a-z0-9]{10,30}\b/
+// An e-mail address, or an account number such as an IBAN.
+const ADDRESS_AT = /[^\s@]+@[^\s@]+\.[a-z]{2,}/
+const ACCOUNT = /\b[a-z]{2}\d{2}[a-z0-9]{10,30}\b/
+const HAS_DIGIT = /\d/
 const TOKEN = /[\p{L}\p{M}]+(?:'[\p{L}]+)?|\d+/gu
 /** Sentence ends and line breaks: where one statement stops and the next may be an order. */
 // A full stop inside a token (www.example.com, 2,099.00) does not end a sentence.
@@ -82,24 +85,75 @@ const SEGMENT = /(?:[^\n.!?。！？]|[.!?](?=\S))*(?:[.!?。！？]+|\n|$)/g
 
 const CUE_COPIES = [1, 2, 3]
 
-/** The hashed features of one normalized sentence (deduplicated bucket numbers). */
+/**
+ * The hashed features of one normalized sentence, each bucket once, in the order they first
+ * occur (that order fixes the floating-point sum in `scoreSentence`).
+ */
 export function sentenceFeatures(sentence: string): number[] {
-  const out = new Set<number>()
-  const tokens = (sentence.match(TOKEN) ?? []).map((t) => (/^\d/.test(t) ? '0' : t))
-  if (tokens.length === 0) return []
-  const put = (feature: string) => out.add(hash(feature))
-  put('bias')
+  const out: number[] = []
+  eachFeature(sentence, (b) => out.push(b))
+  return out
+}
+
+// One stamp per bucket: a bucket counts once per sentence without a set (all synchronous).
+const stamps = new Uint32Array(INSTRUCTION_BUCKETS)
+let stamp = 0
+
+/**
+ * Call `visit` once for each distinct feature bucket of `sentence`: the features are the words
+ * `w:<word>`, the pairs `b:<word> <next>`, the opening `f:<word>` and `f2:<word> <next>`, and
+ * three slots per cue `h<k>:<cue>`. Each is hashed straight from the tokens (FNV-1a carries on
+ * from the prefix's state), so no feature string is built.
+ */
+function eachFeature(sentence: string, visit: (bucket: number) => void): void {
+  const tokens = sentence.match(TOKEN)
+  if (tokens === null) return
   for (let i = 0; i < tokens.length; i++) {
-    put(`w:${tokens[i]}`)
-    if (i + 1 < tokens.length) put(`b:${tokens[i]} ${tokens[i + 1]}`)
+    const c = tokens[i]!.charCodeAt(0)
+    if (c >= 48 && c <= 57) tokens[i] = '0'
+  }
+  if (++stamp === 0xffffffff) {
+    stamps.fill(0)
+    stamp = 1
+  }
+  const put = (h: number) => {
+    const b = h & (INSTRUCTION_BUCKETS - 1)
+    if (stamps[b] === stamp) return
+    stamps[b] = stamp
+    visit(b)
+  }
+  put(BIAS)
+  for (let i = 0; i < tokens.length; i++) {
+    put(fnv(WORD, tokens[i]!))
+    if (i + 1 < tokens.length) put(fnv(fnv(fnv(PAIR, tokens[i]!), ' '), tokens[i + 1]!))
   }
   const first = tokens[0]!
-  put(`f:${first}`)
-  if (tokens.length > 1) put(`f2:${first} ${tokens[1]}`)
+  put(fnv(FIRST, first))
+  if (tokens.length > 1) put(fnv(fnv(fnv(FIRST_PAIR, first), ' '), tokens[1]!))
   // Each cue fills three slots: a larger step than one word's, so the cues that carry across
   // attack styles outweigh the words of the styles seen in training.
-  for (const cue of cues(sentence, tokens)) for (const k of CUE_COPIES) put(`h${k}:${cue}`)
-  return [...out]
+  for (const cue of cues(sentence, tokens)) for (const h of cueHashes(cue)) put(h)
+}
+
+/** FNV-1a over UTF-16 code units, continuing from state `h`. */
+function fnv(h: number, s: string): number {
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193)
+  return h
+}
+const FNV_OFFSET = 0x811c9dc5
+const BIAS = fnv(FNV_OFFSET, 'bias')
+const WORD = fnv(FNV_OFFSET, 'w:')
+const PAIR = fnv(FNV_OFFSET, 'b:')
+const FIRST = fnv(FNV_OFFSET, 'f:')
+const FIRST_PAIR = fnv(FNV_OFFSET, 'f2:')
+const CUE_HASHES = new Map<string, number[]>()
+function cueHashes(cue: string): number[] {
+  let hs = CUE_HASHES.get(cue)
+  if (hs === undefined) {
+    hs = CUE_COPIES.map((k) => fnv(FNV_OFFSET, `h${k}:${cue}`))
+    CUE_HASHES.set(cue, hs)
+  }
+  return hs
 }
 
 /** Hand features: the cues that carry across attack styles the training data lacks. */
@@ -109,7 +163,11 @@ function cues(sentence: string, tokens: string[]): string[] {
   const imperative = tokens.slice(0, 3).some((t) => IMPERATIVES.has(t.replace(/'/g, '')))
   const you = SECOND_PERSON.test(sentence)
   const action = ACTIONS.test(sentence)
-  const link = LINK.test(sentence) || ADDRESS.test(sentence)
+  // The cheap test first: most sentences have no '.', '@', 'http' or digit, so no link or address.
+  const link =
+    ((sentence.includes('.') || sentence.includes('http')) && LINK.test(sentence)) ||
+    (sentence.includes('@') && ADDRESS_AT.test(sentence)) ||
+    (HAS_DIGIT.test(sentence) && ACCOUNT.test(sentence))
   const flags: [string, boolean][] = [
     ['imperative', imperative],
     ['you', you],
@@ -120,7 +178,7 @@ function cues(sentence: string, tokens: string[]): string[] {
     ['modal', MODAL.test(sentence)],
     ['beneficiary', BENEFICIARY.test(sentence)],
     ['question', /\?\s*$/.test(sentence)],
-    ['table', (sentence.match(/\|/g)?.length ?? 0) >= 2],
+    ['table', sentence.indexOf('|', sentence.indexOf('|') + 1) > 0],
     ['code', symbolShare(sentence) > 0.25],
   ]
   for (const [name, on] of flags) if (on) out.push(name)
@@ -133,11 +191,15 @@ function cues(sentence: string, tokens: string[]): string[] {
   return out
 }
 
+// Code-like characters: brackets, operators, markup, digits.
+const SYMBOL = new Uint8Array(128)
+for (const ch of '{}[]()=;<>_*#/\\$`0123456789') SYMBOL[ch.charCodeAt(0)] = 1
+
 function symbolShare(s: string): number {
   let symbols = 0
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i)
-    if ('{}[]()=;<>_*#/\\$`'.includes(s[i]!) || (c >= 48 && c <= 57)) symbols++
+    if (c < 128 && SYMBOL[c] === 1) symbols++
   }
   return s.length === 0 ? 0 : symbols / s.length
 }
@@ -152,8 +214,8 @@ export function sentences(text: string): string[] {
   for (const m of text.matchAll(SEGMENT)) {
     if (m[0].trim() === '') continue
     for (let at = 0; at < m[0].length; at += MAX_SEGMENT_CHARS) {
-      const folded = normalizeForMatch(m[0].slice(at, at + MAX_SEGMENT_CHARS)).folded
-      if (folded.length > 1) out.push(...pieces(folded))
+      const folded = foldForMatch(m[0].slice(at, at + MAX_SEGMENT_CHARS))
+      if (folded.length > 1) for (const piece of pieces(folded)) out.push(piece)
     }
   }
   return out
@@ -161,6 +223,11 @@ export function sentences(text: string): string[] {
 
 /** Split a long sentence into pieces of `MAX_TOKENS` words, so each is scored as one statement. */
 function pieces(sentence: string): string[] {
+  // Most sentences are short: count the spaces before splitting.
+  let spaces = 0
+  for (let at = sentence.indexOf(' '); at >= 0 && spaces < MAX_TOKENS; at = sentence.indexOf(' ', at + 1))
+    spaces++
+  if (spaces < MAX_TOKENS) return [sentence]
   const words = sentence.split(' ')
   if (words.length <= MAX_TOKENS) return [sentence]
   const out: string[] = []
@@ -177,8 +244,9 @@ export interface InstructionModel {
 
 /** Probability that one normalized sentence is an instruction to the assistant. */
 export function scoreSentence(model: InstructionModel, sentence: string): number {
+  const weights = model.weights
   let z = 0
-  for (const b of sentenceFeatures(sentence)) z += model.weights[b]!
+  eachFeature(sentence, (b) => (z += weights[b]!))
   return 1 / (1 + Math.exp(-z))
 }
 
@@ -193,13 +261,6 @@ export function scoreInstructions(
     if (score > best.score) best = { score, sentence: s }
   }
   return best
-}
-
-/** FNV-1a over UTF-16 code units: stable across runs and platforms. */
-function hash(s: string): number {
-  let h = 0x811c9dc5
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193)
-  return (h >>> 0) & (INSTRUCTION_BUCKETS - 1)
 }
 
 const FORMAT = 'warden-instructions-lr-1'
