@@ -21,6 +21,8 @@ interface Pattern {
   /** Which normalized copy the pattern reads. */
   on: 'unleet' | 'plain' | 'squeezed' | 'folded'
   re: RegExp
+  /** Every match has a character outside ASCII: ASCII text is not read with it. */
+  nonAscii: boolean
 }
 
 const P = (category: string, weight: number, on: Pattern['on'], re: RegExp): Pattern => ({
@@ -28,7 +30,43 @@ const P = (category: string, weight: number, on: Pattern['on'], re: RegExp): Pat
   weight,
   on,
   re,
+  nonAscii: needsNonAscii(re),
 })
+
+/**
+ * Whether every match of `re` must contain a character outside ASCII, read off its source: it
+ * starts with a group that every match goes through (no `|` outside it, no quantifier after it)
+ * whose every alternative has such a character outside brackets (`esque[çc]a` does not count:
+ * `c` is ASCII). Any doubt answers false, which only costs time.
+ */
+export function needsNonAscii(re: RegExp): boolean {
+  const src = re.source
+  if (!src.startsWith('(') || /^\(\?/.test(src)) return false
+  const close = src.indexOf(')')
+  const group = src.slice(1, close)
+  const rest = src.slice(close + 1)
+  if (/[()\\]/.test(group) || /^[?*{]/.test(rest) || topLevelBar(rest)) return false
+  return group
+    .replace(/\[[^\]]*\]/g, '')
+    .split('|')
+    .every((alt) => /[^\x00-\x7f]/.test(alt))
+}
+
+/** Whether `src` has a `|` outside any group or bracket (an alternative that skips the rest). */
+function topLevelBar(src: string): boolean {
+  let depth = 0
+  let bracket = false
+  for (let i = 0; i < src.length; i++) {
+    const c = src[i]
+    if (c === '\\') i++
+    else if (bracket) bracket = c !== ']'
+    else if (c === '[') bracket = true
+    else if (c === '(') depth++
+    else if (c === ')') depth--
+    else if (c === '|' && depth === 0) return true
+  }
+  return false
+}
 
 const PATTERNS: Pattern[] = [
   // Instruction override, in the languages most seen in public injection sets.
@@ -277,8 +315,10 @@ function scanNormalized(n: NormalizedText, found: Map<string, number>): void {
   // The squeezed copy is built only if a pattern still needs it.
   const copies = { unleet: n.unleet, plain: n.plain, folded: n.folded, squeezed: '' }
   let squeezed = false
+  const asciiPlain = ASCII.test(n.plain)
   for (const p of PATTERNS) {
     if ((found.get(p.category) ?? 0) >= p.weight) continue
+    if (p.nonAscii && asciiPlain && p.on === 'plain') continue
     if (p.on === 'squeezed' && !squeezed) {
       copies.squeezed = squeeze(n.unleet)
       squeezed = true
@@ -358,5 +398,7 @@ function printableRuns(decoded: string): string {
 // Letters, digits, punctuation, spacing and most symbols; not U+FFFD (an undecodable byte) nor
 // other symbols (`So`), which random bytes decode to as often as not.
 const PRINTABLE_RUN = /[\p{L}\p{N}\p{P}\p{Sm}\p{Sc}\p{Sk}\p{Zs}\t\n\r]{12,}/gu
+
+const ASCII = /^\p{ASCII}*$/u
 
 const round = (x: number) => Math.round(x * 1000) / 1000

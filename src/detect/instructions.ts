@@ -91,37 +91,67 @@ const CUE_COPIES = [1, 2, 3]
  */
 export function sentenceFeatures(sentence: string): number[] {
   const out: number[] = []
-  eachFeature(sentence, (b) => out.push(b))
+  eachFeature(sentence, null, out)
   return out
 }
 
 // One stamp per bucket: a bucket counts once per sentence without a set (all synchronous).
 const stamps = new Uint32Array(INSTRUCTION_BUCKETS)
 let stamp = 0
+// What `put` does with a new bucket: add its weight to `sum`, or append it to `into`.
+let sumOf: Float32Array | null = null
+let into: number[] | null = null
+let sum = 0
+
+/** Count feature hash `h` once per sentence. */
+function put(h: number): void {
+  const b = h & (INSTRUCTION_BUCKETS - 1)
+  if (stamps[b] === stamp) return
+  stamps[b] = stamp
+  if (sumOf !== null) sum += sumOf[b]!
+  else into!.push(b)
+}
 
 /**
- * Call `visit` once for each distinct feature bucket of `sentence`: the features are the words
- * `w:<word>`, the pairs `b:<word> <next>`, the opening `f:<word>` and `f2:<word> <next>`, and
- * three slots per cue `h<k>:<cue>`. Each is hashed straight from the tokens (FNV-1a carries on
- * from the prefix's state), so no feature string is built.
+ * The distinct feature buckets of `sentence`, in the order they first occur, summed as weights
+ * (`weights`) or appended to `out`: the words `w:<word>`, the pairs `b:<word> <next>`, the
+ * opening `f:<word>` and `f2:<word> <next>`, and three slots per cue `h<k>:<cue>`. Each is
+ * hashed straight from the tokens (FNV-1a carries on from the prefix's state), so no feature
+ * string is built. Returns the sum (0 when appending).
  */
-function eachFeature(sentence: string, visit: (bucket: number) => void): void {
-  const tokens = sentence.match(TOKEN)
-  if (tokens === null) return
+function eachFeature(sentence: string, weights: Float32Array | null, out: number[] | null): number {
+  const count = asciiTokens(sentence)
+  if (count < 0) return eachFeatureOf(sentence, sentence.match(TOKEN), weights, out)
+  if (count === 0) return 0
+  begin(weights, out)
+  put(BIAS)
+  // The same features as below, hashed from the token boundaries; a number reads as '0'.
+  for (let i = 0; i < count; i++) {
+    put(tokenHash(WORD, sentence, i))
+    if (i + 1 < count) put(tokenHash(fnv(tokenHash(PAIR, sentence, i), ' '), sentence, i + 1))
+  }
+  put(tokenHash(FIRST, sentence, 0))
+  if (count > 1) put(tokenHash(fnv(tokenHash(FIRST_PAIR, sentence, 0), ' '), sentence, 1))
+  const first: string[] = []
+  for (let i = 0; i < Math.min(3, count); i++)
+    first.push(starts[i]! < 0 ? '0' : sentence.slice(starts[i], ends[i]))
+  for (const cue of cues(sentence, first, count)) for (const h of cueHashes(cue)) put(h)
+  return end()
+}
+
+/** The features of a sentence with characters outside ASCII, from its `TOKEN` matches. */
+function eachFeatureOf(
+  sentence: string,
+  tokens: RegExpMatchArray | null,
+  weights: Float32Array | null,
+  out: number[] | null,
+): number {
+  if (tokens === null) return 0
   for (let i = 0; i < tokens.length; i++) {
     const c = tokens[i]!.charCodeAt(0)
     if (c >= 48 && c <= 57) tokens[i] = '0'
   }
-  if (++stamp === 0xffffffff) {
-    stamps.fill(0)
-    stamp = 1
-  }
-  const put = (h: number) => {
-    const b = h & (INSTRUCTION_BUCKETS - 1)
-    if (stamps[b] === stamp) return
-    stamps[b] = stamp
-    visit(b)
-  }
+  begin(weights, out)
   put(BIAS)
   for (let i = 0; i < tokens.length; i++) {
     put(fnv(WORD, tokens[i]!))
@@ -132,7 +162,78 @@ function eachFeature(sentence: string, visit: (bucket: number) => void): void {
   if (tokens.length > 1) put(fnv(fnv(fnv(FIRST_PAIR, first), ' '), tokens[1]!))
   // Each cue fills three slots: a larger step than one word's, so the cues that carry across
   // attack styles outweigh the words of the styles seen in training.
-  for (const cue of cues(sentence, tokens)) for (const h of cueHashes(cue)) put(h)
+  for (const cue of cues(sentence, tokens.slice(0, 3), tokens.length))
+    for (const h of cueHashes(cue)) put(h)
+  return end()
+}
+
+function begin(weights: Float32Array | null, out: number[] | null): void {
+  if (++stamp === 0xffffffff) {
+    stamps.fill(0)
+    stamp = 1
+  }
+  sumOf = weights
+  into = out
+  sum = 0
+}
+
+function end(): number {
+  sumOf = null
+  into = null
+  return sum
+}
+
+// Token boundaries of the last `asciiTokens` call; a number's start is stored as −1 − start.
+let starts = new Int32Array(256)
+let ends = new Int32Array(256)
+
+/**
+ * `TOKEN`'s matches in an ASCII sentence, as boundaries in `starts` and `ends`: runs of letters
+ * (with one apostrophe followed by letters) and runs of digits. Returns how many, or −1 if the
+ * sentence has a character outside ASCII (then `TOKEN` itself reads it).
+ */
+function asciiTokens(s: string): number {
+  let count = 0
+  let i = 0
+  const n = s.length
+  while (i < n) {
+    const c = s.charCodeAt(i)
+    if (c >= 0x80) return -1
+    const start = i
+    if (isLetter(c)) {
+      i++
+      while (i < n && isLetter(s.charCodeAt(i))) i++
+      if (i + 1 < n && s.charCodeAt(i) === 39 && isLetter(s.charCodeAt(i + 1))) {
+        i += 2
+        while (i < n && isLetter(s.charCodeAt(i))) i++
+      }
+    } else if (c >= 48 && c <= 57) {
+      i++
+      while (i < n && s.charCodeAt(i) >= 48 && s.charCodeAt(i) <= 57) i++
+    } else {
+      i++
+      continue
+    }
+    if (i < n && s.charCodeAt(i) >= 0x80) return -1
+    if (count === starts.length) {
+      starts = Int32Array.from({ length: count * 2 }, (_, k) => starts[k] ?? 0)
+      ends = Int32Array.from({ length: count * 2 }, (_, k) => ends[k] ?? 0)
+    }
+    starts[count] = c >= 48 && c <= 57 ? -1 - start : start
+    ends[count] = i
+    count++
+  }
+  return count
+}
+
+const isLetter = (c: number) => (c >= 97 && c <= 122) || (c >= 65 && c <= 90)
+
+/** FNV-1a of token `i` of the last `asciiTokens` call (a number as '0'), from state `h`. */
+function tokenHash(h: number, s: string, i: number): number {
+  const start = starts[i]!
+  if (start < 0) return Math.imul(h ^ 48, 0x01000193)
+  for (let k = start; k < ends[i]!; k++) h = Math.imul(h ^ s.charCodeAt(k), 0x01000193)
+  return h
 }
 
 /** FNV-1a over UTF-16 code units, continuing from state `h`. */
@@ -157,10 +258,10 @@ function cueHashes(cue: string): number[] {
 }
 
 /** Hand features: the cues that carry across attack styles the training data lacks. */
-function cues(sentence: string, tokens: string[]): string[] {
+function cues(sentence: string, first: string[], tokens: number): string[] {
   const out: string[] = []
   // An imperative may follow a greeting or "please": look at the first three words.
-  const imperative = tokens.slice(0, 3).some((t) => IMPERATIVES.has(t.replace(/'/g, '')))
+  const imperative = first.some((t) => IMPERATIVES.has(t.replace(/'/g, '')))
   const you = SECOND_PERSON.test(sentence)
   const action = ACTIONS.test(sentence)
   // The cheap test first: most sentences have no '.', '@', 'http' or digit, so no link or address.
@@ -187,7 +288,7 @@ function cues(sentence: string, tokens: string[]): string[] {
   if (imperative && link) out.push('imperative+link')
   if (action && link) out.push('action+link')
   if (action && you) out.push('action+you')
-  out.push(`len:${Math.min(6, Math.floor(Math.log2(tokens.length + 1)))}`)
+  out.push(`len:${Math.min(6, Math.floor(Math.log2(tokens + 1)))}`)
   return out
 }
 
@@ -244,9 +345,7 @@ export interface InstructionModel {
 
 /** Probability that one normalized sentence is an instruction to the assistant. */
 export function scoreSentence(model: InstructionModel, sentence: string): number {
-  const weights = model.weights
-  let z = 0
-  eachFeature(sentence, (b) => (z += weights[b]!))
+  const z = eachFeature(sentence, model.weights, null)
   return 1 / (1 + Math.exp(-z))
 }
 
