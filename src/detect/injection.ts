@@ -49,7 +49,7 @@ export function needsNonAscii(re: RegExp): boolean {
   return group
     .replace(/\[[^\]]*\]/g, '')
     .split('|')
-    .every((alt) => /[^\x00-\x7f]/.test(alt))
+    .every((alt) => /[^\p{ASCII}]/u.test(alt))
 }
 
 /** Whether `src` has a `|` outside any group or bracket (an alternative that skips the rest). */
