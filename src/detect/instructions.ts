@@ -119,14 +119,9 @@ function put(h: number): void {
  * hashed straight from the tokens (FNV-1a carries on from the prefix's state), so no feature
  * string is built. Returns the sum (0 when appending).
  */
-function eachFeature(
-  sentence: string,
-  weights: Float32Array | null,
-  out: number[] | null,
-  found = -1,
-): number {
+function eachFeature(sentence: string, weights: Float32Array | null, out: number[] | null): number {
   const count = asciiTokens(sentence)
-  if (count < 0) return eachFeatureOf(sentence, sentence.match(TOKEN), weights, out, found)
+  if (count < 0) return eachFeatureOf(sentence, sentence.match(TOKEN), weights, out)
   if (count === 0) return 0
   begin(weights, out)
   put(BIAS)
@@ -140,8 +135,7 @@ function eachFeature(
   const first: string[] = []
   for (let i = 0; i < Math.min(3, count); i++)
     first.push(starts[i]! < 0 ? '0' : sentence.slice(starts[i], ends[i]))
-  const bits = found < 0 ? cueBits(sentence) : found
-  for (const cue of cues(sentence, first, count, bits)) for (const h of cueHashes(cue)) put(h)
+  for (const cue of cues(sentence, first, count)) for (const h of cueHashes(cue)) put(h)
   return end()
 }
 
@@ -151,7 +145,6 @@ function eachFeatureOf(
   tokens: RegExpMatchArray | null,
   weights: Float32Array | null,
   out: number[] | null,
-  found: number,
 ): number {
   if (tokens === null) return 0
   for (let i = 0; i < tokens.length; i++) {
@@ -169,8 +162,7 @@ function eachFeatureOf(
   if (tokens.length > 1) put(fnv(fnv(fnv(FIRST_PAIR, first), ' '), tokens[1]!))
   // Each cue fills three slots: a larger step than one word's, so the cues that carry across
   // attack styles outweigh the words of the styles seen in training.
-  const bits = found < 0 ? cueBits(sentence) : found
-  for (const cue of cues(sentence, tokens.slice(0, 3), tokens.length, bits))
+  for (const cue of cues(sentence, tokens.slice(0, 3), tokens.length))
     for (const h of cueHashes(cue)) put(h)
   return end()
 }
@@ -265,88 +257,27 @@ function cueHashes(cue: string): number[] {
   return hs
 }
 
-// The cues read by an expression, one bit each. None of these expressions can match across a
-// line break, and a line break reads like either end of a text to `\b`: matched once over the
-// sentences joined by line breaks, each match falls in one sentence, and a sentence has a match
-// exactly when it has one on its own.
-const YOU = 1
-const ACTION = 2
-const LINKED = 4
-const ADDRESSED_TO = 8
-const ANSWER = 16
-const MODAL_VERB = 32
-const BENEFITS = 64
-const EVERYWHERE = (re: RegExp) => new RegExp(re.source, `${re.flags}g`)
-type CueExpression = [bit: number, re: RegExp, maybe: (text: string) => boolean]
-const always = () => true
-const CUE_EXPRESSIONS: CueExpression[] = [
-  [YOU, SECOND_PERSON, always],
-  [ACTION, ACTIONS, always],
-  // The cheap test first: most text has no '.', '@', 'http' or digit, so no link or address.
-  [LINKED, LINK, (t) => t.includes('.') || t.includes('http')],
-  [LINKED, ADDRESS_AT, (t) => t.includes('@')],
-  [LINKED, ACCOUNT, (t) => HAS_DIGIT.test(t)],
-  [ADDRESSED_TO, ADDRESSED, always],
-  [ANSWER, ABOUT_THE_ANSWER, always],
-  [MODAL_VERB, MODAL, always],
-  [BENEFITS, BENEFICIARY, always],
-]
-const CUE_EVERYWHERE = CUE_EXPRESSIONS.map(([bit, re, maybe]) => ({
-  bit,
-  re: EVERYWHERE(re),
-  maybe,
-}))
-
-/** The expression cues of one sentence, as bits. */
-function cueBits(sentence: string): number {
-  let found = 0
-  for (const [bit, re, maybe] of CUE_EXPRESSIONS)
-    if ((found & bit) === 0 && maybe(sentence) && re.test(sentence)) found |= bit
-  return found
-}
-
-/** The expression cues of each of `list`, one pass of each expression over all of them. */
-function cueBitsOf(list: string[]): Uint8Array {
-  const found = new Uint8Array(list.length)
-  if (list.length === 1) {
-    found[0] = cueBits(list[0]!)
-    return found
-  }
-  const joined = list.join('\n')
-  const starts: number[] = []
-  let at = 0
-  for (const s of list) {
-    starts.push(at)
-    at += s.length + 1
-  }
-  for (const { bit, re, maybe } of CUE_EVERYWHERE) {
-    if (!maybe(joined)) continue
-    let k = 0
-    for (const m of joined.matchAll(re)) {
-      while (k + 1 < starts.length && starts[k + 1]! <= m.index) k++
-      found[k] = found[k]! | bit
-    }
-  }
-  return found
-}
-
 /** Hand features: the cues that carry across attack styles the training data lacks. */
-function cues(sentence: string, first: string[], tokens: number, found: number): string[] {
+function cues(sentence: string, first: string[], tokens: number): string[] {
   const out: string[] = []
   // An imperative may follow a greeting or "please": look at the first three words.
   const imperative = first.some((t) => IMPERATIVES.has(t.replace(/'/g, '')))
-  const you = (found & YOU) !== 0
-  const action = (found & ACTION) !== 0
-  const link = (found & LINKED) !== 0
+  const you = SECOND_PERSON.test(sentence)
+  const action = ACTIONS.test(sentence)
+  // The cheap test first: most sentences have no '.', '@', 'http' or digit, so no link or address.
+  const link =
+    ((sentence.includes('.') || sentence.includes('http')) && LINK.test(sentence)) ||
+    (sentence.includes('@') && ADDRESS_AT.test(sentence)) ||
+    (HAS_DIGIT.test(sentence) && ACCOUNT.test(sentence))
   const flags: [string, boolean][] = [
     ['imperative', imperative],
     ['you', you],
     ['action', action],
     ['link', link],
-    ['addressed', (found & ADDRESSED_TO) !== 0],
-    ['answer', (found & ANSWER) !== 0],
-    ['modal', (found & MODAL_VERB) !== 0],
-    ['beneficiary', (found & BENEFITS) !== 0],
+    ['addressed', ADDRESSED.test(sentence)],
+    ['answer', ABOUT_THE_ANSWER.test(sentence)],
+    ['modal', MODAL.test(sentence)],
+    ['beneficiary', BENEFICIARY.test(sentence)],
     ['question', /\?\s*$/.test(sentence)],
     ['table', sentence.indexOf('|', sentence.indexOf('|') + 1) > 0],
     ['code', symbolShare(sentence) > 0.25],
@@ -395,11 +326,7 @@ export function sentences(text: string): string[] {
 function pieces(sentence: string): string[] {
   // Most sentences are short: count the spaces before splitting.
   let spaces = 0
-  for (
-    let at = sentence.indexOf(' ');
-    at >= 0 && spaces < MAX_TOKENS;
-    at = sentence.indexOf(' ', at + 1)
-  )
+  for (let at = sentence.indexOf(' '); at >= 0 && spaces < MAX_TOKENS; at = sentence.indexOf(' ', at + 1))
     spaces++
   if (spaces < MAX_TOKENS) return [sentence]
   const words = sentence.split(' ')
@@ -428,12 +355,9 @@ export function scoreInstructions(
   text: string,
 ): { score: number; sentence: string } {
   let best = { score: 0, sentence: '' }
-  const list = sentences(text)
-  const found = cueBitsOf(list)
-  for (let i = 0; i < list.length; i++) {
-    const z = eachFeature(list[i]!, model.weights, null, found[i])
-    const score = 1 / (1 + Math.exp(-z))
-    if (score > best.score) best = { score, sentence: list[i]! }
+  for (const s of sentences(text)) {
+    const score = scoreSentence(model, s)
+    if (score > best.score) best = { score, sentence: s }
   }
   return best
 }
