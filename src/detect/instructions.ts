@@ -326,7 +326,11 @@ export function sentences(text: string): string[] {
 function pieces(sentence: string): string[] {
   // Most sentences are short: count the spaces before splitting.
   let spaces = 0
-  for (let at = sentence.indexOf(' '); at >= 0 && spaces < MAX_TOKENS; at = sentence.indexOf(' ', at + 1))
+  for (
+    let at = sentence.indexOf(' ');
+    at >= 0 && spaces < MAX_TOKENS;
+    at = sentence.indexOf(' ', at + 1)
+  )
     spaces++
   if (spaces < MAX_TOKENS) return [sentence]
   const words = sentence.split(' ')
