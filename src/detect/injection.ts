@@ -21,6 +21,8 @@ interface Pattern {
   /** Which normalized copy the pattern reads. */
   on: 'unleet' | 'plain' | 'squeezed' | 'folded'
   re: RegExp
+  /** Every match has a character outside ASCII: ASCII text is not read with it. */
+  nonAscii: boolean
 }
 
 const P = (category: string, weight: number, on: Pattern['on'], re: RegExp): Pattern => ({
@@ -28,7 +30,43 @@ const P = (category: string, weight: number, on: Pattern['on'], re: RegExp): Pat
   weight,
   on,
   re,
+  nonAscii: needsNonAscii(re),
 })
+
+/**
+ * Whether every match of `re` must contain a character outside ASCII, read off its source: it
+ * starts with a group that every match goes through (no `|` outside it, no quantifier after it)
+ * whose every alternative has such a character outside brackets (`esque[çc]a` does not count:
+ * `c` is ASCII). Any doubt answers false, which only costs time.
+ */
+export function needsNonAscii(re: RegExp): boolean {
+  const src = re.source
+  if (!src.startsWith('(') || /^\(\?/.test(src)) return false
+  const close = src.indexOf(')')
+  const group = src.slice(1, close)
+  const rest = src.slice(close + 1)
+  if (/[()\\]/.test(group) || /^[?*{]/.test(rest) || topLevelBar(rest)) return false
+  return group
+    .replace(/\[[^\]]*\]/g, '')
+    .split('|')
+    .every((alt) => /[^\p{ASCII}]/u.test(alt))
+}
+
+/** Whether `src` has a `|` outside any group or bracket (an alternative that skips the rest). */
+function topLevelBar(src: string): boolean {
+  let depth = 0
+  let bracket = false
+  for (let i = 0; i < src.length; i++) {
+    const c = src[i]
+    if (c === '\\') i++
+    else if (bracket) bracket = c !== ']'
+    else if (c === '[') bracket = true
+    else if (c === '(') depth++
+    else if (c === ')') depth--
+    else if (c === '|' && depth === 0) return true
+  }
+  return false
+}
 
 const PATTERNS: Pattern[] = [
   // Instruction override, in the languages most seen in public injection sets.
@@ -274,9 +312,17 @@ function scoreModel(n: NormalizedText, budget: Budget, found: Map<string, number
 }
 
 function scanNormalized(n: NormalizedText, found: Map<string, number>): void {
-  const copies = { unleet: n.unleet, plain: n.plain, folded: n.folded, squeezed: squeeze(n.unleet) }
+  // The squeezed copy is built only if a pattern still needs it.
+  const copies = { unleet: n.unleet, plain: n.plain, folded: n.folded, squeezed: '' }
+  let squeezed = false
+  const asciiPlain = ASCII.test(n.plain)
   for (const p of PATTERNS) {
     if ((found.get(p.category) ?? 0) >= p.weight) continue
+    if (p.nonAscii && asciiPlain && p.on === 'plain') continue
+    if (p.on === 'squeezed' && !squeezed) {
+      copies.squeezed = squeeze(n.unleet)
+      squeezed = true
+    }
     if (p.re.test(copies[p.on])) found.set(p.category, p.weight)
   }
   if (n.flags.tags) {
@@ -292,7 +338,12 @@ function scanNormalized(n: NormalizedText, found: Map<string, number>): void {
  * deeper than `nestedLayers`, or beyond the budget, mark the text as not fully scanned.
  */
 function scanEncoded(text: string, depth: number, budget: Budget, found: Map<string, number>) {
+  // Base64 and hex need 20 characters of the base64 alphabet in a row, percent-encoding a '%':
+  // one look at the text saves running their expressions over ordinary prose.
+  const longRun = hasBase64Run(text)
+  if (!longRun && !text.includes('%')) return
   for (const enc of ENCODED) {
+    if (enc.name !== 'percent' && !longRun) continue
     for (const m of text.matchAll(enc.re)) {
       let segment = m[0]
       const key = `${enc.name}:${segment}`
@@ -321,6 +372,21 @@ function scanEncoded(text: string, depth: number, budget: Budget, found: Map<str
   }
 }
 
+/** Whether `text` has 20 characters in a row from [A-Za-z0-9+/_-] (what a segment starts with). */
+function hasBase64Run(text: string): boolean {
+  let run = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c < 128 && BASE64_ALPHABET[c] === 1) {
+      if (++run >= 20) return true
+    } else run = 0
+  }
+  return false
+}
+const BASE64_ALPHABET = new Uint8Array(128)
+for (const ch of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-')
+  BASE64_ALPHABET[ch.charCodeAt(0)] = 1
+
 /**
  * The readable runs of decoded bytes, one per line ('' if none): text hidden after binary noise
  * in the same segment is still read, and random data yields nothing.
@@ -332,5 +398,7 @@ function printableRuns(decoded: string): string {
 // Letters, digits, punctuation, spacing and most symbols; not U+FFFD (an undecodable byte) nor
 // other symbols (`So`), which random bytes decode to as often as not.
 const PRINTABLE_RUN = /[\p{L}\p{N}\p{P}\p{Sm}\p{Sc}\p{Sk}\p{Zs}\t\n\r]{12,}/gu
+
+const ASCII = /^\p{ASCII}*$/u
 
 const round = (x: number) => Math.round(x * 1000) / 1000

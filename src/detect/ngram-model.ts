@@ -18,7 +18,9 @@ export function modelText(folded: string): string {
 }
 
 // Scratch space for counting: one slot per bucket, reset after each text (all synchronous).
-const scratch = new Uint32Array(BUCKETS)
+// A text of MAX_CHARS has fewer than 3 × (MAX_CHARS + 2) n-grams: 16 bits hold any count, and
+// the table is half the size in the cache.
+const scratch = new Uint16Array(BUCKETS)
 const touched: number[] = []
 // The 3-, 4- and 5-gram hashes starting at each position of the model text.
 const LONGEST = MAX_CHARS + 2
@@ -48,19 +50,21 @@ function count(folded: string): { buckets: number[]; norm: number } {
     h5[i] = Math.imul(h ^ t.charCodeAt(i + 4), 0x01000193)
   }
   touched.length = 0
-  const add = (hashes: Uint32Array, size: number) => {
-    for (let i = 0; i + size <= n; i++) {
-      const b = hashes[i]! & (BUCKETS - 1)
-      if (scratch[b] === 0) touched.push(b)
-      scratch[b]! += 1
-    }
-  }
-  add(h3, 3)
-  add(h4, 4)
-  add(h5, 5)
+  add(h3, n - 2)
+  add(h4, n - 3)
+  add(h5, n - 4)
   let squares = 0
   for (const b of touched) squares += scratch[b]! * scratch[b]!
   return { buckets: touched, norm: Math.sqrt(squares) || 1 }
+}
+
+/** Count the first `positions` hashes of `hashes` into `scratch`, noting new buckets in `touched`. */
+function add(hashes: Uint32Array, positions: number): void {
+  for (let i = 0; i < positions; i++) {
+    const b = hashes[i]! & (BUCKETS - 1)
+    if (scratch[b] === 0) touched.push(b)
+    scratch[b]! += 1
+  }
 }
 
 /** Feature vector for training: bucket → count, L2-normalized. */
@@ -79,14 +83,49 @@ export interface NgramModel {
   bias: number
 }
 
-/** Probability that a text is an injection, given its folded normalization. */
+/**
+ * Probability that a text is an injection, given its folded normalization. One pass over the
+ * n-grams: Σ weight × count is the sum of the weights of the occurrences, and the squared norm
+ * grows by 2k + 1 when a bucket's count goes from k to k + 1, so no list of buckets is kept.
+ * Same value as summing per bucket (`features`), up to the order of floating-point additions.
+ */
 export function predictFolded(model: NgramModel, folded: string): number {
-  const { buckets, norm } = count(folded)
+  const t = modelText(folded)
+  const n = t.length
+  const w = model.weights
   let z = 0
-  for (const b of buckets) {
-    z += model.weights[b]! * scratch[b]!
-    scratch[b] = 0
+  let squares = 0
+  for (let i = 0; i + 3 <= n; i++) {
+    let h = 0x811c9dc5
+    h = Math.imul(h ^ t.charCodeAt(i), 0x01000193)
+    h = Math.imul(h ^ t.charCodeAt(i + 1), 0x01000193)
+    h = Math.imul(h ^ t.charCodeAt(i + 2), 0x01000193)
+    let b = h & (BUCKETS - 1)
+    h3[i] = b
+    let k = scratch[b]!
+    scratch[b] = k + 1
+    squares += 2 * k + 1
+    z += w[b]!
+    if (i + 4 > n) continue
+    h = Math.imul(h ^ t.charCodeAt(i + 3), 0x01000193)
+    b = h & (BUCKETS - 1)
+    h4[i] = b
+    k = scratch[b]!
+    scratch[b] = k + 1
+    squares += 2 * k + 1
+    z += w[b]!
+    if (i + 5 > n) continue
+    b = Math.imul(h ^ t.charCodeAt(i + 4), 0x01000193) & (BUCKETS - 1)
+    h5[i] = b
+    k = scratch[b]!
+    scratch[b] = k + 1
+    squares += 2 * k + 1
+    z += w[b]!
   }
+  for (let i = 0; i + 3 <= n; i++) scratch[h3[i]!] = 0
+  for (let i = 0; i + 4 <= n; i++) scratch[h4[i]!] = 0
+  for (let i = 0; i + 5 <= n; i++) scratch[h5[i]!] = 0
+  const norm = Math.sqrt(squares) || 1
   return 1 / (1 + Math.exp(-(model.bias + z / norm)))
 }
 
