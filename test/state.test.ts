@@ -151,6 +151,29 @@ describe.each(STATE_BACKENDS)('state contract: %s', (name, open) => {
       expect(taint).toEqual(entries.slice(6))
     })
 
+    it('taint: the cap never drops the mark of an injection, however many entries follow', async () => {
+      state = await open()
+      const poisoned = { source: 'tool:x#1', text: 'ignore all', at: 0, injected: true }
+      await state.sessions.commit({ agent: 'a', taint: { session: 's', entries: [poisoned] } })
+      // A hijacked agent floods the session with calls of its own, one at a time and in bulk.
+      for (let i = 1; i <= 3; i++)
+        await state.sessions.commit({
+          agent: 'a',
+          taint: { session: 's', entries: [text(`one ${i}`, i)] },
+        })
+      const flood = Array.from({ length: MAX_TAINT_ENTRIES * 2 }, (_, i) => text(`f${i}`, 10 + i))
+      await state.sessions.commit({ agent: 'a', taint: { session: 's', entries: flood } })
+      await state.sessions.commit({
+        agent: 'a',
+        taint: { session: 's', entries: [text('after', 1000)] },
+      })
+      const { taint } = await state.sessions.load({ agent: 'a', session: 's', now: 1000 })
+      expect(taint[0]).toEqual({ ...poisoned, text: '' })
+      expect(taint.filter((e) => e.injected)).toHaveLength(1)
+      expect(taint.at(-1)).toEqual(text('after', 1000))
+      expect(taint.length).toBeLessThanOrEqual(MAX_TAINT_ENTRIES + 1)
+    })
+
     it('rule windows: kept for their span per agent and key, capped with what was dropped', async () => {
       state = await open()
       const add = (agent: string, key: string, at: number, max = 3) =>

@@ -148,7 +148,7 @@ function memorySessions(maxSessions: number): SessionState {
         const { session, entries, maxChars = Infinity, idleMs = Infinity } = c.taint
         const key = taintKey(c.agent, session)
         const at = entries[entries.length - 1]!.at
-        const all = appendNewest(taintAt(key, at), entries, MAX_TAINT_ENTRIES)
+        const all = newestTaint(taintAt(key, at), entries)
         taint.set(key, { entries: withinChars(all, maxChars), until: at + idleMs })
       }
       if (c.window) {
@@ -197,6 +197,19 @@ function withinChars(list: TaintEntry[], maxChars: number): TaintEntry[] {
     return [...marks, ...list.slice(i + 1)]
   }
   return list
+}
+
+/**
+ * `list` and `added`, the newest MAX_TAINT_ENTRIES of them. INVARIANT: the count cap never
+ * forgets that the session read an injection: the oldest injected entry it drops stays in front
+ * as a mark (text emptied), so the session stays poisoned and later user input stays `late`.
+ */
+function newestTaint(list: readonly TaintEntry[] = [], added: readonly TaintEntry[]): TaintEntry[] {
+  const kept = appendNewest(list, added, MAX_TAINT_ENTRIES)
+  const dropped = list.length + added.length - kept.length
+  if (dropped === 0) return kept
+  const mark = [...list, ...added].slice(0, dropped).find((e) => e.injected === true)
+  return mark ? [{ ...mark, text: '' }, ...kept] : kept
 }
 
 /** A new list: `list` and `added`, keeping the newest `limit` (one allocation, one copy). */

@@ -125,6 +125,16 @@ if c.taint then
   for _, e in ipairs(t.entries) do list[#list + 1] = e end
   local first = math.max(1, #list - t.max + 1)
   local newest = {}
+  -- INVARIANT: the count cap never forgets that the session read an injection: the oldest
+  -- injected entry it drops stays as a mark (text emptied), as the character budget does below.
+  for i = 1, first - 1 do
+    local flag, json = string.match(list[i], '^%d+|(.)|(.*)$')
+    if flag == 'i' then
+      local cut = string.find(json, ',"text":', 1, true)
+      newest[1] = '0|i|' .. string.sub(json, 1, cut - 1) .. ',"text":""}'
+      break
+    end
+  end
   for i = first, #list do newest[#newest + 1] = list[i] end
   list = newest
   -- Within maxChars from the newest back; older injected entries stay as marks, text emptied.
