@@ -298,6 +298,7 @@ async function main(): Promise<void> {
     {
       AGENTS_PORT: String(agentsPort),
       GATEWAY_URL: gw,
+      WARDEN_DEMO_PUBLIC: '1',
       AGENT_RUNS_PATH: `data/agent-runs-${RUN}.db`,
     },
     ['agents'],
@@ -305,7 +306,7 @@ async function main(): Promise<void> {
   const dashPort = await freePort()
   const dashboard = runContainer(
     'dashboard',
-    { DASHBOARD_PORT: String(dashPort), GATEWAY_URL: gw },
+    { DASHBOARD_PORT: String(dashPort), GATEWAY_URL: gw, WARDEN_DEMO_PUBLIC: '1' },
     ['dashboard'],
   )
   await waitFor('agent API', ok200(`http://127.0.0.1:${agentsPort}/health`))

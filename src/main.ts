@@ -242,6 +242,28 @@ async function serve(
   let gatewayUrl = env.GATEWAY_URL ?? 'http://127.0.0.1:8004'
   /** What a person at a terminal is told once everything listens (the log stays JSON). */
   const banner: string[] = []
+  // Run on their own, the agent API (it calls with the demo agents' keys) and the dashboard (it
+  // proxies the gateway, approver token and all) follow the same rule as the gateway: a demo
+  // configuration stays on loopback unless told twice. A configuration they cannot read is the
+  // gateway's concern (they do not use it otherwise).
+  if (!parts.gateway) {
+    let demo = false
+    try {
+      demo = loadConfig(configFile).config.demo
+    } catch {
+      demo = false
+    }
+    const refusal = [
+      ...(parts.agents ? [env.AGENTS_HOST ?? '127.0.0.1'] : []),
+      ...(parts.dashboard ? [env.DASHBOARD_HOST ?? '127.0.0.1'] : []),
+    ]
+      .map((h) => demoExposure(demo, h, env))
+      .find((r) => r !== undefined)
+    if (refusal) {
+      io.err(refusal)
+      return 1
+    }
+  }
   if (parts.gateway) {
     const loaded = loadConfig(configFile)
     if (loaded.config.demo) {

@@ -199,6 +199,24 @@ describe('a demo configuration beyond loopback', () => {
     }
   }, 60_000)
 
+  it('`agents` and `dashboard` run on their own refuse a public address the same way', async () => {
+    for (const [command, extra] of [
+      ['agents', { AGENTS_HOST: '0.0.0.0', AGENTS_PORT: String(await freePort()) }],
+      ['dashboard', { DASHBOARD_HOST: '0.0.0.0', DASHBOARD_PORT: String(await freePort()) }],
+    ] as const) {
+      const child = spawn(process.execPath, [join(ROOT, 'bin/warden.js'), command], {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH, LOG_LEVEL: 'warn', ...extra },
+      })
+      children.push(child)
+      let output = ''
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()))
+      const code = await new Promise<number>((r) => child.once('exit', (c) => r(c ?? -1)))
+      expect(code, output).toBe(1)
+      expect(output).toMatch(/refusing to listen on 0\.0\.0\.0/)
+    }
+  }, 60_000)
+
   it('starts when told twice (HOST and WARDEN_DEMO_PUBLIC=1)', async () => {
     const port = await freePort()
     const gw = await startGateway({

@@ -42,13 +42,18 @@ export async function demoReset(target: DemoResetTarget, json: boolean, io: Io):
   return 0
 }
 
-/** Whether something answers HTTP at `url` within a second (any status counts). */
+/**
+ * Whether a gateway may be running at `url`. INVARIANT: only a refused connection counts as
+ * stopped; an answer of any status, a timeout (a busy gateway) or any other error counts as
+ * running, so a reset never deletes a log a gateway may be writing.
+ */
 async function answers(url: string): Promise<boolean> {
   try {
-    const res = await fetch(new URL('/health/live', url), { signal: AbortSignal.timeout(1000) })
+    const res = await fetch(new URL('/health/live', url), { signal: AbortSignal.timeout(2000) })
     await res.arrayBuffer()
     return true
-  } catch {
-    return false
+  } catch (err) {
+    const code = ((err as { cause?: { code?: unknown } }).cause ?? {}).code
+    return code !== 'ECONNREFUSED'
   }
 }
