@@ -163,6 +163,16 @@ describe('per-address limits before authentication', () => {
     expect((await guess(behind.w, '198.51.100.1', '192.0.2.3')).statusCode).toBe(429)
     const rejected = await behind.w.stores.audit.query({ type: 'request_rejected', limit: 10 })
     expect(rejected.some((e) => /from 203\.0\.113\.6$/.test(e.reason))).toBe(true)
+    // A header cannot earn the loopback exemption: behind a trusted proxy, a client that names
+    // 127.0.0.1 is limited like any other (its connection is not loopback).
+    const spoof = await gateway({
+      trust_proxy: ['uniquelocal'],
+      limits: { auth_failures: { burst: 2, per_second: 0.01 } },
+    })
+    expect(spoof.w.loaded.config.server.limits.trusted_ips).toContain('127.0.0.1')
+    expect((await guess(spoof.w, '172.18.0.7', '127.0.0.1')).statusCode).toBe(401)
+    expect((await guess(spoof.w, '172.18.0.7', '127.0.0.1')).statusCode).toBe(401)
+    expect((await guess(spoof.w, '172.18.0.7', '127.0.0.1')).statusCode).toBe(429)
     // Without trust_proxy (the default) the header is ignored altogether.
     const direct = await gateway({ limits })
     expect((await guess(direct.w, '10.0.0.2', '203.0.113.5')).statusCode).toBe(401)

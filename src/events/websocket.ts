@@ -29,11 +29,15 @@ export class ConnectionCaps {
     private readonly trusted: ReadonlySet<string> = new Set(),
   ) {}
 
-  /** A release function (call it once, when the connection ends), or null when full. */
-  admit(ip: string): (() => void) | null {
+  /**
+   * A release function (call it once, when the connection ends), or null when full. `trusted`
+   * says the client is exempt from the per-address cap (the caller knows the connection's own
+   * address too); by default, whether `ip` is in the trusted set.
+   */
+  admit(ip: string, trusted = this.trusted.has(ip)): (() => void) | null {
     const mine = this.byIp.get(ip) ?? 0
     if (this.total >= this.limits.max_connections) return null
-    if (!this.trusted.has(ip) && mine >= this.limits.max_per_ip) return null
+    if (!trusted && mine >= this.limits.max_per_ip) return null
     this.total += 1
     this.byIp.set(ip, mine + 1)
     let released = false

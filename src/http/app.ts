@@ -19,7 +19,7 @@ import type { Stores } from '../store/types.js'
 import { catalogCodeOf, replyFrameworkError, replyNotFound } from './errors.js'
 import { TOKEN_PROTOCOL } from './guards.js'
 import { installHostGuard } from './host-guard.js'
-import { installIpLimits, replyLimited, timeoutOptions } from './limits.js'
+import { installIpLimits, replyLimited, timeoutOptions, trustedClient } from './limits.js'
 import { Metrics } from './metrics.js'
 import { registerOpenApi } from './openapi.js'
 import { adminRoutes, type AdminRoutesOptions } from './routes/admin.js'
@@ -194,10 +194,11 @@ function installLimits(app: FastifyInstance, gateway: Gateway): void {
     // Browsers' origins are checked where they act: the stream (`allowed_origins`), the dashboard.
     checkOrigin: false,
   })
-  const caps = new ConnectionCaps(limits.websocket, new Set(limits.trusted_ips))
+  const trustedIps = new Set(limits.trusted_ips)
+  const caps = new ConnectionCaps(limits.websocket)
   app.addHook('onRequest', async (req, reply) => {
     if (req.headers.upgrade?.toLowerCase() !== 'websocket') return
-    const release = caps.admit(req.ip)
+    const release = caps.admit(req.ip, trustedClient(trustedIps, req))
     if (!release) {
       // A refused upgrade ends its connection, or a client could keep holding the socket.
       // (An in-process `inject()` request has a stand-in socket without `end`.)

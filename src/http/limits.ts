@@ -141,7 +141,7 @@ export function installIpLimits(
   const requests = new TokenBuckets(limits.per_ip, limits.max_tracked_ips)
   const failures = new TokenBuckets(limits.auth_failures, limits.max_tracked_ips)
   app.addHook('onRequest', async (req, reply) => {
-    if (trusted.has(req.ip)) return
+    if (trustedClient(trusted, req)) return
     const wait = requests.take(req.ip)
     if (wait > 0)
       return replyLimited(
@@ -165,7 +165,7 @@ export function installIpLimits(
   })
   app.addHook('onSend', async (req, reply, payload) => {
     if (reply.statusCode !== 401) return payload
-    if (!trusted.has(req.ip)) failures.take(req.ip)
+    if (!trustedClient(trusted, req)) failures.take(req.ip)
     await onAuthFailure?.(req, codeOf(payload))
     return payload
   })
@@ -199,4 +199,14 @@ export function timeoutOptions(limits: ServerLimits) {
       connectionsCheckingInterval: 1000,
     },
   }
+}
+
+/**
+ * Whether the per-address limits skip this request: its client address (`req.ip`, which may come
+ * from `X-Forwarded-For` behind `server.trust_proxy`) and the connection's own address are both
+ * in `trusted_ips`. INVARIANT: a header cannot earn the exemption: a client that writes
+ * `X-Forwarded-For: 127.0.0.1` through a trusted proxy is still limited by its connection.
+ */
+export function trustedClient(trusted: ReadonlySet<string>, req: FastifyRequest): boolean {
+  return trusted.has(req.ip) && trusted.has(req.socket?.remoteAddress ?? req.ip)
 }

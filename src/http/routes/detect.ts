@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { WardenConfig } from '../../domain/config.js'
 import { scanText } from '../../detect/injection.js'
 import type { Runtime } from '../../pipeline/runtime.js'
-import { replyLimited, TokenBuckets } from '../limits.js'
+import { replyLimited, TokenBuckets, trustedClient } from '../limits.js'
 import { parseDetectBody } from '../schemas.js'
 
 export interface DetectRoutesOptions {
@@ -26,7 +26,7 @@ export const detectRoutes: FastifyPluginAsync<DetectRoutesOptions> = async (
       bodyLimit: limits.detect_body_limit_bytes,
       // Before the body is read: a limited client costs no parsing.
       onRequest: async (req, reply) => {
-        if (trusted.has(req.ip)) return
+        if (trustedClient(trusted, req)) return
         const wait = buckets.take(req.ip)
         if (wait > 0)
           return replyLimited(req, reply, 'ip_rate_limited', wait, 'too many detector requests')
