@@ -317,12 +317,18 @@ function shown(def: ToolDefinition): ToolDefinition {
       ? `${def.description.slice(0, MAX_DESCRIPTION_CHARS)}… (cut: ${def.description.length} characters in all)`
       : def.description
   return {
-    name: def.name,
+    name: def.name.slice(0, 256),
     ...(description !== undefined && { description }),
-    ...(def.inputSchema !== undefined && { inputSchema: def.inputSchema }),
-    ...(def.outputSchema !== undefined && { outputSchema: def.outputSchema }),
-    ...(def.annotations !== undefined && { annotations: def.annotations }),
+    ...(def.inputSchema !== undefined && { inputSchema: bounded(def.inputSchema) }),
+    ...(def.outputSchema !== undefined && { outputSchema: bounded(def.outputSchema) }),
+    ...(def.annotations !== undefined && { annotations: bounded(def.annotations) }),
   }
+}
+
+/** A schema as shown: itself, or a note of its size when its JSON is over the description limit. */
+function bounded(value: unknown): unknown {
+  const size = JSON.stringify(value)?.length ?? 0
+  return size > MAX_DESCRIPTION_CHARS ? `(${size} characters of JSON, too large to show)` : value
 }
 
 /** The event-to-be of a first pin, with what blocked it at once, if anything. */

@@ -85,6 +85,8 @@ export interface McpUpstreams {
 }
 
 const CLIENT_INFO = { name: 'warden', version: '0.1.0' }
+/** How long a reload waits for each upstream to list its tools again. */
+const RELIST_TIMEOUT_MS = 5_000
 /** Tool names kept from one upstream listing (the rest are ignored and reported). */
 export const MAX_LISTED_TOOLS = 1_000
 /** A listed tool with a longer name is ignored (configured names are far shorter). */
@@ -196,8 +198,10 @@ class Upstream {
     const client = this.connected
     if (!client) return
     try {
+      // A reload waits for this: a slow upstream costs it at most RELIST_TIMEOUT_MS (its tools
+      // are then pinned at its next listing, and stay uncallable until then).
       const { tools } = await client.listTools(undefined, {
-        timeout: this.opts.connectTimeoutMs ?? 20_000,
+        timeout: RELIST_TIMEOUT_MS,
         cacheMode: 'bypass',
       })
       if (client === this.connected) await this.listed(tools)
