@@ -242,23 +242,17 @@ async function serve(
   let gatewayUrl = env.GATEWAY_URL ?? 'http://127.0.0.1:8004'
   /** What a person at a terminal is told once everything listens (the log stays JSON). */
   const banner: string[] = []
-  // Run on their own, the agent API (it calls with the demo agents' keys) and the dashboard (it
-  // proxies the gateway, approver token and all) follow the same rule as the gateway: a demo
-  // configuration stays on loopback unless told twice. A configuration they cannot read is the
-  // gateway's concern (they do not use it otherwise).
+  const agentsHost = env.AGENTS_HOST ?? '127.0.0.1'
+  const dashboardHost = env.DASHBOARD_HOST ?? '127.0.0.1'
+  // The agent API (it calls with the demo agents' keys) and the dashboard (it proxies the
+  // gateway, approver token and all) follow the gateway's rule, with it or on their own.
+  const sideHosts = [
+    ...(parts.agents ? [agentsHost] : []),
+    ...(parts.dashboard ? [dashboardHost] : []),
+  ]
   if (!parts.gateway) {
-    let demo = false
-    try {
-      demo = loadConfig(configFile).config.demo
-    } catch {
-      demo = false
-    }
-    const refusal = [
-      ...(parts.agents ? [env.AGENTS_HOST ?? '127.0.0.1'] : []),
-      ...(parts.dashboard ? [env.DASHBOARD_HOST ?? '127.0.0.1'] : []),
-    ]
-      .map((h) => demoExposure(demo, h, env))
-      .find((r) => r !== undefined)
+    // A configuration they cannot read is the gateway's concern (they do not use it otherwise).
+    const refusal = firstExposure(demoConfigured(configFile), sideHosts, env)
     if (refusal) {
       io.err(refusal)
       return 1
@@ -276,14 +270,7 @@ async function serve(
     // while the demo configuration keeps its public keys on loopback.
     // An empty HOST (an unset compose variable) is no override: "" would mean every interface.
     const host = env.HOST || loaded.config.server.host
-    // With `start`, the agent API (demo keys) and the dashboard come with it: same rule.
-    const refusal = [
-      host,
-      ...(parts.agents ? [env.AGENTS_HOST ?? '127.0.0.1'] : []),
-      ...(parts.dashboard ? [env.DASHBOARD_HOST ?? '127.0.0.1'] : []),
-    ]
-      .map((h) => demoExposure(loaded.config.demo, h, env))
-      .find((r) => r !== undefined)
+    const refusal = firstExposure(loaded.config.demo, [host, ...sideHosts], env)
     if (refusal) {
       io.err(refusal)
       return 1
@@ -359,8 +346,8 @@ async function serve(
     closers.unshift(() => agentApi.close())
     const port = env.AGENTS_PORT ? Number(env.AGENTS_PORT) : 8005
     // Loopback by default: whoever reaches it can drive the agents (with their keys).
-    await agentApi.listen({ host: env.AGENTS_HOST ?? '127.0.0.1', port })
-    banner.push(`agent API  http://${urlHost(env.AGENTS_HOST ?? '127.0.0.1')}:${port}`)
+    await agentApi.listen({ host: agentsHost, port })
+    banner.push(`agent API  http://${urlHost(agentsHost)}:${port}`)
     logger.info(
       { port, gateway_url: gatewayUrl, provider, runs: env.AGENT_RUNS_PATH || DEFAULT_RUNS_PATH },
       'warden agent API listening',
@@ -376,8 +363,8 @@ async function serve(
     closers.unshift(() => dashboard.close())
     const port = env.DASHBOARD_PORT ? Number(env.DASHBOARD_PORT) : 8006
     // Loopback by default: the dashboard proxies the whole gateway API.
-    await dashboard.listen({ host: env.DASHBOARD_HOST ?? '127.0.0.1', port })
-    banner.push(`dashboard  http://${urlHost(env.DASHBOARD_HOST ?? '127.0.0.1')}:${port}`)
+    await dashboard.listen({ host: dashboardHost, port })
+    banner.push(`dashboard  http://${urlHost(dashboardHost)}:${port}`)
     logger.info({ port, gateway_url: gatewayUrl }, 'warden dashboard listening')
   }
   if (process.stderr.isTTY && banner.length > 0)
@@ -416,6 +403,20 @@ export function demoExposure(
     `configuration (WARDEN_CONFIG, keys from \`warden keys create\`), or, if you really mean it, ` +
     `set ${DEMO_PUBLIC_ENV}=1 as well.`
   )
+}
+
+/** Whether `file` is a demo configuration; false when it cannot be read. */
+function demoConfigured(file: string): boolean {
+  try {
+    return loadConfig(file).config.demo
+  } catch {
+    return false
+  }
+}
+
+/** The first refusal among `hosts` (see demoExposure), or undefined. */
+function firstExposure(demo: boolean, hosts: string[], env: NodeJS.ProcessEnv): string | undefined {
+  return hosts.map((h) => demoExposure(demo, h, env)).find((r) => r !== undefined)
 }
 
 function isLoopback(host: string): boolean {

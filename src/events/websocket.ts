@@ -24,17 +24,13 @@ export class ConnectionCaps {
   private total = 0
   private readonly byIp = new Map<string, number>()
 
-  constructor(
-    private readonly limits: { max_connections: number; max_per_ip: number },
-    private readonly trusted: ReadonlySet<string> = new Set(),
-  ) {}
+  constructor(private readonly limits: { max_connections: number; max_per_ip: number }) {}
 
   /**
-   * A release function (call it once, when the connection ends), or null when full. `trusted`
-   * says the client is exempt from the per-address cap (the caller knows the connection's own
-   * address too); by default, whether `ip` is in the trusted set.
+   * A release function (call it once, when the connection ends), or null when full. `trusted`:
+   * the client is exempt from the per-address cap (the caller knows its addresses).
    */
-  admit(ip: string, trusted = this.trusted.has(ip)): (() => void) | null {
+  admit(ip: string, trusted: boolean): (() => void) | null {
     const mine = this.byIp.get(ip) ?? 0
     if (this.total >= this.limits.max_connections) return null
     if (!trusted && mine >= this.limits.max_per_ip) return null

@@ -7,13 +7,15 @@ import type { Runtime } from '../pipeline/runtime.js'
 /** Routes that show the audit whole or act need an approver token; agent keys never work. */
 export function requireApprover(runtime: Runtime, authorization: string | undefined) {
   const { approver } = principalOf(runtime, bearer(authorization))
-  if (!approver)
-    throw new WardenError(
-      'approver_unauthenticated',
-      'send an approver token: Authorization: Bearer <token>',
-    )
+  if (!approver) throw noApprover()
   return approver
 }
+
+const noApprover = () =>
+  new WardenError(
+    'approver_unauthenticated',
+    'send an approver token: Authorization: Bearer <token>',
+  )
 
 /**
  * Reading decisions needs an approver token (`server.read_access: approver`, the default) unless
@@ -21,11 +23,9 @@ export function requireApprover(runtime: Runtime, authorization: string | undefi
  * tool results; open readers see `result_withheld` instead.
  */
 export function requireReader(runtime: Runtime, authorization: string | undefined): boolean {
-  if (runtime.config.server.read_access !== 'open') {
-    requireApprover(runtime, authorization)
-    return true
-  }
-  return principalOf(runtime, bearer(authorization)).approver !== undefined
+  const access = readerCheck(runtime, authorization)()
+  if (access === null) throw noApprover()
+  return access === 'full'
 }
 
 /**

@@ -83,9 +83,8 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (
       const lastSeq = Number.isSafeInteger(raw) && raw >= 0 ? raw : null
       const protocol = subprotocolToken(req.headers['sec-websocket-protocol'])
       const authorization = req.headers.authorization ?? protocol
-      requireReader(runtime, authorization)
-      // Checked again for every event against the configuration in force: a reader whose token
-      // a reload removed (or whose reads a reload closed) stops receiving at once.
+      // preValidation admitted the reader; checked again for every event against the
+      // configuration in force, so a reader whose token a reload removed stops receiving at once.
       const reader = readerCheck(runtime, authorization)
       const shown = (e: AuditEvent) => {
         const access = reader()

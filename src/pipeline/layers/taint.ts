@@ -26,13 +26,9 @@ export function taint(rt: Runtime): Layer<'taint'> {
     name: 'taint',
     check(ctx) {
       const { tool } = ctx
-      const { current, sources } = sessionSources(ctx, maxChars)
+      const { fresh, sources } = sessionSources(ctx, maxChars)
       // This call's user input joins the session's taint, committed with the decision.
-      // The same request sent again with each call of a session is kept once.
-      if (ctx.call.sessionId !== undefined)
-        for (const e of current)
-          if (!ctx.state.taint.some((k) => k.source === e.source && k.text === e.text))
-            ctx.newTaint.push(e)
+      ctx.newTaint.push(...fresh)
       // Where each sensitive parameter's value came from, recorded on every verdict (the decision
       // trace and the audit keep it), whatever the verdict is.
       const provenance = provenanceOf(tool, ctx.call.params, sources, minLength)
@@ -53,26 +49,29 @@ export function taint(rt: Runtime): Layer<'taint'> {
 /**
  * The untrusted texts a call's parameters are matched against: this call's user input, what the
  * agent's session kept, and what the delegating agent's session read (an agent that read an
- * injection cannot launder it by asking another agent). `current` is this call's own input.
+ * injection cannot launder it by asking another agent). `fresh`: this call's input that the
+ * session does not keep yet (what the call adds to it; nothing without a session).
  */
 export function sessionSources(
   ctx: DecisionContext,
   maxChars: number,
-): { current: TaintEntry[]; sources: readonly TaintEntry[] } {
+): { fresh: TaintEntry[]; sources: readonly TaintEntry[] } {
   const input = ctx.call.context.user_input
   const current: TaintEntry[] =
     typeof input === 'string' && input.length > 0 ? [inputEntry(input, ctx.now, maxChars)] : []
   let sources: readonly TaintEntry[] = current
+  let fresh: TaintEntry[] = []
   if (ctx.call.sessionId !== undefined) {
-    // A request the session already kept counts from when it was first sent (its `at`), which
-    // is what tells the user's own request from one sent after an injected output.
-    const fresh = current.filter(
+    // The same request sent again with each call of a session is kept once, and counts from when
+    // it was first sent (its `at`): that tells the user's own request from one sent after an
+    // injected output.
+    fresh = current.filter(
       (e) => !ctx.state.taint.some((k) => k.source === e.source && k.text === e.text),
     )
     sources = fresh.length > 0 ? [...ctx.state.taint, ...fresh] : ctx.state.taint
   }
   if (ctx.state.delegatorTaint.length > 0) sources = [...sources, ...ctx.state.delegatorTaint]
-  return { current, sources }
+  return { fresh, sources }
 }
 
 /**
