@@ -305,12 +305,16 @@ export function jsonSchemaOf(schema: z.ZodType, io: 'input' | 'output'): Record<
   return json
 }
 
+const ERROR_REF = { $ref: '#/components/schemas/ErrorResponse' }
+
 function responsesOf(doc: RouteDoc): Record<string, Record<string, unknown>> {
   return Object.fromEntries(
     Object.entries(doc.responses).map(([status, r]) => {
       const [description, body] =
         typeof r === 'string' ? [r, Number(status) >= 400 ? s.errorResponse : undefined] : r
-      const content = body && { 'application/json': { schema: jsonSchemaOf(body, 'output') } }
+      // The error body is one shared component, not a copy per response.
+      const schema = body === s.errorResponse ? ERROR_REF : body && jsonSchemaOf(body, 'output')
+      const content = schema && { 'application/json': { schema } }
       return [status, { description, ...(content && { content }) }]
     }),
   )
@@ -393,6 +397,7 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
           'Security gateway for AI agents: every tool call is allowed, denied or held for a person, and audited.',
       },
       components: {
+        schemas: { ErrorResponse: jsonSchemaOf(s.errorResponse, 'output') },
         securitySchemes: {
           agentKey: { type: 'http', scheme: 'bearer', description: 'an agent key' },
           approverToken: { type: 'http', scheme: 'bearer', description: 'an approver token' },

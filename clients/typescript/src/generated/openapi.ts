@@ -280,89 +280,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
         /** @description missing or wrong agent key */
@@ -371,89 +289,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
         /** @description denied by a layer */
@@ -647,89 +483,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
         /** @description rate limited (`Retry-After`) */
@@ -1016,89 +770,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
         /** @description allowed, but the tool did not answer in time (it may have acted) */
@@ -1271,89 +943,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
         /** @description `message_not_allowed` or `injection_detected` */
@@ -1362,89 +952,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
       }
@@ -1535,89 +1043,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
         /** @description unknown approval */
@@ -1626,89 +1052,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
         /** @description already decided or expired */
@@ -1717,89 +1061,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
       }
@@ -1958,89 +1220,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
         /** @description unknown */
@@ -2049,89 +1229,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
       }
@@ -2205,89 +1303,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
         /** @description already decided, or the link was already used */
@@ -2296,89 +1312,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
       }
@@ -2423,89 +1357,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
       }
@@ -3209,89 +2061,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
       }
@@ -3349,89 +2119,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
       }
@@ -3670,89 +2358,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
         /** @description not an approver */
@@ -3761,89 +2367,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
         /** @description `config_needs_restart`: a field that takes effect only at a restart changed */
@@ -3852,89 +2376,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
         /** @description `config_invalid`: the files do not validate (the message names file and field) */
@@ -3943,89 +2385,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
         /** @description `audit_unavailable`: the reload could not be recorded; nothing changed */
@@ -4034,89 +2394,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
       }
@@ -4212,89 +2490,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
       }
@@ -4390,89 +2586,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
         /** @description unknown tool */
@@ -4481,89 +2595,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
         /** @description `definition_changed`: the upstream changed the tool again since it was shown */
@@ -4572,89 +2604,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
       }
@@ -4737,89 +2687,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
       }
@@ -4862,89 +2730,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
       }
@@ -4989,89 +2775,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
       }
@@ -5179,89 +2883,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
         /** @description no standalone stream on this door */
@@ -5270,89 +2892,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
       }
@@ -5395,89 +2935,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
         /** @description missing or wrong agent key (`WWW-Authenticate: Bearer`) */
@@ -5486,89 +2944,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
       }
@@ -5589,89 +2965,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
         /** @description no sessions on this door */
@@ -5680,89 +2974,7 @@ export interface paths {
             [name: string]: unknown
           }
           content: {
-            'application/json': {
-              error: {
-                /**
-                 * @description a code from docs/errors.md
-                 * @enum {string}
-                 */
-                code:
-                  | 'invalid_json'
-                  | 'duplicate_key'
-                  | 'forbidden_key'
-                  | 'max_depth'
-                  | 'max_items'
-                  | 'invalid_encoding'
-                  | 'invalid_tool_name'
-                  | 'invalid_request'
-                  | 'unsupported_media_type'
-                  | 'payload_too_large'
-                  | 'session_required'
-                  | 'context_too_large'
-                  | 'mcp_method_mismatch'
-                  | 'not_found'
-                  | 'definition_changed'
-                  | 'unauthenticated'
-                  | 'tool_not_allowed'
-                  | 'tool_definition_blocked'
-                  | 'policy_denied'
-                  | 'param_invalid'
-                  | 'injection_detected'
-                  | 'taint_violation'
-                  | 'guard_denied'
-                  | 'sequence_anomaly'
-                  | 'message_not_allowed'
-                  | 'unknown_agent'
-                  | 'agent_key_missing'
-                  | 'provider_not_configured'
-                  | 'provider_unavailable'
-                  | 'provider_bad_response'
-                  | 'run_not_found'
-                  | 'run_not_pending'
-                  | 'gateway_unavailable'
-                  | 'delegation_session_mismatch'
-                  | 'risk_too_high'
-                  | 'agent_quarantined'
-                  | 'rate_limited'
-                  | 'host_not_allowed'
-                  | 'ip_rate_limited'
-                  | 'auth_rate_limited'
-                  | 'too_many_connections'
-                  | 'approver_unauthenticated'
-                  | 'origin_not_allowed'
-                  | 'approver_not_authorized'
-                  | 'approval_not_found'
-                  | 'approval_already_decided'
-                  | 'approval_expired'
-                  | 'approval_denied'
-                  | 'approval_mismatch'
-                  | 'self_approval_forbidden'
-                  | 'too_many_pending_approvals'
-                  | 'signature_invalid'
-                  | 'signature_expired'
-                  | 'replayed'
-                  | 'idempotency_conflict'
-                  | 'idempotency_in_progress'
-                  | 'too_many_idempotency_keys'
-                  | 'config_invalid'
-                  | 'config_needs_restart'
-                  | 'shutting_down'
-                  | 'layer_failed'
-                  | 'audit_unavailable'
-                  | 'approval_store_unavailable'
-                  | 'idempotency_store_unavailable'
-                  | 'state_unavailable'
-                  | 'upstream_error'
-                  | 'upstream_timeout'
-                  | 'internal_error'
-                message: string
-              } & {
-                [key: string]: unknown
-              }
-              request_id?: string
-            } & {
-              [key: string]: unknown
-            }
+            'application/json': components['schemas']['ErrorResponse']
           }
         }
       }
@@ -5818,7 +3030,91 @@ export interface paths {
 }
 export type webhooks = Record<string, never>
 export interface components {
-  schemas: never
+  schemas: {
+    ErrorResponse: {
+      error: {
+        /**
+         * @description a code from docs/errors.md
+         * @enum {string}
+         */
+        code:
+          | 'invalid_json'
+          | 'duplicate_key'
+          | 'forbidden_key'
+          | 'max_depth'
+          | 'max_items'
+          | 'invalid_encoding'
+          | 'invalid_tool_name'
+          | 'invalid_request'
+          | 'unsupported_media_type'
+          | 'payload_too_large'
+          | 'session_required'
+          | 'context_too_large'
+          | 'mcp_method_mismatch'
+          | 'not_found'
+          | 'definition_changed'
+          | 'unauthenticated'
+          | 'tool_not_allowed'
+          | 'tool_definition_blocked'
+          | 'policy_denied'
+          | 'param_invalid'
+          | 'injection_detected'
+          | 'taint_violation'
+          | 'guard_denied'
+          | 'sequence_anomaly'
+          | 'message_not_allowed'
+          | 'unknown_agent'
+          | 'agent_key_missing'
+          | 'provider_not_configured'
+          | 'provider_unavailable'
+          | 'provider_bad_response'
+          | 'run_not_found'
+          | 'run_not_pending'
+          | 'gateway_unavailable'
+          | 'delegation_session_mismatch'
+          | 'risk_too_high'
+          | 'agent_quarantined'
+          | 'rate_limited'
+          | 'host_not_allowed'
+          | 'ip_rate_limited'
+          | 'auth_rate_limited'
+          | 'too_many_connections'
+          | 'approver_unauthenticated'
+          | 'origin_not_allowed'
+          | 'approver_not_authorized'
+          | 'approval_not_found'
+          | 'approval_already_decided'
+          | 'approval_expired'
+          | 'approval_denied'
+          | 'approval_mismatch'
+          | 'self_approval_forbidden'
+          | 'too_many_pending_approvals'
+          | 'signature_invalid'
+          | 'signature_expired'
+          | 'replayed'
+          | 'idempotency_conflict'
+          | 'idempotency_in_progress'
+          | 'too_many_idempotency_keys'
+          | 'config_invalid'
+          | 'config_needs_restart'
+          | 'shutting_down'
+          | 'layer_failed'
+          | 'audit_unavailable'
+          | 'approval_store_unavailable'
+          | 'idempotency_store_unavailable'
+          | 'state_unavailable'
+          | 'upstream_error'
+          | 'upstream_timeout'
+          | 'internal_error'
+        message: string
+      } & {
+        [key: string]: unknown
+      }
+      request_id?: string
+    } & {
+      [key: string]: unknown
+    }
+  }
   responses: never
   parameters: never
   requestBodies: never
